@@ -1,0 +1,261 @@
+"""The console messenger: a simulated workspace in a terminal (or a script on stdin).
+
+Lines:
+  /as <handle>        speak as someone          /in #<channel>   speak in a channel
+  /dm                 talk to the bot privately  /lang fr|en      your language
+  /users, /channels   who and where              /clock +2h       move time forward, run jobs
+  /click N            press button N of the last card
+  /form a=1 | b=2     submit the last form       /quit            leave
+  /causette <cmd>     the slash command; in /dm every line is a command; other lines are
+                      channel messages (addressed when they @mention the bot).
+"""
+from __future__ import annotations
+
+import itertools
+import re
+import sys
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Callable, TextIO
+
+from sqlalchemy import select
+
+from bot.core import Bot
+from bot.text import mention_marker
+from bot.types import Action, Effect, FetchHistory, Form, IncomingMessage, Outbound, ConversationRef, UserRef
+from adapters.console.render import plain, render_card, render_form, target_label
+from store.models.core import Conversation, Person
+
+PLATFORM = "console"
+BOT_HANDLE = "causette"
+_MENTION = re.compile(r"(?<![\w@])@([\w.\-]+)")
+_DURATION = re.compile(r"^\+?(\d+)\s*(m|min|h|d|j|w)$")
+
+
+@dataclass
+class ConsoleState:
+    tenant: str
+    user: str
+    channel: str = "general"
+    dm: bool = False
+    last_actions: list[Action] = field(default_factory=list)
+    last_form: Form | None = None
+
+
+class ConsoleMessenger:
+    def __init__(self, bot: Bot, tenant: str, user: str, out: TextIO = sys.stdout,
+                 history: Callable[[FetchHistory], list[IncomingMessage]] | None = None) -> None:
+        self.bot = bot
+        self.state = ConsoleState(tenant=tenant, user=user)
+        self.out = out
+        self._ids = itertools.count(1)
+        self._anchors: dict[str, int] = {}
+        self._history = history
+        self.command = bot.services.settings.command_name
+
+    # Directory -------------------------------------------------------------
+    def _people(self) -> dict[str, Person]:
+        with self.bot.services.db.session(self.state.tenant) as s:
+            return {p.external_id: p for p in s.scalars(select(Person))}
+
+    def _channels(self) -> dict[str, Conversation]:
+        with self.bot.services.db.session(self.state.tenant) as s:
+            return {c.external_id: c for c in s.scalars(select(Conversation).where(Conversation.kind != "dm"))}
+
+    def user_ref(self, handle: str) -> UserRef:
+        person = self._people().get(handle)
+        return UserRef(PLATFORM, self.state.tenant, handle, person.display_name if person else handle)
+
+    def conversation_ref(self) -> ConversationRef:
+        if self.state.dm:
+            return ConversationRef(PLATFORM, self.state.tenant, f"dm-{self.state.user}", "dm", name=f"dm-{self.state.user}")
+        chan = self._channels().get(self.state.channel)
+        kind = chan.kind if chan else "public"
+        return ConversationRef(PLATFORM, self.state.tenant, self.state.channel, kind, name=self.state.channel)  # type: ignore[arg-type]
+
+    # Input -----------------------------------------------------------------
+    def prompt(self) -> str:
+        where = "DM" if self.state.dm else "#" + self.state.channel
+        return f"{self.state.user}@{where}> "
+
+    def handle_line(self, line: str) -> None:
+        line = line.rstrip("\n")
+        if not line.strip():
+            return
+        stripped = line.strip()
+        if stripped == self.command or stripped.startswith(self.command + " "):
+            self._send(stripped[len(self.command):].strip(), addressed=True, via="command")
+        elif stripped.startswith("/"):
+            self._console_command(stripped)
+        elif self.state.dm:
+            self._send(stripped, addressed=True, via="message")
+        else:
+            addressed = bool(re.search(rf"(?<![\w@])@{BOT_HANDLE}\b", stripped, re.IGNORECASE))
+            text = re.sub(rf"(?<![\w@])@{BOT_HANDLE}\b[:,]?\s*", "", stripped, flags=re.IGNORECASE) if addressed else stripped
+            self._send(text, addressed=addressed, via="mention" if addressed else "message")
+
+    def _console_command(self, line: str) -> None:
+        verb, _, rest = line.partition(" ")
+        rest = rest.strip()
+        if verb == "/as":
+            handle = rest.lstrip("@").lower()
+            if not re.fullmatch(r"[\w.\-]{1,60}", handle):
+                self._print("(console) usage: /as <handle>")
+                return
+            if handle not in self._people():
+                self._print(f"(console) @{handle} is new here; /users lists the people I know")
+            self.state.user = handle
+            self._print(f"(console) you are now @{handle}")
+        elif verb == "/in":
+            name = rest.lstrip("#").lower()
+            if not re.fullmatch(r"[\w\-]{1,80}", name):
+                self._print("(console) usage: /in #<channel>")
+                return
+            if name not in self._channels():
+                self._print(f"(console) #{name} is a new channel")
+            self.state.channel, self.state.dm = name, False
+            self._print(f"(console) you are now in #{name}")
+        elif verb == "/dm":
+            self.state.dm = True
+            self._print("(console) you are now in a direct message with the bot")
+        elif verb == "/lang":
+            self._send(f"lang {rest}", addressed=True, via="command")
+        elif verb == "/users":
+            for p in sorted(self._people().values(), key=lambda p: p.external_id):
+                if not p.is_bot:
+                    self._print(f"@{p.external_id:12} {p.display_name} — {p.title}, {p.department}, {p.site}")
+        elif verb == "/channels":
+            for c in sorted(self._channels().values(), key=lambda c: c.external_id):
+                self._print(f"#{c.external_id:12} {c.kind}")
+        elif verb == "/clock":
+            self._advance(rest)
+        elif verb == "/click":
+            self._click(rest)
+        elif verb == "/form":
+            self._submit_form(rest)
+        elif verb in ("/help", "/?"):
+            self._print(__doc__ or "")
+        else:
+            self._print(f"(console) unknown console command {verb}; {self.command} help lists the bot's commands")
+
+    def _advance(self, rest: str) -> None:
+        m = _DURATION.match(rest.replace(" ", ""))
+        clock = self.bot.services.clock
+        if not m or not hasattr(clock, "advance"):
+            self._print("(console) usage: /clock +30m | +2h | +1d")
+            return
+        n, unit = int(m.group(1)), m.group(2)
+        delta = {"m": timedelta(minutes=n), "min": timedelta(minutes=n), "h": timedelta(hours=n),
+                 "d": timedelta(days=n), "j": timedelta(days=n), "w": timedelta(weeks=n)}[unit]
+        step = min(delta, timedelta(minutes=5))
+        moved = timedelta(0)
+        while moved < delta:
+            moved += step
+            clock.advance(step)  # type: ignore[attr-defined]
+            self.deliver(self.bot.run_all_jobs())
+        self._print(f"(console) it is now {clock.now():%Y-%m-%d %H:%M} UTC")
+
+    def _click(self, rest: str) -> None:
+        try:
+            action = self.state.last_actions[int(rest) - 1]
+        except (ValueError, IndexError):
+            self._print("(console) no such button")
+            return
+        self._send(action.command, addressed=True, via="button")
+
+    def _submit_form(self, rest: str) -> None:
+        form = self.state.last_form
+        if form is None:
+            self._print("(console) no form to submit")
+            return
+        values = {f.name: f.value for f in form.fields}
+        for part in rest.split("|"):
+            name, sep, value = part.partition("=")
+            if sep:
+                values[name.strip()] = value.strip()
+        self._send(form.submit_command, addressed=True, via="form", form_values=values)
+
+    def _send(self, text: str, *, addressed: bool, via: str, form_values: dict[str, str] | None = None) -> None:
+        people = self._people()
+        mentions: list[UserRef] = []
+
+        def to_marker(m: re.Match[str]) -> str:
+            handle = m.group(1).lower()
+            if handle in people:
+                mentions.append(UserRef(PLATFORM, self.state.tenant, handle, people[handle].display_name))
+                return mention_marker(handle)
+            return m.group(0)
+
+        text = _MENTION.sub(to_marker, text)
+        msg_id = f"{self.bot.services.clock.now().timestamp():.6f}-{next(self._ids)}"
+        conv = self.conversation_ref()
+        msg = IncomingMessage(
+            id=msg_id, text=text, sender=self.user_ref(self.state.user), conversation=conv, addressed=addressed,
+            mentions=tuple(mentions), sent_at=self.bot.services.clock.now(),
+            permalink=f"console://{conv.id}/{msg_id}", via=via,  # type: ignore[arg-type]
+            form_values=form_values,
+        )
+        self.deliver(self.bot.handle(msg))
+
+    # Output ----------------------------------------------------------------
+    def deliver(self, effects: list[Effect]) -> None:
+        people = self._people()
+        channels = self._channels()
+
+        def user_name(pid: str) -> str:
+            return pid if pid in people else pid
+
+        def channel_name(cid: str) -> str:
+            return channels[cid].name if cid in channels else cid
+
+        def fmt(text: str) -> str:
+            return plain(text, user_name, channel_name)
+
+        for effect in effects:
+            if isinstance(effect, FetchHistory):
+                backfill = self._history(effect) if self._history else []
+                self.deliver([e for m in backfill for e in self.bot.handle(m)])
+                continue
+            label = target_label(effect, user_name, channel_name)
+            if effect.anchor:
+                updated = effect.anchor in self._anchors
+                self._anchors.setdefault(effect.anchor, len(self._anchors) + 1)
+                if updated:
+                    label += " (updated)"
+            reply = effect.reply
+            self._print(f"{label} Causette: {fmt(reply.text)}")
+            if reply.card is not None:
+                start = 1
+                self.state.last_actions = list(reply.card.actions)
+                for line in render_card(reply.card, fmt, self.command, start):
+                    self._print(line)
+            if reply.form is not None:
+                self.state.last_form = reply.form
+                for line in render_form(reply.form, fmt):
+                    self._print(line)
+            if reply.attachment is not None:
+                name, content = reply.attachment
+                self._print(f"📎 {name} ({len(content)} bytes)")
+                self._print(content.decode("utf-8", "replace")[:2000])
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    # Loop ------------------------------------------------------------------
+    def run(self, stream: TextIO = sys.stdin) -> int:
+        interactive = stream.isatty()
+        if interactive:
+            self._print("Causette console — /help for console commands, " f"{self.command} help for the bot's.")
+        while True:
+            try:
+                line = input(self.prompt()) if interactive else stream.readline()
+            except EOFError:
+                break
+            if not interactive and line == "":
+                break
+            if line.strip() in ("/quit", "/exit"):
+                break
+            if not interactive and line.strip():
+                self._print(f"{self.prompt()}{line.rstrip()}")
+            self.handle_line(line)
+        return 0

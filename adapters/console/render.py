@@ -1,0 +1,64 @@
+"""Console rendering: a title, `key: value` fields, numbered buttons with the command to type."""
+from __future__ import annotations
+
+from typing import Callable
+
+from bot.text import split_markers
+from bot.types import Card, ConversationRef, Form, Outbound, UserRef
+
+
+def plain(text: str, user_name: Callable[[str], str], channel_name: Callable[[str], str]) -> str:
+    out = []
+    for kind, value in split_markers(text):
+        if kind == "text":
+            out.append(value)
+        elif kind == "user":
+            out.append("@" + user_name(value))
+        else:
+            out.append("#" + channel_name(value))
+    return "".join(out)
+
+
+def target_label(outbound: Outbound, user_name: Callable[[str], str], channel_name: Callable[[str], str]) -> str:
+    to = outbound.to
+    if isinstance(to, UserRef):
+        return f"→ @{user_name(to.id)} (DM)"
+    assert isinstance(to, ConversationRef)
+    if to.kind == "dm":
+        where = "DM"
+    else:
+        where = "#" + channel_name(to.id)
+    if outbound.thread_id:
+        where += " › thread"
+    if outbound.private_for is not None:
+        where += f", only @{user_name(outbound.private_for.id)} sees this"
+    return f"[{where}]"
+
+
+def render_card(card: Card, fmt: Callable[[str], str], command_prefix: str, start: int = 1) -> list[str]:
+    lines = [f"┌ {fmt(card.title)}"]
+    if card.body:
+        lines += ["│ " + line for line in fmt(card.body).splitlines()]
+    for key, value in card.fields:
+        lines.append(f"│ {fmt(key)}: {fmt(value)}")
+    for heading, body in card.sections:
+        lines.append(f"│ ── {fmt(heading)}")
+        lines += ["│   " + line for line in fmt(body).splitlines()]
+    for i, action in enumerate(card.actions, start):
+        lines.append(f"│ [{i}] {fmt(action.label)}  ({command_prefix} {action.command})")
+    if card.footer:
+        lines.append(f"└ {fmt(card.footer)}")
+    else:
+        lines.append("└")
+    return lines
+
+
+def render_form(form: Form, fmt: Callable[[str], str]) -> list[str]:
+    lines = [f"┌ {fmt(form.title)} (form)"]
+    for f in form.fields:
+        req = " *" if f.required else ""
+        value = f" = {f.value}" if f.value else ""
+        lines.append(f"│ {f.name}{req}: {fmt(f.label)}{value}")
+    example = " | ".join(f"{f.name}=…" for f in form.fields)
+    lines.append(f"└ /form {example}")
+    return lines

@@ -1,0 +1,112 @@
+"""Causette's entry point.
+
+    python app.py                 console on SQLite with the demo organisation, or the HTTP
+                                  server when Slack or Teams credentials are configured
+    python app.py console --demo  the console messenger (scriptable: pipe lines on stdin)
+    python app.py serve           the HTTP server (Slack /slack/events, Teams /api/messages)
+    python app.py migrate         bring the database schema up to date
+
+Configuration is read here, once: environment variables (see README) and flags.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import datetime
+
+from bot.clock import FixedClock, OffsetClock, SystemClock
+from bot.config import Settings
+from bot.context import Services
+from bot.core import Bot
+from bot.i18n import Prompts
+
+
+def build_services(settings: Settings, clock: object | None = None, *, migrate: bool = True) -> Services:
+    from handlers import build_registry
+    from store.db import Database
+
+    db = Database(settings.database_url)
+    if migrate:
+        db.upgrade()
+    return Services(
+        settings=settings,
+        db=db,
+        prompts=Prompts.load(default=settings.default_locale),
+        clock=clock or SystemClock(),  # type: ignore[arg-type]
+        registry=build_registry(),
+    )
+
+
+def run_console(settings: Settings, args: argparse.Namespace) -> int:
+    from adapters.console.messenger import ConsoleMessenger
+    from adapters.console.seed import demo_history, seed_demo
+    from store.demo import DEMO_ADMIN, DEMO_TENANT
+
+    if not settings.admins:
+        settings.admins = [DEMO_ADMIN]
+    start = datetime.fromisoformat(args.clock) if args.clock else None
+    clock = FixedClock(start) if start else OffsetClock()
+    bot = Bot(build_services(settings, clock))
+    if args.demo:
+        seed_demo(bot)
+    messenger = ConsoleMessenger(bot, DEMO_TENANT, args.as_user, history=demo_history)
+    return messenger.run(sys.stdin)
+
+
+def run_server(settings: Settings, args: argparse.Namespace) -> int:
+    from adapters.server import serve
+
+    bot = Bot(build_services(settings))
+    return serve(bot, settings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="causette", description="Causette, the enterprise social network in your chat.")
+    parser.add_argument("--database-url", help="overrides DATABASE_URL")
+    parser.add_argument("--lang", choices=("en", "fr"), help="workspace default language")
+    parser.add_argument("--admins", help="comma-separated admin ids, handles or e-mails")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command")
+    console = sub.add_parser("console", help="the console messenger")
+    console.add_argument("--demo", action="store_true", help="seed the demo organisation (once)")
+    console.add_argument("--as", dest="as_user", default="sophie", help="who you are at start (a demo handle)")
+    console.add_argument("--clock", help="start the clock at this ISO time (UTC offset required), for scripts")
+    sub.add_parser("serve", help="serve Slack and Teams over HTTP")
+    sub.add_parser("migrate", help="upgrade the database schema")
+    args = parser.parse_args(argv)
+
+    overrides: dict[str, object] = {}
+    if args.database_url:
+        overrides["database_url"] = args.database_url
+    if args.lang:
+        overrides["default_locale"] = args.lang
+    if args.admins:
+        overrides["admins"] = args.admins
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING if args.command in (None, "console") else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+    command = args.command
+    if command is None:
+        if settings.slack_configured or settings.teams_configured:
+            command = "serve"
+        else:
+            command = "console"
+            args = parser.parse_args(["console", "--demo", *(argv or [])[0:0]])
+    if command == "console":
+        return run_console(settings, args)
+    if command == "serve":
+        return run_server(settings, args)
+    if command == "migrate":
+        from store.db import Database
+
+        Database(settings.database_url).upgrade()
+        print("database is up to date")
+        return 0
+    parser.print_help()
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""The bot: one neutral event in, a list of effects out. No platform code here."""
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any, Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.context import Ctx, JobCtx, Services, UserError
+from bot.registry import CommandSpec, Job
+from bot.text import extract_hashtags, sanitize
+from bot.types import (
+    ConversationRef,
+    Effect,
+    Event,
+    IncomingMessage,
+    MembersChanged,
+    MessageDeleted,
+    MessageEdited,
+    Outbound,
+    ProfileUpdate,
+    ReactionAdded,
+    Reply,
+)
+from store import people as people_store
+from store.db import ALL_TENANTS
+from store.models.core import Conversation, Person, Workspace
+
+log = logging.getLogger(__name__)
+
+
+class Bot:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.registry = services.registry
+
+    # Events ----------------------------------------------------------------
+    def handle(self, event: Event) -> list[Effect]:
+        """Handle one event in one transaction. Never raises for bad input or handler bugs."""
+        try:
+            if isinstance(event, IncomingMessage):
+                return self._handle_message(event)
+            return self._handle_other(event)
+        except Exception:  # noqa: BLE001 - the adapters must always get an answer
+            log.exception("event failed: %r", type(event).__name__)
+            if isinstance(event, IncomingMessage) and event.addressed:
+                return [self._error_reply(event)]
+            return []
+
+    def _error_reply(self, msg: IncomingMessage) -> Outbound:
+        lang = msg.locale or self.services.settings.default_locale
+        text = self.services.prompts.t(lang, "error.internal")
+        return Outbound(Reply(text=text, key="error.internal", private=True), msg.conversation, private_for=msg.sender)
+
+    def _ctx(self, session: Session, msg: IncomingMessage | None, ref_user: Any, conv: ConversationRef | None) -> Ctx:
+        settings = self.services.settings
+        now = self.services.clock.now()
+        tenant = (conv or ref_user).tenant
+        platform = (conv or ref_user).platform
+        workspace = people_store.ensure_workspace(session, tenant, platform, settings.default_locale)
+        actor = people_store.upsert_person(session, ref_user, now)
+        conversation = people_store.upsert_conversation(session, conv, now) if conv is not None else None
+        if conversation is not None and conversation.kind != "dm":
+            people_store.ensure_member(session, conversation, actor)
+        locale = actor.locale or (msg.locale if msg and msg.locale in ("en", "fr") else None)
+        locale = locale or workspace.default_locale or settings.default_locale
+        return Ctx(self.services, session, workspace, actor, conversation, msg, locale, platform)
+
+    def _handle_message(self, raw: IncomingMessage) -> list[Effect]:
+        text = sanitize(raw.text)
+        msg = replace(raw, text=text, hashtags=raw.hashtags or extract_hashtags(text))
+        effects: list[Effect] = []
+        with self.services.db.session(msg.conversation.tenant) as session:
+            ctx = self._ctx(session, msg, msg.sender, msg.conversation)
+            effects += self._run_hooks(ctx, msg)
+            if msg.addressed:
+                effects += self._dispatch(ctx, msg)
+        return effects
+
+    def _handle_other(self, event: Event) -> list[Effect]:
+        hooks = self.registry.hooks.get(type(event), [])
+        if not hooks:
+            return []
+        conv = getattr(event, "conversation", None)
+        user = getattr(event, "user", None) or getattr(event, "sender", None)
+        if user is None and conv is not None:
+            from bot.types import UserRef
+
+            user = UserRef(conv.platform, conv.tenant, "causette-system", "Causette", is_bot=True)
+        effects: list[Effect] = []
+        with self.services.db.session((conv or user).tenant) as session:
+            ctx = self._ctx(session, None, user, conv)
+            effects += self._run_hooks(ctx, event)
+        return effects
+
+    def _run_hooks(self, ctx: Ctx, event: Event) -> list[Effect]:
+        effects: list[Effect] = []
+        for hook in self.registry.hooks.get(type(event), []):
+            savepoint = ctx.session.begin_nested()
+            try:
+                effects += list(hook(ctx, event) or [])
+                savepoint.commit()
+            except Exception:  # noqa: BLE001 - one broken hook must not lose the message
+                savepoint.rollback()
+                log.exception("hook %s failed", getattr(hook, "__qualname__", hook))
+        return effects
+
+    # Commands --------------------------------------------------------------
+    def _dispatch(self, ctx: Ctx, msg: IncomingMessage) -> list[Effect]:
+        text = msg.text.strip()
+        command = self.services.settings.command_name
+        if text.startswith(command + " ") or text == command:
+            text = text[len(command) :].strip()
+        if not text:
+            return self._as_effects(ctx, msg, ctx.reply("error.empty_command", private=True, command=command))
+        match = self.registry.match(text)
+        if match is None:
+            suggestion = self.registry.closest(text)
+            if suggestion is None:
+                reply = ctx.reply("error.unknown_command_no_hint", private=True, command=command)
+            else:
+                reply = ctx.reply(
+                    "error.unknown_command", private=True, suggestion=self._alias_for(ctx, suggestion), command=command
+                )
+            return self._as_effects(ctx, msg, reply)
+        spec, args = match.spec, match.args
+        if len(args) > self.services.settings.max_argument_chars:
+            reply = ctx.reply("error.too_long", private=True, limit=self.services.settings.max_argument_chars, length=len(args))
+            return self._as_effects(ctx, msg, reply)
+        if spec.permission == "admin" and not ctx.is_admin:
+            reply = ctx.reply(
+                "error.not_allowed",
+                private=True,
+                action=self._alias_for(ctx, spec),
+                roles=ctx.t("role.admin"),
+                who=", ".join(ctx.settings.admins) or ctx.t("error.no_one"),
+            )
+            return self._as_effects(ctx, msg, reply)
+        if spec.needs_args and not args and not msg.form_values:
+            reply = ctx.reply("error.missing_argument", private=True, usage=ctx.t(spec.usage_key or spec.help_key))
+            return self._as_effects(ctx, msg, reply)
+        savepoint = ctx.session.begin_nested()
+        try:
+            result = spec.handler(ctx, msg, args)
+            savepoint.commit()
+        except UserError as err:
+            savepoint.rollback()
+            result = ctx.reply(err.key, private=True, **err.params)
+        return self._as_effects(ctx, msg, result)
+
+    def _alias_for(self, ctx: Ctx, spec: CommandSpec) -> str:
+        return self.registry.spelling(spec, ctx.locale)
+
+    def _as_effects(self, ctx: Ctx, msg: IncomingMessage, result: Reply | Sequence[Effect] | None) -> list[Effect]:
+        if result is None:
+            return []
+        if isinstance(result, Reply):
+            return [self.outbound_for(msg, result)]
+        return list(result)
+
+    @staticmethod
+    def outbound_for(msg: IncomingMessage, reply: Reply) -> Outbound:
+        thread = msg.thread_id or msg.conversation.thread_id
+        if reply.in_thread and not thread:
+            thread = msg.id
+        private_for = msg.sender if reply.private and msg.conversation.kind != "dm" else None
+        return Outbound(reply=reply, to=msg.conversation, private_for=private_for, thread_id=thread)
+
+    # Jobs ------------------------------------------------------------------
+    def run_job(self, job: Job) -> list[Effect]:
+        """Run one periodic job; failures are logged, never raised into the scheduler."""
+        try:
+            with self.services.db.session(ALL_TENANTS) as session:
+                return list(job.run(JobCtx(self.services, session, self.services.clock.now())) or [])
+        except Exception:  # noqa: BLE001
+            log.exception("job %s failed", job.name)
+            return []
+
+    def run_all_jobs(self) -> list[Effect]:
+        effects: list[Effect] = []
+        for job in self.registry.jobs:
+            effects += self.run_job(job)
+        return effects
+
+
+def ctx_for_job(services: Services, session: Session, workspace: Workspace, actor: Person, conversation: Conversation | None = None) -> Ctx:
+    """A handler-style context inside a job, acting for `actor` in their own language."""
+    locale = actor.locale or workspace.default_locale or services.settings.default_locale
+    return Ctx(services, session, workspace, actor, conversation, None, locale, workspace.platform)
+
+
+def workspaces(session: Session) -> list[Workspace]:
+    return list(session.scalars(select(Workspace).order_by(Workspace.id)))

@@ -1,0 +1,202 @@
+"""Neutral events, replies and effects shared by the core and every adapter.
+
+Handlers only ever see these types: never `<@U123>`, `<at>…</at>` or a platform
+client. Adapters translate native payloads into events and render replies.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Mapping, Union
+
+ConversationKind = Literal["dm", "public", "private", "group"]
+
+
+@dataclass(frozen=True)
+class UserRef:
+    """A person as a platform knows them. `id` is the platform's user id."""
+
+    platform: str
+    tenant: str
+    id: str
+    display_name: str = ""
+    is_bot: bool = False
+
+
+@dataclass(frozen=True)
+class ConversationRef:
+    """A channel, group chat or DM. `thread_id` points replies into a thread."""
+
+    platform: str
+    tenant: str
+    id: str
+    kind: ConversationKind = "public"
+    thread_id: str | None = None
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    """A message the bot saw. `addressed` is True for slash commands, @bot, DMs and clicks."""
+
+    id: str
+    text: str
+    sender: UserRef
+    conversation: ConversationRef
+    addressed: bool
+    mentions: tuple[UserRef, ...] = ()
+    hashtags: tuple[str, ...] = ()
+    locale: str | None = None
+    sent_at: datetime | None = None
+    permalink: str = ""
+    thread_id: str | None = None
+    form_values: Mapping[str, str] | None = None
+    backfill: bool = False
+    via: Literal["message", "command", "mention", "button", "form", "shortcut"] = "message"
+
+
+@dataclass(frozen=True)
+class MessageEdited:
+    id: str
+    text: str
+    sender: UserRef
+    conversation: ConversationRef
+    mentions: tuple[UserRef, ...] = ()
+    hashtags: tuple[str, ...] = ()
+    edited_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class MessageDeleted:
+    id: str
+    conversation: ConversationRef
+    deleted_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ReactionAdded:
+    message_id: str
+    conversation: ConversationRef
+    user: UserRef
+    reaction: str
+    removed: bool = False
+
+
+@dataclass(frozen=True)
+class MembersChanged:
+    """People joined or left a conversation (the bot itself included: `bot_joined`)."""
+
+    conversation: ConversationRef
+    joined: tuple[UserRef, ...] = ()
+    left: tuple[UserRef, ...] = ()
+    bot_joined: bool = False
+    bot_left: bool = False
+
+
+@dataclass(frozen=True)
+class ProfileUpdate:
+    """Profile facts a platform told us (users.info, user_change, Teams roster)."""
+
+    user: UserRef
+    real_name: str | None = None
+    title: str | None = None
+    email: str | None = None
+    tz: str | None = None
+    avatar_url: str | None = None
+    locale: str | None = None
+    deactivated: bool | None = None
+
+
+Event = Union[IncomingMessage, MessageEdited, MessageDeleted, ReactionAdded, MembersChanged, ProfileUpdate]
+
+
+@dataclass(frozen=True)
+class Action:
+    """A button. Clicking it is the same as typing `command`."""
+
+    label: str
+    command: str
+    style: Literal["default", "primary", "danger"] = "default"
+
+
+@dataclass(frozen=True)
+class FormField:
+    name: str
+    label: str
+    kind: Literal["text", "multiline", "checkbox", "select"] = "text"
+    value: str = ""
+    required: bool = False
+    options: tuple[tuple[str, str], ...] = ()  # (value, label) for selects
+    max_length: int = 2000
+
+
+@dataclass(frozen=True)
+class Form:
+    """A modal (Slack), an Adaptive Card form (Teams) or a typed fallback (console).
+
+    On submit the adapter sends an addressed IncomingMessage whose text is
+    `submit_command` and whose `form_values` hold the fields.
+    """
+
+    title: str
+    submit_command: str
+    fields: tuple[FormField, ...]
+    submit_label: str = "OK"
+
+
+@dataclass(frozen=True)
+class Card:
+    title: str
+    body: str = ""
+    fields: tuple[tuple[str, str], ...] = ()
+    actions: tuple[Action, ...] = ()
+    footer: str = ""
+    sections: tuple[tuple[str, str], ...] = ()  # (heading, markdown-ish body)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a handler answers. `text` is always set (fallback and notification text).
+
+    Text may contain mention markers made by `bot.text.mention_marker`; adapters turn
+    them into real pings and escape everything else.
+    """
+
+    text: str
+    card: Card | None = None
+    key: str = ""
+    params: Mapping[str, object] = field(default_factory=dict)
+    private: bool = False
+    in_thread: bool = False
+    form: Form | None = None
+    attachment: tuple[str, bytes] | None = None  # (filename, content), e.g. a data export
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """A reply on its way to a conversation or to a person's DM.
+
+    `private_for`: show only to that person in `to` (Slack ephemeral; Teams degrades
+    to a DM plus a short public acknowledgement). `anchor`: a stable key such as
+    "idea:42": sending again with the same anchor updates the earlier message in place.
+    """
+
+    reply: Reply
+    to: ConversationRef | UserRef
+    private_for: UserRef | None = None
+    thread_id: str | None = None
+    anchor: str | None = None
+    response_url: str | None = None
+
+
+@dataclass(frozen=True)
+class FetchHistory:
+    """Ask the adapter to import a conversation's recent history as backfill messages."""
+
+    conversation: ConversationRef
+    since: datetime
+    requested_by: UserRef | None = None
+    progress_anchor: str | None = None
+
+
+Effect = Union[Outbound, FetchHistory]

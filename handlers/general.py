@@ -1,0 +1,127 @@
+"""help, lang and roles: the commands every workspace needs first."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from bot.context import Ctx, UserError
+from bot.registry import CommandSpec, Registry
+from bot.text import norm_token
+from bot.types import Action, Card, IncomingMessage, Reply
+from store.models.core import AuditLog, Conversation, Person, Role
+
+ROLE_WORDS = {"animator": "animator", "animateur": "animator", "animatrice": "animator",
+              "referent": "referent", "referente": "referent"}
+GROUP_ORDER = ("general", "people", "social", "ideas", "help", "kudos", "digests", "privacy", "admin")
+
+
+def help_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
+    registry = ctx.services.registry
+    if args:
+        match = registry.match(args)
+        if match is None:
+            raise UserError("help.no_such_command", command=args[:60])
+        spec = match.spec
+        usage = ctx.t(spec.usage_key) if spec.usage_key else registry.spelling(spec, ctx.locale)
+        card = Card(title=registry.spelling(spec, ctx.locale), body=ctx.t(spec.help_key), fields=((ctx.t("help.usage"), usage),))
+        return ctx.reply("help.command", private=True, card=card, command=registry.spelling(spec, ctx.locale), description=ctx.t(spec.help_key))
+    groups: dict[str, list[str]] = {}
+    for spec in registry.commands:
+        if spec.hidden or (spec.permission == "admin" and not ctx.is_admin):
+            continue
+        line = f"`{registry.spelling(spec, ctx.locale)}` — {ctx.t(spec.help_key)}"
+        groups.setdefault(spec.group, []).append(line)
+    ordered = sorted(groups, key=lambda g: GROUP_ORDER.index(g) if g in GROUP_ORDER else len(GROUP_ORDER))
+    sections = tuple((ctx.t(f"help.group.{g}"), "\n".join(groups[g])) for g in ordered)
+    card = Card(title=ctx.t("help.title"), body=ctx.t("help.intro", command=ctx.settings.command_name),
+                sections=sections, footer=ctx.t("help.footer"))
+    return ctx.reply("help.overview", private=True, card=card, count=sum(len(v) for v in groups.values()))
+
+
+def lang_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
+    choice = norm_token(args.split()[0]) if args.split() else ""
+    aliases = {"en": "en", "english": "en", "anglais": "en", "fr": "fr", "french": "fr", "francais": "fr"}
+    if choice not in aliases:
+        raise UserError("lang.unknown", given=args[:30], choices="en, fr")
+    ctx.actor.locale = aliases[choice]
+    ctx.locale = aliases[choice]
+    return ctx.reply("lang.set", private=True, language=ctx.t(f"lang.name.{ctx.locale}"))
+
+
+def workspace_lang_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
+    choice = norm_token(args.strip())
+    if choice not in ("en", "fr"):
+        raise UserError("lang.unknown", given=args[:30], choices="en, fr")
+    ctx.workspace.default_locale = choice
+    return ctx.reply("lang.workspace_set", private=True, language=ctx.t(f"lang.name.{choice}"))
+
+
+def _parse_role_args(ctx: Ctx, args: str) -> tuple[list[Person], str, Conversation | None]:
+    people, missing = ctx.find_people(args)
+    if missing:
+        raise UserError("error.unknown_person", who=", ".join(missing))
+    role = next((ROLE_WORDS[norm_token(w)] for w in args.split() if norm_token(w) in ROLE_WORDS), None)
+    if not people or role is None:
+        raise UserError("error.missing_argument", usage=ctx.t("roles.usage"))
+    channel = ctx.find_channel(args)
+    if "#" in args and channel is None:
+        raise UserError("error.unknown_channel", channel=args[args.index("#"):].split()[0][:60])
+    return people, role, channel
+
+
+def role_add(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
+    people, role, channel = _parse_role_args(ctx, args)
+    for person in people:
+        exists = ctx.session.scalar(select(Role.id).where(
+            Role.person_id == person.id, Role.role == role,
+            Role.conversation_id == channel.id if channel else Role.conversation_id.is_(None)))
+        if exists is None:
+            ctx.session.add(Role(person_id=person.id, role=role, conversation_id=channel.id if channel else None,
+                                 granted_by=ctx.actor.id, created_at=ctx.now()))
+    ctx.session.add(AuditLog(actor_id=ctx.actor.id, action="role.add", detail=f"{role} {[p.id for p in people]} {channel.id if channel else '*'}", created_at=ctx.now()))
+    return ctx.reply("roles.added", names=", ".join(ctx.name(p) for p in people), role=ctx.t(f"role.{role}"),
+                     scope=ctx.channel_link(channel) if channel else ctx.t("roles.everywhere"))
+
+
+def role_remove(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
+    people, role, channel = _parse_role_args(ctx, args)
+    removed = 0
+    for person in people:
+        for row in ctx.session.scalars(select(Role).where(
+                Role.person_id == person.id, Role.role == role,
+                Role.conversation_id == channel.id if channel else Role.conversation_id.is_(None))):
+            ctx.session.delete(row)
+            removed += 1
+    if not removed:
+        raise UserError("roles.nothing_to_remove")
+    ctx.session.add(AuditLog(actor_id=ctx.actor.id, action="role.remove", detail=f"{role} {[p.id for p in people]}", created_at=ctx.now()))
+    return ctx.reply("roles.removed", names=", ".join(ctx.name(p) for p in people), role=ctx.t(f"role.{role}"),
+                     scope=ctx.channel_link(channel) if channel else ctx.t("roles.everywhere"))
+
+
+def role_list(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
+    channel = ctx.find_channel(args) if args else None
+    query = select(Role, Person, Conversation).join(Person, Person.id == Role.person_id).outerjoin(
+        Conversation, Conversation.id == Role.conversation_id)
+    if channel is not None:
+        query = query.where(Role.conversation_id == channel.id)
+    lines = []
+    for role, person, conv in ctx.session.execute(query.order_by(Role.role, Person.display_name)):
+        scope = ctx.channel_link(conv) if conv else ctx.t("roles.everywhere")
+        lines.append(ctx.t("roles.line", name=ctx.name(person), role=ctx.t(f"role.{role.role}"), scope=scope))
+    admins = ", ".join(ctx.settings.admins) or ctx.t("error.no_one")
+    if not lines:
+        return ctx.reply("roles.none", private=True, admins=admins)
+    card = Card(title=ctx.t("roles.title"), body="\n".join(lines), footer=ctx.t("roles.admins", admins=admins))
+    return ctx.reply("roles.list", private=True, card=card, count=len(lines))
+
+
+def register(r: Registry) -> None:
+    r.command(CommandSpec("help", "aide", help_command, "help.help", "help.usage_line", aliases=("?", "commands", "commandes"), group="general"))
+    r.command(CommandSpec("lang", "langue", lang_command, "lang.help", "lang.usage", aliases=("language",), group="general", needs_args=True))
+    r.command(CommandSpec("workspace lang", "langue espace", workspace_lang_command, "lang.workspace_help", "lang.workspace_usage",
+                          permission="admin", group="admin", needs_args=True))
+    r.command(CommandSpec("role add", "rôle ajouter", role_add, "roles.add_help", "roles.usage", aliases=("role grant",),
+                          permission="admin", group="admin", needs_args=True))
+    r.command(CommandSpec("role remove", "rôle retirer", role_remove, "roles.remove_help", "roles.usage",
+                          permission="admin", group="admin", needs_args=True))
+    r.command(CommandSpec("role list", "rôles", role_list, "roles.list_help", "roles.list_usage", aliases=("roles", "rôle liste"), group="admin"))

@@ -1,0 +1,122 @@
+"""Queries and upserts for workspaces, people, conversations and roles."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Iterable, Sequence
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from bot.text import norm_key
+from bot.types import ConversationRef, UserRef
+from store.models.core import Conversation, ConversationMember, Person, Role, Workspace
+
+
+def ensure_workspace(session: Session, tenant: str, platform: str, default_locale: str) -> Workspace:
+    ws = session.get(Workspace, tenant)
+    if ws is None:
+        ws = Workspace(id=tenant, platform=platform, default_locale=default_locale)
+        session.add(ws)
+        session.flush()
+    return ws
+
+
+def upsert_person(session: Session, user: UserRef, now: datetime) -> Person:
+    person = session.scalar(select(Person).where(Person.external_id == user.id))
+    if person is None:
+        person = Person(
+            external_id=user.id,
+            handle=user.display_name or user.id,
+            display_name=user.display_name or user.id,
+            is_bot=user.is_bot,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(person)
+        session.flush()
+    elif user.display_name and not person.display_name:
+        person.display_name = user.display_name
+    return person
+
+
+def upsert_conversation(session: Session, conv: ConversationRef, now: datetime) -> Conversation:
+    row = session.scalar(select(Conversation).where(Conversation.external_id == conv.id))
+    if row is None:
+        row = Conversation(external_id=conv.id, name=conv.name or conv.id, kind=conv.kind, created_at=now)
+        session.add(row)
+        session.flush()
+    else:
+        if conv.name and row.name != conv.name:
+            row.name = conv.name
+        if conv.kind != row.kind and conv.kind in ("public", "private", "group", "dm"):
+            row.kind = conv.kind
+    return row
+
+
+def ensure_member(session: Session, conversation: Conversation, person: Person) -> None:
+    exists = session.scalar(
+        select(ConversationMember.id).where(
+            ConversationMember.conversation_id == conversation.id, ConversationMember.person_id == person.id
+        )
+    )
+    if exists is None:
+        session.add(ConversationMember(conversation_id=conversation.id, person_id=person.id))
+        session.flush()
+
+
+def find_person(session: Session, token: str) -> Person | None:
+    """By platform id, @handle, display name or e-mail (case- and accent-insensitive for names)."""
+    token = token.strip().lstrip("@")
+    if not token:
+        return None
+    found = session.scalar(select(Person).where(Person.external_id == token))
+    if found is not None:
+        return found
+    lowered = token.casefold()
+    found = session.scalar(
+        select(Person)
+        .where(or_(func.lower(Person.handle) == lowered, func.lower(Person.email) == lowered))
+        .order_by(Person.active.desc(), Person.id)
+    )
+    if found is not None:
+        return found
+    key = norm_key(token)
+    for person in session.scalars(select(Person).where(func.lower(Person.display_name).contains(lowered[:3]))):
+        if norm_key(person.display_name) == key:
+            return person
+    return None
+
+
+def find_conversation(session: Session, token: str) -> Conversation | None:
+    token = token.strip().lstrip("#")
+    if not token:
+        return None
+    found = session.scalar(select(Conversation).where(Conversation.external_id == token))
+    if found is not None:
+        return found
+    return session.scalar(select(Conversation).where(func.lower(Conversation.name) == token.casefold()))
+
+
+def people_by_ids(session: Session, ids: Iterable[int]) -> dict[int, Person]:
+    ids = list(set(ids))
+    if not ids:
+        return {}
+    return {p.id: p for p in session.scalars(select(Person).where(Person.id.in_(ids)))}
+
+
+def has_role(session: Session, person: Person, roles: Sequence[str], conversation: Conversation | None) -> bool:
+    query = select(Role.id).where(Role.person_id == person.id, Role.role.in_(list(roles)))
+    if conversation is None:
+        query = query.where(Role.conversation_id.is_(None))
+    else:
+        query = query.where(or_(Role.conversation_id == conversation.id, Role.conversation_id.is_(None)))
+    return session.scalar(query.limit(1)) is not None
+
+
+def role_holders(session: Session, roles: Sequence[str], conversation: Conversation | None) -> list[Person]:
+    query = select(Person).join(Role, Role.person_id == Person.id).where(Role.role.in_(list(roles)), Person.active)
+    if conversation is None:
+        query = query.where(Role.conversation_id.is_(None))
+    else:
+        query = query.where(or_(Role.conversation_id == conversation.id, Role.conversation_id.is_(None)))
+    return list(session.scalars(query.distinct().order_by(Person.display_name)))

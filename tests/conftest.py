@@ -1,0 +1,142 @@
+"""Test fixtures: a fresh database per test (SQLite file or the local PostgreSQL),
+a fixed clock, the real registry and prompts, and the shared platform specs."""
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from sqlalchemy import text
+
+from bot.clock import FixedClock
+from bot.config import Settings
+from bot.context import Services
+from bot.core import Bot
+from bot.i18n import Prompts
+from handlers import build_registry
+from store.db import Database
+from store.models import Base
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+SPECS = SHARED / "specs"
+START = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)  # a Monday, 10:00 in Paris
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--db", default="sqlite", choices=("sqlite", "postgresql"), help="database backend for the suite")
+    parser.addoption("--pg-url", default="postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _pg_reachable(url: str) -> str | None:
+    try:
+        db = Database(url)
+        with db.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        db.dispose()
+        return None
+    except Exception as exc:  # noqa: BLE001
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "postgresql_only: needs the PostgreSQL run")
+    if config.getoption("--db") == "postgresql":
+        problem = _pg_reachable(config.getoption("--pg-url"))
+        config._causette_pg_problem = problem  # type: ignore[attr-defined]
+        if problem and IN_CI:
+            raise pytest.UsageError(f"CI=true but PostgreSQL is not reachable at {config.getoption('--pg-url')}: {problem}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    problem = getattr(config, "_causette_pg_problem", None)
+    if config.getoption("--db") == "postgresql" and problem:
+        marker = pytest.mark.skip(reason=f"PostgreSQL run skipped: no server ({problem})")
+        for item in items:
+            item.add_marker(marker)
+    if config.getoption("--db") == "sqlite":
+        marker = pytest.mark.skip(reason="runs in the PostgreSQL pass only")
+        for item in items:
+            if "postgresql_only" in item.keywords:
+                item.add_marker(marker)
+
+
+@pytest.fixture(scope="session")
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.config.getoption("--db")
+
+
+@pytest.fixture(scope="session")
+def _template(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    if request.config.getoption("--db") == "postgresql":
+        url = request.config.getoption("--pg-url")
+        db = Database(url)
+        db.drop_everything()
+        db.upgrade()
+        db.dispose()
+        return url
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    db = Database(f"sqlite:///{path}")
+    db.upgrade()
+    db.dispose()
+    return str(path)
+
+
+@pytest.fixture
+def db_url(request: pytest.FixtureRequest, _template: str, tmp_path: Path) -> str:
+    """A fresh, migrated database for this test."""
+    if request.config.getoption("--db") == "postgresql":
+        db = Database(_template)
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        with db.engine.begin() as conn:
+            extra = [r[0] for r in conn.execute(text(
+                "SELECT tablename FROM pg_tables WHERE schemaname='public' AND tablename <> 'alembic_version'"))]
+            names = ", ".join(sorted({*(t.strip('"') for t in tables.split(", ")), *extra}))
+            conn.execute(text(f"TRUNCATE {', '.join(chr(34) + n + chr(34) for n in names.split(', '))} RESTART IDENTITY CASCADE"))
+        db.dispose()
+        return _template
+    path = tmp_path / "causette.db"
+    shutil.copy(_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(START)
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    return Settings(database_url=db_url, admins=["camille"], default_locale="en")
+
+
+@pytest.fixture(scope="session")
+def prompts() -> Prompts:
+    return Prompts.load()
+
+
+@pytest.fixture
+def services(settings: Settings, clock: FixedClock, prompts: Prompts) -> Iterator[Services]:
+    db = Database(settings.database_url)
+    yield Services(settings=settings, db=db, prompts=prompts, clock=clock, registry=build_registry())
+    db.dispose()
+
+
+@pytest.fixture
+def bot(services: Services) -> Bot:
+    return Bot(services)
+
+
+def spec_file(name: str) -> Path:
+    """A platform spec from ../shared/specs: skipped with a reason when absent, failed under CI."""
+    path = SPECS / name
+    if not path.exists():
+        reason = f"{path} is absent (../shared is not beside this clone)"
+        if IN_CI:
+            pytest.fail(f"CI=true but {reason}")
+        pytest.skip(reason)
+    return path

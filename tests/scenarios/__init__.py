@@ -1,0 +1,68 @@
+"""One scenario list, run through every adapter (console, Slack, Teams).
+
+Each feature adds a module here with `SCENARIOS: list[Scenario]`. Steps are written as
+a person would type them in the console (`@handle`, `#channel`); each adapter's harness
+turns them into its own native payloads and reports the prompt keys and plain text of
+every reply the step produced.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Step:
+    user: str                      # demo handle of who speaks
+    where: str                     # "#channel" or "dm"
+    text: str                      # what they type (without the slash command name)
+    expect: tuple[str, ...] = ()   # prompt keys of the replies, in order
+    contains: tuple[str, ...] = () # substrings the replies' plain text must contain
+    absent: tuple[str, ...] = ()   # substrings it must not contain
+    command: bool = True           # slash command (True) or a plain channel message (False)
+    advance: str = ""              # move the clock first, e.g. "+2h"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    steps: tuple[Step, ...]
+    tags: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Seen:
+    key: str
+    text: str
+
+
+class Harness(Protocol):
+    def run_step(self, step: Step) -> list[Seen]: ...
+
+
+def all_scenarios() -> list[Scenario]:
+    found: list[Scenario] = []
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        found.extend(getattr(module, "SCENARIOS", []))
+    return found
+
+
+def play(harness: Harness, scenario: Scenario) -> list[list[Seen]]:
+    """Run every step, asserting its expectations; returns what was seen, for comparisons."""
+    transcript: list[list[Seen]] = []
+    for i, step in enumerate(scenario.steps):
+        seen = harness.run_step(step)
+        transcript.append(seen)
+        where = f"{scenario.name} step {i + 1} ({step.user} in {step.where}: {step.text!r})"
+        keys = tuple(s.key for s in seen)
+        if step.expect:
+            assert keys == step.expect, f"{where}: expected keys {step.expect}, got {keys}"
+        blob = "\n".join(s.text for s in seen)
+        for needle in step.contains:
+            assert needle.casefold() in blob.casefold(), f"{where}: {needle!r} not in replies:\n{blob}"
+        for needle in step.absent:
+            assert needle.casefold() not in blob.casefold(), f"{where}: {needle!r} should not appear in:\n{blob}"
+    return transcript
