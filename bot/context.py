@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
@@ -45,6 +45,8 @@ class Services:
     clock: "Clock"
     registry: "Registry"
     extras: dict[str, Any] = field(default_factory=dict)
+    # Set by the running adapter: sends effects now (jobs that record each delivery use it).
+    deliver: Callable[[Sequence[Effect]], None] | None = None
 
 
 def is_admin(settings: "Settings", person: Person) -> bool:

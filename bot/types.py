@@ -52,6 +52,9 @@ class IncomingMessage:
     thread_id: str | None = None
     form_values: Mapping[str, str] | None = None
     backfill: bool = False
+    source_text: str = ""        # message shortcuts: the message the shortcut was used on
+    source_permalink: str = ""
+    source_id: str | None = None
     via: Literal["message", "command", "mention", "button", "form", "shortcut"] = "message"
 
 

@@ -1,0 +1,24 @@
+"""Idempotency keys in the database, so several worker processes deduplicate together."""
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from store.models.base import utcnow
+from store.models.core import ProcessedEvent
+
+
+def insert_ignore(session: Session, model: type, values: dict[str, object]) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING on SQLite and PostgreSQL. True when a row was inserted."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    table = model.__table__  # type: ignore[attr-defined]
+    result = session.execute(insert(table).values(**values).on_conflict_do_nothing())
+    return bool(result.rowcount)
+
+
+def claim(session: Session, tenant: str, key: str) -> bool:
+    """True the first time `key` is claimed in `tenant`, False for every later attempt."""
+    return insert_ignore(session, ProcessedEvent, {"tenant": tenant, "key": key[:300], "created_at": utcnow()})
