@@ -1,0 +1,76 @@
+"""Small helpers shared by the contribution handlers (ideas, help requests, kudos, fresh skills).
+
+No `register` here: handler discovery imports this module and finds nothing to register.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+from bot.context import Ctx, zone
+from store.models.core import Conversation
+
+_TRUE = frozenset({"1", "true", "yes", "y", "on", "oui", "o", "x", "checked", "anonymous", "anonyme"})
+_ISO = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
+_DMY = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
+
+
+def truthy(value: object) -> bool:
+    """A checkbox value as adapters send it ("true", "on", "yes", a list with a value...)."""
+    if isinstance(value, (list, tuple)):
+        return any(truthy(v) for v in value)
+    return str(value or "").strip().casefold() in _TRUE
+
+
+def day_start(now: datetime, tz: ZoneInfo) -> datetime:
+    """Midnight of `now`'s local day in `tz`, as an aware datetime (for daily allowances)."""
+    local = now.astimezone(tz)
+    return datetime.combine(local.date(), time(0), tzinfo=tz).astimezone(timezone.utc)
+
+
+def actor_day_start(ctx: Ctx) -> datetime:
+    return day_start(ctx.now(), ctx.tz())
+
+
+def parse_day(token: str) -> date | None:
+    """`2026-12-15` or `15/12/2026`; None when it is not a real date."""
+    token = token.strip().rstrip(".,;")
+    m = _ISO.match(token)
+    parts = (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
+    if parts is None:
+        m = _DMY.match(token)
+        parts = (int(m.group(3)), int(m.group(2)), int(m.group(1))) if m else None
+    if parts is None:
+        return None
+    try:
+        return date(*parts)
+    except ValueError:
+        return None
+
+
+def end_of_day(day: date, tz: ZoneInfo) -> datetime:
+    """The first instant after `day` in `tz`: "until the 15th" includes the 15th."""
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).astimezone(timezone.utc)
+
+
+def conversation_locale(ctx: Ctx, conversation: Conversation | None) -> str:
+    """The language of a public card: the channel's, else the workspace's (a DM: the actor's)."""
+    if conversation is None or conversation.kind == "dm":
+        return ctx.locale
+    lang = conversation.language if conversation.language in ("en", "fr") else None
+    return lang or ctx.workspace.default_locale or ctx.settings.default_locale
+
+
+def translator(ctx: Ctx, locale: str) -> Callable[..., str]:
+    prompts = ctx.services.prompts
+
+    def tr(key: str, **params: object) -> str:
+        return prompts.t(locale, key, **params)
+
+    return tr
+
+
+def conversation_zone(conversation: Conversation | None, fallback: str | None) -> ZoneInfo:
+    return zone((conversation.tz if conversation is not None and conversation.tz else None) or fallback)

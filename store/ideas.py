@@ -1,0 +1,259 @@
+"""Ideas, votes, follows, campaigns and the workspace's ideas settings (queries only)."""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Iterable, Sequence
+
+from rapidfuzz import fuzz
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from bot.text import norm_key, topic_key
+from store.idempotency import insert_ignore
+from store.models.contribution import ContributionSetting, Idea, IdeaCampaign, IdeaFollow, IdeaTag, IdeaVote
+
+STATUSES = ("new", "under_review", "accepted", "in_progress", "done", "declined")
+OPEN_STATUSES = ("new", "under_review", "accepted", "in_progress")
+DUPLICATE_THRESHOLD = 72.0
+
+# Words that carry no meaning for duplicate detection, in both languages.
+_STOP = frozenset(
+    "a an the of to for in on at and or with our we us more less better new un une des les le la l d de du "
+    "pour par dans sur et ou avec nos notre plus moins meilleur meilleure nouveau nouvelle au aux en est faire make".split()
+)
+
+
+def tag_list(tags: str) -> list[str]:
+    return [t for t in tags.split() if t]
+
+
+def _words(text: str) -> list[str]:
+    """Meaningful words, accent- and case-free, crude plural folding (FR/EN `s`/`x`)."""
+    words = []
+    for w in norm_key(text).split():
+        if w in _STOP or len(w) < 2:
+            continue
+        if len(w) > 3 and w[-1] in "sx":
+            w = w[:-1]
+        words.append(w)
+    return words
+
+
+def similarity(title_a: str, tags_a: Iterable[str], title_b: str, tags_b: Iterable[str]) -> float:
+    """0–100: fuzzy title match (word-set based, so word order and extra words matter little)
+    plus a bonus for shared tags, which is what links a French and an English title."""
+    a, b = " ".join(sorted(_words(title_a))), " ".join(sorted(_words(title_b)))
+    score = fuzz.token_set_ratio(a, b) if a and b else 0.0
+    if min(len(a.split()), len(b.split())) <= 1:
+        score = min(score, fuzz.ratio(a, b))  # one shared word is not a duplicate by itself
+    shared = {topic_key(t) for t in tags_a} & {topic_key(t) for t in tags_b}
+    if shared:
+        score = min(100.0, score + 25.0 * len(shared))
+    return float(score)
+
+
+def create_idea(
+    session: Session,
+    *,
+    title: str,
+    details: str,
+    tags: Sequence[str],
+    author_id: int,
+    anonymous: bool,
+    status: str,
+    now: datetime,
+    source_permalink: str = "",
+) -> Idea:
+    idea = Idea(
+        title=title,
+        details=details,
+        tags=" ".join(tags),
+        author_id=author_id,
+        anonymous=anonymous,
+        status=status,
+        source_permalink=source_permalink,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(idea)
+    session.flush()
+    for key in dict.fromkeys(topic_key(t) for t in tags):
+        if key:
+            session.add(IdeaTag(idea_id=idea.id, key=key))
+    session.flush()
+    return idea
+
+
+def get(session: Session, idea_id: int, *, drafts: bool = False) -> Idea | None:
+    idea = session.get(Idea, idea_id)
+    if idea is None or (idea.status == "draft" and not drafts):
+        return None
+    return idea
+
+
+def submitted_since(session: Session, author_id: int, since: datetime) -> int:
+    return session.scalar(
+        select(func.count(Idea.id)).where(Idea.author_id == author_id, Idea.status != "draft", Idea.created_at >= since)
+    ) or 0
+
+
+def similar(session: Session, title: str, tags: Sequence[str], *, limit: int = 3, exclude: int | None = None) -> list[tuple[Idea, float]]:
+    """Existing, published ideas that look like this one, best first."""
+    found: list[tuple[Idea, float]] = []
+    for idea in session.scalars(select(Idea).where(Idea.status != "draft")):
+        if idea.id == exclude:
+            continue
+        score = similarity(title, tags, idea.title, tag_list(idea.tags))
+        if score >= DUPLICATE_THRESHOLD:
+            found.append((idea, score))
+    found.sort(key=lambda pair: (-pair[1], -pair[0].vote_count, pair[0].id))
+    return found[:limit]
+
+
+def recount(session: Session, idea: Idea) -> int:
+    """Votes that count: everyone's but the author's."""
+    idea.vote_count = session.scalar(
+        select(func.count(IdeaVote.id)).where(IdeaVote.idea_id == idea.id, IdeaVote.person_id != idea.author_id)
+    ) or 0
+    return idea.vote_count
+
+
+def add_vote(session: Session, tenant: str, idea: Idea, person_id: int, now: datetime) -> bool:
+    inserted = insert_ignore(session, IdeaVote, {"tenant": tenant, "idea_id": idea.id, "person_id": person_id, "created_at": now})
+    recount(session, idea)
+    return inserted
+
+
+def remove_vote(session: Session, idea: Idea, person_id: int) -> bool:
+    result = session.execute(delete(IdeaVote).where(IdeaVote.idea_id == idea.id, IdeaVote.person_id == person_id))
+    recount(session, idea)
+    return bool(result.rowcount)
+
+
+def follow(session: Session, tenant: str, idea: Idea, person_id: int, now: datetime) -> bool:
+    return insert_ignore(session, IdeaFollow, {"tenant": tenant, "idea_id": idea.id, "person_id": person_id, "created_at": now})
+
+
+def unfollow(session: Session, idea: Idea, person_id: int) -> bool:
+    result = session.execute(delete(IdeaFollow).where(IdeaFollow.idea_id == idea.id, IdeaFollow.person_id == person_id))
+    return bool(result.rowcount)
+
+
+def audience(session: Session, idea: Idea) -> list[int]:
+    """Who hears about status changes: the author, voters and followers (ids, no duplicates)."""
+    ids = [idea.author_id]
+    ids += list(session.scalars(select(IdeaVote.person_id).where(IdeaVote.idea_id == idea.id).order_by(IdeaVote.id)))
+    ids += list(session.scalars(select(IdeaFollow.person_id).where(IdeaFollow.idea_id == idea.id).order_by(IdeaFollow.id)))
+    return list(dict.fromkeys(ids))
+
+
+def listing(
+    session: Session,
+    mode: str,
+    *,
+    person_id: int | None = None,
+    tag: str | None = None,
+    status: str | None = None,
+    limit: int = 10,
+) -> list[Idea]:
+    """`top` (most votes, open first), `new`, `mine`, `tag` or `status`."""
+    query = select(Idea).where(Idea.status != "draft")
+    if mode == "mine":
+        query = query.where(Idea.author_id == person_id).order_by(Idea.created_at.desc(), Idea.id.desc())
+    elif mode == "new":
+        query = query.order_by(Idea.created_at.desc(), Idea.id.desc())
+    elif mode == "tag":
+        query = query.join(IdeaTag, IdeaTag.idea_id == Idea.id).where(IdeaTag.key == topic_key(tag or ""))
+        query = query.order_by(Idea.vote_count.desc(), Idea.id.desc())
+    elif mode == "status":
+        query = query.where(Idea.status == status).order_by(Idea.vote_count.desc(), Idea.id.desc())
+    else:
+        query = query.where(Idea.status.in_(OPEN_STATUSES)).order_by(Idea.vote_count.desc(), Idea.created_at.desc(), Idea.id.desc())
+    return list(session.scalars(query.limit(limit)))
+
+
+# Campaigns -------------------------------------------------------------------
+def create_campaign(
+    session: Session, *, title: str, tags: Sequence[str], conversation_id: int | None, created_by: int, ends_at: datetime, now: datetime
+) -> IdeaCampaign:
+    campaign = IdeaCampaign(
+        title=title, tags=" ".join(tags), conversation_id=conversation_id, created_by=created_by, created_at=now, ends_at=ends_at
+    )
+    session.add(campaign)
+    session.flush()
+    return campaign
+
+
+def active_campaign_for(session: Session, tags: Sequence[str], now: datetime) -> IdeaCampaign | None:
+    """The open campaign (soonest to end) sharing a tag with the idea, if any."""
+    keys = {topic_key(t) for t in tags}
+    if not keys:
+        return None
+    for campaign in session.scalars(
+        select(IdeaCampaign).where(IdeaCampaign.ends_at > now, IdeaCampaign.created_at <= now).order_by(IdeaCampaign.ends_at, IdeaCampaign.id)
+    ):
+        if keys & {topic_key(t) for t in tag_list(campaign.tags)}:
+            return campaign
+    return None
+
+
+def due_campaigns(session: Session, now: datetime) -> list[IdeaCampaign]:
+    return list(
+        session.scalars(
+            select(IdeaCampaign)
+            .where(IdeaCampaign.ends_at <= now, IdeaCampaign.summary_posted_at.is_(None))
+            .order_by(IdeaCampaign.id)
+        )
+    )
+
+
+def claim_summary(session: Session, campaign_id: int, now: datetime) -> bool:
+    """Conditional update: exactly one process gets True for a campaign."""
+    result = session.execute(
+        update(IdeaCampaign)
+        .where(IdeaCampaign.id == campaign_id, IdeaCampaign.summary_posted_at.is_(None))
+        .values(summary_posted_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def campaign_ideas(session: Session, campaign_id: int, limit: int = 10) -> list[Idea]:
+    return list(
+        session.scalars(
+            select(Idea)
+            .where(Idea.campaign_id == campaign_id, Idea.status != "draft")
+            .order_by(Idea.vote_count.desc(), Idea.id)
+            .limit(limit)
+        )
+    )
+
+
+def campaign_count(session: Session, campaign_id: int) -> int:
+    return session.scalar(select(func.count(Idea.id)).where(Idea.campaign_id == campaign_id, Idea.status != "draft")) or 0
+
+
+# Settings --------------------------------------------------------------------
+def get_setting(session: Session, name: str) -> str | None:
+    return session.scalar(select(ContributionSetting.value).where(ContributionSetting.name == name))
+
+
+def set_setting(session: Session, name: str, value: str, by: int, now: datetime) -> None:
+    row = session.scalar(select(ContributionSetting).where(ContributionSetting.name == name))
+    if row is None:
+        session.add(ContributionSetting(name=name, value=value, updated_by=by, updated_at=now))
+    else:
+        row.value, row.updated_by, row.updated_at = value, by, now
+    session.flush()
+
+
+_ID = re.compile(r"^#?(\d{1,9})\b")
+
+
+def parse_id(text: str) -> tuple[int | None, str]:
+    """A leading idea/request number (`12` or `#12`) and the rest of the text."""
+    m = _ID.match(text.strip())
+    if not m:
+        return None, text.strip()
+    return int(m.group(1)), text.strip()[m.end():].strip()
