@@ -1,0 +1,127 @@
+"""Kudos: `thanks @someone <reason> [#skill]`. A public card, a DM to each recipient (within
+their notification budget), expertise evidence for #skills, with reciprocal thanks between
+the same two people counting less, and a leaderboard that names without pinging."""
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Sequence
+
+from bot.context import Ctx, UserError
+from bot.expertise import track_changes
+from bot.notifications import notify
+from bot.registry import CommandSpec, Registry
+from bot.text import MARK_CLOSE, MARK_OPEN, extract_hashtags, one_line
+from bot.types import Card, Effect, IncomingMessage, Outbound, Reply
+from handlers.contribution_common import actor_day_start
+from store import kudos as store
+from store import people as people_store
+from store.expertise import add_evidence
+from store.models.core import Person
+
+RECIPROCITY_WINDOW = timedelta(days=30)
+RECIPROCAL_WEIGHT = 0.5
+REASON_MIN = 3
+REASON_MAX = 500
+# Mentions arrive as markers, which the core's sanitising turns into "(@U123)" in `msg.text`.
+_PEOPLE = re.compile(r"[(" + MARK_OPEN + r"]@[^\s()" + MARK_CLOSE + r"]+[)" + MARK_CLOSE + r"]|(?<![\w@])@[\w.\-]+")
+_TAG = re.compile(r"(?<![\w&/])#[^\s#]+")
+_LEAD = re.compile(r"^\s*(?:for|pour|because|car|,|:|—|-|and|et)+\s+", re.IGNORECASE)
+PERIODS = {"week": 7, "semaine": 7, "month": 30, "mois": 30, "all": None, "tout": None, "toujours": None}
+
+
+def parse_reason(args: str) -> str:
+    """What is left once people and #skills are taken out: "@a @b for the demo #sql" → "the demo"."""
+    text = _TAG.sub(" ", _PEOPLE.sub(" ", args))
+    text = one_line(text)
+    previous = None
+    while previous != text:
+        previous, text = text, _LEAD.sub("", text)
+    return text.strip(" ,:;—-")
+
+
+def give(
+    ctx: Ctx,
+    msg: IncomingMessage,
+    recipients: Sequence[Person],
+    reason: str,
+    skills: Sequence[str],
+    *,
+    help_request_id: int | None = None,
+) -> list[Effect]:
+    """Record kudos to each recipient and build the card and DMs. Raises UserError on refusal."""
+    if not recipients:
+        raise UserError("kudos.who", usage=ctx.t("kudos.usage"))
+    if any(p.id == ctx.actor.id for p in recipients):
+        raise UserError("kudos.self")
+    bots = [p for p in recipients if p.is_bot]
+    if bots:
+        raise UserError("kudos.bot", name=ctx.name(bots[0]))
+    if len(reason) < REASON_MIN:
+        raise UserError("kudos.reason_required", usage=ctx.t("kudos.usage"))
+    if len(reason) > REASON_MAX:
+        raise UserError("kudos.reason_too_long", limit=REASON_MAX, length=len(reason))
+    allowance = ctx.settings.kudos_daily_allowance
+    used = store.given_since(ctx.session, ctx.actor.id, actor_day_start(ctx))
+    if used + len(recipients) > allowance:
+        raise UserError("kudos.allowance", allowance=allowance, left=max(0, allowance - used))
+    now = ctx.now()
+    conv = ctx.conversation
+    shareable = conv is not None and conv.kind != "dm"
+    skills = list(dict.fromkeys(s.lstrip("#") for s in skills if s.strip("#")))[:5]
+    evidence = False
+    for person in recipients:
+        reciprocal = store.received_from(ctx.session, ctx.actor.id, person.id, now - RECIPROCITY_WINDOW)
+        weight = RECIPROCAL_WEIGHT if reciprocal else 1.0
+        row = store.add(ctx.session, giver_id=ctx.actor.id, recipient_id=person.id, reason=reason, skills=skills,
+                        conversation_id=conv.id if conv else None, weight=weight, now=now, help_request_id=help_request_id)
+        for skill in skills:
+            evidence |= add_evidence(ctx.session, ctx.tenant, person.id, skill, "kudos", now, weight=weight,
+                                     source_ref=f"kudos:{row.id}", conversation_id=conv.id if shareable and conv else None,
+                                     snippet=reason)
+    if evidence:
+        track_changes(ctx)
+    names = ", ".join(ctx.mention(p) for p in recipients)
+    tags = " ".join("#" + s for s in skills)
+    card = Card(title=ctx.t("kudos.card_title", giver=ctx.name(ctx.actor)), body=ctx.t("kudos.card_body", names=names, reason=reason),
+                fields=((ctx.t("kudos.field.skills"), tags),) if skills else (), footer=ctx.t("kudos.card_footer"))
+    public = Reply(text=ctx.t("kudos.card", giver=ctx.name(ctx.actor), names=names, reason=reason), card=card, key="kudos.card",
+                   params={"count": len(recipients)})
+    thread = msg.thread_id or (msg.conversation.thread_id if msg.conversation else None)
+    effects: list[Effect] = [Outbound(reply=public, to=msg.conversation, thread_id=thread)]
+    for person in recipients:
+        effects += notify(ctx, person, "kudos.notify.received",
+                          params={"giver": ctx.name(ctx.actor), "reason": reason, "skills": tags},
+                          thread_key=f"kudos:{ctx.actor.id}:{person.id}:{now.isoformat()}")
+    return effects
+
+
+def thanks_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
+    people, missing = ctx.find_people(args)
+    if missing:
+        raise UserError("error.unknown_person", who=", ".join(missing))
+    return give(ctx, msg, people, parse_reason(args), extract_hashtags(args))
+
+
+def top_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
+    word = args.split()[0].casefold() if args.split() else "month"
+    if word not in PERIODS:
+        raise UserError("kudos.period_unknown", given=args[:30], usage=ctx.t("kudos.top_usage"))
+    days = PERIODS[word]
+    since = ctx.now() - timedelta(days=days) if days else None
+    rows = store.top(ctx.session, since)
+    period = ctx.t(f"kudos.period.{'all' if days is None else 'week' if days == 7 else 'month'}")
+    if not rows:
+        return ctx.reply("kudos.top_empty", private=True, period=period)
+    people = people_store.people_by_ids(ctx.session, [pid for pid, _ in rows])
+    lines = [ctx.t("kudos.top_line", rank=i, name=ctx.name(people[pid]), count=n)
+             for i, (pid, n) in enumerate(rows, 1) if pid in people]
+    card = Card(title=ctx.t("kudos.top_title", period=period), body="\n".join(lines))
+    return ctx.reply("kudos.top", private=False, card=card, period=period, count=len(lines))
+
+
+def register(r: Registry) -> None:
+    r.command(CommandSpec("thanks", "merci", thanks_command, "kudos.help", "kudos.usage", aliases=("kudos", "thank", "bravo"),
+                          group="kudos", needs_args=True))
+    r.command(CommandSpec("kudos top", "merci top", top_command, "kudos.top_help", "kudos.top_usage",
+                          aliases=("kudos classement", "thanks top"), group="kudos"))
