@@ -1,0 +1,265 @@
+"""The in-memory expertise index of one workspace: the topic vocabulary (declared skills,
+evidence topics, alias groups) for exact and fuzzy matching, and per topic the people
+who declared it, ordered by when they last confirmed it.
+
+Evidence is not held here: it is read live for the matched topics only (it changes on
+every message, and what counts depends on who asks). Keys:
+
+- `key`: compact form, `topic_key` (accents, case, spaces and punctuation removed), so
+  the skill "Machine learning" and the hashtag #MachineLearning are one topic;
+- `sorted form`: the spaced `norm_key` with its words sorted, for word-order-insensitive
+  matching; the fuzzy pass runs `fuzz.ratio` on sorted forms (token-sort at ratio speed).
+"""
+from __future__ import annotations
+
+import time
+from array import array
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import yaml
+from rapidfuzz import fuzz, process
+from sqlalchemy.orm import Session
+
+import store.expertise as xstore
+from bot.expertise.scoring import CLOSE_CUTOFF, MIN_FUZZY_CHARS
+from bot.text import norm_key, topic_key
+
+DEFAULT_ALIASES = Path(__file__).resolve().parent / "aliases.yaml"
+MAX_NGRAM = 4
+
+
+def sorted_form(text: str) -> str:
+    return " ".join(sorted(norm_key(text).split()))
+
+
+def load_alias_groups(path: Path) -> list[list[str]]:
+    """Synonym groups from a YAML file `groups: [[term, term, ...], ...]` (missing file: none)."""
+    if not path.is_file():
+        return []
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    groups = data.get("groups", []) if isinstance(data, dict) else []
+    return [[str(t) for t in g] for g in groups if isinstance(g, list)]
+
+
+@dataclass
+class Topic:
+    key: str
+    label: str
+    form: str
+    people: array = field(default_factory=lambda: array("q"))      # ascending confirmed time
+    confirmed: array = field(default_factory=lambda: array("d"))   # epoch seconds
+    has_evidence: bool = False
+
+    def declared_at(self, person_id: int) -> float | None:
+        try:
+            return self.confirmed[self.people.index(person_id)]
+        except ValueError:
+            return None
+
+    def link(self, person_id: int, confirmed_ts: float) -> None:
+        self.unlink(person_id)
+        at = bisect_right(self.confirmed, confirmed_ts)
+        self.people.insert(at, person_id)
+        self.confirmed.insert(at, confirmed_ts)
+
+    def unlink(self, person_id: int) -> None:
+        try:
+            at = self.people.index(person_id)
+        except ValueError:
+            return
+        del self.people[at]
+        del self.confirmed[at]
+
+
+@dataclass(frozen=True)
+class TopicMatches:
+    exact: dict[str, float]   # topic key -> match factor (1.0)
+    close: dict[str, float]   # topic key -> fuzzy similarity in 0..1
+
+
+class ExpertiseIndex:
+    def __init__(self, version: int, alias_groups: Iterable[Iterable[str]]) -> None:
+        self.version = version
+        self.topics: dict[str, Topic] = {}
+        self.by_form: dict[str, set[str]] = {}
+        self.group_of: dict[str, int] = {}
+        self.groups: list[set[str]] = []
+        self.excluded: set[int] = set()
+        self.build_seconds = 0.0
+        self._choices: list[str] | None = None
+        self._choice_keys: list[set[str]] = []
+        for group in alias_groups:
+            self._add_group(group)
+
+    # Building ----------------------------------------------------------------------
+    @classmethod
+    def build(cls, session: Session, tenant: str, alias_groups: Iterable[Iterable[str]]) -> "ExpertiseIndex":
+        started = time.perf_counter()
+        index = cls(xstore.current_version(session, tenant), alias_groups)
+        for alias_key, target in xstore.aliases(session):
+            index.set_alias(alias_key, target)
+        index.excluded = xstore.excluded_people(session)
+        skills = xstore.all_skills(session)
+        per_skill: dict[int, tuple[list[int], list[float]]] = {}
+        excluded = index.excluded
+        for skill_id, person_id, confirmed in xstore.skill_links(session):
+            if person_id in excluded:
+                continue
+            entry = per_skill.get(skill_id)
+            if entry is None:
+                entry = per_skill[skill_id] = ([], [])
+            entry[0].append(person_id)
+            entry[1].append(confirmed.timestamp())
+        for skill_id, (people, times) in per_skill.items():
+            skill_key, name = skills[skill_id]
+            topic = index.topic(topic_key(skill_key), name)
+            order = sorted(range(len(times)), key=times.__getitem__)
+            if len(topic.people):
+                for i in order:
+                    topic.link(people[i], times[i])
+            else:
+                topic.people = array("q", (people[i] for i in order))
+                topic.confirmed = array("d", (times[i] for i in order))
+        for key, label in xstore.evidence_topics(session):
+            index.topic(key, label).has_evidence = True
+        index.build_seconds = time.perf_counter() - started
+        return index
+
+    def topic(self, key: str, label: str) -> Topic:
+        """The topic with this compact key, created (and made matchable) if new."""
+        found = self.topics.get(key)
+        if found is None:
+            found = self.topics[key] = Topic(key, label, sorted_form(label) or key)
+            self.by_form.setdefault(found.form, set()).add(key)
+            self._choices = None
+        return found
+
+    def _add_group(self, terms: Iterable[str]) -> None:
+        keys = {topic_key(t) for t in terms} - {""}
+        joined = {self.group_of[k] for k in keys if k in self.group_of}
+        if joined:
+            target = min(joined)
+            for other in sorted(joined - {target}):
+                self.groups[target] |= self.groups[other]
+                for k in self.groups[other]:
+                    self.group_of[k] = target
+                self.groups[other] = set()
+        else:
+            target = len(self.groups)
+            self.groups.append(set())
+        self.groups[target] |= keys
+        for k in keys:
+            self.group_of[k] = target
+        self._choices = None
+
+    def set_alias(self, alias: str, target: str) -> None:
+        self._add_group((alias, target))
+
+    # Matching ----------------------------------------------------------------------
+    def _fuzzy_choices(self) -> tuple[list[str], list[set[str]]]:
+        if self._choices is None:
+            forms: dict[str, set[str]] = {}
+            for form, keys in self.by_form.items():
+                forms.setdefault(form, set()).update(keys)
+            for group in self.groups:
+                known = {k for k in group if k in self.topics}
+                if not known:
+                    continue
+                for term in group:
+                    if term not in self.topics and len(term) >= MIN_FUZZY_CHARS:
+                        forms.setdefault(term, set()).update(known)
+            self._choices = list(forms)
+            self._choice_keys = [forms[c] for c in self._choices]
+        return self._choices, self._choice_keys
+
+    def synonyms(self, key: str) -> set[str]:
+        group = self.group_of.get(key)
+        return set(self.groups[group]) if group is not None else {key}
+
+    def match(self, query: str, *, fuzzy_limit: int = 6) -> TopicMatches:
+        key = topic_key(query)
+        form = sorted_form(query)
+        exact: dict[str, float] = {}
+        if not key:
+            return TopicMatches({}, {})
+        seeds = {key} | set(self.by_form.get(form, ()))
+        for seed in list(seeds):
+            seeds |= self.synonyms(seed)
+        for k in seeds:
+            if k in self.topics:
+                exact[k] = 1.0
+        close: dict[str, float] = {}
+        if len(key) >= MIN_FUZZY_CHARS:
+            choices, owners = self._fuzzy_choices()
+            for _, score, i in process.extract(
+                form, choices, scorer=fuzz.ratio, limit=fuzzy_limit, score_cutoff=CLOSE_CUTOFF
+            ):
+                for k in owners[i]:
+                    for syn in self.synonyms(k) | {k}:
+                        if syn in self.topics and syn not in exact:
+                            close[syn] = max(close.get(syn, 0.0), score / 100.0)
+        if not exact and len(form.split()) > 1:
+            for k in self.topics_in(query):
+                if k not in exact:
+                    close[k] = max(close.get(k, 0.0), 0.9)
+        return TopicMatches(exact, close)
+
+    def suggestions(self, query: str, limit: int = 5) -> list[str]:
+        """The closest known topics (loosely), or the most declared ones."""
+        form = sorted_form(query)
+        choices, owners = self._fuzzy_choices()
+        labels: list[str] = []
+        if form:
+            for _, _, i in process.extract(form, choices, scorer=fuzz.WRatio, limit=limit * 2, score_cutoff=50):
+                for k in sorted(owners[i]):
+                    label = self.topics[k].label
+                    if label not in labels:
+                        labels.append(label)
+        if not labels:
+            popular = sorted(self.topics.values(), key=lambda t: -len(t.people))
+            labels = [t.label for t in popular if len(t.people)]
+        return labels[:limit]
+
+    def topics_in(self, text: str) -> list[str]:
+        """Keys of known topics named in free text (n-grams of up to 4 words, aliases too)."""
+        words = norm_key(text).split()
+        found: list[str] = []
+        for size in range(min(MAX_NGRAM, len(words)), 0, -1):
+            for start in range(len(words) - size + 1):
+                gram = "".join(words[start : start + size])
+                if len(gram) < 2:
+                    continue
+                hits = {gram} if gram in self.topics else set()
+                if gram in self.group_of:
+                    hits |= {k for k in self.synonyms(gram) if k in self.topics}
+                for k in sorted(hits):
+                    if k not in found:
+                        found.append(k)
+        return found
+
+    # Incremental changes -------------------------------------------------------------
+    def apply(self, change: "xstore.Change") -> None:
+        if isinstance(change, xstore.SkillLinked):
+            if change.person_id not in self.excluded:
+                self.topic(topic_key(change.key), change.name).link(change.person_id, change.confirmed_at.timestamp())
+        elif isinstance(change, xstore.SkillUnlinked):
+            found = self.topics.get(topic_key(change.key))
+            if found is not None:
+                found.unlink(change.person_id)
+        elif isinstance(change, xstore.TopicSeen):
+            self.topic(change.key, change.label).has_evidence = True
+        elif isinstance(change, xstore.AliasSet):
+            self.set_alias(change.alias_key, change.target)
+        elif isinstance(change, xstore.PersonActive):
+            if change.active:
+                raise StaleIndex  # their declared skills must be reloaded
+            self.excluded.add(change.person_id)
+            for topic in self.topics.values():
+                topic.unlink(change.person_id)
+
+
+class StaleIndex(Exception):
+    """An incremental change the index cannot apply: rebuild it instead."""

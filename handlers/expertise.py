@@ -1,0 +1,100 @@
+"""who knows <topic> / qui connaît <sujet>, and the skill synonyms admins maintain."""
+from __future__ import annotations
+
+from bot.context import Ctx, UserError
+from bot.expertise import Candidate, find_experts, track_changes
+from bot.registry import CommandSpec, Registry
+from bot.text import norm_key, norm_token, one_line
+from bot.types import Action, Card, IncomingMessage, Reply
+from store import expertise as xstore
+
+# Words people put between the command and the topic: "who knows about X", "qui connaît le X".
+FILLERS = {"about", "on", "of", "in", "the", "a", "an", "for", "sur", "en", "le", "la", "les", "l", "de", "du", "des",
+           "un", "une", "bien", "well"}
+MAX_ALIAS_CHARS = 80
+
+
+def clean_topic(args: str) -> str:
+    words = one_line(args).strip(" ?!.¿¡:;").split()
+    while len(words) > 1 and norm_token(words[0]).rstrip("'’") in FILLERS:
+        words = words[1:]
+    if words and norm_token(words[0]).startswith(("l'", "l’", "d'", "d’")) and len(words[0]) > 2:
+        words[0] = words[0][2:]
+    return " ".join(words).strip(" ?!.:;")
+
+
+def _role(ctx: Ctx, candidate: Candidate) -> str:
+    p = candidate.person
+    bits = ", ".join(b for b in (p.title, p.department) if b)
+    return f"{bits} ({p.site})" if p.site and bits else bits or p.site or ctx.t("profile.unset")
+
+
+def _lines(ctx: Ctx, candidates: tuple[Candidate, ...]) -> str:
+    lines = []
+    for c in candidates:
+        lines.append(ctx.t("expert.line", name=ctx.name(c.person), role=_role(ctx, c), matched=", ".join(c.matched)))
+        lines += [ctx.t("expert.line_why", why=why) for why in c.why]
+    return "\n".join(lines)
+
+
+def who_knows_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
+    topic = clean_topic(args)
+    if not norm_key(topic):
+        raise UserError("error.missing_argument", usage=ctx.t("expert.usage"))
+    result = find_experts(ctx, topic)
+    shown = topic[:80]
+    if not result.candidates:
+        if result.suggestions:
+            return ctx.reply("expert.none", private=True, topic=shown, suggestions=", ".join(result.suggestions))
+        return ctx.reply("expert.none_no_suggestion", private=True, topic=shown)
+    sections = []
+    if result.exact:
+        sections.append((ctx.t("expert.exact", topic=shown), _lines(ctx, result.exact)))
+    if result.close:
+        sections.append((ctx.t("expert.close"), _lines(ctx, result.close)))
+    actions = tuple(
+        Action(ctx.t("expert.profile_button", name=ctx.name(c.person))[:75], f"profile @{c.person.external_id}")
+        for c in result.candidates
+    )
+    card = Card(title=ctx.t("expert.title", topic=shown), sections=tuple(sections), actions=actions,
+                footer=ctx.t("expert.footer"))
+    return ctx.reply("expert.results", private=True, card=card, count=len(result.candidates), topic=shown)
+
+
+def alias_add_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
+    text = one_line(args)
+    if "=" in text:
+        alias, _, target = text.partition("=")
+    else:
+        alias, _, target = text.partition(" ")
+    alias, target = alias.strip(), target.strip()
+    if not norm_key(alias) or not norm_key(target):
+        raise UserError("error.missing_argument", usage=ctx.t("expert.alias.usage"))
+    if len(alias) > MAX_ALIAS_CHARS or len(target) > MAX_ALIAS_CHARS:
+        raise UserError("expert.alias.too_long", limit=MAX_ALIAS_CHARS)
+    if norm_key(alias) == norm_key(target):
+        raise UserError("expert.alias.same", alias=alias)
+    xstore.add_alias(ctx.session, ctx.tenant, alias, target)
+    track_changes(ctx)
+    return ctx.reply("expert.alias.added", alias=alias, target=target)
+
+
+def alias_list_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
+    rows = xstore.aliases(ctx.session)
+    if not rows:
+        return ctx.reply("expert.alias.none", private=True)
+    body = "\n".join(ctx.t("expert.alias.line", alias=a, target=t) for a, t in rows[:100])
+    card = Card(title=ctx.t("expert.alias.title"), body=body, footer=ctx.t("expert.alias.footer"))
+    return ctx.reply("expert.alias.list", private=True, card=card, count=len(rows))
+
+
+def register(r: Registry) -> None:
+    r.command(CommandSpec(
+        "who knows", "qui connaît", who_knows_command, "expert.help", "expert.usage",
+        aliases=("expert", "experts", "who's the expert on", "who’s the expert on", "who is the expert on",
+                 "whos the expert on", "who can help with", "qui sait", "expert en", "qui s'y connaît en"),
+        group="people", needs_args=True))
+    r.command(CommandSpec("alias add", "alias ajouter", alias_add_command, "expert.alias.help", "expert.alias.usage",
+                          permission="admin", group="admin", needs_args=True))
+    r.command(CommandSpec("alias list", "alias liste", alias_list_command, "expert.alias.list_help",
+                          "expert.alias.list_usage", aliases=("aliases",), group="people"))
