@@ -10,11 +10,30 @@ from typing import Callable
 from zoneinfo import ZoneInfo
 
 from bot.context import Ctx, zone
+from bot.text import MARK_CLOSE, MARK_OPEN
 from store.models.core import Conversation
 
+# A person in command text: an adapter's marker, a sanitised marker "(@U1)", or a typed @handle.
+PEOPLE_TOKEN = re.compile(
+    MARK_OPEN + r"@[^" + MARK_CLOSE + r"]+" + MARK_CLOSE + r"|\(@[^\s()]+\)|(?<![\w@])@[\w.\-]+"
+)
+TOPIC_SEP = "|"
 _TRUE = frozenset({"1", "true", "yes", "y", "on", "oui", "o", "x", "checked", "anonymous", "anonyme"})
 _ISO = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
 _DMY = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
+
+
+def strip_people(text: str) -> str:
+    return PEOPLE_TOKEN.sub(" ", text)
+
+
+def join_topics(labels: "list[str] | tuple[str, ...]") -> str:
+    """Topic labels may contain spaces ("appel d'offres"): stored separated by `|`."""
+    return TOPIC_SEP.join(label.replace(TOPIC_SEP, " ").strip() for label in labels if label.strip())
+
+
+def split_topics(stored: str) -> list[str]:
+    return [t for t in stored.split(TOPIC_SEP) if t.strip()]
 
 
 def truthy(value: object) -> bool:

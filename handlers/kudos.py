@@ -11,9 +11,9 @@ from bot.context import Ctx, UserError
 from bot.expertise import track_changes
 from bot.notifications import notify
 from bot.registry import CommandSpec, Registry
-from bot.text import MARK_CLOSE, MARK_OPEN, extract_hashtags, one_line
+from bot.text import extract_hashtags, one_line
 from bot.types import Card, Effect, IncomingMessage, Outbound, Reply
-from handlers.contribution_common import actor_day_start
+from handlers.contribution_common import actor_day_start, join_topics, strip_people
 from store import kudos as store
 from store import people as people_store
 from store.expertise import add_evidence
@@ -23,8 +23,6 @@ RECIPROCITY_WINDOW = timedelta(days=30)
 RECIPROCAL_WEIGHT = 0.5
 REASON_MIN = 3
 REASON_MAX = 500
-# Mentions arrive as markers, which the core's sanitising turns into "(@U123)" in `msg.text`.
-_PEOPLE = re.compile(r"[(" + MARK_OPEN + r"]@[^\s()" + MARK_CLOSE + r"]+[)" + MARK_CLOSE + r"]|(?<![\w@])@[\w.\-]+")
 _TAG = re.compile(r"(?<![\w&/])#[^\s#]+")
 _LEAD = re.compile(r"^\s*(?:for|pour|because|car|,|:|—|-|and|et)+\s+", re.IGNORECASE)
 PERIODS = {"week": 7, "semaine": 7, "month": 30, "mois": 30, "all": None, "tout": None, "toujours": None}
@@ -32,7 +30,7 @@ PERIODS = {"week": 7, "semaine": 7, "month": 30, "mois": 30, "all": None, "tout"
 
 def parse_reason(args: str) -> str:
     """What is left once people and #skills are taken out: "@a @b for the demo #sql" → "the demo"."""
-    text = _TAG.sub(" ", _PEOPLE.sub(" ", args))
+    text = _TAG.sub(" ", strip_people(args))
     text = one_line(text)
     previous = None
     while previous != text:
@@ -73,7 +71,7 @@ def give(
     for person in recipients:
         reciprocal = store.received_from(ctx.session, ctx.actor.id, person.id, now - RECIPROCITY_WINDOW)
         weight = RECIPROCAL_WEIGHT if reciprocal else 1.0
-        row = store.add(ctx.session, giver_id=ctx.actor.id, recipient_id=person.id, reason=reason, skills=skills,
+        row = store.add(ctx.session, giver_id=ctx.actor.id, recipient_id=person.id, reason=reason, skills=join_topics(skills),
                         conversation_id=conv.id if conv else None, weight=weight, now=now, help_request_id=help_request_id)
         for skill in skills:
             evidence |= add_evidence(ctx.session, ctx.tenant, person.id, skill, "kudos", now, weight=weight,

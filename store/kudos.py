@@ -28,13 +28,13 @@ def add(
     giver_id: int,
     recipient_id: int,
     reason: str,
-    skills: list[str],
+    skills: str,
     conversation_id: int | None,
     weight: float,
     now: datetime,
     help_request_id: int | None = None,
 ) -> Kudos:
-    row = Kudos(giver_id=giver_id, recipient_id=recipient_id, reason=reason, skills=" ".join(skills),
+    row = Kudos(giver_id=giver_id, recipient_id=recipient_id, reason=reason, skills=skills,
                 conversation_id=conversation_id, weight=weight, created_at=now, help_request_id=help_request_id)
     session.add(row)
     session.flush()

@@ -1,0 +1,434 @@
+"""Help requests: `ask <question> [#topic]`, the "Ask the experts" message shortcut, and every
+top-level message of a help channel. The bot answers in the thread with the three best
+available experts and similar resolved requests; "I'll take it", "Resolved" and "Other experts"
+buttons; a job escalates once to the channel's référents after the channel's delay in working
+hours; on resolve the helper gains evidence and the asker can thank them in one click."""
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Sequence
+
+from sqlalchemy import select
+
+from bot.context import Ctx, JobCtx, UserError
+from bot.core import Bot, ctx_for_job
+from bot.expertise import Candidate, track_changes
+from bot.notifications import notify
+from bot.registry import CommandSpec, Job, Registry
+from bot.text import one_line, shorten
+from bot.types import Action, Card, Effect, Form, FormField, IncomingMessage, Outbound, Reply
+from handlers.contribution_common import conversation_locale, conversation_zone, split_topics, strip_people, translator
+from handlers.help_routing import add_working_hours, detect_topics, pick_experts
+from handlers.kudos import give
+from store import help_requests as store
+from store import people as people_store
+from store.expertise import add_evidence
+from store.ideas import parse_id
+from store.models.contribution import HelpRequest, Kudos
+from store.models.core import AuditLog, Conversation, Person, Workspace
+
+QUESTION_MIN = 3
+QUESTION_MAX = 3000
+ANSWER_MAX = 3000
+SHOWN = 3
+_HOURS = re.compile(r"^(\d+(?:[.,]\d+)?)\s*(h|hours?|heures?)?$", re.IGNORECASE)
+ON_WORDS = {"on": True, "yes": True, "oui": True, "activer": True, "enable": True,
+            "off": False, "no": False, "non": False, "desactiver": False, "désactiver": False, "disable": False}
+
+
+# Rendering ------------------------------------------------------------------------
+def _conversation(ctx: Ctx, req: HelpRequest) -> Conversation | None:
+    return ctx.session.get(Conversation, req.conversation_id) if req.conversation_id else None
+
+
+def _expert_lines(ctx: Ctx, experts: Sequence[Candidate], locale: str, *, dm_only: bool) -> str:
+    tr = translator(ctx, locale)
+    lines = []
+    for c in experts:
+        who = ctx.name(c.person) if dm_only else ctx.mention(c.person)
+        lines.append(tr("helpreq.expert_line", who=who, topics=", ".join(c.matched[:3]) or "—"))
+    return "\n".join(lines)
+
+
+def _routed_lines(ctx: Ctx, req: HelpRequest) -> str:
+    """On later updates of the card: everyone already asked, by name (no new pings)."""
+    people = people_store.people_by_ids(ctx.session, store.routed_ids(ctx.session, req.id))
+    return "\n".join("• " + ctx.name(p) for p in sorted(people.values(), key=lambda p: ctx.name(p)))
+
+
+def request_card(ctx: Ctx, req: HelpRequest, locale: str, *, experts: Sequence[Candidate] = (),
+                 similar: Sequence[HelpRequest] = (), dm_only: bool = False) -> Card:
+    tr = translator(ctx, locale)
+    asker = ctx.session.get(Person, req.asker_id)
+    fields: list[tuple[str, str]] = [(tr("helpreq.field.asker"), ctx.name(asker) if asker else "?"),
+                                     (tr("helpreq.field.status"), tr(f"helpreq.status.{req.status}"))]
+    if req.topics:
+        fields.append((tr("helpreq.field.topics"), " ".join("#" + t.replace(" ", "") for t in split_topics(req.topics))))
+    if req.claimer_id and req.status != "resolved":
+        claimer = ctx.session.get(Person, req.claimer_id)
+        fields.append((tr("helpreq.field.claimer"), ctx.name(claimer) if claimer else "?"))
+    if req.status == "resolved":
+        helper = ctx.session.get(Person, req.helper_id) if req.helper_id else None
+        if helper is not None:
+            fields.append((tr("helpreq.field.helper"), ctx.name(helper)))
+        if req.answer:
+            fields.append((tr("helpreq.field.answer"), req.answer))
+    if req.escalated_at is not None and req.status != "resolved":
+        fields.append((tr("helpreq.field.escalated"), tr("helpreq.escalated_flag")))
+    sections: list[tuple[str, str]] = []
+    routed = "" if experts else _routed_lines(ctx, req)
+    if experts:
+        sections.append((tr("helpreq.section.experts"), _expert_lines(ctx, experts, locale, dm_only=dm_only)))
+    elif routed and req.status != "resolved":
+        sections.append((tr("helpreq.section.asked"), routed))
+    elif req.status == "open" and not similar:
+        sections.append((tr("helpreq.section.experts"), tr("helpreq.no_experts")))
+    if similar:
+        lines = [tr("helpreq.similar_line", id=s.id, question=shorten(s.question, 80), answer=shorten(s.answer, 200)) for s in similar]
+        sections.append((tr("helpreq.section.similar"), "\n".join(lines)))
+    actions: tuple[Action, ...] = ()
+    if req.status != "resolved":
+        take = () if req.status == "claimed" else (Action(tr("helpreq.button.take"), f"ask take {req.id}", "primary"),)
+        actions = (*take, Action(tr("helpreq.button.resolve"), f"ask resolve {req.id}"),
+                   Action(tr("helpreq.button.more"), f"ask more {req.id}"))
+    return Card(title=tr("helpreq.card_title", id=req.id), body=shorten(req.question, 600), fields=tuple(fields),
+                sections=tuple(sections), actions=actions, footer=tr("helpreq.card_footer") if req.status != "resolved" else "")
+
+
+def card_outbound(ctx: Ctx, req: HelpRequest, *, experts: Sequence[Candidate] = (), similar: Sequence[HelpRequest] = ()) -> Outbound:
+    """The request's card in its thread; the anchor makes later sends update it in place."""
+    conv = _conversation(ctx, req) or ctx.conversation
+    assert conv is not None
+    locale = conversation_locale(ctx, conv)
+    tr = translator(ctx, locale)
+    card = request_card(ctx, req, locale, experts=experts, similar=similar, dm_only=conv.kind == "dm")
+    text = tr("helpreq.card", id=req.id, status=tr(f"helpreq.status.{req.status}"), count=len(experts))
+    reply = Reply(text=text, card=card, key="helpreq.card", params={"id": req.id, "experts": len(experts)})
+    return Outbound(reply=reply, to=ctx.ref_of(conv), thread_id=req.thread_id or None, anchor=f"help:{req.id}")
+
+
+def _thread_post(ctx: Ctx, req: HelpRequest, key: str, **params: object) -> Outbound:
+    conv = _conversation(ctx, req) or ctx.conversation
+    assert conv is not None
+    tr = translator(ctx, conversation_locale(ctx, conv))
+    reply = Reply(text=tr(key, **params), key=key, params=dict(params))
+    return Outbound(reply=reply, to=ctx.ref_of(conv), thread_id=req.thread_id or None)
+
+
+def _link(req: HelpRequest) -> str:
+    return req.permalink or f"#{req.id}"
+
+
+def _ping_experts(ctx: Ctx, req: HelpRequest, experts: Sequence[Candidate], *, dm_all: bool) -> list[Effect]:
+    """Experts who do not accept mentions (or everyone, for a request made in a DM) get a DM."""
+    asker = ctx.session.get(Person, req.asker_id)
+    effects: list[Effect] = []
+    for c in experts:
+        if dm_all or not c.person.accepts_mentions:
+            effects += notify(ctx, c.person, "helpreq.notify.routed",
+                              params={"id": req.id, "asker": ctx.name(asker) if asker else "?",
+                                      "question": shorten(req.question, 200), "link": _link(req)},
+                              thread_key=f"help:{req.id}:routed", urgent=True,
+                              actions=(Action("helpreq.button.take_short", f"ask take {req.id}", "primary"),))
+    return effects
+
+
+# Opening a request ----------------------------------------------------------------
+def open_request(ctx: Ctx, msg: IncomingMessage, question: str, *, thread_id: str, source_key: str,
+                 hashtags: Sequence[str] = ()) -> list[Effect]:
+    question = question.strip()
+    if len(one_line(question)) < QUESTION_MIN:
+        raise UserError("helpreq.question_required", usage=ctx.t("helpreq.usage"))
+    if len(question) > QUESTION_MAX:
+        raise UserError("helpreq.question_too_long", limit=QUESTION_MAX, length=len(question))
+    conv = ctx.conversation
+    existing = store.by_source(ctx.session, source_key)
+    if existing is not None:
+        return [Bot.outbound_for(msg, ctx.reply("helpreq.already_asked", private=True, id=existing.id))]
+    topics = detect_topics(ctx, question, hashtags)
+    now = ctx.now()
+    settings_row = store.channel_settings(ctx.session, conv.id) if conv is not None else None
+    hours = settings_row.escalation_hours if settings_row and settings_row.escalation_hours else ctx.settings.help_escalation_hours
+    escalate_at = add_working_hours(now, hours, conversation_zone(conv, ctx.actor.tz))
+    req = store.create(ctx.session, ctx.tenant, source_key=source_key, asker_id=ctx.actor.id, question=question, topics=topics,
+                       conversation_id=conv.id if conv else None, conversation_external_id=conv.external_id if conv else "",
+                       thread_id=thread_id, permalink=msg.source_permalink or msg.permalink, escalate_at=escalate_at, now=now)
+    if req is None:  # the same message delivered twice, concurrently
+        return []
+    experts = pick_experts(ctx, question, topics, exclude={ctx.actor.id}, count=SHOWN)
+    store.record_routing(ctx.session, ctx.tenant, req.id, [c.person.id for c in experts], 1, now)
+    similar = store.similar_resolved(ctx.session, question, topics, exclude=req.id)
+    effects: list[Effect] = [card_outbound(ctx, req, experts=experts, similar=similar)]
+    effects += _ping_experts(ctx, req, experts, dm_all=conv is None or conv.kind == "dm")
+    return effects
+
+
+def ask_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply | list[Effect]:
+    values = msg.form_values or {}
+    question = args.strip() or str(values.get("question", "")).strip() or msg.source_text.strip()
+    if not question:
+        form = Form(title=ctx.t("helpreq.form.title"), submit_command="ask", submit_label=ctx.t("helpreq.form.submit"),
+                    fields=(FormField("question", ctx.t("helpreq.form.question"), kind="multiline", required=True,
+                                      max_length=QUESTION_MAX),))
+        return ctx.reply("helpreq.form", private=True, form=form)
+    conv_id = msg.conversation.id
+    if msg.via == "shortcut" and msg.source_id:
+        thread, source_key = msg.source_id, f"{conv_id}:{msg.source_id}"
+    else:
+        # A slash command has no message to thread under: the card then starts its own thread.
+        thread = msg.thread_id or msg.conversation.thread_id or (msg.id if msg.via in ("message", "mention") else "")
+        source_key = f"{conv_id}:{msg.id}"
+    return open_request(ctx, msg, question, thread_id=thread or "", source_key=source_key, hashtags=msg.hashtags)
+
+
+def help_channel_hook(ctx: Ctx, msg: IncomingMessage) -> list[Effect] | None:
+    """Ambient: a top-level message in a help channel is a request; a reply in a request's
+    thread by someone else counts as an answer (no escalation then)."""
+    if msg.addressed or msg.backfill or msg.sender.is_bot or ctx.conversation is None or ctx.actor.is_bot:
+        return None
+    thread = msg.thread_id or msg.conversation.thread_id
+    if thread and thread != msg.id:
+        store.mark_answered(ctx.session, ctx.conversation.external_id, thread, ctx.actor.id, ctx.now())
+        return None
+    row = store.channel_settings(ctx.session, ctx.conversation.id)
+    if row is None or not row.enabled or len(one_line(msg.text)) < QUESTION_MIN:
+        return None
+    try:
+        return open_request(ctx, msg, msg.text, thread_id=msg.id, source_key=f"{msg.conversation.id}:{msg.id}",
+                            hashtags=msg.hashtags)
+    except UserError:
+        return None
+
+
+# Buttons --------------------------------------------------------------------------
+def _request_arg(ctx: Ctx, args: str) -> tuple[HelpRequest, str]:
+    req_id, rest = parse_id(args)
+    if req_id is None:
+        raise UserError("helpreq.id_required", usage=ctx.t("helpreq.take_usage"))
+    req = ctx.session.get(HelpRequest, req_id)
+    if req is None:
+        raise UserError("helpreq.not_found", id=req_id)
+    return req, rest
+
+
+def take_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
+    req, _ = _request_arg(ctx, args)
+    if req.asker_id == ctx.actor.id:
+        raise UserError("helpreq.own_take", id=req.id)
+    if req.status == "resolved":
+        raise UserError("helpreq.already_resolved", id=req.id)
+    if not store.claim(ctx.session, req.id, ctx.actor.id, ctx.now()):
+        ctx.session.refresh(req)
+        claimer = ctx.session.get(Person, req.claimer_id) if req.claimer_id else None
+        if claimer is not None and claimer.id == ctx.actor.id:
+            raise UserError("helpreq.already_yours", id=req.id)
+        raise UserError("helpreq.already_taken", id=req.id, name=ctx.name(claimer) if claimer else "?")
+    ctx.session.refresh(req)
+    effects: list[Effect] = [card_outbound(ctx, req), _thread_post(ctx, req, "helpreq.taken", id=req.id, name=ctx.name(ctx.actor))]
+    asker = ctx.session.get(Person, req.asker_id)
+    if asker is not None:
+        effects += notify(ctx, asker, "helpreq.notify.taken", params={"id": req.id, "name": ctx.name(ctx.actor)},
+                          thread_key=f"help:{req.id}:taken")
+    return effects
+
+
+def _resolve_form(ctx: Ctx, req: HelpRequest) -> Reply:
+    claimer = ctx.session.get(Person, req.claimer_id) if req.claimer_id else None
+    fields = (
+        FormField("answer", ctx.t("helpreq.form.answer"), kind="multiline", required=True, max_length=ANSWER_MAX),
+        FormField("helper", ctx.t("helpreq.form.helper"), value=f"@{claimer.external_id}" if claimer else ""),
+    )
+    form = Form(title=ctx.t("helpreq.form.resolve_title", id=req.id), submit_command=f"ask resolve {req.id}", fields=fields,
+                submit_label=ctx.t("helpreq.form.submit_resolve"))
+    return ctx.reply("helpreq.resolve_form", private=True, form=form, id=req.id)
+
+
+def resolve_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply | list[Effect]:
+    req, rest = _request_arg(ctx, args)
+    if req.status == "resolved":
+        raise UserError("helpreq.already_resolved", id=req.id)
+    if ctx.actor.id not in (req.asker_id, req.claimer_id) and not ctx.is_admin:
+        asker = ctx.session.get(Person, req.asker_id)
+        raise UserError("helpreq.resolve_not_allowed", id=req.id, asker=ctx.name(asker) if asker else "?")
+    values = msg.form_values or {}
+    helper_text = str(values.get("helper", "")) if values else ""
+    helpers, missing = ctx.find_people(f"{rest} {helper_text}")
+    if missing:
+        raise UserError("error.unknown_person", who=", ".join(missing))
+    answer = one_line(strip_people(rest)) or str(values.get("answer", "")).strip()
+    if not answer:
+        return _resolve_form(ctx, req)
+    if len(answer) > ANSWER_MAX:
+        raise UserError("helpreq.answer_too_long", limit=ANSWER_MAX, length=len(answer))
+    helper = helpers[0] if helpers else (ctx.session.get(Person, req.claimer_id) if req.claimer_id else None)
+    if helper is None and ctx.actor.id != req.asker_id:
+        helper = ctx.actor
+    if helper is not None and (helper.id == req.asker_id or helper.is_bot):
+        helper = None
+    now = ctx.now()
+    if not store.resolve(ctx.session, req.id, by=ctx.actor.id, helper_id=helper.id if helper else None, answer=answer, now=now):
+        raise UserError("helpreq.already_resolved", id=req.id)
+    ctx.session.refresh(req)
+    if helper is not None:
+        conv = _conversation(ctx, req)
+        public = conv is not None and conv.kind == "public"
+        wrote = False
+        for topic in split_topics(req.topics):
+            wrote |= add_evidence(ctx.session, ctx.tenant, helper.id, topic, "help", now, source_ref=f"help:{req.id}",
+                                  conversation_id=conv.id if public and conv else None, snippet=shorten(req.question, 280))
+        if wrote:
+            track_changes(ctx)
+    effects: list[Effect] = [card_outbound(ctx, req),
+                             _thread_post(ctx, req, "helpreq.resolved_post", id=req.id,
+                                          name=ctx.name(helper) if helper else ctx.name(ctx.actor))]
+    asker = ctx.session.get(Person, req.asker_id)
+    if helper is not None and asker is not None:
+        if asker.id == ctx.actor.id:
+            card = Card(title=ctx.t("helpreq.thank_title"), body=ctx.t("helpreq.thank_body", name=ctx.name(helper)),
+                        actions=(Action(ctx.t("helpreq.button.thank", name=ctx.name(helper)), f"ask thank {req.id}", "primary"),))
+            effects.append(Bot.outbound_for(msg, ctx.reply("helpreq.resolved", private=True, card=card, id=req.id,
+                                                           name=ctx.name(helper))))
+        else:
+            effects.append(Bot.outbound_for(msg, ctx.reply("helpreq.resolved_by_helper", private=True, id=req.id)))
+            effects += notify(ctx, asker, "helpreq.notify.resolved", params={"id": req.id, "name": ctx.name(helper)},
+                              thread_key=f"help:{req.id}:resolved",
+                              actions=(Action("helpreq.button.thank_short", f"ask thank {req.id}", "primary"),))
+    else:
+        effects.append(Bot.outbound_for(msg, ctx.reply("helpreq.resolved_alone", private=True, id=req.id)))
+    return effects
+
+
+def thank_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
+    """The one-click thanks after a resolve: a kudos to the helper on the request's topics."""
+    req, _ = _request_arg(ctx, args)
+    if req.asker_id != ctx.actor.id:
+        raise UserError("helpreq.thank_not_asker", id=req.id)
+    helper = ctx.session.get(Person, req.helper_id) if req.helper_id else None
+    if req.status != "resolved" or helper is None:
+        raise UserError("helpreq.thank_no_helper", id=req.id)
+    done = ctx.session.scalar(select(Kudos.id).where(Kudos.help_request_id == req.id, Kudos.giver_id == ctx.actor.id).limit(1))
+    if done is not None:
+        raise UserError("helpreq.already_thanked", id=req.id, name=ctx.name(helper))
+    reason = ctx.t("helpreq.thanks_reason", id=req.id, question=shorten(req.question, 120))
+    return give(ctx, msg, [helper], reason, split_topics(req.topics), help_request_id=req.id)
+
+
+def more_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
+    req, _ = _request_arg(ctx, args)
+    if req.status == "resolved":
+        raise UserError("helpreq.already_resolved", id=req.id)
+    return _widen(ctx, req, round_=2, key="helpreq.more", empty_key="helpreq.no_more")
+
+
+def _widen(ctx: Ctx, req: HelpRequest, *, round_: int, key: str, empty_key: str, extra: str = "") -> list[Effect]:
+    """The next experts, never those already asked; posted in the thread."""
+    exclude = set(store.routed_ids(ctx.session, req.id)) | {req.asker_id}
+    experts = pick_experts(ctx, req.question, split_topics(req.topics), exclude=exclude, count=SHOWN)
+    conv = _conversation(ctx, req)
+    if not experts:
+        if extra:
+            return [_thread_post(ctx, req, key, id=req.id, experts=ctx.t("helpreq.no_experts"), referents=extra)]
+        return [_thread_post(ctx, req, empty_key, id=req.id)]
+    store.record_routing(ctx.session, ctx.tenant, req.id, [c.person.id for c in experts], round_, ctx.now())
+    locale = conversation_locale(ctx, conv)
+    lines = _expert_lines(ctx, experts, locale, dm_only=conv is None or conv.kind == "dm")
+    params: dict[str, object] = {"id": req.id, "experts": lines}
+    if extra:
+        params["referents"] = extra
+    effects: list[Effect] = [_thread_post(ctx, req, key, **params)]
+    effects += _ping_experts(ctx, req, experts, dm_all=conv is None or conv.kind == "dm")
+    return effects
+
+
+# Escalation -------------------------------------------------------------------------
+def escalate(jctx: JobCtx) -> list[Effect]:
+    """Unanswered past the channel's delay: once, to the channel's référents, plus new experts."""
+    effects: list[Effect] = []
+    for tenant, request_id in store.due_escalations(jctx.session, jctx.now):
+        with jctx.services.db.session(tenant) as session:
+            if not store.claim_escalation(session, request_id, jctx.now):
+                continue
+            req = session.get(HelpRequest, request_id)
+            workspace = session.get(Workspace, tenant)
+            asker = session.get(Person, req.asker_id) if req else None
+            if req is None or workspace is None or asker is None:
+                continue
+            conv = session.get(Conversation, req.conversation_id) if req.conversation_id else None
+            ctx = ctx_for_job(jctx.services, session, workspace, asker, conv)
+            effects += _escalate_one(ctx, req, conv)
+            session.add(AuditLog(actor_id=None, action="help.escalated", detail=f"request {req.id}", created_at=jctx.now))
+    return effects
+
+
+def _escalate_one(ctx: Ctx, req: HelpRequest, conv: Conversation | None) -> list[Effect]:
+    referents = [p for p in people_store.role_holders(ctx.session, ("referent",), conv) if p.id != req.asker_id]
+    if not referents:
+        referents = [p for p in people_store.role_holders(ctx.session, ("animator",), conv) if p.id != req.asker_id]
+    dm_only = conv is None or conv.kind == "dm"
+    names = ", ".join(ctx.name(p) if dm_only else ctx.mention(p) for p in referents) or ctx.t("helpreq.no_referent")
+    effects: list[Effect] = [card_outbound(ctx, req)]
+    effects += _widen(ctx, req, round_=3, key="helpreq.escalated", empty_key="helpreq.no_more", extra=names)
+    asker = ctx.session.get(Person, req.asker_id)
+    for person in referents:
+        effects += notify(ctx, person, "helpreq.notify.escalated",
+                          params={"id": req.id, "asker": ctx.name(asker) if asker else "?",
+                                  "question": shorten(req.question, 200), "link": _link(req)},
+                          thread_key=f"help:{req.id}:escalated", urgent=True,
+                          actions=(Action("helpreq.button.take_short", f"ask take {req.id}", "primary"),))
+    return effects
+
+
+# Lists and settings -----------------------------------------------------------------
+def list_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
+    mine = args.strip().casefold() in ("mine", "mes", "miennes")
+    rows = store.open_requests(ctx.session, asker_id=ctx.actor.id if mine else None)
+    if not rows:
+        return ctx.reply("helpreq.list_empty", private=True)
+    lines = [ctx.t("helpreq.list_line", id=r.id, question=shorten(r.question, 80), status=ctx.t(f"helpreq.status.{r.status}"))
+             for r in rows]
+    card = Card(title=ctx.t("helpreq.list_title"), body="\n".join(lines), footer=ctx.t("helpreq.list_footer"))
+    return ctx.reply("helpreq.list", private=True, card=card, count=len(rows))
+
+
+def channel_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
+    conv = ctx.find_channel(args) or None
+    if conv is None or conv.kind == "dm":
+        raise UserError("error.unknown_channel", channel=args.strip()[:60] or "#…")
+    ctx.require_role(("animator",), conv, "helpreq.action.channel")
+    words = [w.casefold() for w in args.split() if not w.startswith(("#", "(#", "\u27e6"))]
+    switch = next((ON_WORDS[w] for w in words if w in ON_WORDS), None)
+    hours: float | None = None
+    for w in words:
+        m = _HOURS.match(w)
+        if m and w not in ON_WORDS:
+            hours = float(m.group(1).replace(",", "."))
+    if switch is None:
+        raise UserError("helpreq.channel_usage_error", usage=ctx.t("helpreq.channel_usage"))
+    if hours is not None and not 0.5 <= hours <= 200:
+        raise UserError("helpreq.channel_hours", given=hours)
+    row = store.set_channel(ctx.session, conv.id, switch, hours, ctx.actor.id, ctx.now())
+    ctx.session.add(AuditLog(actor_id=ctx.actor.id, action="help.channel", detail=f"{conv.id} {switch} {hours}", created_at=ctx.now()))
+    delay = row.escalation_hours or ctx.settings.help_escalation_hours
+    key = "helpreq.channel_on" if switch else "helpreq.channel_off"
+    return ctx.reply(key, channel=ctx.channel_link(conv), hours=f"{delay:g}")
+
+
+def register(r: Registry) -> None:
+    g = "help"
+    r.command(CommandSpec("ask", "demande", ask_command, "helpreq.help", "helpreq.usage",
+                          aliases=("aide-moi", "besoin d'aide", "help me", "ask the experts"), group=g))
+    r.command(CommandSpec("ask take", "demande prendre", take_command, "helpreq.take_help", "helpreq.take_usage",
+                          aliases=("ask claim", "je prends"), group=g, needs_args=True, hidden=True))
+    r.command(CommandSpec("ask resolve", "demande résolue", resolve_command, "helpreq.resolve_help", "helpreq.resolve_usage",
+                          aliases=("resolve", "résolu", "resolu", "ask resolved", "demande resolue"), group=g, needs_args=True))
+    r.command(CommandSpec("ask more", "demande autres experts", more_command, "helpreq.more_help", "helpreq.take_usage",
+                          group=g, needs_args=True, hidden=True))
+    r.command(CommandSpec("ask thank", "demande remercier", thank_command, "helpreq.thank_help", "helpreq.take_usage",
+                          group=g, needs_args=True, hidden=True))
+    r.command(CommandSpec("asks", "demandes", list_command, "helpreq.list_help", "helpreq.list_usage",
+                          aliases=("ask list",), group=g))
+    r.command(CommandSpec("help channel", "canal d'aide", channel_command, "helpreq.channel_help", "helpreq.channel_usage",
+                          aliases=("canal aide",), group="admin", needs_args=True))
+    r.on(IncomingMessage, help_channel_hook)
+    r.job(Job("help.escalate", timedelta(minutes=5), escalate))

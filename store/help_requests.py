@@ -1,0 +1,212 @@
+"""Help requests, their routing to experts, experts' away periods and help channels (queries only).
+
+Several worker processes may run the escalation job at once: `claim_escalation` and
+`claim` are conditional updates, so exactly one of them wins each transition.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Iterable, Sequence
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from store.idempotency import insert_ignore
+from store.ideas import similarity
+from store.models.contribution import ExpertAway, HelpChannel, HelpRequest, HelpRouting
+
+SIMILAR_THRESHOLD = 60.0
+
+
+# Help channels ---------------------------------------------------------------
+def channel_settings(session: Session, conversation_id: int) -> HelpChannel | None:
+    return session.scalar(select(HelpChannel).where(HelpChannel.conversation_id == conversation_id))
+
+
+def set_channel(session: Session, conversation_id: int, enabled: bool, hours: float | None, by: int, now: datetime) -> HelpChannel:
+    row = channel_settings(session, conversation_id)
+    if row is None:
+        row = HelpChannel(conversation_id=conversation_id, enabled=enabled, escalation_hours=hours, updated_by=by, updated_at=now)
+        session.add(row)
+    else:
+        row.enabled, row.updated_by, row.updated_at = enabled, by, now
+        if hours is not None:
+            row.escalation_hours = hours
+    session.flush()
+    return row
+
+
+# Requests --------------------------------------------------------------------
+def create(
+    session: Session,
+    tenant: str,
+    *,
+    source_key: str,
+    asker_id: int,
+    question: str,
+    topics: Sequence[str],
+    conversation_id: int | None,
+    conversation_external_id: str,
+    thread_id: str,
+    permalink: str,
+    escalate_at: datetime | None,
+    now: datetime,
+) -> HelpRequest | None:
+    """The new request, or None when this source message already made one (a redelivery)."""
+    inserted = insert_ignore(session, HelpRequest, {
+        "tenant": tenant, "source_key": source_key[:300], "asker_id": asker_id, "question": question,
+        "topics": "|".join(t.replace("|", " ") for t in topics), "conversation_id": conversation_id, "conversation_external_id": conversation_external_id,
+        "thread_id": thread_id, "permalink": permalink[:500], "status": "open", "answer": "",
+        "escalate_at": escalate_at, "created_at": now,
+    })
+    if not inserted:
+        return None
+    return session.scalar(select(HelpRequest).where(HelpRequest.source_key == source_key[:300]))
+
+
+def by_source(session: Session, source_key: str) -> HelpRequest | None:
+    return session.scalar(select(HelpRequest).where(HelpRequest.source_key == source_key[:300]))
+
+
+def routed_ids(session: Session, request_id: int) -> list[int]:
+    return list(session.scalars(select(HelpRouting.person_id).where(HelpRouting.request_id == request_id).order_by(HelpRouting.id)))
+
+
+def record_routing(session: Session, tenant: str, request_id: int, person_ids: Iterable[int], round_: int, now: datetime) -> None:
+    for person_id in person_ids:
+        insert_ignore(session, HelpRouting, {"tenant": tenant, "request_id": request_id, "person_id": person_id,
+                                             "round": round_, "routed_at": now})
+
+
+def weekly_load(session: Session, person_ids: Sequence[int], since: datetime) -> dict[int, int]:
+    """Requests routed to each person since `since` (the weekly cap)."""
+    if not person_ids:
+        return {}
+    rows = session.execute(
+        select(HelpRouting.person_id, func.count(HelpRouting.id))
+        .where(HelpRouting.person_id.in_(list(person_ids)), HelpRouting.routed_at >= since)
+        .group_by(HelpRouting.person_id)
+    )
+    return {pid: n for pid, n in rows}
+
+
+def last_routed(session: Session, person_ids: Sequence[int]) -> dict[int, datetime]:
+    if not person_ids:
+        return {}
+    rows = session.execute(
+        select(HelpRouting.person_id, func.max(HelpRouting.routed_at))
+        .where(HelpRouting.person_id.in_(list(person_ids)))
+        .group_by(HelpRouting.person_id)
+    )
+    return {pid: when for pid, when in rows if when is not None}
+
+
+def similar_resolved(session: Session, question: str, topics: Sequence[str], *, limit: int = 3, exclude: int | None = None) -> list[HelpRequest]:
+    """Resolved requests that look like this question, with their accepted answers."""
+    found: list[tuple[float, HelpRequest]] = []
+    recent = select(HelpRequest).where(HelpRequest.status == "resolved", HelpRequest.answer != "")
+    for row in session.scalars(recent.order_by(HelpRequest.resolved_at.desc()).limit(500)):
+        if row.id == exclude:
+            continue
+        score = similarity(question, topics, row.question, [t for t in row.topics.split("|") if t])
+        if score >= SIMILAR_THRESHOLD:
+            found.append((score, row))
+    found.sort(key=lambda pair: (-pair[0], -pair[1].id))
+    return [row for _, row in found[:limit]]
+
+
+def claim(session: Session, request_id: int, person_id: int, now: datetime) -> bool:
+    """Open → claimed by `person_id`; False when someone else got there first."""
+    result = session.execute(
+        update(HelpRequest)
+        .where(HelpRequest.id == request_id, HelpRequest.status == "open")
+        .values(status="claimed", claimer_id=person_id, claimed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def resolve(session: Session, request_id: int, *, by: int, helper_id: int | None, answer: str, now: datetime) -> bool:
+    result = session.execute(
+        update(HelpRequest)
+        .where(HelpRequest.id == request_id, HelpRequest.status != "resolved")
+        .values(status="resolved", resolved_by=by, helper_id=helper_id, answer=answer, resolved_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def mark_answered(session: Session, conversation_external_id: str, thread_id: str, sender_id: int, now: datetime) -> int:
+    """Someone other than the asker replied in the request's thread: it no longer needs escalating."""
+    result = session.execute(
+        update(HelpRequest)
+        .where(
+            HelpRequest.conversation_external_id == conversation_external_id,
+            HelpRequest.thread_id == thread_id,
+            HelpRequest.asker_id != sender_id,
+            HelpRequest.answered_at.is_(None),
+        )
+        .values(answered_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
+
+
+def due_escalations(session: Session, now: datetime, limit: int = 200) -> list[tuple[str, int]]:
+    rows = session.execute(
+        select(HelpRequest.tenant, HelpRequest.id)
+        .where(
+            HelpRequest.status == "open",
+            HelpRequest.answered_at.is_(None),
+            HelpRequest.escalated_at.is_(None),
+            HelpRequest.escalate_at.is_not(None),
+            HelpRequest.escalate_at <= now,
+        )
+        .order_by(HelpRequest.escalate_at)
+        .limit(limit)
+    )
+    return [(tenant, rid) for tenant, rid in rows]
+
+
+def claim_escalation(session: Session, request_id: int, now: datetime) -> bool:
+    """Exactly one process escalates a request, once."""
+    result = session.execute(
+        update(HelpRequest)
+        .where(HelpRequest.id == request_id, HelpRequest.escalated_at.is_(None), HelpRequest.status == "open",
+               HelpRequest.answered_at.is_(None))
+        .values(escalated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def open_requests(session: Session, *, asker_id: int | None = None, limit: int = 10) -> list[HelpRequest]:
+    query = select(HelpRequest).where(HelpRequest.status != "resolved")
+    if asker_id is not None:
+        query = query.where(HelpRequest.asker_id == asker_id)
+    return list(session.scalars(query.order_by(HelpRequest.created_at.desc(), HelpRequest.id.desc()).limit(limit)))
+
+
+# Away ------------------------------------------------------------------------
+def away_ids(session: Session, now: datetime) -> set[int]:
+    return set(session.scalars(select(ExpertAway.person_id).where(ExpertAway.until > now)))
+
+
+def away_until(session: Session, person_id: int, now: datetime) -> datetime | None:
+    return session.scalar(select(ExpertAway.until).where(ExpertAway.person_id == person_id, ExpertAway.until > now))
+
+
+def set_away(session: Session, person_id: int, until: datetime, now: datetime) -> None:
+    row = session.scalar(select(ExpertAway).where(ExpertAway.person_id == person_id))
+    if row is None:
+        session.add(ExpertAway(person_id=person_id, until=until, created_at=now))
+    else:
+        row.until, row.created_at = until, now
+    session.flush()
+
+
+def clear_away(session: Session, person_id: int, now: datetime) -> bool:
+    """Back early: True when the person was away."""
+    was_away = away_until(session, person_id, now) is not None
+    session.execute(delete(ExpertAway).where(ExpertAway.person_id == person_id))
+    return was_away
