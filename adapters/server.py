@@ -45,6 +45,18 @@ class Outbox:
                 log.exception("delivery to %s failed", platform)
 
 
+_OUTBOX_KEY: list[object] = []
+
+
+def outbox_key() -> "object":
+    """The typed aiohttp key of the app's Outbox (plain string keys warn, and warnings fail tests)."""
+    from aiohttp import web
+
+    if not _OUTBOX_KEY:
+        _OUTBOX_KEY.append(web.AppKey("outbox", Outbox))
+    return _OUTBOX_KEY[0]
+
+
 def start_clock(bot: Bot, outbox: Outbox, every_seconds: int = 30) -> object:
     """APScheduler as a clock only: it ticks; the jobs claim their work in the database."""
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -67,7 +79,7 @@ def build_app(bot: Bot, settings: Settings, outbox: Outbox | None = None) -> "ob
         return web.json_response({"status": "ok" if ok else "degraded"}, status=200 if ok else 503)
 
     app.router.add_get("/healthz", healthz)
-    app["outbox"] = outbox
+    app[outbox_key()] = outbox
     if settings.slack_configured:
         from adapters.slack import mount as mount_slack
 

@@ -1,0 +1,96 @@
+"""The Bolt AsyncApp: verifies every request, acks at once, hands the payload to a worker.
+
+`process_before_response=True` makes Bolt answer as soon as a listener returns, and every
+listener here returns right after `ack()` and `SlackAdapter.submit(...)`: no database or
+matching work happens before the acknowledgement.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.adapter import SlackAdapter
+from adapters.slack.home import PROFILE_CALLBACK, PROFILE_EDIT_ACTION
+from adapters.slack.render import ACTION_PREFIX, FORM_CALLBACK
+
+log = logging.getLogger("adapters.slack")
+EVENTS = ("message", "app_mention", "reaction_added", "reaction_removed", "member_joined_channel",
+          "member_left_channel", "user_change", "app_home_opened")
+SHORTCUT_IDS = ("causette_ask", "causette_idea")
+
+
+def build_bolt_app(adapter: SlackAdapter, *, signing_secret: str, api_url: str, command: str,
+                   token: str | None = None, oauth_settings: Any = None) -> AsyncApp:
+    client = AsyncWebClient(token=token or None, base_url=api_url if api_url.endswith("/") else api_url + "/")
+    app = AsyncApp(  # the client carries the token (single workspace) or none (OAuth installs)
+        signing_secret=signing_secret or None,
+        client=client,
+        oauth_settings=oauth_settings,
+        process_before_response=True,
+        request_verification_enabled=bool(signing_secret),
+        logger=log,
+    )
+    register(app, adapter, command)
+    return app
+
+
+def register(app: AsyncApp, adapter: SlackAdapter, command: str) -> None:
+    @app.command(command)
+    async def on_command(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        await ack()
+        adapter.submit(adapter.on_command, body, context.bot_token)
+
+    for name in EVENTS:
+        @app.event(name)
+        async def on_event(body: dict[str, Any], context: AsyncBoltContext) -> None:
+            adapter.submit(adapter.on_event, body, context.bot_token, context.bot_user_id)
+
+    @app.event(re.compile(".*"))
+    async def on_other_event(body: dict[str, Any]) -> None:
+        log.debug("slack: event %s not used", (body.get("event") or {}).get("type"))
+
+    @app.action(PROFILE_EDIT_ACTION)
+    async def on_profile_edit(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        await ack()
+        adapter.submit(adapter.open_profile_form, body, context.bot_token)
+
+    @app.action(re.compile("^" + re.escape(ACTION_PREFIX)))
+    async def on_button(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext) -> None:
+        await ack()
+        adapter.submit(adapter.on_button, body, action, context.bot_token)
+
+    @app.action(re.compile(".*"))
+    async def on_other_action(ack: AsyncAck) -> None:
+        await ack()
+
+    @app.view_submission(FORM_CALLBACK)
+    async def on_form(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        await ack()
+        adapter.submit(adapter.on_form, body, context.bot_token)
+
+    @app.view_submission(PROFILE_CALLBACK)
+    async def on_profile_form(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        await ack()
+        adapter.submit(adapter.on_profile_form, body, context.bot_token)
+
+    @app.view_closed(re.compile(".*"))
+    async def on_view_closed(ack: AsyncAck) -> None:
+        await ack()
+
+    for callback in SHORTCUT_IDS:
+        @app.shortcut(callback)
+        async def on_shortcut(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+            await ack()
+            adapter.submit(adapter.on_shortcut, body, context.bot_token)
+
+    @app.options(re.compile(".*"))
+    async def on_options(ack: AsyncAck) -> None:
+        await ack(options=[])
+
+    @app.error
+    async def on_error(error: Exception, body: dict[str, Any]) -> None:
+        log.error("slack listener error: %r (payload type %s)", error, body.get("type"))

@@ -1,0 +1,110 @@
+"""Assembles the Slack side of the server: adapter, Bolt app, HTTP routes, Socket Mode.
+
+HTTP answers: Bolt's own (200 ack, 401 for a forged signature or a stale timestamp);
+a payload Bolt cannot even parse gets 400; a listener failure is logged and answered
+200, because the Events API must never see a 5xx.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+
+from adapters.slack.adapter import SlackAdapter
+from adapters.slack.bolt_app import build_bolt_app
+from adapters.slack.client import InstalledTokens, SingleToken, TokenSource
+from bot.config import Settings
+from bot.core import Bot
+
+log = logging.getLogger("adapters.slack")
+EVENTS_PATH = "/slack/events"
+
+
+@dataclass
+class SlackRuntime:
+    adapter: SlackAdapter
+    bolt: AsyncApp
+    settings: Settings
+    socket_handler: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, bot: Bot, settings: Settings, *, pace_seconds: float = 1.0, workers: int = 8) -> "SlackRuntime":
+        oauth = None
+        tokens: TokenSource
+        multi = bool(settings.slack_client_id and settings.slack_client_secret)
+        if multi:
+            from adapters.slack import oauth as oauth_mod
+
+            store = oauth_mod.installation_store(settings.slack_client_id, bot.services.db.engine)
+            tokens = InstalledTokens(store)
+            oauth = oauth_mod.oauth_settings(settings.slack_client_id, settings.slack_client_secret, bot.services.db.engine, store)
+        else:
+            tokens = SingleToken(settings.slack_bot_token)
+        adapter = SlackAdapter(bot, tokens, settings.slack_api_url, pace_seconds=pace_seconds, workers=workers)
+        bolt = build_bolt_app(adapter, signing_secret=settings.slack_signing_secret, api_url=settings.slack_api_url,
+                              command=settings.command_name, token=None if multi else settings.slack_bot_token,
+                              oauth_settings=oauth)
+        return cls(adapter, bolt, settings)
+
+    # HTTP --------------------------------------------------------------------------
+    async def handle_events(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.text()
+            bolt_request = AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers))
+        except Exception as exc:  # noqa: BLE001 - unreadable or unparsable payload
+            log.warning("slack: bad request refused: %r", exc)
+            return web.Response(status=400, text="bad request")
+        try:
+            response = await self.bolt.async_dispatch(bolt_request)
+        except Exception:  # noqa: BLE001
+            log.exception("slack: dispatch failed")
+            return web.Response(status=200, text="")
+        if response.status >= 500:
+            log.error("slack: listener failed (%s); answered 200 so Slack does not retry or disable events", response.status)
+            return web.Response(status=200, text="")
+        return await to_aiohttp_response(response)
+
+    async def handle_oauth(self, request: web.Request) -> web.Response:
+        flow = self.bolt.oauth_flow
+        if flow is None:
+            return web.Response(status=404)
+        bolt_request = AsyncBoltRequest(body="", query=request.query_string, headers=dict(request.headers))
+        if request.path == flow.install_path:
+            response = await flow.handle_installation(bolt_request)
+        else:
+            response = await flow.handle_callback(bolt_request)
+        return await to_aiohttp_response(response)
+
+    def attach(self, app: web.Application, outbox: Any) -> None:
+        if self.settings.slack_signing_secret:
+            app.router.add_post(EVENTS_PATH, self.handle_events)
+        if self.bolt.oauth_flow is not None:
+            app.router.add_get(self.bolt.oauth_flow.install_path, self.handle_oauth)
+            app.router.add_get(self.bolt.oauth_flow.redirect_uri_path, self.handle_oauth)
+        outbox.register("slack", self.adapter.deliver)
+        if self.settings.slack_app_token:
+            app.on_startup.append(self._start_socket_mode)
+        app.on_cleanup.append(self._cleanup)
+        app[RUNTIME_KEY] = self
+
+    async def _start_socket_mode(self, _app: web.Application) -> None:
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        self.socket_handler = AsyncSocketModeHandler(self.bolt, self.settings.slack_app_token)
+        await self.socket_handler.connect_async()
+        log.info("slack: connected in Socket Mode")
+
+    async def _cleanup(self, _app: web.Application) -> None:
+        if self.socket_handler is not None:
+            await self.socket_handler.close_async()
+        await self.adapter.drain(timeout=10)
+        self.adapter.close()
+
+
+RUNTIME_KEY = web.AppKey("slack", SlackRuntime)

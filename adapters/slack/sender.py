@@ -1,0 +1,306 @@
+"""Effects → Slack Web API calls: messages, ephemerals, DMs, threads, in-place updates,
+modals, file uploads and history backfill. Runs in worker threads, never on the event loop.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Sequence
+
+from sqlalchemy import select
+
+from adapters.slack import inbound
+from adapters.slack.client import HINTS, Clients, Pacer, TokenSource, error_code, log_api_error, make_webhook
+from adapters.slack.render import SlackMessage, Translate, render_modal, render_reply
+from bot.context import Services
+from bot.types import Action, ConversationRef, Effect, Event, FetchHistory, Outbound, UserRef
+from store.idempotency import insert_ignore
+from store.models.base import utcnow
+from store.models.core import Person, PostedMessage, Workspace
+
+log = logging.getLogger("adapters.slack")
+_TS = re.compile(r"^\d{9,12}\.\d{1,9}$")
+RESPONSE_URL_USES = 5
+
+
+def is_ts(value: str | None) -> bool:
+    return bool(value) and bool(_TS.match(value or ""))
+
+
+@dataclass
+class Origin:
+    """The interaction an effect answers: lets replies use response_url and trigger_id."""
+
+    team: str
+    user: str = ""
+    channel: str = ""
+    token: str | None = None
+    response_url: str | None = None
+    trigger_id: str | None = None
+    command_text: str = ""
+    response_uses: int = 0
+    trigger_used: bool = False
+
+    def can_respond(self, channel: str) -> bool:
+        return bool(self.response_url) and self.channel == channel and self.response_uses < RESPONSE_URL_USES
+
+
+class SlackSender:
+    def __init__(self, services: Services, tokens: TokenSource, clients: Clients, pacer: Pacer,
+                 handle: Callable[[Event], list[Effect]], backfill_pool: ThreadPoolExecutor | None = None) -> None:
+        self.services = services
+        self.tokens = tokens
+        self.clients = clients
+        self.pacer = pacer
+        self.handle = handle
+        self.backfill_pool = backfill_pool or ThreadPoolExecutor(1, thread_name_prefix="slack-backfill")
+        self.pending: set[Future[None]] = set()
+
+    # Entry points -------------------------------------------------------------
+    def deliver(self, effects: Sequence[Effect], origin: Origin | None = None) -> None:
+        for effect in effects:
+            try:
+                if isinstance(effect, FetchHistory):
+                    future = self.backfill_pool.submit(self.fetch_history, effect)
+                    self.pending.add(future)
+                    future.add_done_callback(self.pending.discard)
+                elif isinstance(effect, Outbound):
+                    self.send(effect, origin)
+            except Exception:  # noqa: BLE001 - one failed reply must not lose the others
+                log.exception("slack delivery failed")
+
+    def client_for(self, tenant: str, origin: Origin | None = None) -> Any:
+        token = origin.token if origin is not None and origin.team == tenant and origin.token else self.tokens.bot_token(tenant)
+        return self.clients.get(token)
+
+    def translator(self, tenant: str, user_id: str | None) -> Translate:
+        cache: dict[str, str] = {}
+
+        def t(key: str, **params: object) -> str:
+            if "lang" not in cache:
+                cache["lang"] = self._locale(tenant, user_id)
+            return self.services.prompts.t(cache["lang"], key, **params)
+
+        return t
+
+    def _locale(self, tenant: str, user_id: str | None) -> str:
+        default = self.services.settings.default_locale
+        with self.services.db.session(tenant) as s:
+            person = s.scalar(select(Person).where(Person.external_id == user_id)) if user_id else None
+            if person is not None and person.locale:
+                return person.locale
+            ws = s.get(Workspace, tenant)
+            return (ws.default_locale if ws is not None else None) or default
+
+    # One outbound -------------------------------------------------------------
+    def send(self, ob: Outbound, origin: Origin | None) -> None:
+        to, reply = ob.to, ob.reply
+        tenant = to.tenant
+        client = self.client_for(tenant, origin)
+        reader = ob.private_for.id if ob.private_for else to.id if isinstance(to, UserRef) else origin.user if origin else None
+        t = self.translator(tenant, reader)
+        if reply.form is not None and self._open_form(client, ob, origin, t):
+            return
+        extra: tuple[Action, ...] = ()
+        if reply.form is not None and origin is not None and origin.command_text:
+            extra = (Action(t("slack.form_open"), origin.command_text, "primary"),)
+        message = render_reply(reply, t, extra)
+        thread_ts = ob.thread_id if is_ts(ob.thread_id) else None
+        if isinstance(to, UserRef):
+            channel = self._post(client, tenant, to.id, message, None, ob.anchor, origin, t)
+            if reply.attachment and channel:
+                self._upload(client, channel, reply.attachment, None)
+        elif ob.private_for is not None:
+            self._ephemeral(client, to, ob.private_for, message, thread_ts, origin, t)
+            if reply.attachment:
+                dm = self._open_dm(client, ob.private_for.id)
+                if dm:
+                    self._upload(client, dm, reply.attachment, None)
+        else:
+            channel = self._post(client, tenant, to.id, message, thread_ts, ob.anchor, origin, t)
+            if reply.attachment and channel:
+                self._upload(client, channel, reply.attachment, thread_ts)
+
+    def _payload(self, message: SlackMessage) -> dict[str, Any]:
+        payload: dict[str, Any] = {"text": message.text}
+        if message.blocks:
+            payload["blocks"] = message.blocks
+        return payload
+
+    def respond(self, origin: Origin, message: SlackMessage, response_type: str) -> bool:
+        """Answer through the interaction's response_url (works where the bot is not a member)."""
+        assert origin.response_url
+        origin.response_uses += 1
+        try:
+            resp = make_webhook(origin.response_url).send_dict({**self._payload(message), "response_type": response_type})
+        except Exception as exc:  # noqa: BLE001
+            log.error("slack response_url failed: %r", exc)
+            return False
+        if resp.status_code != 200:
+            log.error("slack response_url answered %s: %s", resp.status_code, resp.body[:200])
+            return False
+        return True
+
+    def _ephemeral(self, client: Any, to: ConversationRef, user: UserRef, message: SlackMessage,
+                   thread_ts: str | None, origin: Origin | None, t: Translate) -> None:
+        if origin is not None and thread_ts is None and origin.can_respond(to.id) and self.respond(origin, message, "ephemeral"):
+            return
+        kwargs: dict[str, Any] = {"channel": to.id, "user": user.id, **self._payload(message)}
+        if thread_ts:
+            kwargs["thread_ts"] = thread_ts
+        try:
+            client.chat_postEphemeral(**kwargs)
+        except Exception as exc:  # noqa: BLE001
+            code = log_api_error("chat.postEphemeral", exc, channel=to.id, user=user.id)
+            if code in HINTS:  # the bot cannot write there: tell the person in a DM instead
+                self._post(client, to.tenant, user.id, message, None, None, None, t)
+                self._hint(client, to.tenant, code, user.id, None, t)
+
+    def _post(self, client: Any, tenant: str, channel: str, message: SlackMessage, thread_ts: str | None,
+              anchor: str | None, origin: Origin | None, t: Translate) -> str | None:
+        """chat.postMessage, or chat.update when `anchor` was posted before. Returns the channel id."""
+        if anchor:
+            previous = self._anchor_ref(tenant, anchor, channel)
+            if previous is not None:
+                where, ts = previous
+                try:
+                    client.chat_update(channel=where, ts=ts, **self._payload(message))
+                    return where
+                except Exception as exc:  # noqa: BLE001
+                    if error_code(exc) not in ("message_not_found", "cant_update_message", "edit_window_closed"):
+                        log_api_error("chat.update", exc, channel=where)
+                        return None
+        kwargs: dict[str, Any] = {"channel": channel, **self._payload(message), "link_names": False,
+                                  "unfurl_links": False, "unfurl_media": False}
+        if thread_ts:
+            kwargs["thread_ts"] = thread_ts
+        self.pacer.wait(channel)
+        try:
+            resp = client.chat_postMessage(**kwargs)
+        except Exception as exc:  # noqa: BLE001
+            code = log_api_error("chat.postMessage", exc, channel=channel)
+            if code in HINTS and origin is not None:
+                if origin.can_respond(channel) and self.respond(origin, message, "in_channel"):
+                    self._hint(client, tenant, code, origin.user, origin, t)
+                    return None
+                self._hint(client, tenant, code, origin.user, origin, t)
+            return None
+        posted_channel = str(resp.get("channel") or channel)
+        if anchor and resp.get("ts"):
+            self._remember(tenant, anchor, channel, posted_channel, str(resp["ts"]))
+        return posted_channel
+
+    def _hint(self, client: Any, tenant: str, code: str, user: str, origin: Origin | None, t: Translate) -> None:
+        """Tell the person what to do about not_in_channel, channel_not_found, missing_scope…"""
+        if not user:
+            return
+        hint = SlackMessage(text=t(HINTS[code], command=self.services.settings.command_name))
+        if origin is not None and origin.response_url and origin.response_uses < RESPONSE_URL_USES and self.respond(origin, hint, "ephemeral"):
+            return
+        try:
+            client.chat_postMessage(channel=user, text=hint.text, link_names=False)
+        except Exception as exc:  # noqa: BLE001
+            log_api_error("chat.postMessage", exc, channel=user)
+
+    def _open_dm(self, client: Any, user: str) -> str | None:
+        try:
+            resp = client.conversations_open(users=user)
+            return str((resp.get("channel") or {}).get("id") or "") or None
+        except Exception as exc:  # noqa: BLE001
+            log_api_error("conversations.open", exc, user=user)
+            return None
+
+    def _upload(self, client: Any, channel: str, attachment: tuple[str, bytes], thread_ts: str | None) -> None:
+        """files.upload v1 was retired by Slack in 2025: upload through the external-upload flow."""
+        name, content = attachment
+        kwargs: dict[str, Any] = {"channel": channel, "filename": name, "content": content, "title": name}
+        if thread_ts:
+            kwargs["thread_ts"] = thread_ts
+        try:
+            client.files_upload_v2(**kwargs)
+        except Exception as exc:  # noqa: BLE001
+            log_api_error("files.upload", exc, channel=channel)
+
+    def _open_form(self, client: Any, ob: Outbound, origin: Origin | None, t: Translate) -> bool:
+        """A form opens as a modal while the interaction's trigger_id is fresh (one use)."""
+        if origin is None or not origin.trigger_id or origin.trigger_used or ob.reply.form is None:
+            return False
+        origin.trigger_used = True
+        to = ob.to
+        meta: dict[str, Any] = {"ch": to.id, "k": to.kind if isinstance(to, ConversationRef) else "dm"}
+        if is_ts(ob.thread_id):
+            meta["th"] = ob.thread_id
+        try:
+            client.views_open(trigger_id=origin.trigger_id, view=render_modal(ob.reply.form, meta, t))
+            return True
+        except Exception as exc:  # noqa: BLE001
+            log_api_error("views.open", exc, user=origin.user)
+            return False
+
+    # Anchors ------------------------------------------------------------------
+    def _anchor_ref(self, tenant: str, anchor: str, target: str) -> tuple[str, str] | None:
+        with self.services.db.session(tenant) as s:
+            row = s.scalar(select(PostedMessage).where(PostedMessage.anchor == anchor,
+                                                       PostedMessage.conversation_external_id == target))
+            if row is None:
+                return None
+            channel, _, ts = row.message_ref.partition("|")
+            return (channel, ts) if ts else None
+
+    def _remember(self, tenant: str, anchor: str, target: str, channel: str, ts: str) -> None:
+        ref = f"{channel}|{ts}"
+        with self.services.db.session(tenant) as s:
+            if not insert_ignore(s, PostedMessage, {"tenant": tenant, "anchor": anchor[:200], "conversation_external_id": target,
+                                                    "message_ref": ref, "updated_at": utcnow()}):
+                row = s.scalar(select(PostedMessage).where(PostedMessage.anchor == anchor[:200],
+                                                           PostedMessage.conversation_external_id == target))
+                if row is not None:
+                    row.message_ref, row.updated_at = ref, utcnow()
+
+    # History backfill ---------------------------------------------------------
+    def fetch_history(self, request: FetchHistory) -> None:
+        """Page conversations.history (cursor, 429-aware) and feed each message to the bot."""
+        conv = request.conversation
+        tenant = conv.tenant
+        client = self.client_for(tenant)
+        reader = request.requested_by.id if request.requested_by else None
+        t = self.translator(tenant, reader)
+        progress: tuple[str, str] | None = None
+        count, cursor = 0, None
+        channel_link = f"<#{conv.id}>"
+        try:
+            if request.requested_by is not None:
+                resp = client.chat_postMessage(channel=request.requested_by.id, link_names=False,
+                                               text=t("slack.backfill_progress", channel=channel_link, count=0))
+                progress = (str(resp.get("channel")), str(resp.get("ts")))
+            while True:
+                kwargs: dict[str, Any] = {"channel": conv.id, "limit": 200, "oldest": f"{request.since.timestamp():.6f}"}
+                if cursor:
+                    kwargs["cursor"] = cursor
+                resp = client.conversations_history(**kwargs)
+                for raw in reversed(resp.get("messages") or []):
+                    msg = inbound.message_event({**raw, "channel": conv.id}, tenant, None)
+                    if msg is None:
+                        continue
+                    msg = replace(msg, conversation=conv, addressed=False, backfill=True, via="message")
+                    self.deliver(self.handle(msg))
+                    count += 1
+                cursor = (resp.get("response_metadata") or {}).get("next_cursor")
+                if progress:
+                    client.chat_update(channel=progress[0], ts=progress[1],
+                                       text=t("slack.backfill_progress", channel=channel_link, count=count))
+                if not cursor:
+                    break
+            if progress:
+                client.chat_update(channel=progress[0], ts=progress[1], text=t("slack.backfill_done", channel=channel_link, count=count))
+        except Exception as exc:  # noqa: BLE001
+            code = log_api_error("conversations.history", exc, channel=conv.id)
+            if progress and code:
+                try:
+                    client.chat_update(channel=progress[0], ts=progress[1],
+                                       text=t(HINTS.get(code, "slack.backfill_failed"), command=self.services.settings.command_name,
+                                              channel=channel_link, count=count))
+                except Exception:  # noqa: BLE001
+                    log.exception("slack: could not update the backfill progress message")

@@ -1,0 +1,325 @@
+"""A small local Slack Web API (loopback aiohttp server) for tests and the benchmark.
+
+It records every call and checks it against Slack's own OpenAPI 2.0 spec
+(`../shared/specs/slack-web-openapi-v2.json`): the method must exist, every argument
+must be a documented parameter of that method with a value of the documented type,
+and required parameters must be present. Messages are also checked against the Block
+Kit limits of FACTS.md. Any mismatch is kept in `violations` (tests assert it is empty)
+and answered `invalid_arguments`, as Slack would refuse it.
+
+The 2020 spec predates the external-upload flow that replaced `files.upload` (retired
+by Slack in 2025), so those two methods are described in `EXTRA_METHODS` from Slack's
+method reference.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+EXTRA_METHODS: dict[str, dict[str, tuple[str, bool]]] = {
+    # name: {param: (type, required)}
+    "files.getUploadURLExternal": {"filename": ("string", True), "length": ("integer", True),
+                                   "alt_txt": ("string", False), "snippet_type": ("string", False)},
+    "files.completeUploadExternal": {"files": ("string", True), "channel_id": ("string", False), "channels": ("string", False),
+                                     "initial_comment": ("string", False), "thread_ts": ("string", False)},
+}
+JSON_PARAMS = {"blocks", "view", "attachments", "files"}
+# slack_sdk adds `team_id` to every call of a client bound to a workspace (org-wide apps,
+# newer than the 2020 spec); Slack accepts it on every method.
+GLOBAL_PARAMS = {"team_id": ("string", False)}
+RESPONSE_URL_KEYS = {"text", "blocks", "response_type", "replace_original", "delete_original", "thread_ts", "mrkdwn"}
+
+
+@dataclass
+class Call:
+    method: str
+    args: dict[str, Any]
+    token: str = ""
+    at: float = 0.0
+
+
+def load_spec(path: Path) -> dict[str, dict[str, tuple[str, bool]]]:
+    spec = json.loads(path.read_text(encoding="utf-8"))
+    methods: dict[str, dict[str, tuple[str, bool]]] = {}
+    for name, ops in spec["paths"].items():
+        params: dict[str, tuple[str, bool]] = {}
+        for op in ops.values():
+            for p in op.get("parameters", []):
+                params[p["name"]] = (p.get("type", "string"), bool(p.get("required")))
+        methods[name.lstrip("/")] = params
+    methods.update(EXTRA_METHODS)
+    return methods
+
+
+def _type_ok(kind: str, name: str, value: Any) -> bool:
+    if name in JSON_PARAMS:
+        if isinstance(value, (list, dict)):
+            return True
+        try:
+            json.loads(value)
+            return True
+        except (TypeError, ValueError):
+            return False
+    if kind == "boolean":
+        return isinstance(value, bool) or str(value).lower() in ("true", "false", "1", "0")
+    if kind in ("number", "integer"):
+        try:
+            float(value) if kind == "number" else int(value)
+            return True
+        except (TypeError, ValueError):
+            return False
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)
+
+
+def block_kit_problems(blocks: Any, *, surface: str = "message") -> list[str]:
+    """The Block Kit limits of FACTS.md."""
+    if blocks in (None, ""):
+        return []
+    if isinstance(blocks, str):
+        blocks = json.loads(blocks)
+    problems = []
+    limit = 50 if surface == "message" else 100
+    if len(blocks) > limit:
+        problems.append(f"{len(blocks)} blocks > {limit}")
+    for b in blocks:
+        if len(b.get("block_id", "")) > 255:
+            problems.append("block_id > 255")
+        if b["type"] == "section":
+            if "text" in b and len(b["text"]["text"]) > 3000:
+                problems.append("section text > 3000")
+            fields = b.get("fields", [])
+            if len(fields) > 10 or any(len(f["text"]) > 2000 for f in fields):
+                problems.append("section fields > 10 × 2000")
+        if b["type"] == "header" and len(b["text"]["text"]) > 150:
+            problems.append("header > 150")
+        if b["type"] == "actions":
+            if len(b["elements"]) > 25:
+                problems.append("actions > 25 elements")
+            for e in b["elements"]:
+                if len(e["text"]["text"]) > 75 or len(e.get("value", "")) > 2000 or len(e.get("action_id", "")) > 255:
+                    problems.append("button over limits")
+    return problems
+
+
+def view_problems(view: Any) -> list[str]:
+    if isinstance(view, str):
+        view = json.loads(view)
+    problems = block_kit_problems(view.get("blocks", []), surface=view.get("type", "modal"))
+    if view.get("type") == "modal":
+        for key in ("title", "submit", "close"):
+            if key in view and len(view[key]["text"]) > 24:
+                problems.append(f"modal {key} > 24")
+    if len(view.get("private_metadata", "")) > 3000:
+        problems.append("private_metadata > 3000")
+    if len(json.dumps(view)) > 250_000:
+        problems.append("view > 250 kB")
+    return problems
+
+
+@dataclass
+class SlackMock:
+    spec_path: Path
+    team: str = "T0DEMO"
+    bot_user: str = "UCAUSETTE"
+    bot_id: str = "BCAUSETTE"
+    calls: list[Call] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    history: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    history_page: int = 2
+    failures: dict[str, list[str]] = field(default_factory=dict)  # method → errors to answer, in turn
+    rate_limits: dict[str, int] = field(default_factory=dict)     # method → how many 429s first
+    hooks: list[Callable[[Call], None]] = field(default_factory=list)
+    url: str = ""
+
+    def __post_init__(self) -> None:
+        self.methods = load_spec(self.spec_path)
+        self._ts = itertools.count(1)
+        self._base_ts = 1_763_888_400
+        self._runner: web.AppRunner | None = None
+        self.changed = threading.Condition()
+
+    # Server ------------------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=10 * 1024 * 1024)
+        app.router.add_route("*", "/api/{method}", self._api)
+        app.router.add_post("/response/{key}", self._response_url)
+        app.router.add_post("/upload/{file}", self._upload)
+        return app
+
+    async def start(self, port: int = 0) -> str:
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        await site.start()
+        real_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{real_port}"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def api_url(self) -> str:
+        return self.url + "/api/"
+
+    def response_url(self, key: str) -> str:
+        return f"{self.url}/response/{key}"
+
+    # Recording ---------------------------------------------------------------------
+    def _record(self, call: Call) -> None:
+        with self.changed:
+            self.calls.append(call)
+            self.changed.notify_all()
+        for hook in self.hooks:
+            hook(call)
+
+    def of(self, method: str) -> list[Call]:
+        return [c for c in list(self.calls) if c.method == method]
+
+    def wait_for(self, predicate: Callable[[list[Call]], bool], timeout: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while not predicate(list(self.calls)):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.changed.wait(left)
+        return True
+
+    def next_ts(self) -> str:
+        return f"{self._base_ts + next(self._ts)}.000100"
+
+    # Handlers ----------------------------------------------------------------------
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        args: dict[str, Any] = dict(request.query)
+        raw = await request.read()
+        ctype = request.headers.get("Content-Type", "")
+        if raw:
+            if "json" in ctype:
+                args.update(json.loads(raw))
+            else:
+                args.update(dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True)))
+        auth = request.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ").strip() or str(args.pop("token", ""))
+        call = Call(method, args, token, time.monotonic())
+        problems = self.validate(method, args, token)
+        self._record(call)
+        if problems:
+            self.violations += [f"{method}: {p}" for p in problems]
+            return web.json_response({"ok": False, "error": "invalid_arguments", "problems": problems})
+        if self.rate_limits.get(method, 0) > 0:
+            self.rate_limits[method] -= 1
+            return web.json_response({"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "0"})
+        if self.failures.get(method):
+            error = self.failures[method].pop(0)
+            return web.json_response({"ok": False, "error": error, **({"needed": "chat:write"} if error == "missing_scope" else {})})
+        return web.json_response(self.answer(method, args))
+
+    def validate(self, method: str, args: dict[str, Any], token: str) -> list[str]:
+        params = self.methods.get(method)
+        if params is None:
+            return [f"unknown method {method}"]
+        params = {**GLOBAL_PARAMS, **params}
+        problems = []
+        for name, value in args.items():
+            if name not in params:
+                problems.append(f"unknown argument {name!r}")
+            elif not _type_ok(params[name][0], name, value):
+                problems.append(f"argument {name!r} is not a {params[name][0]}: {value!r:.80}")
+        for name, (_, required) in params.items():
+            if required and name != "token" and name not in args:
+                problems.append(f"missing required argument {name!r}")
+        if "token" in params and params["token"][1] and not token:
+            problems.append("no token")
+        if "blocks" in args:
+            problems += block_kit_problems(args["blocks"])
+        if "view" in args:
+            problems += view_problems(args["view"])
+        if len(str(args.get("text", ""))) > 40_000:
+            problems.append("text > 40000")
+        return problems
+
+    def answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        if method == "auth.test":
+            return {"ok": True, "url": "https://demo.slack.com/", "team": "Demo", "user": "causette",
+                    "team_id": self.team, "user_id": self.bot_user, "bot_id": self.bot_id}
+        if method in ("chat.postMessage", "chat.update"):
+            channel = str(args.get("channel", ""))
+            if channel.startswith("U"):
+                channel = "D" + channel[1:]
+            ts = args.get("ts") or self.next_ts()
+            return {"ok": True, "channel": channel, "ts": ts, "message": {"text": args.get("text", ""), "ts": ts}}
+        if method == "chat.postEphemeral":
+            return {"ok": True, "message_ts": self.next_ts()}
+        if method in ("views.open", "views.publish"):
+            return {"ok": True, "view": {"id": "V" + str(next(self._ts))}}
+        if method == "users.info":
+            uid = str(args.get("user", ""))
+            user = self.users.get(uid) or {"id": uid, "name": uid.lower(), "real_name": uid,
+                                           "profile": {"real_name": uid, "display_name": "", "title": ""}, "tz": "Europe/Paris"}
+            return {"ok": True, "user": user}
+        if method == "conversations.open":
+            users = str(args.get("users", ""))
+            return {"ok": True, "channel": {"id": "D" + users.split(",")[0][1:]}}
+        if method == "conversations.history":
+            messages = self.history.get(str(args.get("channel")), [])
+            start = int(args.get("cursor") or 0)
+            page = messages[start : start + self.history_page]
+            nxt = start + self.history_page
+            return {"ok": True, "messages": page, "has_more": nxt < len(messages),
+                    "response_metadata": {"next_cursor": str(nxt) if nxt < len(messages) else ""}}
+        if method == "chat.getPermalink":
+            ts = str(args.get("message_ts", "")).replace(".", "")
+            return {"ok": True, "channel": args.get("channel"), "permalink": f"https://demo.slack.com/archives/{args.get('channel')}/p{ts}"}
+        if method == "files.getUploadURLExternal":
+            fid = f"F{next(self._ts)}"
+            return {"ok": True, "upload_url": f"{self.url}/upload/{fid}", "file_id": fid}
+        if method == "files.completeUploadExternal":
+            files = args["files"] if isinstance(args["files"], list) else json.loads(args["files"])
+            return {"ok": True, "files": [{"id": f["id"], "title": f.get("title", "")} for f in files]}
+        return {"ok": True}
+
+    async def _response_url(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        problems = [f"unknown key {k!r}" for k in body if k not in RESPONSE_URL_KEYS] + block_kit_problems(body.get("blocks"))
+        if body.get("response_type") not in (None, "ephemeral", "in_channel"):
+            problems.append("bad response_type")
+        self._record(Call("response_url", {**body, "key": request.match_info["key"]}, "", time.monotonic()))
+        if problems:
+            self.violations += [f"response_url: {p}" for p in problems]
+            return web.Response(status=400, text="invalid_payload")
+        return web.Response(text="ok")
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        data = await request.read()
+        self._record(Call("upload", {"file": request.match_info["file"], "size": len(data)}, "", time.monotonic()))
+        return web.Response(text="OK")
+
+
+class LoopThread:
+    """An asyncio loop in a daemon thread: servers under test live here; tests stay sync."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="test-loop", daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Any, timeout: float = 30.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
