@@ -1,0 +1,102 @@
+"""Fresh skills: a declared skill neither confirmed nor backed by evidence for
+`settings.skill_stale_days` gets its owner one "still true?" ping (Confirm / Remove), within
+their notification budget. `PersonSkill.reminded_at` is claimed with a conditional update,
+so several processes send it once; confirming resets it for the next cycle."""
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+
+from sqlalchemy import and_, exists, func, select, update
+
+from bot.context import Ctx, JobCtx, UserError
+from bot.core import ctx_for_job
+from bot.expertise import track_changes
+from bot.notifications import notify
+from bot.registry import CommandSpec, Job, Registry
+from bot.text import norm_key, norm_token
+from bot.types import Action, Effect, IncomingMessage, Reply
+from store.expertise import add_skills, person_skills, remove_skills
+from store.models.core import Evidence, Person, PersonSkill, Skill, Workspace
+
+BATCH = 200
+YES = {"yes", "y", "oui", "o", "confirm", "confirmer", "true", "vrai", "still"}
+NO = {"no", "n", "non", "remove", "retirer", "supprimer", "false", "faux"}
+
+
+def stale_links(jctx: JobCtx) -> list[tuple[str, int]]:
+    """(tenant, PersonSkill id) of stale, not yet reminded skills of active people."""
+    cutoff = jctx.now - timedelta(days=jctx.services.settings.skill_stale_days)
+    recent_evidence = exists(
+        select(Evidence.id).where(
+            and_(Evidence.person_id == PersonSkill.person_id, Evidence.topic_key == func.replace(Skill.key, " ", ""),
+                 Evidence.occurred_at >= cutoff)
+        )
+    )
+    query = (
+        select(PersonSkill.tenant, PersonSkill.id)
+        .join(Skill, Skill.id == PersonSkill.skill_id)
+        .join(Person, Person.id == PersonSkill.person_id)
+        .where(PersonSkill.confirmed_at < cutoff, PersonSkill.reminded_at.is_(None), Person.active, Person.is_bot.is_(False),
+               ~recent_evidence)
+        .order_by(PersonSkill.confirmed_at, PersonSkill.id)
+        .limit(BATCH)
+    )
+    return [(tenant, link_id) for tenant, link_id in jctx.session.execute(query)]
+
+
+def remind(jctx: JobCtx) -> list[Effect]:
+    by_tenant: dict[str, list[int]] = defaultdict(list)
+    for tenant, link_id in stale_links(jctx):
+        by_tenant[tenant].append(link_id)
+    effects: list[Effect] = []
+    for tenant, ids in by_tenant.items():
+        with jctx.services.db.session(tenant) as session:
+            workspace = session.get(Workspace, tenant)
+            if workspace is None:
+                continue
+            for link_id in ids:
+                claimed = session.execute(
+                    update(PersonSkill).where(PersonSkill.id == link_id, PersonSkill.reminded_at.is_(None))
+                    .values(reminded_at=jctx.now).execution_options(synchronize_session=False)
+                ).rowcount == 1
+                if not claimed:
+                    continue
+                link = session.get(PersonSkill, link_id)
+                skill = session.get(Skill, link.skill_id) if link else None
+                person = session.get(Person, link.person_id) if link else None
+                if link is None or skill is None or person is None:
+                    continue
+                ctx = ctx_for_job(jctx.services, session, workspace, person)
+                actions = (Action("fresh.button.confirm", f"skill still {skill.name} yes", "primary"),
+                           Action("fresh.button.remove", f"skill still {skill.name} no", "danger"))
+                effects += notify(ctx, person, "fresh.still_true",
+                                  params={"skill": skill.name, "since": link.confirmed_at.date().isoformat()},
+                                  thread_key=f"fresh:{link.id}:{link.confirmed_at.date().isoformat()}", actions=actions)
+    return effects
+
+
+def still_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
+    """`skill still <name> yes|no`: the Confirm / Remove buttons of the reminder."""
+    words = args.split()
+    answer = norm_token(words[-1]) if words else ""
+    if len(words) < 2 or answer not in YES | NO:
+        raise UserError("fresh.usage_error", usage=ctx.t("fresh.usage"))
+    name = " ".join(words[:-1])
+    declared = {norm_key(skill.name): skill.name for skill, _ in person_skills(ctx.session, ctx.actor)}
+    if norm_key(name) not in declared:
+        raise UserError("fresh.not_declared", skill=name[:80])
+    label = declared[norm_key(name)]
+    if answer in YES:
+        add_skills(ctx.session, ctx.tenant, ctx.actor, [label], ctx.now())
+        track_changes(ctx)
+        return ctx.reply("fresh.confirmed", private=True, skill=label)
+    remove_skills(ctx.session, ctx.tenant, ctx.actor, [label])
+    track_changes(ctx)
+    return ctx.reply("fresh.removed", private=True, skill=label)
+
+
+def register(r: Registry) -> None:
+    r.command(CommandSpec("skill still", "compétence toujours", still_command, "fresh.help", "fresh.usage",
+                          aliases=("competence toujours",), group="people", hidden=True, needs_args=True))
+    r.job(Job("fresh.still_true", timedelta(hours=1), remind))
