@@ -69,7 +69,7 @@ class Bot:
         return Ctx(self.services, session, workspace, actor, conversation, msg, locale, platform)
 
     def _handle_message(self, raw: IncomingMessage) -> list[Effect]:
-        text = sanitize(raw.text)
+        text = sanitize(raw.text, keep=[m.id for m in raw.mentions])
         msg = replace(raw, text=text, hashtags=raw.hashtags or extract_hashtags(text))
         effects: list[Effect] = []
         with self.services.db.session(msg.conversation.tenant) as session:

@@ -31,8 +31,16 @@ def norm_token(token: str) -> str:
     return strip_accents(token).casefold()
 
 
-def sanitize(text: str) -> str:
-    """Remove control characters and mention-marker brackets from user text."""
+def sanitize(text: str, keep: "tuple[str, ...] | list[str]" = ()) -> str:
+    """Remove control characters and mention-marker brackets from user text.
+
+    `keep`: platform user ids whose mention markers an adapter put there itself (the
+    message's parsed mentions); those markers survive, every other bracket is replaced.
+    """
+    allowed = {mention_marker(uid) for uid in keep}
+    if allowed:
+        pattern = "(" + "|".join(re.escape(m) for m in sorted(allowed)) + ")"
+        return "".join(part if part in allowed else sanitize(part) for part in re.split(pattern, text))
     text = text.replace(MARK_OPEN, "(").replace(MARK_CLOSE, ")")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     return _CONTROL.sub("", text)

@@ -1,0 +1,55 @@
+"""Microsoft Teams adapter (Bot Framework). Import-light: botbuilder loads inside `mount`.
+
+`mount(app, bot, settings, outbox)` adds `/api/messages` to the aiohttp app and registers
+the "teams" sender in the outbox, so jobs' effects reach Teams proactively.
+"""
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from adapters.server import Outbox
+    from bot.config import Settings
+    from bot.core import Bot
+
+log = logging.getLogger(__name__)
+ROUTE = "/api/messages"
+
+
+def mount(app: Any, bot: "Bot", settings: "Settings", outbox: "Outbox") -> Any:
+    """Serve Teams on `app`; returns the TeamsTurn (tests and benchmarks reach in through it)."""
+    import asyncio
+
+    from adapters.teams.delivery import Delivery, run_sync
+    from adapters.teams.http import build_adapter, handler
+    from adapters.teams.turn import TeamsTurn
+
+    if settings.teams_app_tenant_id and settings.teams_app_id and not settings.teams_app_password:
+        raise ValueError("Teams single-tenant bot: MicrosoftAppPassword is required with MicrosoftAppTenantId")
+    if not settings.teams_app_id:
+        log.warning("Teams: no MicrosoftAppId configured: /api/messages accepts UNAUTHENTICATED requests. "
+                    "This is for local testing only (Bot Framework Emulator, mocks); never expose it.")
+    else:
+        log.info("Teams: /api/messages for app %s (%s)", settings.teams_app_id,
+                 f"single-tenant {settings.teams_app_tenant_id}" if settings.teams_app_tenant_id else "multi-tenant")
+    adapter = build_adapter(settings)
+    delivery = Delivery(bot.services, adapter, settings.teams_app_id)
+    turn = TeamsTurn(bot, delivery)
+    app.router.add_post(ROUTE, handler(adapter, turn.on_turn))
+    loops: dict[str, asyncio.AbstractEventLoop] = {}
+
+    async def remember_loop(_app: Any) -> None:
+        loops["main"] = asyncio.get_running_loop()
+
+    app.on_startup.append(remember_loop)
+
+    def send(effects: Any) -> None:
+        items = list(effects)
+        run_sync(loops.get("main"), lambda: delivery.deliver(items))
+
+    outbox.register("teams", send)
+    if bot.services.deliver is None:
+        bot.services.deliver = outbox.send
+    app["teams"] = turn
+    return turn

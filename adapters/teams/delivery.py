@@ -1,0 +1,271 @@
+"""Sending effects to Teams: in the current turn, or proactively from stored references.
+
+- `Outbound.private_for` (no ephemeral messages in Teams) → the reply goes to the person's
+  personal chat and a short public acknowledgement (`teams.private_ack`) to the conversation.
+- `Outbound.to=UserRef` → the personal chat (stored reference, or a new 1:1 conversation
+  when the tenant's service URL is known).
+- `Outbound.anchor` → the earlier activity is updated in place (ids kept in PostedMessage).
+- `FetchHistory` → a localized explanation: Bot Framework cannot read history without Graph.
+Every call is paced per conversation and retried on 429/412/502/504.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Awaitable, Callable, Mapping, Sequence
+
+from botbuilder.core import TurnContext
+from botbuilder.schema import Activity, ChannelAccount, ConversationParameters, ConversationReference
+
+from adapters.teams import references as refs
+from adapters.teams.pacing import Pacer, Retrying
+from adapters.teams.render import Names, render
+from adapters.teams.wire import to_wire
+from bot.context import Services
+from bot.text import mention_marker, split_markers
+from bot.types import ConversationRef, Effect, FetchHistory, Outbound, Reply, UserRef
+
+log = logging.getLogger(__name__)
+Observer = Callable[[Outbound, Mapping[str, Any]], None]
+
+
+def _marker_ids(reply: Reply) -> tuple[list[str], list[str]]:
+    texts = [reply.text]
+    if reply.card is not None:
+        c = reply.card
+        texts += [c.title, c.body, c.footer, *(k + v for k, v in c.fields), *(h + b for h, b in c.sections)]
+    if reply.form is not None:
+        texts += [reply.form.title, *(f.label for f in reply.form.fields)]
+    users: list[str] = []
+    channels: list[str] = []
+    for text in texts:
+        if "\u27e6" not in text:
+            continue
+        for kind, value in split_markers(text):
+            if kind == "user":
+                users.append(value)
+            elif kind == "channel":
+                channels.append(value)
+    return users, channels
+
+
+def base_conversation_id(conversation_id: str) -> str:
+    return conversation_id.split(";messageid=")[0]
+
+
+class Delivery:
+    def __init__(self, services: Services, adapter: Any, app_id: str, *, pacer: Pacer | None = None,
+                 retrying: Retrying | None = None, observer: Observer | None = None) -> None:
+        self.services = services
+        self.adapter = adapter
+        self.app_id = app_id
+        self.pacer = pacer or Pacer()
+        self.retrying = retrying or Retrying()
+        self.observer = observer
+
+    # Entry point -----------------------------------------------------------
+    async def deliver(self, effects: Sequence[Effect], turn: TurnContext | None = None) -> None:
+        """Send every effect; a failure is logged and does not stop the others."""
+        for effect in effects:
+            try:
+                if isinstance(effect, FetchHistory):
+                    await self._history_unavailable(effect, turn)
+                elif isinstance(effect, Outbound):
+                    await self._outbound(effect, turn)
+            except Exception:  # noqa: BLE001 - one failed delivery must not lose the rest
+                log.exception("teams: delivery of %s failed", type(effect).__name__)
+
+    async def _outbound(self, effect: Outbound, turn: TurnContext | None) -> None:
+        to = effect.to
+        if isinstance(to, UserRef):
+            await self._to_person(to, effect, turn)
+            return
+        if effect.private_for is not None and to.kind != "dm":
+            person = effect.private_for
+            reached = await self._to_person(person, effect, turn)
+            key = "teams.private_ack" if reached else "teams.private_unreachable"
+            locale = await self._locale(to.tenant, person.id, to.id)
+            ack = Reply(text=self._t(locale, key, name=mention_marker(person.id)), key=key)
+            await self._to_conversation(to, Outbound(ack, to, thread_id=effect.thread_id), turn, observe=False)
+            return
+        await self._to_conversation(to, effect, turn)
+
+    async def _history_unavailable(self, effect: FetchHistory, turn: TurnContext | None) -> None:
+        person = effect.requested_by
+        locale = await self._locale(effect.conversation.tenant, person.id if person else None, effect.conversation.id)
+        reply = Reply(text=self._t(locale, "teams.history_unavailable"), key="teams.history_unavailable")
+        if person is not None:
+            await self._to_person(person, Outbound(reply, person), turn)
+        else:
+            await self._to_conversation(effect.conversation, Outbound(reply, effect.conversation), turn)
+
+    # Rendering -------------------------------------------------------------
+    def _t(self, locale: str | None, key: str, **params: object) -> str:
+        return self.services.prompts.t(locale, key, **params)
+
+    async def _locale(self, tenant: str, person_id: str | None, conversation_id: str | None) -> str:
+        return await asyncio.to_thread(refs.locale_for, self.services.db, tenant, person_id, conversation_id,
+                                       self.services.settings.default_locale)
+
+    async def _render(self, reply: Reply, tenant: str, person_id: str | None, conversation_id: str | None) -> dict[str, Any]:
+        users, channels = _marker_ids(reply)
+        names = await asyncio.to_thread(refs.names_for, self.services.db, tenant, users, channels) if users or channels else Names({}, {})
+        cache: dict[str, str] = {}
+
+        def t(key: str, **params: object) -> str:  # rarely needed (truncation, default labels): looked up lazily
+            if "locale" not in cache:
+                cache["locale"] = refs.locale_for(self.services.db, tenant, person_id, conversation_id,
+                                                  self.services.settings.default_locale)
+            return self._t(cache["locale"], key, **params)
+
+        return render(reply, names, t)
+
+    # Targets ---------------------------------------------------------------
+    async def _to_conversation(self, to: ConversationRef, effect: Outbound, turn: TurnContext | None, observe: bool = True) -> None:
+        activity = await self._render(effect.reply, to.tenant, None, to.id)
+        if observe and self.observer:
+            self.observer(effect, activity)
+        if turn is not None and self._is_current(turn, to.id):
+            await self._send_in(turn, to.tenant, to.id, activity, effect.anchor)
+            return
+        stored = await asyncio.to_thread(self._reference, to.tenant, to.id)
+        if stored is None:
+            log.warning("teams: no stored conversation reference for %s in tenant %s; message %r not sent. "
+                        "Hint: add the Causette app to that team or chat (its conversationUpdate stores the reference).",
+                        to.id, to.tenant, effect.reply.key)
+            return
+        reference = dict(stored.reference)
+        thread = effect.thread_id
+        if thread and stored.kind in ("public", "private"):
+            reference["conversation"] = {**reference.get("conversation", {}), "id": f"{to.id};messageid={thread}"}
+        await self._continue(reference, to.tenant, to.id, activity, effect.anchor)
+
+    async def _to_person(self, person: UserRef, effect: Outbound, turn: TurnContext | None) -> bool:
+        """Into the person's personal chat; False when there is no way to reach them."""
+        activity = await self._render(effect.reply, person.tenant, person.id, None)
+        if self.observer:
+            self.observer(effect, activity)
+        if turn is not None and self._is_personal_with(turn, person.id):
+            await self._send_in(turn, person.tenant, base_conversation_id(turn.activity.conversation.id), activity, effect.anchor)
+            return True
+        stored = await asyncio.to_thread(self._personal, person.tenant, person.id)
+        if stored is not None:
+            await self._continue(stored.reference, person.tenant, stored.conversation_id, activity, effect.anchor)
+            return True
+        base = await asyncio.to_thread(self._any, person.tenant)
+        if base is None or not base.service_url:
+            log.warning("teams: cannot reach %s (tenant %s) in a personal chat: no stored reference and no service URL "
+                        "known for the tenant. Hint: the person (or an admin for them) should install the Causette app "
+                        "for personal use.", person.id, person.tenant)
+            return False
+        await self._create_personal(person, base, activity, effect.anchor)
+        return True
+
+    # Calls -----------------------------------------------------------------
+    @staticmethod
+    def _is_current(turn: TurnContext, conversation_id: str) -> bool:
+        if getattr(turn.activity, "name", None) == "ContinueConversation":
+            return False
+        conv = turn.activity.conversation
+        return conv is not None and base_conversation_id(conv.id or "") == conversation_id
+
+    @staticmethod
+    def _is_personal_with(turn: TurnContext, user_id: str) -> bool:
+        act = turn.activity
+        if act.conversation is None or act.from_property is None or getattr(act, "name", None) == "ContinueConversation":
+            return False
+        kind = act.conversation.conversation_type or ("personal" if not act.conversation.is_group else "")
+        return kind == "personal" and act.from_property.id == user_id
+
+    async def _send_in(self, turn: TurnContext, tenant: str, conversation_id: str, activity: Mapping[str, Any], anchor: str | None) -> None:
+        previous = await asyncio.to_thread(self._posted, tenant, anchor, conversation_id) if anchor else None
+        sent_id = await self._send(turn, conversation_id, activity, previous)
+        if anchor and sent_id and sent_id != previous:
+            await asyncio.to_thread(self._remember, tenant, anchor, conversation_id, sent_id)
+
+    async def _continue(self, reference: Mapping[str, Any], tenant: str, conversation_id: str,
+                        activity: Mapping[str, Any], anchor: str | None) -> None:
+        async def callback(turn: TurnContext) -> None:
+            await self._send_in(turn, tenant, conversation_id, activity, anchor)
+
+        ref = ConversationReference().deserialize(dict(reference))
+        await self.adapter.continue_conversation(ref, callback, self.app_id)
+
+    async def _create_personal(self, person: UserRef, base: refs.StoredReference, activity: Mapping[str, Any], anchor: str | None) -> None:
+        params = ConversationParameters(is_group=False, bot=ChannelAccount(id=base.bot_id or self.app_id),
+                                        members=[ChannelAccount(id=person.id)], tenant_id=person.tenant,
+                                        channel_data={"tenant": {"id": person.tenant}})
+
+        async def callback(turn: TurnContext) -> None:
+            conv_id = turn.activity.conversation.id
+            reference = to_wire(TurnContext.get_conversation_reference(turn.activity))
+            reference.pop("activityId", None)
+            reference.setdefault("bot", {"id": base.bot_id or self.app_id})
+            reference["conversation"] = {**(reference.get("conversation") or {}), "conversationType": "personal",
+                                         "tenantId": person.tenant}
+            await asyncio.to_thread(self._save_personal, person, conv_id, reference)
+            await self._send_in(turn, person.tenant, conv_id, activity, anchor)
+
+        async def create() -> None:
+            await self.pacer.wait("create:" + person.tenant)
+            await self.adapter.create_conversation(self.app_id, callback, params, "msteams", base.service_url, None)
+
+        await self.retrying.run(create, "create personal chat")
+
+    async def _send(self, turn: TurnContext, conversation_id: str, activity: Mapping[str, Any], update_id: str | None) -> str | None:
+        async def call() -> str | None:
+            await self.pacer.wait(conversation_id)
+            message = Activity().deserialize(dict(activity))
+            if update_id:
+                message.id = update_id
+                await turn.update_activity(message)
+                return update_id
+            response = await turn.send_activity(message)
+            return getattr(response, "id", None)
+
+        return await self.retrying.run(call, "send to " + conversation_id)
+
+    # Store (run in threads) ------------------------------------------------
+    def _reference(self, tenant: str, conversation_id: str) -> refs.StoredReference | None:
+        with self.services.db.session(tenant) as s:
+            return refs.for_conversation(s, conversation_id)
+
+    def _personal(self, tenant: str, user_id: str) -> refs.StoredReference | None:
+        with self.services.db.session(tenant) as s:
+            return refs.personal_chat(s, user_id)
+
+    def _any(self, tenant: str) -> refs.StoredReference | None:
+        with self.services.db.session(tenant) as s:
+            return refs.any_reference(s)
+
+    def _posted(self, tenant: str, anchor: str, conversation_id: str) -> str | None:
+        with self.services.db.session(tenant) as s:
+            return refs.posted_activity(s, anchor, conversation_id)
+
+    def _remember(self, tenant: str, anchor: str, conversation_id: str, activity_id: str) -> None:
+        with self.services.db.session(tenant) as s:
+            refs.remember_posted(s, tenant, anchor, conversation_id, activity_id, self.services.clock.now())
+
+    def _save_personal(self, person: UserRef, conversation_id: str, reference: Mapping[str, Any]) -> None:
+        with self.services.db.session(person.tenant) as s:
+            refs.save_reference(s, person.tenant, conversation_id=conversation_id, kind="dm", user_id=person.id, team_id="",
+                                reference=reference, now=self.services.clock.now())
+
+
+def run_sync(loop: asyncio.AbstractEventLoop | None, coro_factory: Callable[[], Awaitable[None]], timeout: float = 120.0) -> None:
+    """Run delivery from a plain thread (the scheduler's) on the server's event loop."""
+    if loop is None or loop.is_closed():
+        asyncio.run(_call(coro_factory))
+        return
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        loop.create_task(_call(coro_factory))
+        return
+    asyncio.run_coroutine_threadsafe(_call(coro_factory), loop).result(timeout)
+
+
+async def _call(factory: Callable[[], Awaitable[None]]) -> None:
+    await factory()

@@ -1,0 +1,91 @@
+"""The `/api/messages` endpoint: botbuilder's CloudAdapter behind a strict front door.
+
+Malformed requests get 400/415, missing or invalid tokens 401 (when an app id is
+configured), and a bug in a turn is logged, never a crash of the server.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from types import SimpleNamespace
+from typing import Any
+
+from aiohttp import web
+from botbuilder.core import Middleware, TurnContext
+from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
+from botbuilder.schema import Activity
+from urllib3.util.retry import Retry
+
+from bot.config import Settings
+
+log = logging.getLogger(__name__)
+MAX_BODY = 512 * 1024
+
+
+class OwnRetries(Middleware):
+    """The connector's HTTP client retries 429/5xx on its own, blocking a thread; retries
+    are ours (paced, with jitter), so its policy is switched off for every turn."""
+
+    async def on_turn(self, context: TurnContext, logic: Any) -> None:
+        disable_sdk_retries(context.turn_state.get(context.adapter.BOT_CONNECTOR_CLIENT_KEY))
+        await logic()
+
+
+def disable_sdk_retries(client: Any) -> None:
+    policy = getattr(getattr(client, "config", None), "retry_policy", None)
+    if policy is not None:
+        policy.policy = Retry(total=0, connect=0, read=0, status=0, redirect=0, raise_on_status=False,
+                              respect_retry_after_header=False, status_forcelist=None)
+
+
+def auth_configuration(settings: Settings) -> SimpleNamespace:
+    """What ConfigurationBotFrameworkAuthentication reads: single-tenant when a tenant id is set."""
+    return SimpleNamespace(
+        APP_ID=settings.teams_app_id,
+        APP_PASSWORD=settings.teams_app_password,
+        APP_TYPE="SingleTenant" if settings.teams_app_tenant_id and settings.teams_app_id else "MultiTenant",
+        APP_TENANTID=settings.teams_app_tenant_id,
+    )
+
+
+def build_adapter(settings: Settings) -> CloudAdapter:
+    adapter = CloudAdapter(ConfigurationBotFrameworkAuthentication(auth_configuration(settings)))
+    adapter.use(OwnRetries())
+
+    async def on_error(context: TurnContext, error: Exception) -> None:
+        log.error("teams: turn failed on a %s activity", getattr(context.activity, "type", "?"), exc_info=error)
+
+    adapter.on_turn_error = on_error
+    return adapter
+
+
+def handler(adapter: CloudAdapter, logic: Any) -> Any:
+    async def messages(request: web.Request) -> web.Response:
+        if "application/json" not in request.headers.get("Content-Type", ""):
+            return web.json_response({"error": "expected application/json"}, status=415)
+        if (request.content_length or 0) > MAX_BODY:
+            return web.json_response({"error": "activity too large"}, status=413)
+        try:
+            body = json.loads(await request.read())
+            activity = Activity().deserialize(body) if isinstance(body, dict) else None
+        except (ValueError, TypeError, AttributeError) as exc:
+            log.info("teams: malformed activity: %s", exc)
+            return web.json_response({"error": "malformed activity"}, status=400)
+        if activity is None or not activity.type or not isinstance(body.get("conversation"), dict):
+            return web.json_response({"error": "malformed activity"}, status=400)
+        header = request.headers.get("Authorization", "")
+        try:
+            auth = await adapter.bot_framework_authentication.authenticate_request(activity, header)
+        except Exception as exc:  # noqa: BLE001 - PermissionError, bad JWTs, unreachable key endpoints
+            log.warning("teams: unauthorized request (%s: %s)", type(exc).__name__, str(exc)[:200])
+            return web.json_response({"error": "unauthorized"}, status=401)
+        try:
+            invoke = await adapter.process_activity(auth, activity, logic)
+        except Exception:  # noqa: BLE001 - a failing turn must not take the server down
+            log.exception("teams: processing a %s activity failed", activity.type)
+            return web.json_response({"error": "internal error"}, status=500)
+        if invoke is not None:
+            return web.json_response(data=invoke.body, status=invoke.status)
+        return web.Response(status=201)
+
+    return messages

@@ -1,0 +1,260 @@
+"""Teams activities (Bot Framework wire JSON) → neutral events. Pure: no SDK, no I/O.
+
+Works on the activity's JSON dict (camelCase, as Teams posts it), so it can be tested
+from recorded payloads and survives a switch away from botbuilder.
+"""
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+from bot.text import mention_marker, sanitize
+from bot.types import (
+    ConversationKind,
+    ConversationRef,
+    Event,
+    IncomingMessage,
+    MembersChanged,
+    MessageDeleted,
+    MessageEdited,
+    ReactionAdded,
+    UserRef,
+)
+
+PLATFORM = "teams"
+_BREAK_TAGS = re.compile(r"<\s*(br|/p|/div|/li)\s*/?>", re.IGNORECASE)
+_KNOWN_TAGS = re.compile(
+    r"</?\s*(p|div|span|b|i|u|s|em|strong|a|ul|ol|li|code|pre|blockquote|at|img|h[1-6]|table|tr|td|th|tbody|thead)\b[^>]*>",
+    re.IGNORECASE,
+)
+_SPACE_RUNS = re.compile(r"[ \t\u00a0]+")
+_REACTIONS = {"like": "+1", "heart": "heart", "laugh": "laughing", "surprised": "open_mouth", "sad": "cry", "angry": "angry"}
+
+
+class BadActivity(ValueError):
+    """The activity lacks what any Teams activity carries (conversation, sender)."""
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """What one activity means: events for the core plus facts the shell needs."""
+
+    events: tuple[Event, ...]
+    tenant: str
+    conversation: ConversationRef | None
+    dedup_key: str | None
+    kind_certain: bool = True          # False: a channel whose membership type Teams did not say
+    bot_id: str = ""
+    sender: UserRef | None = None
+    bot_joined: bool = False
+    members_added: tuple[UserRef, ...] = ()
+    team_id: str = ""
+    notes: tuple[str, ...] = field(default=())
+
+
+def _get(data: Mapping[str, Any] | None, *path: str) -> Any:
+    cur: Any = data
+    for key in path:
+        if not isinstance(cur, Mapping):
+            return None
+        cur = cur.get(key)
+    return cur
+
+
+def tenant_of(activity: Mapping[str, Any]) -> str:
+    return str(_get(activity, "channelData", "tenant", "id") or _get(activity, "conversation", "tenantId") or "")
+
+
+def user_of(account: Mapping[str, Any] | None, tenant: str) -> UserRef | None:
+    """A Teams account → UserRef. The Teams user id (`29:…`) is the person's platform id;
+    the AAD object id is used only when Teams gave no user id."""
+    if not isinstance(account, Mapping):
+        return None
+    uid = str(account.get("id") or account.get("aadObjectId") or "")
+    if not uid:
+        return None
+    is_bot = uid.startswith("28:") or account.get("role") == "bot"
+    return UserRef(PLATFORM, tenant, uid, str(account.get("name") or ""), is_bot=is_bot)
+
+
+def conversation_of(activity: Mapping[str, Any], tenant: str) -> tuple[ConversationRef, bool]:
+    """The conversation and whether its kind is certain.
+
+    Channel posts are keyed by the channel id (`19:…@thread.tacv2`), the thread being the
+    `;messageid=` suffix. personal → dm, groupChat → group, channel → public unless
+    `channelData.channel.membershipType` says private or shared.
+    """
+    conv = _get(activity, "conversation")
+    if not isinstance(conv, Mapping) or not conv.get("id"):
+        raise BadActivity("activity without conversation id")
+    raw_id = str(conv["id"])
+    ctype = str(conv.get("conversationType") or "")
+    channel = _get(activity, "channelData", "channel")
+    if not ctype:
+        ctype = "channel" if isinstance(channel, Mapping) and channel.get("id") else ("groupChat" if conv.get("isGroup") else "personal")
+    thread_id: str | None = None
+    certain = True
+    if ctype == "channel":
+        base, _, rest = raw_id.partition(";messageid=")
+        cid = str(_get(channel, "id") or base)
+        thread_id = rest or None
+        membership = str(_get(channel, "membershipType") or _get(channel, "type") or "").casefold()
+        if membership in ("private", "shared"):
+            kind: ConversationKind = "private"
+        else:
+            kind = "public"
+            certain = membership == "standard"
+        name = str(_get(channel, "name") or conv.get("name") or "")
+    elif ctype == "groupChat":
+        cid, kind, name = raw_id, "group", str(conv.get("name") or "")
+    else:
+        cid, kind, name = raw_id, "dm", ""
+    return ConversationRef(PLATFORM, tenant, cid, kind, thread_id=thread_id, name=name), certain
+
+
+def locale_of(activity: Mapping[str, Any]) -> str | None:
+    loc = str(activity.get("locale") or "").lower()
+    return loc[:2] if loc[:2] in ("en", "fr") else None
+
+
+def sent_at(activity: Mapping[str, Any]) -> datetime | None:
+    stamp = activity.get("timestamp")
+    if not isinstance(stamp, str) or not stamp:
+        return None
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def plain_text(text: str) -> str:
+    """Teams message HTML → plain text: line breaks kept, tags dropped, entities decoded."""
+    text = _BREAK_TAGS.sub("\n", text)
+    text = _KNOWN_TAGS.sub("", text)
+    text = html.unescape(text)
+    text = _SPACE_RUNS.sub(" ", text)
+    return "\n".join(line.strip() for line in text.split("\n")).strip()
+
+
+def convert_mentions(text: str, entities: Any, bot_id: str, tenant: str) -> tuple[str, tuple[UserRef, ...], bool]:
+    """Replace each `<at>…</at>` mention by a marker (or nothing, for the bot itself).
+
+    Returns the text, the people mentioned and whether the bot was mentioned.
+    """
+    mentions: list[UserRef] = []
+    bot_mentioned = False
+    for entity in entities if isinstance(entities, list) else []:
+        if not isinstance(entity, Mapping) or entity.get("type") != "mention":
+            continue
+        who = entity.get("mentioned")
+        at_text = str(entity.get("text") or "")
+        if not isinstance(who, Mapping) or not who.get("id"):
+            continue
+        if str(who["id"]) == bot_id or (bot_id == "" and str(who["id"]).startswith("28:")):
+            bot_mentioned = True
+            if at_text:
+                text = text.replace(at_text, " ", 1)
+            continue
+        ref = user_of(who, tenant)
+        if ref is None:
+            continue
+        marker = mention_marker(ref.id)
+        if at_text and at_text in text:
+            text = text.replace(at_text, marker, 1)
+        if ref not in mentions:
+            mentions.append(ref)
+    return text, tuple(mentions), bot_mentioned
+
+
+def dedup_key(activity: Mapping[str, Any]) -> str | None:
+    """Retried deliveries share the activity id; edits of one message differ by their text."""
+    aid = activity.get("id")
+    if not aid:
+        return None
+    kind = str(activity.get("type") or "")
+    key = f"teams:{kind}:{aid}"
+    if kind == "messageUpdate" or _get(activity, "channelData", "eventType") == "editMessage":
+        key += ":" + hashlib.sha1(str(activity.get("text") or "").encode()).hexdigest()[:16]
+    if kind == "messageReaction":
+        digest = repr((activity.get("reactionsAdded"), activity.get("reactionsRemoved"), _get(activity, "from", "id")))
+        key += ":" + hashlib.sha1(digest.encode()).hexdigest()[:16]
+    return key
+
+
+def parse(activity: Mapping[str, Any]) -> Parsed:
+    """One Teams activity → neutral events. Raises BadActivity when it is not usable at all."""
+    if not isinstance(activity, Mapping) or not activity.get("type"):
+        raise BadActivity("not an activity")
+    tenant = tenant_of(activity)
+    if not tenant:
+        raise BadActivity("activity without tenant")
+    conversation, certain = conversation_of(activity, tenant)
+    bot_id = str(_get(activity, "recipient", "id") or "")
+    sender = user_of(activity.get("from"), tenant)
+    kind = str(activity["type"])
+    event_type = str(_get(activity, "channelData", "eventType") or "")
+    team_id = str(_get(activity, "channelData", "team", "id") or "")
+    base = dict(tenant=tenant, conversation=conversation, dedup_key=dedup_key(activity), kind_certain=certain,
+                bot_id=bot_id, sender=sender, team_id=team_id)
+    events: list[Event] = []
+
+    if kind == "message" and event_type not in ("editMessage", "softDeleteMessage"):
+        if sender is None:
+            raise BadActivity("message without sender")
+        if sender.id == bot_id:
+            return Parsed(events=(), **base)  # type: ignore[arg-type]
+        events.append(_message(activity, conversation, sender, bot_id, tenant))
+    elif kind == "messageUpdate" or event_type == "editMessage":
+        if sender is not None and activity.get("id"):
+            text, mentions, _ = convert_mentions(sanitize(str(activity.get("text") or "")), activity.get("entities"), bot_id, tenant)
+            events.append(MessageEdited(id=str(activity["id"]), text=plain_text(text), sender=sender,
+                                        conversation=conversation, mentions=mentions, edited_at=sent_at(activity)))
+    elif kind == "messageDelete" or event_type == "softDeleteMessage":
+        if activity.get("id"):
+            events.append(MessageDeleted(id=str(activity["id"]), conversation=conversation, deleted_at=sent_at(activity)))
+    elif kind == "messageReaction":
+        target = str(activity.get("replyToId") or "")
+        if sender is not None and target:
+            for key, removed in (("reactionsAdded", False), ("reactionsRemoved", True)):
+                for reaction in activity.get(key) or []:
+                    if isinstance(reaction, Mapping) and reaction.get("type"):
+                        name = str(reaction["type"])
+                        events.append(ReactionAdded(target, conversation, sender, _REACTIONS.get(name, name), removed=removed))
+    elif kind in ("conversationUpdate", "installationUpdate"):
+        added = [a for a in activity.get("membersAdded") or [] if isinstance(a, Mapping)]
+        removed = [a for a in activity.get("membersRemoved") or [] if isinstance(a, Mapping)]
+        action = str(activity.get("action") or "")
+        bot_joined = any(str(a.get("id")) == bot_id for a in added) or (kind == "installationUpdate" and action.startswith("add"))
+        bot_left = any(str(a.get("id")) == bot_id for a in removed) or (kind == "installationUpdate" and action.startswith("remove"))
+        joined = tuple(u for u in (user_of(a, tenant) for a in added) if u is not None and u.id != bot_id)
+        left = tuple(u for u in (user_of(a, tenant) for a in removed) if u is not None and u.id != bot_id)
+        if joined or left or bot_joined or bot_left:
+            events.append(MembersChanged(conversation, joined=joined, left=left, bot_joined=bot_joined, bot_left=bot_left))
+        return Parsed(events=tuple(events), bot_joined=bot_joined, members_added=joined, **base)  # type: ignore[arg-type]
+    return Parsed(events=tuple(events), **base)  # type: ignore[arg-type]
+
+
+def _message(activity: Mapping[str, Any], conversation: ConversationRef, sender: UserRef, bot_id: str, tenant: str) -> IncomingMessage:
+    value = activity.get("value")
+    common = dict(id=str(activity.get("id") or ""), sender=sender, conversation=conversation, locale=locale_of(activity),
+                  sent_at=sent_at(activity), thread_id=conversation.thread_id)
+    if isinstance(value, Mapping) and isinstance(value.get("command"), str) and value["command"].strip():
+        fields = {str(k): _form_value(v) for k, v in value.items() if k != "command"}
+        return IncomingMessage(text=value["command"].strip(), addressed=True, via="form" if fields else "button",
+                               form_values=fields or None, **common)  # type: ignore[arg-type]
+    text, mentions, bot_mentioned = convert_mentions(sanitize(str(activity.get("text") or "")), activity.get("entities"), bot_id, tenant)
+    text = plain_text(text)
+    addressed = conversation.kind == "dm" or bot_mentioned
+    via = "mention" if bot_mentioned else "message"
+    return IncomingMessage(text=text, addressed=addressed, mentions=mentions, via=via, **common)  # type: ignore[arg-type]
+
+
+def _form_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)

@@ -1,0 +1,156 @@
+"""Stored conversation references, anchors and the little directory lookups delivery needs.
+
+Synchronous store code (called through `asyncio.to_thread` by the async shell). References
+live in the database so any worker process, or the same one after a restart, can reach a
+person or a channel proactively.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable, Mapping
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from adapters.teams.render import Names
+from store.db import Database
+from store.idempotency import claim, insert_ignore
+from store.models.core import Conversation, Person, PostedMessage, Workspace
+from store.models.teams import TeamsReference
+
+
+@dataclass(frozen=True)
+class StoredReference:
+    conversation_id: str
+    kind: str
+    user_id: str
+    service_url: str
+    bot_id: str
+    reference: dict[str, Any]
+
+
+def reference_from_activity(activity: Mapping[str, Any], conversation_id: str) -> dict[str, Any]:
+    """Bot Framework's ConversationReference (wire JSON) for the conversation of `activity`.
+
+    Channel references point at the channel itself (no `;messageid=` thread suffix) so a
+    proactive post starts a new thread.
+    """
+    conv = dict(activity.get("conversation") or {})
+    conv["id"] = conversation_id
+    tenant = (activity.get("channelData") or {}).get("tenant", {}).get("id") if isinstance(activity.get("channelData"), Mapping) else None
+    if tenant and not conv.get("tenantId"):
+        conv["tenantId"] = tenant
+    ref: dict[str, Any] = {
+        "bot": activity.get("recipient") or {},
+        "conversation": conv,
+        "channelId": activity.get("channelId") or "msteams",
+        "serviceUrl": activity.get("serviceUrl") or "",
+    }
+    if activity.get("locale"):
+        ref["locale"] = activity["locale"]
+    return ref
+
+
+def save_reference(session: Session, tenant: str, *, conversation_id: str, kind: str, user_id: str, team_id: str,
+                   reference: Mapping[str, Any], now: datetime, installed: bool = True) -> None:
+    values = dict(conversation_id=conversation_id[:300], kind=kind, user_id=user_id[:200], team_id=team_id[:300],
+                  service_url=str(reference.get("serviceUrl") or "")[:500],
+                  bot_id=str((reference.get("bot") or {}).get("id") or "")[:200],
+                  reference=json.dumps(reference, ensure_ascii=False), installed=installed, updated_at=now)
+    if not insert_ignore(session, TeamsReference, {"tenant": tenant, **values}):
+        session.execute(update(TeamsReference).where(TeamsReference.tenant == tenant,
+                                                     TeamsReference.conversation_id == values["conversation_id"]).values(**values))
+
+
+def _stored(row: TeamsReference | None) -> StoredReference | None:
+    if row is None:
+        return None
+    try:
+        reference = json.loads(row.reference)
+    except ValueError:
+        return None
+    return StoredReference(row.conversation_id, row.kind, row.user_id, row.service_url, row.bot_id, reference)
+
+
+def for_conversation(session: Session, conversation_id: str) -> StoredReference | None:
+    return _stored(session.scalar(select(TeamsReference).where(TeamsReference.conversation_id == conversation_id)))
+
+
+def personal_chat(session: Session, user_id: str) -> StoredReference | None:
+    row = session.scalar(select(TeamsReference).where(TeamsReference.user_id == user_id, TeamsReference.kind == "dm",
+                                                      TeamsReference.installed.is_(True))
+                         .order_by(TeamsReference.updated_at.desc()).limit(1))
+    return _stored(row)
+
+
+def any_reference(session: Session) -> StoredReference | None:
+    """Any reference of the tenant: gives the service URL and bot id to open a personal chat."""
+    row = session.scalar(select(TeamsReference).where(TeamsReference.service_url != "")
+                         .order_by(TeamsReference.updated_at.desc()).limit(1))
+    return _stored(row)
+
+
+def stored_kind(session: Session, conversation_id: str) -> str | None:
+    return session.scalar(select(Conversation.kind).where(Conversation.external_id == conversation_id))
+
+
+def posted_activity(session: Session, anchor: str, conversation_id: str) -> str | None:
+    return session.scalar(select(PostedMessage.message_ref).where(PostedMessage.anchor == anchor,
+                                                                  PostedMessage.conversation_external_id == conversation_id))
+
+
+def remember_posted(session: Session, tenant: str, anchor: str, conversation_id: str, activity_id: str, now: datetime) -> None:
+    values = {"anchor": anchor[:200], "conversation_external_id": conversation_id[:200], "message_ref": activity_id[:300], "updated_at": now}
+    if not insert_ignore(session, PostedMessage, {"tenant": tenant, **values}):
+        session.execute(update(PostedMessage).where(PostedMessage.tenant == tenant, PostedMessage.anchor == values["anchor"],
+                                                    PostedMessage.conversation_external_id == values["conversation_external_id"])
+                        .values(message_ref=values["message_ref"], updated_at=now))
+
+
+@dataclass(frozen=True)
+class TurnStart:
+    fresh: bool             # False: a retried delivery already handled
+    stored_kind: str | None
+
+
+def start_turn(db: Database, tenant: str, key: str | None, conversation_id: str, need_kind: bool,
+               reference: Mapping[str, Any] | None, ref_kind: str, user_id: str, team_id: str, now: datetime) -> TurnStart:
+    """One short transaction per activity: claim its id, read what the shell must know,
+    store the conversation reference when given."""
+    with db.session(tenant) as session:
+        if key is not None and not claim(session, tenant, key):
+            return TurnStart(False, None)
+        kind = stored_kind(session, conversation_id) if need_kind else None
+        if reference is not None:
+            save_reference(session, tenant, conversation_id=conversation_id, kind=ref_kind, user_id=user_id,
+                           team_id=team_id, reference=reference, now=now)
+        return TurnStart(True, kind)
+
+
+def names_for(db: Database, tenant: str, user_ids: Iterable[str], channel_ids: Iterable[str]) -> Names:
+    users, channels = sorted(set(user_ids)), sorted(set(channel_ids))
+    if not users and not channels:
+        return Names({}, {})
+    with db.session(tenant) as session:
+        found_users = {p.external_id: p.display_name or p.handle for p in
+                       session.scalars(select(Person).where(Person.external_id.in_(users)))} if users else {}
+        found_channels = {c.external_id: c.name for c in
+                          session.scalars(select(Conversation).where(Conversation.external_id.in_(channels)))} if channels else {}
+    return Names(found_users, found_channels)
+
+
+def locale_for(db: Database, tenant: str, person_id: str | None, conversation_id: str | None, default: str) -> str:
+    """The recipient's language: the person's, else the conversation's, else the workspace's."""
+    with db.session(tenant) as session:
+        if person_id:
+            loc = session.scalar(select(Person.locale).where(Person.external_id == person_id))
+            if loc:
+                return loc
+        if conversation_id:
+            loc = session.scalar(select(Conversation.language).where(Conversation.external_id == conversation_id))
+            if loc:
+                return loc
+        ws = session.get(Workspace, tenant)
+        return (ws.default_locale if ws else None) or default

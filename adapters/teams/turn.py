@@ -1,0 +1,80 @@
+"""One Teams turn: parse the activity, deduplicate, store the reference, run the core, deliver.
+
+Adapter-agnostic: runs under botbuilder's CloudAdapter (HTTP) and its TestAdapter (tests).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+from typing import Any
+
+from botbuilder.core import TurnContext
+
+from adapters.teams import inbound
+from adapters.teams import references as refs
+from adapters.teams.delivery import Delivery
+from adapters.teams.roster import sync_roster
+from bot.core import Bot
+from bot.types import ConversationRef, Effect, Event, Outbound, Reply
+
+log = logging.getLogger(__name__)
+_STORES_REFERENCE = ("message", "conversationUpdate", "installationUpdate")
+
+
+class TeamsTurn:
+    def __init__(self, bot: Bot, delivery: Delivery, *, page_size: int = 200, welcome: bool = True) -> None:
+        self.bot = bot
+        self.delivery = delivery
+        self.page_size = page_size
+        self.welcome = welcome
+        self._stored: set[tuple[str, str, str]] = set()  # references already written by this process
+
+    async def on_turn(self, turn: TurnContext) -> None:
+        activity: dict[str, Any] = to_dict(turn.activity)
+        try:
+            parsed = inbound.parse(activity)
+        except inbound.BadActivity as exc:
+            log.info("teams: ignored %s activity: %s", activity.get("type"), exc)
+            return
+        conv = parsed.conversation
+        assert conv is not None
+        sender_id = parsed.sender.id if parsed.sender else ""
+        reference = None
+        cache_key = (parsed.tenant, conv.id, activity.get("serviceUrl") or "")
+        if activity.get("type") in _STORES_REFERENCE and activity.get("serviceUrl") and cache_key not in self._stored:
+            reference = refs.reference_from_activity(activity, conv.id)
+        start = await asyncio.to_thread(
+            refs.start_turn, self.bot.services.db, parsed.tenant, parsed.dedup_key, conv.id,
+            conv.kind == "public" and not parsed.kind_certain, reference, conv.kind,
+            sender_id if conv.kind == "dm" else "", parsed.team_id, self.bot.services.clock.now())
+        if not start.fresh:
+            log.info("teams: activity %s already handled (retried delivery)", parsed.dedup_key)
+            return
+        if reference is not None:
+            self._stored.add(cache_key)
+        events: list[Event] = list(parsed.events)
+        if start.stored_kind == "private" and conv.kind == "public":
+            private = replace(conv, kind="private")  # Teams did not say; never expose a private channel
+            events = [replace(e, conversation=private) for e in events]  # type: ignore[type-var]
+            conv = private
+        if parsed.bot_joined or parsed.members_added:
+            events = list(await sync_roster(turn, conv, parsed, self.page_size)) + events
+        effects: list[Effect] = []
+        for event in events:
+            effects += await asyncio.to_thread(self.bot.handle, event)
+        if parsed.bot_joined and self.welcome:
+            effects.append(await asyncio.to_thread(self._welcome, conv))
+        await self.delivery.deliver(effects, turn)
+
+    def _welcome(self, conv: ConversationRef) -> Outbound:
+        services = self.bot.services
+        locale = refs.locale_for(services.db, conv.tenant, None, conv.id, services.settings.default_locale)
+        return Outbound(Reply(text=services.prompts.t(locale, "teams.welcome"), key="teams.welcome"), conv)
+
+
+def to_dict(activity: Any) -> dict[str, Any]:
+    from adapters.teams.wire import to_wire
+
+    data = to_wire(activity)
+    return data if isinstance(data, dict) else {}

@@ -1,0 +1,162 @@
+"""The Teams harness: scenario steps become Teams activities run through botbuilder's
+TestAdapter and the real Teams turn logic (parsing, dedup, core, rendering, delivery).
+
+It reports, for every Outbound the core produced, its prompt key and the plain text of
+the activity actually rendered for Teams.
+"""
+from __future__ import annotations
+
+import asyncio
+import html
+import itertools
+import re
+from datetime import timedelta
+from typing import Any, Mapping
+
+from botbuilder.core.adapters import TestAdapter
+from botbuilder.schema import Activity, ChannelAccount, ConversationAccount
+from sqlalchemy import select
+
+from adapters.console.seed import seed_demo
+from adapters.teams import references as refs
+from adapters.teams.delivery import Delivery
+from adapters.teams.pacing import Pacer
+from adapters.teams.render import plain_text
+from adapters.teams.turn import TeamsTurn
+from bot.core import Bot
+from bot.text import strip_markers
+from bot.types import Effect, Outbound
+from store.models.core import Conversation, Person
+from tests.scenarios import Seen, Step
+
+TENANT = "tenant-demo"
+BOT_ID = "28:causette-bot"
+SERVICE_URL = "https://smba.trafficmanager.net/emea/"
+_MENTION = re.compile(r"(?<![\w@])@([\w.\-]+)")
+_DURATION = re.compile(r"^\+?(\d+)\s*(m|min|h|d|j|w)$")
+
+
+def user_id(handle: str) -> str:
+    return "29:" + handle
+
+
+def channel_id(name: str) -> str:
+    return "19:" + name + "@thread.tacv2"
+
+
+class TeamsHarness:
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+        seed_demo(bot, tenant=TENANT, platform="teams", user_id=user_id, channel_id=channel_id)
+        self.adapter = TestAdapter(template_or_conversation=Activity(
+            channel_id="msteams", service_url=SERVICE_URL, recipient=ChannelAccount(id=BOT_ID, name="Causette"),
+            from_property=ChannelAccount(id="29:nobody"), conversation=ConversationAccount(id="none")))
+        self.rendered: dict[int, str] = {}
+        self.delivery = Delivery(bot.services, self.adapter, "", pacer=Pacer(windows=()), observer=self._observe)
+        self.turn = TeamsTurn(bot, self.delivery)
+        self.adapter.logic = self.turn.on_turn
+        self.recorded: list[Outbound] = []
+        self._ids = itertools.count(1)
+        self._wrap_bot()
+        self.people, self.channels = self._directory()
+        self._store_personal_chats()
+
+    # Setup -----------------------------------------------------------------
+    def _wrap_bot(self) -> None:
+        original = self.bot.handle
+
+        def handle(event: Any) -> list[Effect]:
+            effects = original(event)
+            self.recorded += [e for e in effects if isinstance(e, Outbound)]
+            return effects
+
+        self.bot.handle = handle  # type: ignore[method-assign]
+
+    def _directory(self) -> tuple[dict[str, Person], dict[str, Conversation]]:
+        with self.bot.services.db.session(TENANT) as s:
+            people = {p.handle: p for p in s.scalars(select(Person))}
+            channels = {c.name: c for c in s.scalars(select(Conversation))}
+        return people, channels
+
+    def _store_personal_chats(self) -> None:
+        """As when the app is installed for everyone: each person has a personal chat reference."""
+        now = self.bot.services.clock.now()
+        with self.bot.services.db.session(TENANT) as s:
+            for handle, person in self.people.items():
+                if person.is_bot:
+                    continue
+                conv = "a:dm-" + handle
+                reference = {"bot": {"id": BOT_ID, "name": "Causette"}, "user": {"id": person.external_id},
+                             "conversation": {"id": conv, "conversationType": "personal", "tenantId": TENANT},
+                             "channelId": "msteams", "serviceUrl": SERVICE_URL}
+                refs.save_reference(s, TENANT, conversation_id=conv, kind="dm", user_id=person.external_id, team_id="",
+                                    reference=reference, now=now)
+
+    def _observe(self, outbound: Outbound, activity: Mapping[str, Any]) -> None:
+        self.rendered[id(outbound)] = plain_text(activity)
+
+    # Activities ------------------------------------------------------------
+    def activity(self, step: Step) -> dict[str, Any]:
+        person = self.people.get(step.user)
+        sender = {"id": user_id(step.user), "name": person.display_name if person else step.user,
+                  "aadObjectId": "aad-" + step.user}
+        entities: list[dict[str, Any]] = []
+        parts: list[str] = []
+        pos = 0
+        for m in _MENTION.finditer(step.text):
+            target = self.people.get(m.group(1).lower())
+            if target is None or target.is_bot:
+                continue
+            parts.append(html.escape(step.text[pos : m.start()], quote=False))
+            at = f"<at>{html.escape(target.display_name, quote=False)}</at>"
+            parts.append(at)
+            entities.append({"type": "mention", "text": at, "mentioned": {"id": target.external_id, "name": target.display_name}})
+            pos = m.end()
+        parts.append(html.escape(step.text[pos:], quote=False))
+        text = "".join(parts)
+        channel_data: dict[str, Any] = {"tenant": {"id": TENANT}}
+        if step.where == "dm":
+            conversation = {"id": "a:dm-" + step.user, "conversationType": "personal", "tenantId": TENANT}
+        else:
+            name = step.where.lstrip("#")
+            chan = self.channels.get(name)
+            membership = "private" if chan is not None and chan.kind == "private" else "standard"
+            conversation = {"id": channel_id(name), "conversationType": "channel", "tenantId": TENANT}
+            channel_data.update(channel={"id": channel_id(name), "name": name, "membershipType": membership},
+                                team={"id": channel_id("general")})
+            if step.command:
+                at = "<at>Causette</at>"
+                text = f"{at} {text}"
+                entities.insert(0, {"type": "mention", "text": at, "mentioned": {"id": BOT_ID, "name": "Causette"}})
+        return {"type": "message", "id": f"harness-{next(self._ids)}", "channelId": "msteams", "serviceUrl": SERVICE_URL,
+                "timestamp": self.bot.services.clock.now().isoformat(), "from": sender, "recipient": {"id": BOT_ID, "name": "Causette"},
+                "conversation": conversation, "channelData": channel_data, "text": text, "entities": entities,
+                "textFormat": "plain"}
+
+    def send(self, activity: Mapping[str, Any]) -> None:
+        asyncio.run(self.adapter.receive_activity(Activity().deserialize(dict(activity))))
+
+    def _advance(self, spec: str) -> None:
+        m = _DURATION.match(spec.replace(" ", ""))
+        if not m:
+            raise ValueError(f"bad advance {spec!r}")
+        n, unit = int(m.group(1)), m.group(2)
+        delta = {"m": timedelta(minutes=n), "min": timedelta(minutes=n), "h": timedelta(hours=n),
+                 "d": timedelta(days=n), "j": timedelta(days=n), "w": timedelta(weeks=n)}[unit]
+        step = min(delta, timedelta(minutes=5))
+        moved = timedelta(0)
+        clock = self.bot.services.clock
+        while moved < delta:
+            moved += step
+            clock.advance(step)  # type: ignore[attr-defined]
+            effects = self.bot.run_all_jobs()
+            if effects:
+                asyncio.run(self.delivery.deliver(effects))
+
+    # Harness protocol -----------------------------------------------------------
+    def run_step(self, step: Step) -> list[Seen]:
+        if step.advance:
+            self._advance(step.advance)
+        self.recorded = []
+        self.send(self.activity(step))
+        return [Seen(o.reply.key, self.rendered.get(id(o), strip_markers(o.reply.text))) for o in self.recorded]

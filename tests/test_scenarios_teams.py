@@ -1,0 +1,16 @@
+"""Every scenario of tests/scenarios through the Teams turn logic on botbuilder's TestAdapter:
+the same prompt keys as through the console."""
+from __future__ import annotations
+
+import pytest
+
+from bot.core import Bot
+from tests.harness.teams import TeamsHarness
+from tests.scenarios import Scenario, all_scenarios, play
+
+
+@pytest.mark.parametrize("scenario", all_scenarios(), ids=lambda s: s.name)
+def test_scenario_through_teams(bot: Bot, scenario: Scenario) -> None:
+    harness = TeamsHarness(bot)
+    play(harness, scenario)
+    assert harness.adapter.activity_buffer, "nothing reached Teams"
