@@ -32,7 +32,11 @@ from store.models.core import Person
 __all__ = ["Candidate", "ExpertResult", "find_experts", "topics_in", "track_changes", "index_for", "ExpertiseCache"]
 MAX_QUERY_CHARS = 200
 MAX_REASONS = 4
-EVIDENCE_KINDS = ("help", "kudos", "thanked", "hashtag", "mentioned")
+EVIDENCE_KINDS = ("help", "kudos", "thanked", "hashtag", "mentioned", "other")
+
+
+def _kind_order(kind: str) -> int:
+    return EVIDENCE_KINDS.index(kind) if kind in EVIDENCE_KINDS else len(EVIDENCE_KINDS)
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,7 @@ def _cache(ctx: Ctx) -> ExpertiseCache:
 def index_for(ctx: Ctx) -> ExpertiseIndex:
     """This workspace's index, rebuilt when another process (or a rollback) moved its version."""
     cache = _cache(ctx)
-    version = xstore.current_version(ctx.session, ctx.tenant)
+    version = ctx.workspace.expertise_version  # loaded with the event's context: no extra query
     with cache.lock:
         index = cache.indexes.get(ctx.tenant)
         if index is None or index.version != version:
@@ -174,30 +178,38 @@ def find_experts(
                 if taken >= want:
                     break
         evidence_keys = [k for k in factors if index.topics[k].has_evidence]
+    stats: dict[tuple[int, str], xstore.EvidenceStats] = {}
+    truncated = False
     if evidence_keys:
-        rows = xstore.evidence_scores(ctx.session, evidence_keys, ctx.actor.id, now, want * len(evidence_keys))
+        top = want * len(evidence_keys)
+        rows = xstore.evidence_stats(ctx.session, evidence_keys, ctx.actor.id, now, limit=top)
+        truncated = len(rows) >= top
         with index_lock(ctx):
-            for person_id, key, weighted in rows:
-                if person_id in excluded or key not in factors:
+            for row in rows:
+                if row.person_id in excluded or row.key not in factors:
                     continue
-                scores = per_key.setdefault(person_id, {})
-                if (person_id, key) not in declared:
-                    topic = index.topics.get(key)
-                    confirmed = topic.declared_at(person_id) if topic is not None else None
+                stats[(row.person_id, row.key)] = row
+                scores = per_key.setdefault(row.person_id, {})
+                if (row.person_id, row.key) not in declared:
+                    topic = index.topics.get(row.key)
+                    confirmed = topic.declared_at(row.person_id) if topic is not None else None
                     if confirmed is not None:
-                        declared[(person_id, key)] = confirmed
-                        scores[key] = DECLARED * freshness(confirmed, now_ts, stale_days)
-                scores[key] = scores.get(key, 0.0) + evidence_score(weighted)
+                        declared[(row.person_id, row.key)] = confirmed
+                        scores[row.key] = DECLARED * freshness(confirmed, now_ts, stale_days)
+                scores[row.key] = scores.get(row.key, 0.0) + evidence_score(row.weighted)
     ranked = _rank(per_key, matches.exact, matches.close)
     window = ranked[offset : offset + limit + 10]
     people = people_store.people_by_ids(ctx.session, [p for p, _, _ in window])
     chosen = [(people[p], s, ex) for p, s, ex in window if p in people and people[p].active and not people[p].is_bot][:limit]
-    counts = _evidence_counts(ctx, evidence_keys, [p.id for p, _, _ in chosen])
+    if truncated:
+        missing = [p.id for p, _, _ in chosen if any((p.id, k) not in stats for k in evidence_keys)]
+        for row in xstore.evidence_stats(ctx.session, evidence_keys, ctx.actor.id, now, person_ids=missing):
+            stats.setdefault((row.person_id, row.key), row)
     exact: list[Candidate] = []
     close: list[Candidate] = []
     for person, score, is_exact in chosen:
         keys = sorted(per_key[person.id], key=lambda k: (-factors[k], -per_key[person.id][k], labels[k]))
-        why = _reasons(ctx, person.id, keys, labels, declared, counts, now, stale_days)
+        why = _reasons(ctx, person.id, keys, labels, declared, stats, now, stale_days)
         candidate = Candidate(person, round(score, 4), tuple(dict.fromkeys(labels[k] for k in keys)), why, is_exact)
         (exact if is_exact else close).append(candidate)
     suggestions: tuple[str, ...] = ()
@@ -220,22 +232,13 @@ def _rank(per_key: dict[int, dict[str, float]], exact: dict[str, float], close: 
     return ranked
 
 
-def _evidence_counts(ctx: Ctx, keys: list[str], person_ids: list[int]) -> dict[tuple[int, str], list[tuple[str, int, datetime]]]:
-    counts: dict[tuple[int, str], list[tuple[str, int, datetime]]] = {}
-    for person_id, key, kind, n, last in xstore.evidence_counts(ctx.session, keys, person_ids, ctx.actor.id):
-        counts.setdefault((person_id, key), []).append((kind, n, last))
-    for items in counts.values():
-        items.sort(key=lambda item: (EVIDENCE_KINDS.index(item[0]) if item[0] in EVIDENCE_KINDS else 99, -item[1]))
-    return counts
-
-
 def _reasons(
     ctx: Ctx,
     person_id: int,
     keys: list[str],
     labels: dict[str, str],
     declared: dict[tuple[int, str], float],
-    counts: dict[tuple[int, str], list[tuple[str, int, datetime]]],
+    stats: dict[tuple[int, str], xstore.EvidenceStats],
     now: datetime,
     stale_days: int,
 ) -> tuple[str, ...]:
@@ -246,7 +249,9 @@ def _reasons(
             when = ago(ctx, datetime.fromtimestamp(confirmed, timezone.utc), now)
             reason = "expert.why.stale" if is_stale(confirmed, now.timestamp(), stale_days) else "expert.why.declared"
             why.append(ctx.t(reason, skill=labels[key], when=when))
-        for kind, n, last in counts.get((person_id, key), []):
-            kind_key = kind if kind in EVIDENCE_KINDS else "other"
-            why.append(ctx.t(f"expert.why.{kind_key}", topic=labels[key], count=n, when=ago(ctx, last, now)))
+        found = stats.get((person_id, key))
+        if found is not None:
+            when = ago(ctx, found.latest, now)
+            for kind, n in sorted(found.counts.items(), key=lambda kv: _kind_order(kv[0])):
+                why.append(ctx.t(f"expert.why.{kind}", topic=labels[key], count=n, when=when))
     return tuple(why[:MAX_REASONS])

@@ -12,9 +12,10 @@ every message, and what counts depends on who asks). Keys:
 """
 from __future__ import annotations
 
+import math
 import time
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -29,6 +30,8 @@ from bot.text import norm_key, topic_key
 
 DEFAULT_ALIASES = Path(__file__).resolve().parent / "aliases.yaml"
 MAX_NGRAM = 4
+WORD_HITS = 10      # multi-word topics containing the query as a word ("kubernetes operators")
+WORD_MATCH = 0.8    # their match factor
 
 
 def sorted_form(text: str) -> str:
@@ -85,12 +88,14 @@ class ExpertiseIndex:
         self.version = version
         self.topics: dict[str, Topic] = {}
         self.by_form: dict[str, set[str]] = {}
+        self.by_word: dict[str, set[str]] = {}
         self.group_of: dict[str, int] = {}
         self.groups: list[set[str]] = []
         self.excluded: set[int] = set()
         self.build_seconds = 0.0
         self._choices: list[str] | None = None
         self._choice_keys: list[set[str]] = []
+        self._lengths: list[int] = []
         for group in alias_groups:
             self._add_group(group)
 
@@ -103,37 +108,46 @@ class ExpertiseIndex:
             index.set_alias(alias_key, target)
         index.excluded = xstore.excluded_people(session)
         skills = xstore.all_skills(session)
-        per_skill: dict[int, tuple[list[int], list[float]]] = {}
         excluded = index.excluded
+        current, people, times = None, array("q"), array("d")
         for skill_id, person_id, confirmed in xstore.skill_links(session):
-            if person_id in excluded:
-                continue
-            entry = per_skill.get(skill_id)
-            if entry is None:
-                entry = per_skill[skill_id] = ([], [])
-            entry[0].append(person_id)
-            entry[1].append(confirmed.timestamp())
-        for skill_id, (people, times) in per_skill.items():
-            skill_key, name = skills[skill_id]
-            topic = index.topic(topic_key(skill_key), name)
-            order = sorted(range(len(times)), key=times.__getitem__)
-            if len(topic.people):
-                for i in order:
-                    topic.link(people[i], times[i])
-            else:
-                topic.people = array("q", (people[i] for i in order))
-                topic.confirmed = array("d", (times[i] for i in order))
+            if skill_id != current:
+                if current is not None:
+                    index._load_postings(skills[current], people, times)
+                current, people, times = skill_id, array("q"), array("d")
+            if person_id not in excluded:
+                people.append(person_id)
+                times.append(confirmed)
+        if current is not None:
+            index._load_postings(skills[current], people, times)
         for key, label in xstore.evidence_topics(session):
             index.topic(key, label).has_evidence = True
         index.build_seconds = time.perf_counter() - started
         return index
 
-    def topic(self, key: str, label: str) -> Topic:
+    def _load_postings(self, skill: tuple[str, str], people: array, times: array) -> None:
+        """Postings of one skill, already in confirmation order, from the build query."""
+        skill_key, name = skill
+        if not len(people):
+            return
+        topic = self.topic(skill_key.replace(" ", ""), name, " ".join(sorted(skill_key.split())))
+        if len(topic.people):  # two skills with one compact key ("e-mail", "email")
+            for person_id, confirmed in zip(people, times):
+                topic.link(person_id, confirmed)
+        else:
+            topic.people, topic.confirmed = people, times
+
+    def topic(self, key: str, label: str, form: str | None = None) -> Topic:
         """The topic with this compact key, created (and made matchable) if new."""
         found = self.topics.get(key)
         if found is None:
-            found = self.topics[key] = Topic(key, label, sorted_form(label) or key)
+            found = self.topics[key] = Topic(key, label, form or sorted_form(label) or key)
             self.by_form.setdefault(found.form, set()).add(key)
+            words = found.form.split()
+            if len(words) > 1:
+                for word in words:
+                    if len(word) >= MIN_FUZZY_CHARS:
+                        self.by_word.setdefault(word, set()).add(key)
             self._choices = None
         return found
 
@@ -171,9 +185,18 @@ class ExpertiseIndex:
                 for term in group:
                     if term not in self.topics and len(term) >= MIN_FUZZY_CHARS:
                         forms.setdefault(term, set()).update(known)
-            self._choices = list(forms)
+            self._choices = sorted(forms, key=len)
             self._choice_keys = [forms[c] for c in self._choices]
+            self._lengths = [len(c) for c in self._choices]
         return self._choices, self._choice_keys
+
+    def _length_window(self, form: str, cutoff: float) -> tuple[int, int]:
+        """Choices that can reach `cutoff` with fuzz.ratio: ratio <= 2*min(len)/(sum of lens),
+        so only lengths in [L*c/(2-c), L*(2-c)/c] qualify (choices are sorted by length)."""
+        c = cutoff / 100.0
+        size = len(form)
+        return (bisect_left(self._lengths, math.floor(size * c / (2 - c))),
+                bisect_right(self._lengths, math.ceil(size * (2 - c) / c)))
 
     def synonyms(self, key: str) -> set[str]:
         group = self.group_of.get(key)
@@ -194,13 +217,18 @@ class ExpertiseIndex:
         close: dict[str, float] = {}
         if len(key) >= MIN_FUZZY_CHARS:
             choices, owners = self._fuzzy_choices()
+            lo, hi = self._length_window(form, CLOSE_CUTOFF)
             for _, score, i in process.extract(
-                form, choices, scorer=fuzz.ratio, limit=fuzzy_limit, score_cutoff=CLOSE_CUTOFF
+                form, choices[lo:hi], scorer=fuzz.ratio, limit=fuzzy_limit, score_cutoff=CLOSE_CUTOFF
             ):
-                for k in owners[i]:
+                for k in owners[lo + i]:
                     for syn in self.synonyms(k) | {k}:
                         if syn in self.topics and syn not in exact:
                             close[syn] = max(close.get(syn, 0.0), score / 100.0)
+        containing = [k for k in self.by_word.get(form, ()) if k not in exact]
+        containing.sort(key=lambda k: (-len(self.topics[k].people), k))
+        for k in containing[:WORD_HITS]:
+            close[k] = max(close.get(k, 0.0), WORD_MATCH)
         if not exact and len(form.split()) > 1:
             for k in self.topics_in(query):
                 if k not in exact:
@@ -225,7 +253,7 @@ class ExpertiseIndex:
 
     def topics_in(self, text: str) -> list[str]:
         """Keys of known topics named in free text (n-grams of up to 4 words, aliases too)."""
-        words = norm_key(text).split()
+        words = norm_key(text.replace("#", " ")).split()
         found: list[str] = []
         for size in range(min(MAX_NGRAM, len(words)), 0, -1):
             for start in range(len(words) - size + 1):

@@ -1,0 +1,137 @@
+"""Expertise lookup at scale: BENCH_PEOPLE people (default 100,000), 20,000 distinct skills.
+
+Times 1,000 varied `find_experts` calls (typos, accents, word order, aliases, exact)
+against a raw `rapidfuzz.process.extract` over the same normalised skill strings with
+the same scorer (`fuzz.ratio`, top 5). Database: a temporary SQLite file, or
+BENCH_DATABASE_URL (which must point to an empty, disposable database).
+"""
+from __future__ import annotations
+
+import os
+import random
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from rapidfuzz import fuzz, process
+from sqlalchemy import select
+
+from bench.org import BASE_SKILLS, NOW, build_org
+from bot.clock import FixedClock
+from bot.config import Settings
+from bot.context import Services
+from bot.core import ctx_for_job
+from bot.expertise import find_experts, index_for
+from bot.i18n import Prompts
+from bot.registry import Registry
+from bot.text import norm_key
+from store.db import Database
+from store.models.core import Person, Skill, Workspace
+
+TENANT = "bench:expertise"
+N_LOOKUPS = 1000
+ALIASES = ("k8s", "AO", "RFP", "GDPR", "ML", "tender", "postgres", "aws", "negotiation", "cybersecurity")
+
+
+def _typo(rng: random.Random, word: str) -> str:
+    if len(word) < 5:
+        return word
+    i = rng.randrange(1, len(word) - 1)
+    kind = rng.randrange(3)
+    if kind == 0:
+        return word[:i] + word[i + 1 :]                      # deletion: kubernets
+    if kind == 1:
+        return word[:i] + word[i + 1] + word[i] + word[i + 2 :]  # swap
+    return word[:i] + rng.choice("aeiourstn") + word[i + 1 :]   # substitution
+
+
+def queries(names: list[str], rng: random.Random, n: int = N_LOOKUPS) -> list[str]:
+    """A varied mix: typos, accents dropped, word order, aliases, exact, upper case."""
+    out: list[str] = []
+    popular = list(BASE_SKILLS) + names[:200]
+    while len(out) < n:
+        name = rng.choice(popular if rng.random() < 0.5 else names)
+        kind = len(out) % 6
+        if kind == 0:
+            out.append(_typo(rng, name))
+        elif kind == 1:
+            out.append(norm_key(name))                        # accents and punctuation dropped
+        elif kind == 2:
+            words = name.split()
+            out.append(" ".join(reversed(words)) if len(words) > 1 else name.upper())
+        elif kind == 3:
+            out.append(rng.choice(ALIASES))
+        elif kind == 4:
+            out.append(name)
+        else:
+            words = name.split()
+            out.append(" ".join(_typo(rng, w) for w in words))
+    return out
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run(report) -> None:  # noqa: ANN001 - bench.__main__.Report
+    n_people = report.people()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{tmp}/bench.db"
+        db = Database(url)
+        db.upgrade()
+        started = time.perf_counter()
+        build_org(db, TENANT, n_people)
+        report.figure("org_build_s", time.perf_counter() - started)
+        settings = Settings(database_url=url, default_locale="en")
+        services = Services(settings=settings, db=db, prompts=Prompts.load(), clock=FixedClock(NOW), registry=Registry())
+        rng = random.Random(7)
+        with db.session(TENANT) as session:
+            names = [n for (n,) in session.execute(select(Skill.name).order_by(Skill.id))]
+            workspace = session.get(Workspace, TENANT)
+            actor = session.scalar(select(Person).where(Person.external_id == "u1"))
+            ctx = ctx_for_job(services, session, workspace, actor)  # type: ignore[arg-type]
+            started = time.perf_counter()
+            index = index_for(ctx)
+            report.figure("index_build_s", time.perf_counter() - started)
+            report.figure("index_topics", len(index.topics))
+            lookups = queries(names, rng)
+            found = 0
+            times: list[float] = []
+            for q in lookups:
+                t0 = time.perf_counter()
+                result = find_experts(ctx, q)
+                times.append((time.perf_counter() - t0) * 1000)
+                found += bool(result.candidates)
+            choices = [norm_key(n) for n in names]
+            raw: list[float] = []
+            for q in lookups:
+                t0 = time.perf_counter()
+                process.extract(norm_key(q), choices, scorer=fuzz.ratio, limit=5)
+                raw.append((time.perf_counter() - t0) * 1000)
+            wratio: list[float] = []
+            for q in lookups[:100]:
+                t0 = time.perf_counter()
+                process.extract(norm_key(q), choices, limit=5)
+                wratio.append((time.perf_counter() - t0) * 1000)
+        lookup_p99, raw_p99 = _percentile(times, 0.99), _percentile(raw, 0.99)
+        report.figure("lookups", len(times))
+        report.figure("lookups_with_results", found)
+        report.figure("lookup_p50_ms", statistics.median(times))
+        report.figure("lookup_p99_ms", lookup_p99)
+        report.figure("raw_extract_p50_ms", statistics.median(raw))
+        report.figure("raw_extract_p99_ms", raw_p99)
+        report.figure("lookup_vs_raw_p99", lookup_p99 / raw_p99 if raw_p99 else float("nan"))
+        report.figure("raw_extract_wratio_p99_ms", _percentile(wratio, 0.99))
+        report.figure("rss_mb", _rss_mb())
+        report.figure("rss_peak_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        db.dispose()
