@@ -1,6 +1,7 @@
 """Idempotency keys in the database, so several worker processes deduplicate together."""
 from __future__ import annotations
 
+from sqlalchemy import literal_column
 from sqlalchemy.orm import Session
 
 from store.models.base import utcnow
@@ -15,8 +16,10 @@ def insert_ignore(session: Session, model: type, values: dict[str, object]) -> b
     else:
         from sqlalchemy.dialects.sqlite import insert
     table = model.__table__  # type: ignore[attr-defined]
-    result = session.execute(insert(table).values(**values).on_conflict_do_nothing())
-    return bool(result.rowcount)
+    # RETURNING rather than rowcount: with psycopg 3 and SQLAlchemy 2.1 rowcount is -1 here
+    # (truthy) whether or not the row went in, which made every claim "succeed" on PostgreSQL.
+    statement = insert(table).values(**values).on_conflict_do_nothing().returning(literal_column("1"))
+    return session.execute(statement).first() is not None
 
 
 def claim(session: Session, tenant: str, key: str) -> bool:
