@@ -51,5 +51,20 @@ def mount(app: Any, bot: "Bot", settings: "Settings", outbox: "Outbox") -> Any:
     outbox.register("teams", send)
     if bot.services.deliver is None:
         bot.services.deliver = outbox.send
-    app["teams"] = turn
+    app[turn_key()] = turn
     return turn
+
+
+def turn_key() -> Any:
+    """The aiohttp app key under which `mount` leaves its TeamsTurn."""
+    from aiohttp import web
+
+    from adapters.teams.turn import TeamsTurn
+
+    global _TURN_KEY
+    if _TURN_KEY is None:
+        _TURN_KEY = web.AppKey("teams_turn", TeamsTurn)
+    return _TURN_KEY
+
+
+_TURN_KEY: Any = None

@@ -15,7 +15,7 @@ import logging
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 from botbuilder.core import TurnContext
-from botbuilder.schema import Activity, ChannelAccount, ConversationParameters, ConversationReference
+from botbuilder.schema import Activity, ChannelAccount, ConversationParameters, ConversationReference, Mention
 
 from adapters.teams import references as refs
 from adapters.teams.pacing import Pacer, Retrying
@@ -47,6 +47,17 @@ def _marker_ids(reply: Reply) -> tuple[list[str], list[str]]:
             elif kind == "channel":
                 channels.append(value)
     return users, channels
+
+
+def to_activity(data: Mapping[str, Any]) -> Activity:
+    """Wire JSON → botbuilder Activity; mention entities become `Mention` objects, which
+    msrest serializes whole (plain `Entity` objects would lose `text` and `mentioned`)."""
+    message = Activity().deserialize(dict(data))
+    mentions = [Mention(mentioned=ChannelAccount(id=e["mentioned"]["id"], name=e["mentioned"].get("name")),
+                        text=e["text"], type="mention")
+                for e in data.get("entities") or [] if e.get("type") == "mention"]
+    message.entities = mentions or None
+    return message
 
 
 def base_conversation_id(conversation_id: str) -> str:
@@ -164,7 +175,7 @@ class Delivery:
     # Calls -----------------------------------------------------------------
     @staticmethod
     def _is_current(turn: TurnContext, conversation_id: str) -> bool:
-        if getattr(turn.activity, "name", None) == "ContinueConversation":
+        if turn.activity.type == "event":  # a proactive turn (continue / create conversation)
             return False
         conv = turn.activity.conversation
         return conv is not None and base_conversation_id(conv.id or "") == conversation_id
@@ -172,7 +183,7 @@ class Delivery:
     @staticmethod
     def _is_personal_with(turn: TurnContext, user_id: str) -> bool:
         act = turn.activity
-        if act.conversation is None or act.from_property is None or getattr(act, "name", None) == "ContinueConversation":
+        if act.conversation is None or act.from_property is None or act.type == "event":
             return False
         kind = act.conversation.conversation_type or ("personal" if not act.conversation.is_group else "")
         return kind == "personal" and act.from_property.id == user_id
@@ -215,7 +226,7 @@ class Delivery:
     async def _send(self, turn: TurnContext, conversation_id: str, activity: Mapping[str, Any], update_id: str | None) -> str | None:
         async def call() -> str | None:
             await self.pacer.wait(conversation_id)
-            message = Activity().deserialize(dict(activity))
+            message = to_activity(activity)
             if update_id:
                 message.id = update_id
                 await turn.update_activity(message)
