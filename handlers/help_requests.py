@@ -85,14 +85,14 @@ def request_card(ctx: Ctx, req: HelpRequest, locale: str, *, experts: Sequence[C
     elif req.status == "open" and not similar:
         sections.append((tr("helpreq.section.experts"), tr("helpreq.no_experts")))
     if similar:
-        lines = [tr("helpreq.similar_line", id=s.id, question=shorten(s.question, 80), answer=shorten(s.answer, 200)) for s in similar]
+        lines = [tr("helpreq.similar_line", id=s.number, question=shorten(s.question, 80), answer=shorten(s.answer, 200)) for s in similar]
         sections.append((tr("helpreq.section.similar"), "\n".join(lines)))
     actions: tuple[Action, ...] = ()
     if req.status != "resolved":
-        take = () if req.status == "claimed" else (Action(tr("helpreq.button.take"), f"ask take {req.id}", "primary"),)
-        actions = (*take, Action(tr("helpreq.button.resolve"), f"ask resolve {req.id}"),
-                   Action(tr("helpreq.button.more"), f"ask more {req.id}"))
-    return Card(title=tr("helpreq.card_title", id=req.id), body=shorten(req.question, 600), fields=tuple(fields),
+        take = () if req.status == "claimed" else (Action(tr("helpreq.button.take"), f"ask take {req.number}", "primary"),)
+        actions = (*take, Action(tr("helpreq.button.resolve"), f"ask resolve {req.number}"),
+                   Action(tr("helpreq.button.more"), f"ask more {req.number}"))
+    return Card(title=tr("helpreq.card_title", id=req.number), body=shorten(req.question, 600), fields=tuple(fields),
                 sections=tuple(sections), actions=actions, footer=tr("helpreq.card_footer") if req.status != "resolved" else "")
 
 
@@ -103,9 +103,9 @@ def card_outbound(ctx: Ctx, req: HelpRequest, *, experts: Sequence[Candidate] = 
     locale = conversation_locale(ctx, conv)
     tr = translator(ctx, locale)
     card = request_card(ctx, req, locale, experts=experts, similar=similar, dm_only=conv.kind == "dm")
-    text = tr("helpreq.card", id=req.id, status=tr(f"helpreq.status.{req.status}"), count=len(experts))
-    reply = Reply(text=text, card=card, key="helpreq.card", params={"id": req.id, "experts": len(experts)})
-    return Outbound(reply=reply, to=ctx.ref_of(conv), thread_id=req.thread_id or None, anchor=f"help:{req.id}")
+    text = tr("helpreq.card", id=req.number, status=tr(f"helpreq.status.{req.status}"), count=len(experts))
+    reply = Reply(text=text, card=card, key="helpreq.card", params={"id": req.number, "experts": len(experts)})
+    return Outbound(reply=reply, to=ctx.ref_of(conv), thread_id=req.thread_id or None, anchor=f"help:{req.number}")
 
 
 def _thread_post(ctx: Ctx, req: HelpRequest, key: str, **params: object) -> Outbound:
@@ -117,7 +117,7 @@ def _thread_post(ctx: Ctx, req: HelpRequest, key: str, **params: object) -> Outb
 
 
 def _link(req: HelpRequest) -> str:
-    return req.permalink or f"#{req.id}"
+    return req.permalink or f"#{req.number}"
 
 
 def _ping_experts(ctx: Ctx, req: HelpRequest, experts: Sequence[Candidate], *, dm_all: bool) -> list[Effect]:
@@ -127,10 +127,10 @@ def _ping_experts(ctx: Ctx, req: HelpRequest, experts: Sequence[Candidate], *, d
     for c in experts:
         if dm_all or not c.person.accepts_mentions:
             effects += notify(ctx, c.person, "helpreq.notify.routed",
-                              params={"id": req.id, "asker": ctx.name(asker) if asker else "?",
+                              params={"id": req.number, "asker": ctx.name(asker) if asker else "?",
                                       "question": shorten(req.question, 200), "link": _link(req)},
-                              thread_key=f"help:{req.id}:routed", urgent=True,
-                              actions=(Action("helpreq.button.take_short", f"ask take {req.id}", "primary"),))
+                              thread_key=f"help:{req.number}:routed", urgent=True,
+                              actions=(Action("helpreq.button.take_short", f"ask take {req.number}", "primary"),))
     return effects
 
 
@@ -145,7 +145,7 @@ def open_request(ctx: Ctx, msg: IncomingMessage, question: str, *, thread_id: st
     conv = ctx.conversation
     existing = store.by_source(ctx.session, source_key)
     if existing is not None:
-        return [Bot.outbound_for(msg, ctx.reply("helpreq.already_asked", private=True, id=existing.id))]
+        return [Bot.outbound_for(msg, ctx.reply("helpreq.already_asked", private=True, id=existing.number))]
     topics = detect_topics(ctx, question, hashtags)
     now = ctx.now()
     settings_row = store.channel_settings(ctx.session, conv.id) if conv is not None else None
@@ -206,7 +206,7 @@ def _request_arg(ctx: Ctx, args: str) -> tuple[HelpRequest, str]:
     req_id, rest = parse_id(args)
     if req_id is None:
         raise UserError("helpreq.id_required", usage=ctx.t("helpreq.take_usage"))
-    req = ctx.session.get(HelpRequest, req_id)
+    req = store.by_number(ctx.session, req_id)
     if req is None:
         raise UserError("helpreq.not_found", id=req_id)
     return req, rest
@@ -215,21 +215,21 @@ def _request_arg(ctx: Ctx, args: str) -> tuple[HelpRequest, str]:
 def take_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
     req, _ = _request_arg(ctx, args)
     if req.asker_id == ctx.actor.id:
-        raise UserError("helpreq.own_take", id=req.id)
+        raise UserError("helpreq.own_take", id=req.number)
     if req.status == "resolved":
-        raise UserError("helpreq.already_resolved", id=req.id)
+        raise UserError("helpreq.already_resolved", id=req.number)
     if not store.claim(ctx.session, req.id, ctx.actor.id, ctx.now()):
         ctx.session.refresh(req)
         claimer = ctx.session.get(Person, req.claimer_id) if req.claimer_id else None
         if claimer is not None and claimer.id == ctx.actor.id:
-            raise UserError("helpreq.already_yours", id=req.id)
-        raise UserError("helpreq.already_taken", id=req.id, name=ctx.name(claimer) if claimer else "?")
+            raise UserError("helpreq.already_yours", id=req.number)
+        raise UserError("helpreq.already_taken", id=req.number, name=ctx.name(claimer) if claimer else "?")
     ctx.session.refresh(req)
-    effects: list[Effect] = [card_outbound(ctx, req), _thread_post(ctx, req, "helpreq.taken", id=req.id, name=ctx.name(ctx.actor))]
+    effects: list[Effect] = [card_outbound(ctx, req), _thread_post(ctx, req, "helpreq.taken", id=req.number, name=ctx.name(ctx.actor))]
     asker = ctx.session.get(Person, req.asker_id)
     if asker is not None:
-        effects += notify(ctx, asker, "helpreq.notify.taken", params={"id": req.id, "name": ctx.name(ctx.actor)},
-                          thread_key=f"help:{req.id}:taken")
+        effects += notify(ctx, asker, "helpreq.notify.taken", params={"id": req.number, "name": ctx.name(ctx.actor)},
+                          thread_key=f"help:{req.number}:taken")
     return effects
 
 
@@ -239,18 +239,18 @@ def _resolve_form(ctx: Ctx, req: HelpRequest) -> Reply:
         FormField("answer", ctx.t("helpreq.form.answer"), kind="multiline", required=True, max_length=ANSWER_MAX),
         FormField("helper", ctx.t("helpreq.form.helper"), value=f"@{claimer.external_id}" if claimer else ""),
     )
-    form = Form(title=ctx.t("helpreq.form.resolve_title", id=req.id), submit_command=f"ask resolve {req.id}", fields=fields,
+    form = Form(title=ctx.t("helpreq.form.resolve_title", id=req.number), submit_command=f"ask resolve {req.number}", fields=fields,
                 submit_label=ctx.t("helpreq.form.submit_resolve"))
-    return ctx.reply("helpreq.resolve_form", private=True, form=form, id=req.id)
+    return ctx.reply("helpreq.resolve_form", private=True, form=form, id=req.number)
 
 
 def resolve_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply | list[Effect]:
     req, rest = _request_arg(ctx, args)
     if req.status == "resolved":
-        raise UserError("helpreq.already_resolved", id=req.id)
+        raise UserError("helpreq.already_resolved", id=req.number)
     if ctx.actor.id not in (req.asker_id, req.claimer_id) and not ctx.is_admin:
         asker = ctx.session.get(Person, req.asker_id)
-        raise UserError("helpreq.resolve_not_allowed", id=req.id, asker=ctx.name(asker) if asker else "?")
+        raise UserError("helpreq.resolve_not_allowed", id=req.number, asker=ctx.name(asker) if asker else "?")
     values = msg.form_values or {}
     helper_text = str(values.get("helper", "")) if values else ""
     helpers, missing = ctx.find_people(f"{rest} {helper_text}")
@@ -268,34 +268,34 @@ def resolve_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply | list[E
         helper = None
     now = ctx.now()
     if not store.resolve(ctx.session, req.id, by=ctx.actor.id, helper_id=helper.id if helper else None, answer=answer, now=now):
-        raise UserError("helpreq.already_resolved", id=req.id)
+        raise UserError("helpreq.already_resolved", id=req.number)
     ctx.session.refresh(req)
     if helper is not None:
         conv = _conversation(ctx, req)
         public = conv is not None and conv.kind == "public"
         wrote = False
         for topic in split_topics(req.topics):
-            wrote |= add_evidence(ctx.session, ctx.tenant, helper.id, topic, "help", now, source_ref=f"help:{req.id}",
+            wrote |= add_evidence(ctx.session, ctx.tenant, helper.id, topic, "help", now, source_ref=f"help:{req.number}",
                                   conversation_id=conv.id if public and conv else None, snippet=shorten(req.question, 280))
         if wrote:
             track_changes(ctx)
     effects: list[Effect] = [card_outbound(ctx, req),
-                             _thread_post(ctx, req, "helpreq.resolved_post", id=req.id,
+                             _thread_post(ctx, req, "helpreq.resolved_post", id=req.number,
                                           name=ctx.name(helper) if helper else ctx.name(ctx.actor))]
     asker = ctx.session.get(Person, req.asker_id)
     if helper is not None and asker is not None:
         if asker.id == ctx.actor.id:
             card = Card(title=ctx.t("helpreq.thank_title"), body=ctx.t("helpreq.thank_body", name=ctx.name(helper)),
-                        actions=(Action(ctx.t("helpreq.button.thank", name=ctx.name(helper)), f"ask thank {req.id}", "primary"),))
-            effects.append(Bot.outbound_for(msg, ctx.reply("helpreq.resolved", private=True, card=card, id=req.id,
+                        actions=(Action(ctx.t("helpreq.button.thank", name=ctx.name(helper)), f"ask thank {req.number}", "primary"),))
+            effects.append(Bot.outbound_for(msg, ctx.reply("helpreq.resolved", private=True, card=card, id=req.number,
                                                            name=ctx.name(helper))))
         else:
-            effects.append(Bot.outbound_for(msg, ctx.reply("helpreq.resolved_by_helper", private=True, id=req.id)))
-            effects += notify(ctx, asker, "helpreq.notify.resolved", params={"id": req.id, "name": ctx.name(helper)},
-                              thread_key=f"help:{req.id}:resolved",
-                              actions=(Action("helpreq.button.thank_short", f"ask thank {req.id}", "primary"),))
+            effects.append(Bot.outbound_for(msg, ctx.reply("helpreq.resolved_by_helper", private=True, id=req.number)))
+            effects += notify(ctx, asker, "helpreq.notify.resolved", params={"id": req.number, "name": ctx.name(helper)},
+                              thread_key=f"help:{req.number}:resolved",
+                              actions=(Action("helpreq.button.thank_short", f"ask thank {req.number}", "primary"),))
     else:
-        effects.append(Bot.outbound_for(msg, ctx.reply("helpreq.resolved_alone", private=True, id=req.id)))
+        effects.append(Bot.outbound_for(msg, ctx.reply("helpreq.resolved_alone", private=True, id=req.number)))
     return effects
 
 
@@ -303,21 +303,21 @@ def thank_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
     """The one-click thanks after a resolve: a kudos to the helper on the request's topics."""
     req, _ = _request_arg(ctx, args)
     if req.asker_id != ctx.actor.id:
-        raise UserError("helpreq.thank_not_asker", id=req.id)
+        raise UserError("helpreq.thank_not_asker", id=req.number)
     helper = ctx.session.get(Person, req.helper_id) if req.helper_id else None
     if req.status != "resolved" or helper is None:
-        raise UserError("helpreq.thank_no_helper", id=req.id)
+        raise UserError("helpreq.thank_no_helper", id=req.number)
     done = ctx.session.scalar(select(Kudos.id).where(Kudos.help_request_id == req.id, Kudos.giver_id == ctx.actor.id).limit(1))
     if done is not None:
-        raise UserError("helpreq.already_thanked", id=req.id, name=ctx.name(helper))
-    reason = ctx.t("helpreq.thanks_reason", id=req.id, question=shorten(req.question, 120))
+        raise UserError("helpreq.already_thanked", id=req.number, name=ctx.name(helper))
+    reason = ctx.t("helpreq.thanks_reason", id=req.number, question=shorten(req.question, 120))
     return give(ctx, msg, [helper], reason, split_topics(req.topics), help_request_id=req.id)
 
 
 def more_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
     req, _ = _request_arg(ctx, args)
     if req.status == "resolved":
-        raise UserError("helpreq.already_resolved", id=req.id)
+        raise UserError("helpreq.already_resolved", id=req.number)
     return _widen(ctx, req, round_=2, key="helpreq.more", empty_key="helpreq.no_more")
 
 
@@ -328,12 +328,12 @@ def _widen(ctx: Ctx, req: HelpRequest, *, round_: int, key: str, empty_key: str,
     conv = _conversation(ctx, req)
     if not experts:
         if extra:
-            return [_thread_post(ctx, req, key, id=req.id, experts=ctx.t("helpreq.no_experts"), referents=extra)]
-        return [_thread_post(ctx, req, empty_key, id=req.id)]
+            return [_thread_post(ctx, req, key, id=req.number, experts=ctx.t("helpreq.no_experts"), referents=extra)]
+        return [_thread_post(ctx, req, empty_key, id=req.number)]
     store.record_routing(ctx.session, ctx.tenant, req.id, [c.person.id for c in experts], round_, ctx.now())
     locale = conversation_locale(ctx, conv)
     lines = _expert_lines(ctx, experts, locale, dm_only=conv is None or conv.kind == "dm")
-    params: dict[str, object] = {"id": req.id, "experts": lines}
+    params: dict[str, object] = {"id": req.number, "experts": lines}
     if extra:
         params["referents"] = extra
     effects: list[Effect] = [_thread_post(ctx, req, key, **params)]
@@ -357,7 +357,7 @@ def escalate(jctx: JobCtx) -> list[Effect]:
             conv = session.get(Conversation, req.conversation_id) if req.conversation_id else None
             ctx = ctx_for_job(jctx.services, session, workspace, asker, conv)
             effects += _escalate_one(ctx, req, conv)
-            session.add(AuditLog(actor_id=None, action="help.escalated", detail=f"request {req.id}", created_at=jctx.now))
+            session.add(AuditLog(actor_id=None, action="help.escalated", detail=f"request {req.number}", created_at=jctx.now))
     return effects
 
 
@@ -372,20 +372,28 @@ def _escalate_one(ctx: Ctx, req: HelpRequest, conv: Conversation | None) -> list
     asker = ctx.session.get(Person, req.asker_id)
     for person in referents:
         effects += notify(ctx, person, "helpreq.notify.escalated",
-                          params={"id": req.id, "asker": ctx.name(asker) if asker else "?",
+                          params={"id": req.number, "asker": ctx.name(asker) if asker else "?",
                                   "question": shorten(req.question, 200), "link": _link(req)},
-                          thread_key=f"help:{req.id}:escalated", urgent=True,
-                          actions=(Action("helpreq.button.take_short", f"ask take {req.id}", "primary"),))
+                          thread_key=f"help:{req.number}:escalated", urgent=True,
+                          actions=(Action("helpreq.button.take_short", f"ask take {req.number}", "primary"),))
     return effects
 
 
 # Lists and settings -----------------------------------------------------------------
+def show_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
+    req, _ = _request_arg(ctx, args)
+    conv = _conversation(ctx, req)
+    card = request_card(ctx, req, ctx.locale, dm_only=True)
+    return ctx.reply("helpreq.shown", private=True, card=card, id=req.number,
+                     status=ctx.t(f"helpreq.status.{req.status}"), where=ctx.channel_link(conv) if conv else "DM")
+
+
 def list_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     mine = args.strip().casefold() in ("mine", "mes", "miennes")
     rows = store.open_requests(ctx.session, asker_id=ctx.actor.id if mine else None)
     if not rows:
         return ctx.reply("helpreq.list_empty", private=True)
-    lines = [ctx.t("helpreq.list_line", id=r.id, question=shorten(r.question, 80), status=ctx.t(f"helpreq.status.{r.status}"))
+    lines = [ctx.t("helpreq.list_line", id=r.number, question=shorten(r.question, 80), status=ctx.t(f"helpreq.status.{r.status}"))
              for r in rows]
     card = Card(title=ctx.t("helpreq.list_title"), body="\n".join(lines), footer=ctx.t("helpreq.list_footer"))
     return ctx.reply("helpreq.list", private=True, card=card, count=len(rows))
@@ -426,6 +434,8 @@ def register(r: Registry) -> None:
                           group=g, needs_args=True, hidden=True))
     r.command(CommandSpec("ask thank", "demande remercier", thank_command, "helpreq.thank_help", "helpreq.take_usage",
                           group=g, needs_args=True, hidden=True))
+    r.command(CommandSpec("ask show", "demande voir", show_command, "helpreq.show_help", "helpreq.take_usage",
+                          group=g, needs_args=True))
     r.command(CommandSpec("asks", "demandes", list_command, "helpreq.list_help", "helpreq.list_usage",
                           aliases=("ask list",), group=g))
     r.command(CommandSpec("help channel", "canal d'aide", channel_command, "helpreq.channel_help", "helpreq.channel_usage",

@@ -101,7 +101,7 @@ def status_label(ctx: Ctx, status: str, locale: str) -> str:
 
 def idea_line(ctx: Ctx, idea: Idea, locale: str) -> str:
     return translator(ctx, locale)(
-        "idea.line", id=idea.id, title=idea.title, votes=idea.vote_count,
+        "idea.line", id=idea.number, title=idea.title, votes=idea.vote_count,
         status=status_label(ctx, idea.status, locale), author=author_label(ctx, idea, locale),
     )
 
@@ -124,11 +124,11 @@ def idea_card(ctx: Ctx, idea: Idea, locale: str) -> Card:
     if idea.source_permalink:
         fields.append((tr("idea.field.source"), idea.source_permalink))
     actions = (
-        Action(tr("idea.button.vote"), f"idea vote {idea.id}", "primary"),
-        Action(tr("idea.button.unvote"), f"idea unvote {idea.id}"),
-        Action(tr("idea.button.follow"), f"idea follow {idea.id}"),
+        Action(tr("idea.button.vote"), f"idea vote {idea.number}", "primary"),
+        Action(tr("idea.button.unvote"), f"idea unvote {idea.number}"),
+        Action(tr("idea.button.follow"), f"idea follow {idea.number}"),
     )
-    return Card(title=tr("idea.card_title", id=idea.id, title=idea.title), body=idea.details, fields=tuple(fields),
+    return Card(title=tr("idea.card_title", id=idea.number, title=idea.title), body=idea.details, fields=tuple(fields),
                 actions=actions, footer=tr("idea.card_footer"))
 
 
@@ -138,9 +138,9 @@ def card_outbound(ctx: Ctx, idea: Idea) -> Outbound:
     assert conv is not None
     locale = conversation_locale(ctx, conv)
     tr = translator(ctx, locale)
-    text = tr("idea.card", id=idea.id, title=idea.title, votes=idea.vote_count, status=status_label(ctx, idea.status, locale))
-    reply = Reply(text=text, card=idea_card(ctx, idea, locale), key="idea.card", params={"id": idea.id})
-    return Outbound(reply=reply, to=ctx.ref_of(conv), anchor=f"idea:{idea.id}")
+    text = tr("idea.card", id=idea.number, title=idea.title, votes=idea.vote_count, status=status_label(ctx, idea.status, locale))
+    reply = Reply(text=text, card=idea_card(ctx, idea, locale), key="idea.card", params={"id": idea.number})
+    return Outbound(reply=reply, to=ctx.ref_of(conv), anchor=f"idea:{idea.number}")
 
 
 def _ack(ctx: Ctx, msg: IncomingMessage, key: str, **params: object) -> Outbound:
@@ -196,8 +196,8 @@ def submit(ctx: Ctx, msg: IncomingMessage, *, title: str, details: str, tags: Se
 
 def _ack_duplicates(ctx: Ctx, msg: IncomingMessage, draft: Idea, similar: list[Idea]) -> Outbound:
     lines = [idea_line(ctx, i, ctx.locale) for i in similar]
-    actions = [Action(ctx.t("idea.button.vote_instead", id=i.id), f"idea vote {i.id}", "primary") for i in similar]
-    actions.append(Action(ctx.t("idea.button.post_anyway"), f"idea post {draft.id}"))
+    actions = [Action(ctx.t("idea.button.vote_instead", id=i.number), f"idea vote {i.number}", "primary") for i in similar]
+    actions.append(Action(ctx.t("idea.button.post_anyway"), f"idea post {draft.number}"))
     card = Card(title=ctx.t("idea.duplicates_title"), body="\n".join(lines), actions=tuple(actions),
                 footer=ctx.t("idea.duplicates_footer"))
     return _ack(ctx, msg, "idea.duplicates", count=len(similar), title=draft.title, card=card)
@@ -217,7 +217,7 @@ def publish(ctx: Ctx, msg: IncomingMessage, idea: Idea) -> list[Effect]:
     effects: list[Effect] = [card_outbound(ctx, idea)]
     if ctx.conversation is None or conv is None or conv.id != ctx.conversation.id:
         where = ctx.channel_link(conv) if conv is not None else ""
-        effects.append(_ack(ctx, msg, "idea.posted_anon" if idea.anonymous else "idea.posted", id=idea.id, channel=where))
+        effects.append(_ack(ctx, msg, "idea.posted_anon" if idea.anonymous else "idea.posted", id=idea.number, channel=where))
     return effects
 
 
@@ -267,7 +267,7 @@ def idea_post_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]
     if idea is None or idea.author_id != ctx.actor.id:
         raise UserError("idea.not_found", id=args.strip()[:20])
     if idea.status != "draft":
-        raise UserError("idea.already_posted", id=idea.id)
+        raise UserError("idea.already_posted", id=idea.number)
     _check_limit(ctx)
     return publish(ctx, msg, idea)
 
@@ -286,55 +286,55 @@ def _idea_arg(ctx: Ctx, args: str) -> tuple[Idea, str]:
 def vote_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
     idea, _ = _idea_arg(ctx, args)
     if idea.author_id == ctx.actor.id:
-        raise UserError("idea.own_vote", id=idea.id)
+        raise UserError("idea.own_vote", id=idea.number)
     if not store.add_vote(ctx.session, ctx.tenant, idea, ctx.actor.id, ctx.now()):
-        return [_ack(ctx, msg, "idea.already_voted", id=idea.id, votes=idea.vote_count)]
+        return [_ack(ctx, msg, "idea.already_voted", id=idea.number, votes=idea.vote_count)]
     idea.updated_at = ctx.now()
-    effects: list[Effect] = [card_outbound(ctx, idea), _ack(ctx, msg, "idea.voted", id=idea.id, votes=idea.vote_count)]
+    effects: list[Effect] = [card_outbound(ctx, idea), _ack(ctx, msg, "idea.voted", id=idea.number, votes=idea.vote_count)]
     author = ctx.session.get(Person, idea.author_id)
     if author is not None:
-        effects += notify(ctx, author, "idea.notify.voted", params={"id": idea.id, "title": idea.title},
-                          thread_key=f"idea:{idea.id}:votes")
+        effects += notify(ctx, author, "idea.notify.voted", params={"id": idea.number, "title": idea.title},
+                          thread_key=f"idea:{idea.number}:votes")
     return effects
 
 
 def unvote_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
     idea, _ = _idea_arg(ctx, args)
     if not store.remove_vote(ctx.session, idea, ctx.actor.id):
-        return [_ack(ctx, msg, "idea.not_voted", id=idea.id)]
+        return [_ack(ctx, msg, "idea.not_voted", id=idea.number)]
     idea.updated_at = ctx.now()
-    return [card_outbound(ctx, idea), _ack(ctx, msg, "idea.unvoted", id=idea.id, votes=idea.vote_count)]
+    return [card_outbound(ctx, idea), _ack(ctx, msg, "idea.unvoted", id=idea.number, votes=idea.vote_count)]
 
 
 def follow_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     idea, _ = _idea_arg(ctx, args)
     new = store.follow(ctx.session, ctx.tenant, idea, ctx.actor.id, ctx.now())
-    return ctx.reply("idea.followed" if new else "idea.already_following", private=True, id=idea.id, title=idea.title)
+    return ctx.reply("idea.followed" if new else "idea.already_following", private=True, id=idea.number, title=idea.title)
 
 
 def unfollow_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     idea, _ = _idea_arg(ctx, args)
     if not store.unfollow(ctx.session, idea, ctx.actor.id):
-        raise UserError("idea.not_following", id=idea.id)
-    return ctx.reply("idea.unfollowed", private=True, id=idea.id, title=idea.title)
+        raise UserError("idea.not_following", id=idea.number)
+    return ctx.reply("idea.unfollowed", private=True, id=idea.number, title=idea.title)
 
 
 def show_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     idea, _ = _idea_arg(ctx, args)
-    return ctx.reply("idea.shown", private=True, card=idea_card(ctx, idea, ctx.locale), id=idea.id, title=idea.title)
+    return ctx.reply("idea.shown", private=True, card=idea_card(ctx, idea, ctx.locale), id=idea.number, title=idea.title)
 
 
 # Workflow ---------------------------------------------------------------------
 def _check_transition(ctx: Ctx, idea: Idea, target: str) -> None:
     if idea.status == target:
-        raise UserError("idea.status_same", id=idea.id, status=status_label(ctx, target, ctx.locale))
+        raise UserError("idea.status_same", id=idea.number, status=status_label(ctx, target, ctx.locale))
     if idea.status in ("done", "declined"):
-        raise UserError("idea.status_final", id=idea.id, status=status_label(ctx, idea.status, ctx.locale))
+        raise UserError("idea.status_final", id=idea.number, status=status_label(ctx, idea.status, ctx.locale))
     if target == "declined":
         return
     if target not in WORKFLOW or WORKFLOW.index(target) < WORKFLOW.index(idea.status):
         allowed = [s for s in WORKFLOW if WORKFLOW.index(s) > WORKFLOW.index(idea.status)] + ["declined"]
-        raise UserError("idea.status_backwards", id=idea.id, status=status_label(ctx, idea.status, ctx.locale),
+        raise UserError("idea.status_backwards", id=idea.number, status=status_label(ctx, idea.status, ctx.locale),
                         allowed=", ".join(status_label(ctx, s, ctx.locale) for s in allowed))
 
 
@@ -349,13 +349,13 @@ def status_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
     _check_transition(ctx, idea, target)
     reason = one_line(reason)
     if target == "declined" and not reason:
-        raise UserError("idea.reason_required", id=idea.id)
+        raise UserError("idea.reason_required", id=idea.number)
     idea.status = target
     idea.decline_reason = reason if target == "declined" else ""
     idea.updated_at = ctx.now()
-    ctx.session.add(AuditLog(actor_id=ctx.actor.id, action="idea.status", detail=f"idea {idea.id} -> {target}", created_at=ctx.now()))
+    ctx.session.add(AuditLog(actor_id=ctx.actor.id, action="idea.status", detail=f"idea {idea.id} #{idea.number} -> {target}", created_at=ctx.now()))
     effects: list[Effect] = [card_outbound(ctx, idea),
-                             _ack(ctx, msg, "idea.status_changed", id=idea.id, status=status_label(ctx, target, ctx.locale))]
+                             _ack(ctx, msg, "idea.status_changed", id=idea.number, status=status_label(ctx, target, ctx.locale))]
     audience = store.audience(ctx.session, idea)
     people = people_store.people_by_ids(ctx.session, audience)
     for person_id in audience:
@@ -363,9 +363,9 @@ def status_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
         if person is None or person.id == ctx.actor.id:
             continue
         key = "idea.notify.declined" if target == "declined" else "idea.notify.status"
-        params = {"id": idea.id, "title": idea.title, "status": ctx.t_for(person, f"idea.status.{target}"), "reason": reason}
-        effects += notify(ctx, person, key, params=params, thread_key=f"idea:{idea.id}:status:{target}",
-                          actions=(Action("idea.button.show", f"idea show {idea.id}"),))
+        params = {"id": idea.number, "title": idea.title, "status": ctx.t_for(person, f"idea.status.{target}"), "reason": reason}
+        effects += notify(ctx, person, key, params=params, thread_key=f"idea:{idea.number}:status:{target}",
+                          actions=(Action("idea.button.show", f"idea show {idea.number}"),))
     return effects
 
 
@@ -413,8 +413,8 @@ def author_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
         raise UserError("idea.not_found", id=args.strip()[:20])
     author = ctx.session.get(Person, idea.author_id)
     ctx.session.add(AuditLog(actor_id=ctx.actor.id, action="idea.author_revealed",
-                             detail=f"idea {idea.id} anonymous={idea.anonymous}", created_at=ctx.now()))
-    return ctx.reply("idea.author_is", private=True, id=idea.id, name=ctx.name(author) if author else "?",
+                             detail=f"idea {idea.id} #{idea.number} anonymous={idea.anonymous}", created_at=ctx.now()))
+    return ctx.reply("idea.author_is", private=True, id=idea.number, name=ctx.name(author) if author else "?",
                      anonymous=ctx.t("idea.yes") if idea.anonymous else ctx.t("idea.no"))
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from store.idempotency import insert_ignore
-from store.ideas import similarity
+from store.ideas import next_number, similarity
 from store.models.contribution import ExpertAway, HelpChannel, HelpRequest, HelpRouting
 
 SIMILAR_THRESHOLD = 60.0
@@ -52,16 +52,35 @@ def create(
     escalate_at: datetime | None,
     now: datetime,
 ) -> HelpRequest | None:
-    """The new request, or None when this source message already made one (a redelivery)."""
-    inserted = insert_ignore(session, HelpRequest, {
+    """The new request, or None when this source message already made one (a redelivery).
+
+    `ON CONFLICT DO NOTHING` also swallows a clash on the number (a concurrent request took it):
+    then the source key is still free, so try the next number.
+    """
+    for _ in range(5):
+        if by_source(session, source_key) is not None:
+            return None
+        values = _values(tenant, source_key, asker_id, question, topics, conversation_id, conversation_external_id,
+                         thread_id, permalink, escalate_at, now)
+        values["number"] = next_number(session, HelpRequest)
+        if insert_ignore(session, HelpRequest, values):
+            return by_source(session, source_key)
+    raise RuntimeError("could not number a new help request")
+
+
+def _values(tenant: str, source_key: str, asker_id: int, question: str, topics: Sequence[str], conversation_id: int | None,
+            conversation_external_id: str, thread_id: str, permalink: str, escalate_at: datetime | None,
+            now: datetime) -> dict[str, object]:
+    return {
         "tenant": tenant, "source_key": source_key[:300], "asker_id": asker_id, "question": question,
         "topics": "|".join(t.replace("|", " ") for t in topics), "conversation_id": conversation_id, "conversation_external_id": conversation_external_id,
         "thread_id": thread_id, "permalink": permalink[:500], "status": "open", "answer": "",
         "escalate_at": escalate_at, "created_at": now,
-    })
-    if not inserted:
-        return None
-    return session.scalar(select(HelpRequest).where(HelpRequest.source_key == source_key[:300]))
+    }
+
+
+def by_number(session: Session, number: int) -> HelpRequest | None:
+    return session.scalar(select(HelpRequest).where(HelpRequest.number == number))
 
 
 def by_source(session: Session, source_key: str) -> HelpRequest | None:
@@ -111,7 +130,7 @@ def similar_resolved(session: Session, question: str, topics: Sequence[str], *, 
         score = similarity(question, topics, row.question, [t for t in row.topics.split("|") if t])
         if score >= SIMILAR_THRESHOLD:
             found.append((score, row))
-    found.sort(key=lambda pair: (-pair[0], -pair[1].id))
+    found.sort(key=lambda pair: (-pair[0], -pair[1].number))
     return [row for _, row in found[:limit]]
 
 
@@ -184,7 +203,7 @@ def open_requests(session: Session, *, asker_id: int | None = None, limit: int =
     query = select(HelpRequest).where(HelpRequest.status != "resolved")
     if asker_id is not None:
         query = query.where(HelpRequest.asker_id == asker_id)
-    return list(session.scalars(query.order_by(HelpRequest.created_at.desc(), HelpRequest.id.desc()).limit(limit)))
+    return list(session.scalars(query.order_by(HelpRequest.created_at.desc(), HelpRequest.number.desc()).limit(limit)))
 
 
 # Away ------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from typing import Iterable, Sequence
 
 from rapidfuzz import fuzz
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.text import norm_key, topic_key
@@ -53,6 +54,12 @@ def similarity(title_a: str, tags_a: Iterable[str], title_b: str, tags_b: Iterab
     return float(score)
 
 
+def next_number(session: Session, model: type) -> int:
+    """The next per-workspace number (the session's tenant scopes the query). Two concurrent
+    writers may pick the same one: the (tenant, number) unique key stops the second, which retries."""
+    return (session.scalar(select(func.max(model.number))) or 0) + 1  # type: ignore[attr-defined]
+
+
 def create_idea(
     session: Session,
     *,
@@ -66,6 +73,7 @@ def create_idea(
     source_permalink: str = "",
 ) -> Idea:
     idea = Idea(
+        number=0,
         title=title,
         details=details,
         tags=" ".join(tags),
@@ -76,8 +84,18 @@ def create_idea(
         created_at=now,
         updated_at=now,
     )
-    session.add(idea)
-    session.flush()
+    for attempt in range(5):
+        idea.number = next_number(session, Idea)
+        savepoint = session.begin_nested()
+        try:
+            session.add(idea)
+            session.flush()
+            savepoint.commit()
+            break
+        except IntegrityError:
+            savepoint.rollback()
+            if attempt == 4:
+                raise
     for key in dict.fromkeys(topic_key(t) for t in tags):
         if key:
             session.add(IdeaTag(idea_id=idea.id, key=key))
@@ -85,8 +103,9 @@ def create_idea(
     return idea
 
 
-def get(session: Session, idea_id: int, *, drafts: bool = False) -> Idea | None:
-    idea = session.get(Idea, idea_id)
+def get(session: Session, number: int, *, drafts: bool = False) -> Idea | None:
+    """By the number people see (#12), within the session's workspace."""
+    idea = session.scalar(select(Idea).where(Idea.number == number))
     if idea is None or (idea.status == "draft" and not drafts):
         return None
     return idea
@@ -107,7 +126,7 @@ def similar(session: Session, title: str, tags: Sequence[str], *, limit: int = 3
         score = similarity(title, tags, idea.title, tag_list(idea.tags))
         if score >= DUPLICATE_THRESHOLD:
             found.append((idea, score))
-    found.sort(key=lambda pair: (-pair[1], -pair[0].vote_count, pair[0].id))
+    found.sort(key=lambda pair: (-pair[1], -pair[0].vote_count, pair[0].number))
     return found[:limit]
 
 
@@ -160,16 +179,16 @@ def listing(
     """`top` (most votes, open first), `new`, `mine`, `tag` or `status`."""
     query = select(Idea).where(Idea.status != "draft")
     if mode == "mine":
-        query = query.where(Idea.author_id == person_id).order_by(Idea.created_at.desc(), Idea.id.desc())
+        query = query.where(Idea.author_id == person_id).order_by(Idea.created_at.desc(), Idea.number.desc())
     elif mode == "new":
-        query = query.order_by(Idea.created_at.desc(), Idea.id.desc())
+        query = query.order_by(Idea.created_at.desc(), Idea.number.desc())
     elif mode == "tag":
         query = query.join(IdeaTag, IdeaTag.idea_id == Idea.id).where(IdeaTag.key == topic_key(tag or ""))
-        query = query.order_by(Idea.vote_count.desc(), Idea.id.desc())
+        query = query.order_by(Idea.vote_count.desc(), Idea.number.desc())
     elif mode == "status":
-        query = query.where(Idea.status == status).order_by(Idea.vote_count.desc(), Idea.id.desc())
+        query = query.where(Idea.status == status).order_by(Idea.vote_count.desc(), Idea.number.desc())
     else:
-        query = query.where(Idea.status.in_(OPEN_STATUSES)).order_by(Idea.vote_count.desc(), Idea.created_at.desc(), Idea.id.desc())
+        query = query.where(Idea.status.in_(OPEN_STATUSES)).order_by(Idea.vote_count.desc(), Idea.created_at.desc(), Idea.number.desc())
     return list(session.scalars(query.limit(limit)))
 
 
@@ -224,7 +243,7 @@ def campaign_ideas(session: Session, campaign_id: int, limit: int = 10) -> list[
         session.scalars(
             select(Idea)
             .where(Idea.campaign_id == campaign_id, Idea.status != "draft")
-            .order_by(Idea.vote_count.desc(), Idea.id)
+            .order_by(Idea.vote_count.desc(), Idea.number)
             .limit(limit)
         )
     )

@@ -43,10 +43,12 @@ class Idea(TenantScoped, Base):
 
     __tablename__ = "ideas"
     __table_args__ = (
+        UniqueConstraint("tenant", "number"),
         Index("ix_ideas_status", "tenant", "status"),
         Index("ix_ideas_author_time", "tenant", "author_id", "created_at"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[int] = mapped_column(Integer)  # what people see and type: #1, #2… per workspace
     title: Mapped[str] = mapped_column(String(200))
     details: Mapped[str] = mapped_column(Text, default="")
     tags: Mapped[str] = mapped_column(String(500), default="")  # space-separated labels
@@ -111,10 +113,12 @@ class HelpRequest(TenantScoped, Base):
     __tablename__ = "help_requests"
     __table_args__ = (
         UniqueConstraint("tenant", "source_key"),
+        UniqueConstraint("tenant", "number"),
         Index("ix_help_requests_escalation", "tenant", "status", "escalate_at"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source_key: Mapped[str] = mapped_column(String(300))
+    number: Mapped[int] = mapped_column(Integer)  # per workspace, like ideas
     asker_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
     question: Mapped[str] = mapped_column(Text)
     topics: Mapped[str] = mapped_column(String(500), default="")  # space-separated labels

@@ -64,6 +64,7 @@ def upgrade() -> None:
     op.create_table('help_requests',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('source_key', sa.String(length=300), nullable=False),
+    sa.Column('number', sa.Integer(), nullable=False),
     sa.Column('asker_id', sa.Integer(), nullable=False),
     sa.Column('question', sa.Text(), nullable=False),
     sa.Column('topics', sa.String(length=500), nullable=False),
@@ -88,6 +89,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'], name=op.f('fk_help_requests_conversation_id_conversations'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['helper_id'], ['people.id'], name=op.f('fk_help_requests_helper_id_people'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_help_requests')),
+    sa.UniqueConstraint('tenant', 'number', name=op.f('uq_help_requests_tenant_number')),
     sa.UniqueConstraint('tenant', 'source_key', name=op.f('uq_help_requests_tenant_source_key'))
     )
     with op.batch_alter_table('help_requests', schema=None) as batch_op:
@@ -130,6 +132,7 @@ def upgrade() -> None:
 
     op.create_table('ideas',
     sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('number', sa.Integer(), nullable=False),
     sa.Column('title', sa.String(length=200), nullable=False),
     sa.Column('details', sa.Text(), nullable=False),
     sa.Column('tags', sa.String(length=500), nullable=False),
@@ -147,7 +150,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['author_id'], ['people.id'], name=op.f('fk_ideas_author_id_people'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['campaign_id'], ['idea_campaigns.id'], name=op.f('fk_ideas_campaign_id_idea_campaigns'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'], name=op.f('fk_ideas_conversation_id_conversations'), ondelete='SET NULL'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_ideas'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_ideas')),
+    sa.UniqueConstraint('tenant', 'number', name=op.f('uq_ideas_tenant_number'))
     )
     with op.batch_alter_table('ideas', schema=None) as batch_op:
         batch_op.create_index('ix_ideas_author_time', ['tenant', 'author_id', 'created_at'], unique=False)
