@@ -27,7 +27,9 @@ def _budget(ctx: Ctx) -> queue.Budget:
 def show(ctx: Ctx) -> Reply:
     b = _budget(ctx)
     now = ctx.now()
-    sent = queue.sent_since(ctx.session, ctx.actor.id, notif.local_day_start(ctx.actor, now))
+    day = notif.local_day_start(ctx.actor, now)
+    sent = queue.sent_since(ctx.session, ctx.actor.id, day)
+    dms = queue.messages_since(ctx.session, ctx.actor.id, day)
     tz = ctx.actor.tz or "UTC"
     quiet = ctx.t("notify.quiet_off") if (b.quiet_hours or "off") == "off" else b.quiet_hours
     snooze = (
@@ -37,14 +39,14 @@ def show(ctx: Ctx) -> Reply:
     card = Card(
         title=ctx.t("notify.settings_title"),
         fields=(
-            (ctx.t("notify.field_cap"), ctx.t("notify.cap_value", cap=b.daily_cap, sent=sent)),
+            (ctx.t("notify.field_cap"), ctx.t("notify.cap_value", cap=b.daily_cap, sent=sent, dms=dms)),
             (ctx.t("notify.field_quiet"), ctx.t("notify.quiet_value", hours=quiet, tz=tz)),
             (ctx.t("notify.field_snooze"), snooze),
             (ctx.t("notify.field_group"), ctx.t("notify.group_value", minutes=ctx.settings.notify_group_minutes)),
         ),
         footer=ctx.t("notify.settings_footer"),
     )
-    return ctx.reply("notify.settings", private=True, card=card, cap=b.daily_cap, quiet=quiet, snooze=snooze)
+    return ctx.reply("notify.settings", private=True, card=card, cap=b.daily_cap, quiet=quiet, snooze=snooze, sent=sent, dms=dms)
 
 
 def set_cap(ctx: Ctx, value: str) -> Reply:

@@ -84,6 +84,15 @@ def sent_since(session: Session, person_id: int, since: datetime) -> int:
     ) or 0
 
 
+def messages_since(session: Session, person_id: int, since: datetime) -> int:
+    """Direct messages those pings made: a grouped DM's pings share one `sent_at`."""
+    return session.scalar(
+        select(func.count(func.distinct(Notification.sent_at))).where(
+            Notification.person_id == person_id, Notification.status == "sent", Notification.sent_at >= since
+        )
+    ) or 0
+
+
 def mark(session: Session, rows: Sequence[Notification], status: str, now: datetime) -> None:
     for row in rows:
         row.status = status

@@ -48,7 +48,10 @@ def upsert_conversation(session: Session, conv: ConversationRef, now: datetime) 
     else:
         if conv.name and row.name != conv.name:
             row.name = conv.name
-        if conv.kind != row.kind and conv.kind in ("public", "private", "group", "dm"):
+        # Privacy: an event may only make a conversation more private. Some payloads lack the
+        # channel type (Slack app_mention, slash commands) and would otherwise turn a private
+        # channel "public" and open its indexed messages to everyone.
+        if conv.kind != row.kind and conv.kind in ("private", "group", "dm"):
             row.kind = conv.kind
     return row
 

@@ -40,14 +40,20 @@ class Topic(TenantScoped, Base):
 
 
 class MessageTopic(TenantScoped, Base):
+    """A hashtag on a message. `sent_at` and `conversation_id` are copied from the message so
+    the feed and topic cards read a topic's newest posts straight off one index."""
+
     __tablename__ = "message_topics"
     __table_args__ = (
         UniqueConstraint("message_id", "topic_id"),
         Index("ix_message_topics_topic", "tenant", "topic_id", "message_id"),
+        Index("ix_message_topics_topic_time", "tenant", "topic_id", "sent_at"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
     topic_id: Mapped[int] = mapped_column(ForeignKey("topics.id", ondelete="CASCADE"))
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    conversation_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class MessageMention(TenantScoped, Base):
@@ -59,3 +65,34 @@ class MessageMention(TenantScoped, Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+
+
+class Follow(TenantScoped, Base):
+    """Someone follows a person or a topic. `level` "subscribe" also pings in real time.
+
+    `target_key` ("p:<person id>" / "t:<topic id>") gives one unique row per pair;
+    the typed foreign keys make erasure cascade and followers queries indexable."""
+
+    __tablename__ = "follows"
+    __table_args__ = (
+        UniqueConstraint("follower_id", "target_key"),
+        Index("ix_follows_person", "tenant", "person_id"),
+        Index("ix_follows_topic", "tenant", "topic_id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    follower_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    target_key: Mapped[str] = mapped_column(String(40))
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), nullable=True)
+    topic_id: Mapped[int | None] = mapped_column(ForeignKey("topics.id", ondelete="CASCADE"), nullable=True)
+    level: Mapped[str] = mapped_column(String(10), default="follow")  # follow | subscribe
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class IndexOptOut(TenantScoped, Base):
+    """`privacy me off`: this person's messages are not indexed."""
+
+    __tablename__ = "index_opt_outs"
+    __table_args__ = (UniqueConstraint("person_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,497 @@
+"""The message index and the social graph: ingesting posts (live or backfilled, one or many
+per transaction), edits, deletions, reactions, follows, and the read paths (feed, topic card,
+subscribers) with the privacy contract of store/visibility.py applied in every query."""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import Select, and_, delete, func, or_, select, union_all, update
+from sqlalchemy.orm import Session, aliased
+
+from bot.text import shorten, topic_key
+from store.expertise import bump_version
+from store.idempotency import claim
+from store.models.core import Conversation, Evidence, Person, ProcessedEvent, Role
+from store.models.social import Follow, IndexOptOut, Message, MessageMention, MessageTopic, Topic
+from store.visibility import readable_by, readable_by_column
+
+INDEX_KINDS = ("hashtag", "mentioned", "thanked")
+WEIGHTS = {"hashtag": 1.0, "mentioned": 1.0, "thanked": 2.0}
+SNIPPET_CHARS = 280
+
+
+def _insert(session: Session) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+def source_ref(conversation_id: int, external_id: str) -> str:
+    return f"msg:{conversation_id}:{external_id}"
+
+
+@dataclass(frozen=True)
+class Post:
+    """One message to index, already resolved to row ids (parsing happens in the caller)."""
+
+    conversation_id: int
+    external_id: str
+    author_id: int
+    text: str
+    sent_at: datetime
+    permalink: str = ""
+    thread_external_id: str | None = None
+    hashtags: tuple[str, ...] = ()
+    mention_ids: tuple[int, ...] = ()
+    thanked: bool = False
+
+
+@dataclass
+class Indexed:
+    post: Post
+    message_id: int
+    topic_ids: list[int] = field(default_factory=list)
+
+
+# Ingestion -----------------------------------------------------------------
+def topics_for(session: Session, tenant: str, tags: Iterable[str], now: datetime) -> dict[str, int]:
+    """Topic ids by key, creating the topics used for the first time (race-safe)."""
+    labels: dict[str, str] = {}
+    for tag in tags:
+        key = topic_key(tag)
+        if key and key not in labels:
+            labels[key] = tag.lstrip("#")[:200]
+    if not labels:
+        return {}
+    found = dict(session.execute(select(Topic.key, Topic.id).where(Topic.key.in_(list(labels)))).all())
+    missing = [k for k in labels if k not in found]
+    if missing:
+        table = Topic.__table__
+        session.execute(
+            _insert(session)(table).on_conflict_do_nothing(),
+            [{"tenant": tenant, "key": k, "label": labels[k], "created_at": now} for k in missing],
+        )
+        found.update(session.execute(select(Topic.key, Topic.id).where(Topic.key.in_(missing))).all())
+    return found
+
+
+def opted_out(session: Session, person_ids: Iterable[int]) -> set[int]:
+    ids = list(set(person_ids))
+    if not ids:
+        return set()
+    return set(session.scalars(select(IndexOptOut.person_id).where(IndexOptOut.person_id.in_(ids))))
+
+
+def ingest(session: Session, tenant: str, posts: Sequence[Post], now: datetime) -> list[Indexed]:
+    """Index posts once each: a post already stored (double delivery, backfill overlap,
+    a concurrent worker) is skipped. Returns what was newly indexed, in input order.
+
+    Everything is done with a handful of multi-row statements, so a backfill of thousands
+    of messages costs about as much as inserting their rows."""
+    if not posts:
+        return []
+    table = Message.__table__
+    rows = [
+        {"tenant": tenant, "conversation_id": p.conversation_id, "external_id": p.external_id, "author_id": p.author_id,
+         "thread_external_id": p.thread_external_id, "text": p.text, "permalink": p.permalink[:500], "sent_at": p.sent_at,
+         "edited_at": None, "reply_count": 0, "reaction_count": 0, "deleted": False}
+        for p in posts
+    ]
+    stmt = _insert(session)(table).on_conflict_do_nothing().returning(table.c.id, table.c.conversation_id, table.c.external_id)
+    inserted = {(c, e): i for i, c, e in session.execute(stmt, rows)}
+    done: list[Indexed] = []
+    seen: set[tuple[int, str]] = set()
+    for p in posts:
+        k = (p.conversation_id, p.external_id)
+        if k in inserted and k not in seen:
+            seen.add(k)
+            done.append(Indexed(p, inserted[k]))
+    if not done:
+        return []
+    _attach(session, tenant, done, now)
+    replies: dict[tuple[int, str], int] = defaultdict(int)
+    for item in done:
+        p = item.post
+        if p.thread_external_id and p.thread_external_id != p.external_id:
+            replies[(p.conversation_id, p.thread_external_id)] += 1
+    for (conv_id, parent), n in replies.items():
+        session.execute(
+            update(Message)
+            .where(Message.conversation_id == conv_id, Message.external_id == parent)
+            .values(reply_count=Message.reply_count + n)
+            .execution_options(synchronize_session=False)
+        )
+    return done
+
+
+def _attach(session: Session, tenant: str, items: list[Indexed], now: datetime) -> None:
+    """Topics, mentions and expertise evidence of freshly stored messages."""
+    topic_ids = topics_for(session, tenant, (t for i in items for t in i.post.hashtags), now)
+    topic_rows: list[dict[str, Any]] = []
+    mention_rows: list[dict[str, Any]] = []
+    evidence: dict[tuple[str, str, int, str], dict[str, Any]] = {}
+    for item in items:
+        p = item.post
+        keys = list(dict.fromkeys(topic_key(t) for t in p.hashtags if topic_key(t) in topic_ids))
+        item.topic_ids = [topic_ids[k] for k in keys]
+        labels = {topic_key(t): t.lstrip("#") for t in p.hashtags}
+        for tid in item.topic_ids:
+            topic_rows.append({"tenant": tenant, "message_id": item.message_id, "topic_id": tid,
+                               "sent_at": p.sent_at, "conversation_id": p.conversation_id})
+        mentioned = list(dict.fromkeys(m for m in p.mention_ids))
+        for pid in mentioned:
+            mention_rows.append({"tenant": tenant, "message_id": item.message_id, "person_id": pid})
+        ref = source_ref(p.conversation_id, p.external_id)
+        snippet = shorten(p.text, SNIPPET_CHARS)
+        for key in keys:
+            grants = [(p.author_id, "hashtag")]
+            grants += [(pid, "mentioned") for pid in mentioned if pid != p.author_id]
+            if p.thanked:
+                grants += [(pid, "thanked") for pid in mentioned if pid != p.author_id]
+            for pid, kind in grants:
+                evidence[(kind, ref, pid, key)] = {
+                    "tenant": tenant, "person_id": pid, "topic_key": key, "topic_label": labels.get(key, key)[:200],
+                    "kind": kind, "weight": WEIGHTS[kind], "occurred_at": p.sent_at, "source_ref": ref,
+                    "conversation_id": p.conversation_id, "snippet": snippet,
+                }
+    if topic_rows:
+        session.execute(_insert(session)(MessageTopic.__table__).on_conflict_do_nothing(), topic_rows)
+    if mention_rows:
+        session.execute(_insert(session)(MessageMention.__table__).on_conflict_do_nothing(), mention_rows)
+    if evidence:
+        keys = {row["topic_key"] for row in evidence.values()}
+        known = set(session.scalars(select(Evidence.topic_key).where(Evidence.topic_key.in_(list(keys))).distinct()))
+        session.execute(_insert(session)(Evidence.__table__).on_conflict_do_nothing(), list(evidence.values()))
+        if keys - known:
+            bump_version(session, tenant)
+
+
+def _detach(session: Session, message: Message) -> None:
+    session.execute(delete(MessageTopic).where(MessageTopic.message_id == message.id))
+    session.execute(delete(MessageMention).where(MessageMention.message_id == message.id))
+    session.execute(
+        delete(Evidence).where(Evidence.kind.in_(INDEX_KINDS),
+                               Evidence.source_ref == source_ref(message.conversation_id, message.external_id))
+    )
+
+
+def find_message(session: Session, conversation_id: int, external_id: str) -> Message | None:
+    return session.scalar(
+        select(Message).where(Message.conversation_id == conversation_id, Message.external_id == external_id)
+    )
+
+
+def reindex(session: Session, tenant: str, post: Post, edited_at: datetime, now: datetime) -> Indexed | None:
+    """An edit: replace text, topics, mentions and evidence. Unknown messages are indexed new."""
+    message = find_message(session, post.conversation_id, post.external_id)
+    if message is None:
+        done = ingest(session, tenant, [post], now)
+        return done[0] if done else None
+    if message.deleted:
+        return None
+    _detach(session, message)
+    message.text = post.text
+    message.edited_at = edited_at
+    session.flush()
+    item = Indexed(post, message.id)
+    _attach(session, tenant, [item], now)
+    bump_version(session, tenant)
+    return item
+
+
+def remove(session: Session, tenant: str, conversation_id: int, external_id: str, now: datetime) -> bool:
+    """A deletion: the text and everything derived go; a tombstone stays so a late duplicate
+    delivery of the original does not index it again."""
+    message = find_message(session, conversation_id, external_id)
+    if message is None:
+        session.execute(
+            _insert(session)(Message.__table__).on_conflict_do_nothing(),
+            [{"tenant": tenant, "conversation_id": conversation_id, "external_id": external_id, "author_id": None,
+              "thread_external_id": None, "text": "", "permalink": "", "sent_at": now, "edited_at": None,
+              "reply_count": 0, "reaction_count": 0, "deleted": True}],
+        )
+        return False
+    if message.deleted:
+        return False
+    _detach(session, message)
+    message.deleted = True
+    message.text = ""
+    message.permalink = ""
+    if message.thread_external_id and message.thread_external_id != message.external_id:
+        session.execute(
+            update(Message)
+            .where(Message.conversation_id == conversation_id, Message.external_id == message.thread_external_id,
+                   Message.reply_count > 0)
+            .values(reply_count=Message.reply_count - 1)
+            .execution_options(synchronize_session=False)
+        )
+    bump_version(session, tenant)
+    session.flush()
+    return True
+
+
+def react(session: Session, tenant: str, conversation_id: int, external_id: str, user_id: int, reaction: str,
+          removed: bool) -> None:
+    """Count reactions once per (message, person, emoji), whatever the platform redelivers."""
+    key = f"react:{conversation_id}:{external_id}:{user_id}:{reaction}"[:300]
+    if removed:
+        gone = session.execute(delete(ProcessedEvent).where(ProcessedEvent.key == key)).rowcount
+        delta = -1 if gone else 0
+    else:
+        delta = 1 if claim(session, tenant, key) else 0
+    if delta:
+        session.execute(
+            update(Message)
+            .where(Message.conversation_id == conversation_id, Message.external_id == external_id,
+                   Message.reaction_count + delta >= 0)
+            .values(reaction_count=Message.reaction_count + delta)
+            .execution_options(synchronize_session=False)
+        )
+
+
+# Follows -------------------------------------------------------------------
+def target_key(person: Person | None = None, topic: Topic | None = None) -> str:
+    return f"p:{person.id}" if person is not None else f"t:{topic.id}"  # type: ignore[union-attr]
+
+
+def follow(session: Session, follower: Person, *, person: Person | None = None, topic: Topic | None = None,
+           level: str, now: datetime) -> str:
+    """Follow or subscribe; returns "new", "changed" or "same"."""
+    key = target_key(person, topic)
+    row = session.scalar(select(Follow).where(Follow.follower_id == follower.id, Follow.target_key == key))
+    if row is None:
+        session.add(Follow(follower_id=follower.id, target_key=key, person_id=person.id if person else None,
+                           topic_id=topic.id if topic else None, level=level, created_at=now))
+        session.flush()
+        return "new"
+    if row.level == level:
+        return "same"
+    row.level = level
+    return "changed"
+
+
+def unfollow(session: Session, follower: Person, *, person: Person | None = None, topic: Topic | None = None,
+             level: str | None = None) -> bool:
+    """Stop following (level None) or step a subscription down to a plain follow ("follow")."""
+    key = target_key(person, topic)
+    row = session.scalar(select(Follow).where(Follow.follower_id == follower.id, Follow.target_key == key))
+    if row is None:
+        return False
+    if level == "follow":
+        if row.level != "subscribe":
+            return False
+        row.level = "follow"
+        return True
+    session.delete(row)
+    session.flush()
+    return True
+
+
+def topic_by_tag(session: Session, tag: str) -> Topic | None:
+    key = topic_key(tag)
+    return session.scalar(select(Topic).where(Topic.key == key)) if key else None
+
+
+def following(session: Session, person: Person) -> list[tuple[Follow, Person | None, Topic | None]]:
+    rows = session.execute(
+        select(Follow, Person, Topic)
+        .outerjoin(Person, Person.id == Follow.person_id)
+        .outerjoin(Topic, Topic.id == Follow.topic_id)
+        .where(Follow.follower_id == person.id)
+        .order_by(Follow.created_at, Follow.id)
+    )
+    return [(f, p, t) for f, p, t in rows]
+
+
+def followers(session: Session, person: Person) -> list[tuple[Person, str]]:
+    rows = session.execute(
+        select(Person, Follow.level).join(Follow, Follow.follower_id == Person.id)
+        .where(Follow.person_id == person.id).order_by(Person.display_name)
+    )
+    return [(p, level) for p, level in rows]
+
+
+def follower_count(session: Session, *, person: Person | None = None, topic: Topic | None = None) -> int:
+    column = Follow.person_id if person is not None else Follow.topic_id
+    target = person.id if person is not None else topic.id  # type: ignore[union-attr]
+    return session.scalar(select(func.count(Follow.id)).where(column == target)) or 0
+
+
+def subscribers(session: Session, conversation_id: int, author_id: int, topic_ids: Sequence[int]) -> list[Person]:
+    """People subscribed to the author or one of the topics who may read the conversation."""
+    target = Follow.person_id == author_id
+    if topic_ids:
+        target = or_(target, Follow.topic_id.in_(list(topic_ids)))
+    query = (
+        select(Person)
+        .join(Follow, Follow.follower_id == Person.id)
+        .join(Conversation, Conversation.id == conversation_id)
+        .where(Follow.level == "subscribe", target, Person.id != author_id, Person.active,
+               readable_by_column(Person.id))
+        .distinct()
+        .order_by(Person.id)
+    )
+    return list(session.scalars(query))
+
+
+# Feed ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class FeedItem:
+    message: Message
+    author: Person | None
+    conversation: Conversation
+    topics: tuple[str, ...]
+
+
+def feed(session: Session, viewer: Person, *, page: int = 1, size: int = 5) -> tuple[list[FeedItem], bool]:
+    """The viewer's page of posts by followed people or on followed topics, newest first,
+    from conversations they may read. Returns (items, has_more).
+
+    One short index range scan per followed source (newest first, limited), merged: the cost
+    depends on how many sources someone follows, not on the size of the index."""
+    sources = list(session.execute(select(Follow.person_id, Follow.topic_id).where(Follow.follower_id == viewer.id)))
+    if not sources:
+        return [], False
+    want = page * size + 1
+    parts: list[Select[Any]] = []
+    for person_id, topic_id in sources[:500]:
+        if person_id is not None:
+            q = (
+                select(Message.id.label("mid"), Message.sent_at.label("at"))
+                .join(Conversation, Conversation.id == Message.conversation_id)
+                .where(Message.author_id == person_id, Message.deleted.is_(False), readable_by(viewer.id))
+                .order_by(Message.sent_at.desc())
+                .limit(want)
+            )
+        else:
+            q = (
+                select(MessageTopic.message_id.label("mid"), MessageTopic.sent_at.label("at"))
+                .join(Conversation, Conversation.id == MessageTopic.conversation_id)
+                .where(MessageTopic.topic_id == topic_id, readable_by(viewer.id))
+                .order_by(MessageTopic.sent_at.desc())
+                .limit(want)
+            )
+        parts.append(select(q.subquery()))
+    merged = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+    ids_query = (
+        select(merged.c.mid, func.max(merged.c.at).label("at"))
+        .group_by(merged.c.mid)
+        .order_by(func.max(merged.c.at).desc(), merged.c.mid.desc())
+        .offset((page - 1) * size)
+        .limit(size + 1)
+    )
+    ids = [mid for mid, _ in session.execute(ids_query)]
+    has_more = len(ids) > size
+    ids = ids[:size]
+    if not ids:
+        return [], False
+    rows = session.execute(
+        select(Message, Person, Conversation)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .outerjoin(Person, Person.id == Message.author_id)
+        .where(Message.id.in_(ids), Message.author_id != viewer.id, readable_by(viewer.id))
+    ).all()
+    tags: dict[int, list[str]] = defaultdict(list)
+    for mid, label in session.execute(
+        select(MessageTopic.message_id, Topic.label).join(Topic, Topic.id == MessageTopic.topic_id)
+        .where(MessageTopic.message_id.in_(ids))
+    ):
+        tags[mid].append(label)
+    by_id = {m.id: FeedItem(m, p, c, tuple(tags[m.id])) for m, p, c in rows}
+    return [by_id[i] for i in ids if i in by_id], has_more
+
+
+# Topic card ------------------------------------------------------------------
+@dataclass(frozen=True)
+class TopicCard:
+    topic: Topic
+    contributors: list[tuple[Person, float]]
+    followers: int
+    recent: list[tuple[Message, Person | None, Conversation]]
+    related: list[tuple[str, int]]
+    channels: list[tuple[Conversation, int]]
+    animators: list[tuple[Person, Conversation]]
+
+
+def topic_card(session: Session, viewer: Person, topic: Topic, *, limit: int = 5) -> TopicCard | None:
+    """What `viewer` may see about a topic; None when nothing readable mentions it."""
+    channels = list(
+        session.execute(
+            select(Conversation, func.count(MessageTopic.id))
+            .join(MessageTopic, MessageTopic.conversation_id == Conversation.id)
+            .where(MessageTopic.topic_id == topic.id, readable_by(viewer.id))
+            .group_by(Conversation.id)
+            .order_by(func.count(MessageTopic.id).desc(), Conversation.name)
+        )
+    )
+    contributors = list(
+        session.execute(
+            select(Person, func.sum(Evidence.weight))
+            .join(Evidence, Evidence.person_id == Person.id)
+            .outerjoin(Conversation, Conversation.id == Evidence.conversation_id)
+            .where(Evidence.topic_key == topic.key, Person.active,
+                   or_(Evidence.conversation_id.is_(None), readable_by(viewer.id)))
+            .group_by(Person.id)
+            .order_by(func.sum(Evidence.weight).desc(), Person.display_name)
+            .limit(limit)
+        )
+    )
+    if not channels and not contributors:
+        return None
+    recent = list(
+        session.execute(
+            select(Message, Person, Conversation)
+            .join(MessageTopic, MessageTopic.message_id == Message.id)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .outerjoin(Person, Person.id == Message.author_id)
+            .where(MessageTopic.topic_id == topic.id, readable_by(viewer.id))
+            .order_by(MessageTopic.sent_at.desc())
+            .limit(limit)
+        )
+    )
+    mine, other = aliased(MessageTopic), aliased(MessageTopic)
+    related = list(
+        session.execute(
+            select(Topic.label, func.count(other.id))
+            .select_from(mine)
+            .join(other, and_(other.message_id == mine.message_id, other.topic_id != mine.topic_id))
+            .join(Topic, Topic.id == other.topic_id)
+            .join(Conversation, Conversation.id == mine.conversation_id)
+            .where(mine.topic_id == topic.id, readable_by(viewer.id))
+            .group_by(Topic.id, Topic.label)
+            .order_by(func.count(other.id).desc(), Topic.label)
+            .limit(limit)
+        )
+    )
+    conv_ids = [c.id for c, _ in channels]
+    animators = list(
+        session.execute(
+            select(Person, Conversation)
+            .join(Role, Role.person_id == Person.id)
+            .join(Conversation, Conversation.id == Role.conversation_id)
+            .where(Role.role == "animator", Role.conversation_id.in_(conv_ids), Person.active)
+            .order_by(Conversation.name, Person.display_name)
+        )
+    ) if conv_ids else []
+    return TopicCard(topic, contributors, follower_count(session, topic=topic), recent, related, channels, animators)
+
+
+def visible_evidence(session: Session, viewer_id: int, person_id: int, topic: str | None = None,
+                     limit: int = 5) -> list[Evidence]:
+    """Evidence "why" snippets about `person_id` that `viewer_id` may read (newest first).
+    Evidence without a conversation (declared skills, kudos given by command) is public."""
+    query = (
+        select(Evidence)
+        .outerjoin(Conversation, Conversation.id == Evidence.conversation_id)
+        .where(Evidence.person_id == person_id, or_(Evidence.conversation_id.is_(None), readable_by(viewer_id)))
+        .order_by(Evidence.occurred_at.desc(), Evidence.id.desc())
+        .limit(limit)
+    )
+    if topic:
+        query = query.where(Evidence.topic_key == topic_key(topic))
+    return list(session.scalars(query))
