@@ -135,6 +135,7 @@ class SlackMock:
     violations: list[str] = field(default_factory=list)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     history: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    channels: dict[str, dict[str, Any]] = field(default_factory=dict)  # id → conversations.info's channel
     history_page: int = 2
     failures: dict[str, list[str]] = field(default_factory=dict)  # method → errors to answer, in turn
     rate_limits: dict[str, int] = field(default_factory=dict)     # method → how many 429s first
@@ -280,6 +281,9 @@ class SlackMock:
             nxt = start + self.history_page
             return {"ok": True, "messages": page, "has_more": nxt < len(messages),
                     "response_metadata": {"next_cursor": str(nxt) if nxt < len(messages) else ""}}
+        if method == "conversations.info":
+            channel = self.channels.get(str(args.get("channel")))
+            return {"ok": True, "channel": channel} if channel else {"ok": False, "error": "channel_not_found"}
         if method == "chat.getPermalink":
             ts = str(args.get("message_ts", "")).replace(".", "")
             return {"ok": True, "channel": args.get("channel"), "permalink": f"https://demo.slack.com/archives/{args.get('channel')}/p{ts}"}

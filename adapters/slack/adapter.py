@@ -9,6 +9,7 @@ import asyncio
 import json
 import logging
 import threading
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, Callable, Mapping, Sequence
@@ -22,7 +23,7 @@ from adapters.slack.sender import Origin, SlackSender
 from bot.core import Bot
 from bot.types import ConversationRef, Effect, Event, IncomingMessage, UserRef
 from store.idempotency import claim
-from store.models.core import Person
+from store.models.core import Conversation, Person
 
 log = logging.getLogger("adapters.slack")
 Body = Mapping[str, Any]
@@ -40,14 +41,20 @@ class SlackAdapter:
         self._inflight: set[Future[None]] = set()
         self._lock = threading.Lock()
         self._known: set[tuple[str, str]] = set()
+        self._queues: dict[str, deque[Callable[[], None]]] = {}
+        self._kinds: dict[tuple[str, str], str] = {}
 
     # Plumbing -----------------------------------------------------------------
     def handle(self, event: Event) -> list[Effect]:
         """The one door into the core (tests and the harness wrap it to record effects)."""
         return self.bot.handle(event)
 
-    def submit(self, fn: Callable[..., None], *args: Any) -> None:
-        """Run `fn(*args)` after the ack, in a worker thread; failures are logged, never raised."""
+    def submit(self, fn: Callable[..., None], *args: Any, key: str | None = None) -> None:
+        """Run `fn(*args)` after the ack, in a worker thread; failures are logged, never raised.
+
+        Jobs with the same `key` (a channel) run one after the other, in arrival order, so a
+        message is indexed before its edit; jobs without a key run in parallel.
+        """
 
         def run() -> None:
             try:
@@ -55,10 +62,28 @@ class SlackAdapter:
             except Exception:  # noqa: BLE001
                 log.exception("slack: %s failed", getattr(fn, "__name__", fn))
 
-        future = self.pool.submit(run)
         with self._lock:
+            if key is not None:
+                queue = self._queues.get(key)
+                if queue is not None:
+                    queue.append(run)
+                    return
+                self._queues[key] = deque()
+            future = self.pool.submit(self._run_keyed, run, key)
             self._inflight.add(future)
         future.add_done_callback(self._done)
+
+    def _run_keyed(self, run: Callable[[], None], key: str | None) -> None:
+        while True:
+            run()
+            if key is None:
+                return
+            with self._lock:
+                queue = self._queues[key]
+                if not queue:
+                    del self._queues[key]
+                    return
+                run = queue.popleft()
 
     def _done(self, future: Future[None]) -> None:
         with self._lock:
@@ -104,16 +129,37 @@ class SlackAdapter:
                 log_api_error("users.info", exc, user=user)
         self._known.add((origin.team, user))
 
-    def run_message(self, msg: IncomingMessage, origin: Origin) -> None:
+    def run_message(self, msg: IncomingMessage, origin: Origin, *, verify_kind: bool = False) -> None:
+        if verify_kind and msg.conversation.kind == "public":
+            msg = replace(msg, conversation=replace(msg.conversation, kind=self.conversation_kind(origin, msg.conversation.id)))
         self.ensure_profile(origin, msg.sender.id)
         self.sender.deliver(self.handle(msg), origin)
+
+    def conversation_kind(self, origin: Origin, channel: str) -> str:
+        """Slash commands, clicks and shortcuts do not say whether a C… channel is private:
+        trust what we stored, else ask conversations.info; when unsure, say private."""
+        key = (origin.team, channel)
+        kind = self._kinds.get(key)
+        if kind is not None:
+            return kind
+        with self.services.db.session(origin.team) as s:
+            kind = s.scalar(select(Conversation.kind).where(Conversation.external_id == channel))
+        if kind is None:
+            try:
+                info = self.sender.client_for(origin.team, origin).conversations_info(channel=channel).get("channel") or {}
+                kind = "dm" if info.get("is_im") else "group" if info.get("is_mpim") else "private" if info.get("is_private") else "public"
+            except Exception as exc:  # noqa: BLE001
+                log_api_error("conversations.info", exc, channel=channel)
+                kind = "private"
+        self._kinds[key] = kind
+        return kind
 
     # Slash command ----------------------------------------------------------------
     def on_command(self, body: Body, token: str | None) -> None:
         msg = inbound.slash_command(body)
         origin = Origin(team=msg.conversation.tenant, user=msg.sender.id, channel=msg.conversation.id, token=token,
                         response_url=body.get("response_url"), trigger_id=body.get("trigger_id"), command_text=msg.text)
-        self.run_message(msg, origin)
+        self.run_message(msg, origin, verify_kind=True)
 
     # Events API -------------------------------------------------------------------
     def on_event(self, body: Body, token: str | None, bot_user_id: str | None) -> None:
@@ -139,6 +185,9 @@ class SlackAdapter:
                 return
         elif kind in ("reaction_added", "reaction_removed"):
             neutral = inbound.reaction_event(event, tenant, removed=kind == "reaction_removed")
+            if neutral is not None and neutral.conversation.kind == "public":  # reactions do not say
+                conv = neutral.conversation
+                neutral = replace(neutral, conversation=replace(conv, kind=self.conversation_kind(origin, conv.id)))
         elif kind in ("member_joined_channel", "member_left_channel"):
             neutral = inbound.members_event(event, tenant, bot_user_id, left=kind == "member_left_channel")
         elif kind == "user_change" and isinstance(event.get("user"), Mapping):
@@ -168,7 +217,7 @@ class SlackAdapter:
             return
         origin = Origin(team=msg.conversation.tenant, user=msg.sender.id, channel=msg.conversation.id, token=token,
                         response_url=body.get("response_url"), trigger_id=body.get("trigger_id"), command_text=msg.text)
-        self.run_message(msg, origin)
+        self.run_message(msg, origin, verify_kind=True)
 
     def on_form(self, body: Body, token: str | None) -> None:
         view = body.get("view") or {}
@@ -222,7 +271,7 @@ class SlackAdapter:
                         response_url=body.get("response_url"), trigger_id=body.get("trigger_id"), command_text=command)
         msg = inbound.shortcut_message(body, command, self._permalink(origin, channel, ts))
         if msg is not None:
-            self.run_message(msg, origin)
+            self.run_message(msg, origin, verify_kind=True)
 
     def _permalink(self, origin: Origin, channel: str, ts: str) -> str:
         if not channel or not ts:

@@ -38,6 +38,15 @@ def build_bolt_app(adapter: SlackAdapter, *, signing_secret: str, api_url: str, 
     return app
 
 
+def event_key(body: dict[str, Any]) -> str:
+    """Events of one conversation (or about one person) are handled in arrival order."""
+    event = body.get("event") or {}
+    item = event.get("item") or {}
+    user = event.get("user")
+    where = event.get("channel") or item.get("channel") or (user.get("id") if isinstance(user, dict) else user) or ""
+    return f"{body.get('team_id', '')}:{where}"
+
+
 def register(app: AsyncApp, adapter: SlackAdapter, command: str) -> None:
     @app.command(command)
     async def on_command(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
@@ -47,7 +56,7 @@ def register(app: AsyncApp, adapter: SlackAdapter, command: str) -> None:
     for name in EVENTS:
         @app.event(name)
         async def on_event(body: dict[str, Any], context: AsyncBoltContext) -> None:
-            adapter.submit(adapter.on_event, body, context.bot_token, context.bot_user_id)
+            adapter.submit(adapter.on_event, body, context.bot_token, context.bot_user_id, key=event_key(body))
 
     @app.event(re.compile(".*"))
     async def on_other_event(body: dict[str, Any]) -> None:

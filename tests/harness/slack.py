@@ -212,7 +212,10 @@ class SlackHarness:
         self.adapter.handle = recording  # type: ignore[method-assign]
         with bot.services.db.session(TEAM) as s:
             self.handles = {p.handle for p in s.scalars(select(Person))}
-            self.channels = {c.name for c in s.scalars(select(Conversation).where(Conversation.kind != "dm"))}
+            self.kinds = {c.name: c.kind for c in s.scalars(select(Conversation).where(Conversation.kind != "dm"))}
+        self.channels = set(self.kinds)
+        for name, kind in self.kinds.items():
+            self.server.mock.channels[channel_id(name)] = {"id": channel_id(name), "name": name, "is_private": kind == "private"}
 
     def close(self) -> None:
         self.server.close()
@@ -281,7 +284,8 @@ class SlackHarness:
         mentioned = bool(re.search(r"<@" + BOT_USER + r"\b", text)) or bool(re.search(r"(?<![\w@])@causette\b", step.text, re.I))
         text = re.sub(r"(?<![\w@])@causette\b", f"<@{BOT_USER}>", text, flags=re.I)
         base = {"channel": channel_id(name), "user": user_id(step.user), "text": text, "ts": self.server.next_ts()}
-        deliveries = [{"type": "message", "channel_type": "channel", **base}]
+        channel_type = {"private": "group", "group": "mpim"}.get(self.kinds.get(name, "public"), "channel")
+        deliveries = [{"type": "message", "channel_type": channel_type, **base}]
         if mentioned:  # Slack sends both for one mention, in no guaranteed order
             deliveries.insert(0, {"type": "app_mention", **base})
         for event in deliveries:
