@@ -126,7 +126,7 @@ def schedule(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     _audit(ctx, "digest.schedule", digest)
     names = [ctx.t(f"digest.section.{s}") for s in sources.sections]
     names += ["#" + c.name for c in extra if c.id != channel.id] + ["#" + h for h in hashtags]
-    return ctx.reply("digest.scheduled", id=digest.id, channel="#" + channel.name,
+    return ctx.reply("digest.scheduled", private=True, id=digest.id, channel="#" + channel.name,
                      when=_when(ctx, digest.frequency, digest.cron), tz=tz, next=_local(digest.next_run_at, tz),
                      sources=", ".join(names))
 
