@@ -372,7 +372,8 @@ def feed(session: Session, viewer: Person, *, page: int = 1, size: int = 5) -> t
             q = (
                 select(MessageTopic.message_id.label("mid"), MessageTopic.sent_at.label("at"))
                 .join(Conversation, Conversation.id == MessageTopic.conversation_id)
-                .where(MessageTopic.topic_id == topic_id, readable_by(viewer.id))
+                .join(Message, Message.id == MessageTopic.message_id)
+                .where(MessageTopic.topic_id == topic_id, Message.author_id != viewer.id, readable_by(viewer.id))
                 .order_by(MessageTopic.sent_at.desc())
                 .limit(want)
             )
