@@ -1,14 +1,16 @@
 """Digest test support: a tiny organisation to seed, and a worker process entry point.
 
-`python tests/digest_worker.py <database url> <iso time> <ticks>` builds the real services on
-the given database with a fixed clock, runs the digest job `ticks` times and prints every
-post it delivered as one JSON line `{"anchor": ..., "to": ...}`. The two-process test starts
-two of these at once on one PostgreSQL database.
+`python tests/digest_worker.py <database url> <iso time> <ticks> [<start at, unix time>]` builds
+the real services on the given database with a fixed clock, waits for the start instant (so
+two workers begin together), runs the digest job `ticks` times and prints every post it
+delivered as one JSON line `{"anchor": ..., "to": ...}`. Posting takes 10 ms, like a network
+call. The two-process test starts two of these at once on one PostgreSQL database.
 """
 from __future__ import annotations
 
 import json
 import sys
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -108,6 +110,7 @@ def main(argv: Sequence[str]) -> int:
     services = Services(settings=settings, db=Database(url), prompts=Prompts.load(), clock=clock, registry=build_registry())
 
     def deliver(effects: Sequence[object]) -> None:
+        time.sleep(0.01)
         for effect in effects:
             if isinstance(effect, Outbound):
                 print(json.dumps({"anchor": effect.anchor, "to": effect.to.id, "key": effect.reply.key}), flush=True)
@@ -115,9 +118,13 @@ def main(argv: Sequence[str]) -> int:
     services.deliver = deliver
     bot = Bot(services)
     job = next(j for j in services.registry.jobs if j.name == "digests")
+    if len(argv) > 3:
+        time.sleep(max(0.0, float(argv[3]) - time.time()))
+    started = time.time()
     for _ in range(ticks):
         bot.run_job(job)
         clock.advance(timedelta(seconds=1))
+    print(json.dumps({"started": started, "ended": time.time()}), flush=True)
     services.db.dispose()
     return 0
 
