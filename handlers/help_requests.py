@@ -194,9 +194,11 @@ def help_channel_hook(ctx: Ctx, msg: IncomingMessage) -> list[Effect] | None:
     row = store.channel_settings(ctx.session, ctx.conversation.id)
     if row is None or not row.enabled or len(one_line(msg.text)) < QUESTION_MIN:
         return None
+    source_key = f"{msg.conversation.id}:{msg.id}"
+    if store.by_source(ctx.session, source_key) is not None:
+        return None  # the platform delivered the same message again
     try:
-        return open_request(ctx, msg, msg.text, thread_id=msg.id, source_key=f"{msg.conversation.id}:{msg.id}",
-                            hashtags=msg.hashtags)
+        return open_request(ctx, msg, msg.text, thread_id=msg.id, source_key=source_key, hashtags=msg.hashtags)
     except UserError:
         return None
 
