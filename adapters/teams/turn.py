@@ -16,7 +16,7 @@ from adapters.teams import references as refs
 from adapters.teams.delivery import Delivery
 from adapters.teams.roster import sync_roster
 from bot.core import Bot
-from bot.types import ConversationRef, Effect, Event, Outbound, Reply
+from bot.types import ConversationRef, Effect, Event, MembersChanged, Outbound, Reply
 
 log = logging.getLogger(__name__)
 _STORES_REFERENCE = ("message", "conversationUpdate", "installationUpdate")
@@ -39,33 +39,52 @@ class TeamsTurn:
             return
         conv = parsed.conversation
         assert conv is not None
-        sender_id = parsed.sender.id if parsed.sender else ""
         reference = None
         cache_key = (parsed.tenant, conv.id, activity.get("serviceUrl") or "")
         if activity.get("type") in _STORES_REFERENCE and activity.get("serviceUrl") and cache_key not in self._stored:
             reference = refs.reference_from_activity(activity, conv.id)
-        start = await asyncio.to_thread(
-            refs.start_turn, self.bot.services.db, parsed.tenant, parsed.dedup_key, conv.id,
-            conv.kind == "public" and not parsed.kind_certain, reference, conv.kind,
-            sender_id if conv.kind == "dm" else "", parsed.team_id, self.bot.services.clock.now())
-        if not start.fresh:
+        if parsed.bot_joined or parsed.members_added:  # the roster is read between claiming and handling
+            fresh, events = await asyncio.to_thread(self._start, parsed, reference)
+            if fresh:
+                events = list(await sync_roster(turn, events[0].conversation if events else conv, parsed, self.page_size)) + events
+            effects = await asyncio.to_thread(self._handle, events) if fresh else []
+        else:  # the common case: one hop to a worker thread for all store work
+            fresh, effects = await asyncio.to_thread(self._start_and_handle, parsed, reference)
+        if not fresh:
             log.info("teams: activity %s already handled (retried delivery)", parsed.dedup_key)
             return
         if reference is not None:
             self._stored.add(cache_key)
+        await self.delivery.deliver(effects, turn)
+
+    # Worker-thread side ---------------------------------------------------------
+    def _start(self, parsed: inbound.Parsed, reference: dict[str, Any] | None) -> tuple[bool, list[Event]]:
+        """Claim the activity id, store the reference; the events to handle (None when retried)."""
+        conv = parsed.conversation
+        assert conv is not None
+        sender_id = parsed.sender.id if parsed.sender else ""
+        start = refs.start_turn(self.bot.services.db, parsed.tenant, parsed.dedup_key, conv.id,
+                                conv.kind == "public" and not parsed.kind_certain, reference, conv.kind,
+                                sender_id if conv.kind == "dm" else "", parsed.team_id, self.bot.services.clock.now())
+        if not start.fresh:
+            return False, []
         events: list[Event] = list(parsed.events)
         if start.stored_kind == "private" and conv.kind == "public":
             private = replace(conv, kind="private")  # Teams did not say; never expose a private channel
             events = [replace(e, conversation=private) for e in events]  # type: ignore[type-var]
-            conv = private
-        if parsed.bot_joined or parsed.members_added:
-            events = list(await sync_roster(turn, conv, parsed, self.page_size)) + events
+        return True, events
+
+    def _handle(self, events: list[Event]) -> list[Effect]:
         effects: list[Effect] = []
         for event in events:
-            effects += await asyncio.to_thread(self.bot.handle, event)
-        if parsed.bot_joined and self.welcome:
-            effects.append(await asyncio.to_thread(self._welcome, conv))
-        await self.delivery.deliver(effects, turn)
+            effects += self.bot.handle(event)
+            if isinstance(event, MembersChanged) and event.bot_joined and self.welcome:
+                effects.append(self._welcome(event.conversation))
+        return effects
+
+    def _start_and_handle(self, parsed: inbound.Parsed, reference: dict[str, Any] | None) -> tuple[bool, list[Effect]]:
+        fresh, events = self._start(parsed, reference)
+        return fresh, self._handle(events) if fresh else []
 
     def _welcome(self, conv: ConversationRef) -> Outbound:
         services = self.bot.services
