@@ -281,6 +281,11 @@ class SlackMock:
             nxt = start + self.history_page
             return {"ok": True, "messages": page, "has_more": nxt < len(messages),
                     "response_metadata": {"next_cursor": str(nxt) if nxt < len(messages) else ""}}
+        if method == "oauth.v2.access":
+            team = f"T{args.get('code', 'X')}"
+            return {"ok": True, "app_id": "A0CAUSETTE", "authed_user": {"id": "UADMIN"}, "scope": "chat:write,commands",
+                    "token_type": "bot", "access_token": f"xoxb-{team}", "bot_user_id": "UBOT" + team,
+                    "team": {"id": team, "name": "Workspace " + team}, "enterprise": None, "is_enterprise_install": False}
         if method == "conversations.info":
             channel = self.channels.get(str(args.get("channel")))
             return {"ok": True, "channel": channel} if channel else {"ok": False, "error": "channel_not_found"}

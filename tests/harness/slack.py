@@ -37,6 +37,7 @@ TEAM = "T0DEMO"
 SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-test-token"
 BOT_USER = "UCAUSETTE"
+CLIENT_ID = "1111.2222"
 _MENTION = re.compile(r"(?<![\w@<])@([\w.\-]+)")
 _CHANNEL = re.compile(r"(?<![\w&/#<|])#([\w\-]+)")
 _DURATION = re.compile(r"^\+?(\d+)\s*(m|min|h|d|j|w)$")
@@ -67,11 +68,13 @@ class HttpResult:
 class SlackServer:
     """Causette's server (real aiohttp + Bolt) and the mock Web API, on loopback."""
 
-    def __init__(self, bot: Bot, spec: Path, *, pace_seconds: float = 0.0) -> None:
+    def __init__(self, bot: Bot, spec: Path, *, pace_seconds: float = 0.0, oauth: bool = False) -> None:
         self.bot = bot
         settings = bot.services.settings
         settings.slack_signing_secret = SECRET
-        settings.slack_bot_token = BOT_TOKEN
+        settings.slack_bot_token = "" if oauth else BOT_TOKEN
+        if oauth:  # multi-workspace: tokens come from the installation store
+            settings.slack_client_id, settings.slack_client_secret = CLIENT_ID, "client-secret"
         self.loop = LoopThread()
         self.mock = SlackMock(spec, team=TEAM, bot_user=BOT_USER)
         self.loop.run(self.mock.start())
@@ -121,6 +124,15 @@ class SlackServer:
                 if attempt:
                     raise
         raise AssertionError("unreachable")
+
+    def get(self, path: str, headers: Mapping[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.request("GET", path, headers=dict(headers or {}))
+            resp = conn.getresponse()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+        finally:
+            conn.close()
 
     def post_form(self, fields: Mapping[str, str], **kw: Any) -> HttpResult:
         return self.post(urlencode(fields).encode(), "application/x-www-form-urlencoded", **kw)
