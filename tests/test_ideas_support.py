@@ -11,20 +11,54 @@ from typing import Iterator, Mapping
 
 from sqlalchemy.orm import Session
 
-from adapters.console.seed import seed_demo
+from datetime import timedelta
+
 from bot.core import Bot
-from bot.text import mention_marker
+from bot.text import mention_marker, norm_key
 from bot.types import ConversationRef, Effect, IncomingMessage, Outbound, UserRef
-from store.demo import CHANNELS, DEMO_TENANT
+from store.demo import CHANNELS, DEMO_TENANT, SITES, channel_members, demo_people
+from store.expertise import bump_version
+from store.models.core import Conversation, ConversationMember, Person, PersonSkill, Role, Skill
+from store.people import ensure_workspace
 
 PLATFORM = "console"
 _MENTION = re.compile(r"(?<![\w@])@([\w.\-]+)")
 KINDS = {name: kind for name, kind, _ in CHANNELS}
 
 
+def seed_light(bot: Bot) -> None:
+    """The demo organisation (same people, skills, channels and roles as `seed_demo`) written
+    in a few bulk inserts and without the past messages: several times faster per test."""
+    now = bot.services.clock.now()
+    people = demo_people()
+    with bot.services.db.session(DEMO_TENANT) as s:
+        ensure_workspace(s, DEMO_TENANT, PLATFORM, bot.services.settings.default_locale)
+        rows = [Person(external_id=p.handle, handle=p.handle, display_name=p.name, email=f"{p.handle}@demo.causette.org",
+                       title=p.title, department=p.department, site=p.site, tz=p.tz, languages=p.languages,
+                       locale="fr" if p.languages.startswith("fr") else "en", created_at=now, updated_at=now) for p in people]
+        rows.append(Person(external_id="causette", handle="causette", display_name="Causette", is_bot=True,
+                           created_at=now, updated_at=now))
+        skills = {norm_key(name): Skill(name=name, key=norm_key(name)) for p in people for name in p.skills}
+        convs = {name: Conversation(external_id=name, name=name, kind=kind, language=lang, tz=SITES["Paris"],
+                                    created_at=now - timedelta(days=400)) for name, kind, lang in CHANNELS}
+        s.add_all([*rows, *skills.values(), *convs.values()])
+        s.flush()
+        by_handle = {r.handle: r for r in rows}
+        links = [PersonSkill(person_id=by_handle[p.handle].id, skill_id=skills[norm_key(name)].id, source="declared",
+                             created_at=now, confirmed_at=now - timedelta(days=(i * 17) % 400))
+                 for i, p in enumerate(people) for name in dict.fromkeys(p.skills)]
+        members = [ConversationMember(conversation_id=convs[name].id, person_id=by_handle[h].id, joined_at=now)
+                   for name, handles in channel_members(people).items() for h in dict.fromkeys(handles)]
+        roles = [Role(person_id=by_handle["julien"].id, role="animator", conversation_id=convs["sales"].id, created_at=now),
+                 Role(person_id=by_handle["sophie"].id, role="referent", conversation_id=convs["sales"].id, created_at=now)]
+        s.add_all([*links, *members, *roles])
+        s.flush()
+        bump_version(s, DEMO_TENANT)
+
+
 class Driver:
     def __init__(self, bot: Bot) -> None:
-        seed_demo(bot)
+        seed_light(bot)
         self.bot = bot
         self._ids = itertools.count(1)
 
