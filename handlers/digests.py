@@ -12,19 +12,21 @@ from sqlalchemy import select
 
 from bot.context import Ctx, UserError, zone
 from bot.core import Bot
-from bot.digests import engine
+from bot.digests import engine, payload
 from bot.digests.content import Sources
 from bot.digests.cron import Cron, next_after
 from bot.digests.parse import SECTIONS, check_tz, describe, parse_schedule
 from bot.registry import CommandSpec, Job, Registry
 from bot.text import MARK_CLOSE, MARK_OPEN, norm_token, topic_key
 from bot.types import Card, Effect, IncomingMessage, Outbound, Reply
+from store import digests as digest_store
 from store import people as people_store
 from store.idempotency import insert_ignore
 from store.models.core import AuditLog, Conversation
 from store.models.digests import Digest, DigestRun
 
 _CHANNEL = re.compile(MARK_OPEN + r"#([^" + MARK_CLOSE + r"]+)" + MARK_CLOSE + r"|(?<![\w&/])#([\w\-]+)")
+_SANITIZED_CHANNEL = re.compile(r"\(#([\w\-]+)\)")
 _ID = re.compile(r"^#?(\d{1,9})$")
 _OFF = {"off", "stop", "arret", "arreter", "non", "no", "none", "aucun", "desactiver", "disable"}
 
@@ -42,7 +44,10 @@ def _local(when: datetime | None, tz: str) -> str:
 
 
 def _split_target(ctx: Ctx, args: str) -> tuple[Conversation, str]:
-    """The channel the digest is for: the first #channel of `args`, else the current channel."""
+    """The channel the digest is for: the first #channel of `args`, else the current channel.
+
+    Adapters' channel markers reach handlers sanitised as `(#C123)`; they read as `#C123`."""
+    args = _SANITIZED_CHANNEL.sub(r"#\1", args)
     m = _CHANNEL.search(args)
     if m and not args[: m.start()].strip():
         token = m.group(1) or m.group(2)
@@ -59,6 +64,7 @@ def _sources(ctx: Ctx, text: str) -> tuple[list[Conversation], list[str], str]:
     """#tokens naming a channel become channel sources (public only); others are hashtags."""
     channels: list[Conversation] = []
     hashtags: list[str] = []
+    text = _SANITIZED_CHANNEL.sub(r"#\1", text)
     for m in _CHANNEL.finditer(text):
         token = m.group(1) or m.group(2)
         conv = people_store.find_conversation(ctx.session, token)
@@ -94,6 +100,17 @@ def _channel_of(ctx: Ctx, digest: Digest) -> Conversation | None:
 def _label(ctx: Ctx, digest: Digest) -> str:
     conv = _channel_of(ctx, digest)
     return "#" + conv.name if conv is not None else ctx.t("digest.kind.personal")
+
+
+def _history_line(ctx: Ctx, past: digest_store.History) -> str:
+    """The latest period, its outcome, the number of posts so far and the latest post's sections."""
+    sections = ""
+    if past.last_payload:
+        card = payload.loads(past.last_payload).reply.card
+        sections = ", ".join(h for h, _ in card.sections) if card else ""
+    status = past.last_status if past.last_status in ("empty", "manual") else "posted"
+    return ctx.t("digest.list_history", last=past.last_key.removeprefix("manual:").replace("T", " "),
+                 outcome=ctx.t(f"digest.outcome.{status}"), posts=past.posts, sections=sections or "—")
 
 
 def _audit(ctx: Ctx, action: str, digest: Digest) -> None:
@@ -152,9 +169,14 @@ def list_digests(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     visible = [d for d in rows if d.kind == "channel" or d.person_id == ctx.actor.id]
     if not visible:
         return ctx.reply("digest.list_none", private=True, command=ctx.settings.command_name)
-    lines = [ctx.t("digest.list_line", id=d.id, target=_label(ctx, d), when=_when(ctx, d.frequency, d.cron), tz=d.tz,
-                   status=ctx.t(f"digest.status.{d.status}"), next=_local(d.next_run_at, d.tz) if d.status == "active" else "—")
-             for d in visible[:40]]
+    shown = visible[:40]
+    past = digest_store.history(ctx.session, [d.id for d in shown])
+    lines = []
+    for d in shown:
+        lines.append(ctx.t("digest.list_line", id=d.id, target=_label(ctx, d), when=_when(ctx, d.frequency, d.cron), tz=d.tz,
+                           status=ctx.t(f"digest.status.{d.status}"), next=_local(d.next_run_at, d.tz) if d.status == "active" else "—"))
+        if d.id in past:
+            lines.append(_history_line(ctx, past[d.id]))
     card = Card(title=ctx.t("digest.list_title"), body="\n".join(lines), footer=ctx.t("digest.list_footer", command=ctx.settings.command_name))
     return ctx.reply("digest.list", private=True, card=card, count=len(visible))
 
@@ -189,9 +211,9 @@ def run_now(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect] | Reply:
     double click does not post twice."""
     digest = _digest_by_id(ctx, args)
     now = ctx.now()
-    start, end = engine.period_for(digest, now)
+    start, _ = engine.period_for(digest, now)
     key = "manual:" + now.strftime("%Y-%m-%dT%H:%M")
-    built = engine.compose(ctx.services, ctx.session, digest, start, end)
+    built = engine.compose(ctx.services, ctx.session, digest, start, now + timedelta(seconds=1))
     if built is None:
         return ctx.reply("digest.run_empty", private=True, id=digest.id, target=_label(ctx, digest))
     claimed = insert_ignore(ctx.session, DigestRun, {"tenant": ctx.tenant, "digest_id": digest.id, "period_key": key,

@@ -178,9 +178,14 @@ def member_count(session: Session, conversation: Conversation) -> int:
                               .where(ConversationMember.conversation_id == conversation.id)) or 0)
 
 
-def newcomers(session: Session, conversation_id: int, start: datetime, end: datetime, limit: int,
+def newcomers(session: Session, conversation: Conversation, start: datetime, end: datetime, limit: int,
               skills_each: int = 3) -> list[Newcomer]:
-    """People who joined the channel during the period, with a few of their skills."""
+    """People who joined the channel during the period, with a few of their skills.
+
+    Memberships recorded during the bot's first day in a channel are its initial view of who
+    was already there, not arrivals: they are left out."""
+    start = max(start, conversation.created_at + timedelta(days=1))
+    conversation_id = conversation.id
     people = list(session.execute(
         select(Person.id, Person.display_name, Person.handle)
         .join(ConversationMember, ConversationMember.person_id == Person.id)
@@ -229,3 +234,33 @@ def public_channels(session: Session, ids: Sequence[int]) -> list[Conversation]:
     if not ids:
         return []
     return list(session.scalars(select(Conversation).where(Conversation.id.in_(list(ids)), public_only())))
+
+
+@dataclass(frozen=True)
+class History:
+    """What a digest did so far: its latest period and outcome, how many posts went out,
+    and the payload of the latest post (for `digest list`)."""
+
+    last_key: str
+    last_status: str
+    posts: int
+    last_payload: str | None
+
+
+def history(session: Session, digest_ids: Sequence[int]) -> dict[int, History]:
+    if not digest_ids:
+        return {}
+    last: dict[int, tuple[str, str]] = {}
+    manual: dict[int, int] = {}
+    for digest_id, key, status in session.execute(
+            select(DigestRun.digest_id, DigestRun.period_key, DigestRun.status)
+            .where(DigestRun.digest_id.in_(list(digest_ids))).order_by(DigestRun.id)):
+        last[digest_id] = (key, status)
+        manual[digest_id] = manual.get(digest_id, 0) + (status == "manual")
+    sent: dict[int, tuple[int, str]] = {}
+    for digest_id, text in session.execute(
+            select(DigestRun.digest_id, DigestDelivery.payload).join(DigestRun, DigestRun.id == DigestDelivery.run_id)
+            .where(DigestRun.digest_id.in_(list(digest_ids)), DigestDelivery.status == "sent").order_by(DigestDelivery.id)):
+        sent[digest_id] = (sent.get(digest_id, (0, ""))[0] + 1, text)
+    return {d: History(key, status, sent.get(d, (0, ""))[0] + manual.get(d, 0), sent[d][1] if d in sent else None)
+            for d, (key, status) in last.items()}

@@ -82,7 +82,7 @@ def build_channel(session: Session, digest: Digest, conversation: Conversation, 
             entries = tuple(contributions.kudos(session, channel_ids, start, end, limit))
         else:
             entries = tuple(Entry(n.name, detail=", ".join(n.skills))
-                            for n in store.newcomers(session, conversation.id, start, end, limit))
+                            for n in store.newcomers(session, conversation, start, end, limit))
         sections.append((name, entries))
     contributors = store.participation(session, channel_ids, start, end)
     return Content(tuple(sections), contributors, store.member_count(session, conversation))

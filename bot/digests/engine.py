@@ -176,7 +176,7 @@ def run(jctx: JobCtx) -> Sequence[Effect]:
 
 
 def preview(services: Services, session: Session, digest: Digest, now: datetime) -> Outbound | None:
-    """What the digest would post if its period ended now."""
-    start, end = period_for(digest, now)
-    built = compose(services, session, digest, start, end)
+    """What the digest would post if its period ended now (messages of this very second included)."""
+    start, _ = period_for(digest, now)
+    built = compose(services, session, digest, start, now + timedelta(seconds=1))
     return built[0] if built else None
