@@ -6,7 +6,7 @@ import re
 from datetime import datetime, timezone, timedelta
 from typing import Callable
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.core import Bot
 from bot.text import mention_marker
@@ -14,7 +14,7 @@ from bot.types import ConversationRef, FetchHistory, IncomingMessage, UserRef
 from store import people as people_store
 from store.demo import CHANNELS, DEMO_TENANT, PAST_MESSAGES, SITES, channel_members, demo_people, past_message_times
 from store.expertise import add_skills
-from store.models.core import Conversation, Person, Role, Workspace
+from store.models.core import Conversation, ConversationMember, Person, Role, Workspace
 
 PLATFORM = "console"
 
@@ -53,6 +53,8 @@ def seed_demo(bot: Bot, tenant: str = DEMO_TENANT, platform: str = PLATFORM,
             s.flush()
             for handle in members.get(name, []):
                 people_store.ensure_member(s, conv, rows[handle])
+            # Founding members joined with the channel, not "now" (digests list newcomers by joined_at).
+            s.execute(update(ConversationMember).where(ConversationMember.conversation_id == conv.id).values(joined_at=conv.created_at))
             conv.member_count = len(set(members.get(name, [])))
         sales = s.scalar(select(Conversation).where(Conversation.external_id == channel_id("sales")))
         s.add(Role(person_id=rows["julien"].id, role="animator", conversation_id=sales.id if sales else None, created_at=now))
