@@ -224,17 +224,19 @@ def all_skills(session: Session) -> dict[int, tuple[str, str]]:
     return {i: (k, n) for i, k, n in session.execute(select(Skill.id, Skill.key, Skill.name))}
 
 
-def skill_links(session: Session) -> Iterator[tuple[int, int, float]]:
-    """(skill_id, person_id, confirmed_at as epoch seconds) of every declared skill,
-    streamed in (skill, confirmed_at) order. The database computes the epoch: building
-    the index of a large workspace is otherwise dominated by per-row datetime parsing."""
-    result = session.execute(
-        select(PersonSkill.skill_id, PersonSkill.person_id, extract("epoch", PersonSkill.confirmed_at))
-        .order_by(PersonSkill.skill_id, PersonSkill.confirmed_at),
-        execution_options={"yield_per": 20000},
+def skill_links(session: Session, tenant: str) -> Iterable[tuple[int, int, float]]:
+    """(skill_id, person_id, confirmed_at as epoch seconds) of every declared skill, streamed.
+
+    The one bulk read of the index build (500,000 rows for 100,000 people): a Core
+    statement on the table, so it carries its own tenant filter (the session's guard only
+    scopes ORM entities), and the database computes the epoch (an int on SQLite, a
+    Decimal on PostgreSQL) instead of Python parsing 500,000 datetimes.
+    """
+    table = PersonSkill.__table__
+    return session.execute(  # type: ignore[return-value]
+        select(table.c.skill_id, table.c.person_id, extract("epoch", table.c.confirmed_at)).where(table.c.tenant == tenant),
+        execution_options={"yield_per": 50000},
     )
-    for skill_id, person_id, epoch in result:
-        yield skill_id, person_id, float(epoch)
 
 
 def evidence_topics(session: Session) -> list[tuple[str, str]]:

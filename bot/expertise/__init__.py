@@ -32,6 +32,7 @@ from store.models.core import Person
 __all__ = ["Candidate", "ExpertResult", "find_experts", "topics_in", "track_changes", "index_for", "ExpertiseCache"]
 MAX_QUERY_CHARS = 200
 MAX_REASONS = 4
+MARGIN = 5  # extra candidates considered, for people filtered out late (deactivated meanwhile)
 EVIDENCE_KINDS = ("help", "kudos", "thanked", "hashtag", "mentioned", "other")
 
 
@@ -155,7 +156,7 @@ def find_experts(
     now = ctx.now()
     now_ts = now.timestamp()
     stale_days = ctx.settings.skill_stale_days
-    want = offset + limit + len(exclude) + 10
+    want = offset + limit + len(exclude) + MARGIN
     with index_lock(ctx):
         matches = index.match(query)
         factors = {**matches.close, **matches.exact}
@@ -165,18 +166,12 @@ def find_experts(
         labels = {k: index.topics[k].label for k in factors}
         declared: dict[tuple[int, str], float] = {}
         per_key: dict[int, dict[str, float]] = {}
-        for key in factors:
-            topic = index.topics[key]
-            taken = 0
-            for i in range(len(topic.people) - 1, -1, -1):
-                person_id = topic.people[i]
-                if person_id in excluded:
-                    continue
-                declared[(person_id, key)] = topic.confirmed[i]
-                per_key.setdefault(person_id, {})[key] = DECLARED * freshness(topic.confirmed[i], now_ts, stale_days)
-                taken += 1
-                if taken >= want:
-                    break
+        _declared_candidates(index, matches.exact, excluded, want, now_ts, stale_days, declared, per_key)
+        if len(per_key) >= want:
+            # Close matches always rank after exact ones: with enough exact people they cannot show.
+            factors = dict(matches.exact)
+        else:
+            _declared_candidates(index, matches.close, excluded, want, now_ts, stale_days, declared, per_key)
         evidence_keys = [k for k in factors if index.topics[k].has_evidence]
     stats: dict[tuple[int, str], xstore.EvidenceStats] = {}
     truncated = False
@@ -198,11 +193,12 @@ def find_experts(
                         scores[row.key] = DECLARED * freshness(confirmed, now_ts, stale_days)
                 scores[row.key] = scores.get(row.key, 0.0) + evidence_score(row.weighted)
     ranked = _rank(per_key, matches.exact, matches.close)
-    window = ranked[offset : offset + limit + 10]
+    window = ranked[offset : offset + limit + MARGIN]
     people = people_store.people_by_ids(ctx.session, [p for p, _, _ in window])
     chosen = [(people[p], s, ex) for p, s, ex in window if p in people and people[p].active and not people[p].is_bot][:limit]
     if truncated:
-        missing = [p.id for p, _, _ in chosen if any((p.id, k) not in stats for k in evidence_keys)]
+        # A chosen person may have evidence below the cut on a topic they declared: fetch it for "why".
+        missing = [p.id for p, _, _ in chosen if any(k in per_key[p.id] and (p.id, k) not in stats for k in evidence_keys)]
         for row in xstore.evidence_stats(ctx.session, evidence_keys, ctx.actor.id, now, person_ids=missing):
             stats.setdefault((row.person_id, row.key), row)
     exact: list[Candidate] = []
@@ -217,6 +213,26 @@ def find_experts(
         with index_lock(ctx):
             suggestions = tuple(index.suggestions(query))
     return ExpertResult(query, tuple(exact), tuple(close), suggestions)
+
+
+def _declared_candidates(
+    index: ExpertiseIndex, keys: dict[str, float], excluded: set[int], want: int, now_ts: float, stale_days: int,
+    declared: dict[tuple[int, str], float], per_key: dict[int, dict[str, float]],
+) -> None:
+    """The `want` most recently confirmed declarations of each topic (freshness is monotonic
+    in the confirmation time, so they are the best declared candidates)."""
+    for key in keys:
+        topic = index.topics[key]
+        taken = 0
+        for i in range(len(topic.people) - 1, -1, -1):
+            person_id = topic.people[i]
+            if person_id in excluded:
+                continue
+            declared[(person_id, key)] = topic.confirmed[i]
+            per_key.setdefault(person_id, {})[key] = DECLARED * freshness(topic.confirmed[i], now_ts, stale_days)
+            taken += 1
+            if taken >= want:
+                break
 
 
 def _rank(per_key: dict[int, dict[str, float]], exact: dict[str, float], close: dict[str, float]) -> list[tuple[int, float, bool]]:

@@ -30,7 +30,7 @@ from bot.text import norm_key, topic_key
 
 DEFAULT_ALIASES = Path(__file__).resolve().parent / "aliases.yaml"
 MAX_NGRAM = 4
-WORD_HITS = 10      # multi-word topics containing the query as a word ("kubernetes operators")
+WORD_HITS = 5      # multi-word topics containing the query as a word ("kubernetes operators")
 WORD_MATCH = 0.8    # their match factor
 
 
@@ -49,30 +49,46 @@ def load_alias_groups(path: Path) -> list[list[str]]:
 
 @dataclass
 class Topic:
+    """One topic and who declared it, twice: in confirmation order (the freshest are the
+    best declared candidates) and in id order (is this person a declared expert?)."""
+
     key: str
     label: str
     form: str
     people: array = field(default_factory=lambda: array("q"))      # ascending confirmed time
     confirmed: array = field(default_factory=lambda: array("d"))   # epoch seconds
+    ids: array = field(default_factory=lambda: array("q"))         # ascending person id
+    ids_confirmed: array = field(default_factory=lambda: array("d"))
     has_evidence: bool = False
 
+    def load(self, people: array, confirmed: array) -> None:
+        self.people, self.confirmed = people, confirmed
+        order = sorted(range(len(people)), key=people.__getitem__)
+        self.ids = array("q", [people[i] for i in order])
+        self.ids_confirmed = array("d", [confirmed[i] for i in order])
+
     def declared_at(self, person_id: int) -> float | None:
-        try:
-            return self.confirmed[self.people.index(person_id)]
-        except ValueError:
-            return None
+        at = bisect_left(self.ids, person_id)
+        if at < len(self.ids) and self.ids[at] == person_id:
+            return self.ids_confirmed[at]
+        return None
 
     def link(self, person_id: int, confirmed_ts: float) -> None:
         self.unlink(person_id)
         at = bisect_right(self.confirmed, confirmed_ts)
         self.people.insert(at, person_id)
         self.confirmed.insert(at, confirmed_ts)
+        at = bisect_left(self.ids, person_id)
+        self.ids.insert(at, person_id)
+        self.ids_confirmed.insert(at, confirmed_ts)
 
     def unlink(self, person_id: int) -> None:
-        try:
-            at = self.people.index(person_id)
-        except ValueError:
+        at = bisect_left(self.ids, person_id)
+        if at >= len(self.ids) or self.ids[at] != person_id:
             return
+        del self.ids[at]
+        del self.ids_confirmed[at]
+        at = self.people.index(person_id)
         del self.people[at]
         del self.confirmed[at]
 
@@ -109,17 +125,18 @@ class ExpertiseIndex:
         index.excluded = xstore.excluded_people(session)
         skills = xstore.all_skills(session)
         excluded = index.excluded
-        current, people, times = None, array("q"), array("d")
-        for skill_id, person_id, confirmed in xstore.skill_links(session):
-            if skill_id != current:
-                if current is not None:
-                    index._load_postings(skills[current], people, times)
-                current, people, times = skill_id, array("q"), array("d")
-            if person_id not in excluded:
-                people.append(person_id)
-                times.append(confirmed)
-        if current is not None:
-            index._load_postings(skills[current], people, times)
+        per_skill: dict[int, tuple[list[int], list[float]]] = {}
+        for skill_id, person_id, confirmed in xstore.skill_links(session, tenant):
+            if person_id in excluded:
+                continue
+            entry = per_skill.get(skill_id)
+            if entry is None:
+                entry = per_skill[skill_id] = ([], [])
+            entry[0].append(person_id)
+            entry[1].append(confirmed)
+        for skill_id, (people, times) in per_skill.items():
+            order = sorted(range(len(times)), key=times.__getitem__)
+            index._load_postings(skills[skill_id], array("q", [people[i] for i in order]), array("d", [times[i] for i in order]))
         for key, label in xstore.evidence_topics(session):
             index.topic(key, label).has_evidence = True
         index.build_seconds = time.perf_counter() - started
@@ -135,7 +152,7 @@ class ExpertiseIndex:
             for person_id, confirmed in zip(people, times):
                 topic.link(person_id, confirmed)
         else:
-            topic.people, topic.confirmed = people, times
+            topic.load(people, times)
 
     def topic(self, key: str, label: str, form: str | None = None) -> Topic:
         """The topic with this compact key, created (and made matchable) if new."""
@@ -202,7 +219,7 @@ class ExpertiseIndex:
         group = self.group_of.get(key)
         return set(self.groups[group]) if group is not None else {key}
 
-    def match(self, query: str, *, fuzzy_limit: int = 6) -> TopicMatches:
+    def match(self, query: str, *, fuzzy_limit: int = 5) -> TopicMatches:
         key = topic_key(query)
         form = sorted_form(query)
         exact: dict[str, float] = {}
