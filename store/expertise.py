@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from datetime import datetime, timedelta
-from typing import Iterable, Iterator, Sequence, Union
+from typing import Iterable, Sequence, Union
 
 from sqlalchemy import bindparam, case, extract, false, func, or_, select, update
 from sqlalchemy.orm import Session

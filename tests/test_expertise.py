@@ -16,7 +16,7 @@ from bot.types import ConversationRef, IncomingMessage, Outbound, ProfileUpdate,
 from handlers import build_registry
 from store import expertise as xstore
 from store.db import Database
-from store.models.core import Conversation, ConversationMember, Person, Workspace
+from store.models.core import Conversation, Person, Workspace
 
 TENANT = "T1"
 PLATFORM = "test"
