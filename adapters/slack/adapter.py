@@ -10,9 +10,11 @@ import json
 import logging
 import threading
 from collections import deque
+from contextlib import contextmanager
+from contextvars import ContextVar
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from sqlalchemy import select
 
@@ -28,6 +30,8 @@ from store.models.core import Conversation, Person
 log = logging.getLogger("adapters.slack")
 Body = Mapping[str, Any]
 SHORTCUTS = {"causette_ask": "ask", "causette_idea": "idea"}
+_DEFERRED: ContextVar[list[tuple[Callable[..., None], tuple[Any, ...], str | None]] | None] = ContextVar(
+    "slack_deferred_jobs", default=None)
 
 
 class SlackAdapter:
@@ -43,6 +47,7 @@ class SlackAdapter:
         self._known: set[tuple[str, str]] = set()
         self._queues: dict[str, deque[Callable[[], None]]] = {}
         self._kinds: dict[tuple[str, str], str] = {}
+        self._deferred = 0
 
     # Plumbing -----------------------------------------------------------------
     def handle(self, event: Event) -> list[Effect]:
@@ -53,9 +58,35 @@ class SlackAdapter:
         """Run `fn(*args)` after the ack, in a worker thread; failures are logged, never raised.
 
         Jobs with the same `key` (a channel) run one after the other, in arrival order, so a
-        message is indexed before its edit; jobs without a key run in parallel.
+        message is indexed before its edit; jobs without a key run in parallel. Inside
+        `deferred()` (an HTTP request) jobs wait until the ack has been written, so a worker
+        never competes with the acknowledgement for the interpreter.
         """
+        pending = _DEFERRED.get()
+        if pending is not None:
+            with self._lock:
+                self._deferred += 1
+            pending.append((fn, args, key))
+            return
+        self._start(fn, args, key)
 
+    @contextmanager
+    def deferred(self) -> Iterator[list[tuple[Callable[..., None], tuple[Any, ...], str | None]]]:
+        pending: list[tuple[Callable[..., None], tuple[Any, ...], str | None]] = []
+        token = _DEFERRED.set(pending)
+        try:
+            yield pending
+        finally:
+            _DEFERRED.reset(token)
+
+    def release(self, pending: list[tuple[Callable[..., None], tuple[Any, ...], str | None]]) -> None:
+        for fn, args, key in pending:
+            self._start(fn, args, key)
+            with self._lock:
+                self._deferred -= 1
+        pending.clear()
+
+    def _start(self, fn: Callable[..., None], args: tuple[Any, ...], key: str | None) -> None:
         def run() -> None:
             try:
                 fn(*args)
@@ -91,7 +122,7 @@ class SlackAdapter:
 
     def busy(self) -> bool:
         with self._lock:
-            return bool(self._inflight) or bool(self.sender.pending)
+            return bool(self._inflight) or bool(self.sender.pending) or self._deferred > 0
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Wait until every submitted job (and backfill) finished: tests and shutdown."""

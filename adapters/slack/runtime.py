@@ -60,15 +60,25 @@ class SlackRuntime:
         except Exception as exc:  # noqa: BLE001 - unreadable or unparsable payload
             log.warning("slack: bad request refused: %r", exc)
             return web.Response(status=400, text="bad request")
+        with self.adapter.deferred() as pending:
+            try:
+                response = await self.bolt.async_dispatch(bolt_request)
+            except Exception:  # noqa: BLE001
+                log.exception("slack: dispatch failed")
+                response = None
         try:
-            response = await self.bolt.async_dispatch(bolt_request)
-        except Exception:  # noqa: BLE001
-            log.exception("slack: dispatch failed")
-            return web.Response(status=200, text="")
-        if response.status >= 500:
-            log.error("slack: listener failed (%s); answered 200 so Slack does not retry or disable events", response.status)
-            return web.Response(status=200, text="")
-        return await to_aiohttp_response(response)
+            if response is None or response.status >= 500:
+                if response is not None:
+                    log.error("slack: listener failed (%s); answered 200 so Slack does not retry or disable events", response.status)
+                reply = web.Response(status=200, text="")
+            else:
+                reply = await to_aiohttp_response(response)
+            if pending:  # the ack goes out first; only then may the workers start
+                await reply.prepare(request)
+                await reply.write_eof()
+            return reply
+        finally:
+            self.adapter.release(pending)
 
     async def handle_oauth(self, request: web.Request) -> web.Response:
         flow = self.bolt.oauth_flow
