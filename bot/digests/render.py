@@ -29,9 +29,12 @@ def _line(prompts: Prompts, locale: str, section: str, entry: Entry) -> str:
         return t(locale, "digest.line.discussion", text=entry.text, author=entry.author, replies=entry.replies,
                  reactions=entry.reactions or 0, link=link)
     if entry.votes is not None:
-        return t(locale, "digest.line.idea", text=entry.text, author=entry.author, votes=entry.votes, link=link)
+        author = entry.author or t(locale, "digest.anonymous")
+        return t(locale, "digest.line.idea", text=entry.text, author=author, votes=entry.votes, link=link)
     if section in ("followed", "mentions"):
         return t(locale, "digest.line.personal", text=entry.text, author=entry.author, channel=entry.detail, link=link)
+    if section == "kudos":
+        return t(locale, "digest.line.kudos", giver=entry.author, recipient=entry.detail, text=entry.text)
     if section == "help":
         return t(locale, "digest.line.help", text=entry.text, author=entry.author, link=link)
     return t(locale, "digest.line.plain", text=entry.text, author=entry.author, link=link)
