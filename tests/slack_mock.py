@@ -29,6 +29,7 @@ EXTRA_METHODS: dict[str, dict[str, tuple[str, bool]]] = {
     # name: {param: (type, required)}
     "files.getUploadURLExternal": {"filename": ("string", True), "length": ("integer", True),
                                    "alt_txt": ("string", False), "snippet_type": ("string", False)},
+    "apps.connections.open": {},  # Socket Mode (2021), called with the app-level token
     "files.completeUploadExternal": {"files": ("string", True), "channel_id": ("string", False), "channels": ("string", False),
                                      "initial_comment": ("string", False), "thread_ts": ("string", False)},
 }
@@ -148,6 +149,7 @@ class SlackMock:
         self._base_ts = 1_763_888_400
         self._runner: web.AppRunner | None = None
         self.changed = threading.Condition()
+        self.sockets: list[web.WebSocketResponse] = []
 
     # Server ------------------------------------------------------------------------
     def app(self) -> web.Application:
@@ -155,6 +157,7 @@ class SlackMock:
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/response/{key}", self._response_url)
         app.router.add_post("/upload/{file}", self._upload)
+        app.router.add_get("/socket", self._socket)
         return app
 
     async def start(self, port: int = 0) -> str:
@@ -281,6 +284,8 @@ class SlackMock:
             nxt = start + self.history_page
             return {"ok": True, "messages": page, "has_more": nxt < len(messages),
                     "response_metadata": {"next_cursor": str(nxt) if nxt < len(messages) else ""}}
+        if method == "apps.connections.open":
+            return {"ok": True, "url": self.url.replace("http://", "ws://") + "/socket"}
         if method == "oauth.v2.access":
             team = f"T{args.get('code', 'X')}"
             return {"ok": True, "app_id": "A0CAUSETTE", "authed_user": {"id": "UADMIN"}, "scope": "chat:write,commands",
@@ -310,6 +315,23 @@ class SlackMock:
             self.violations += [f"response_url: {p}" for p in problems]
             return web.Response(status=400, text="invalid_payload")
         return web.Response(text="ok")
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        """Socket Mode: say hello, push envelopes (`push`), record the client's acks."""
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self.sockets.append(ws)
+        await ws.send_json({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0CAUSETTE"},
+                            "debug_info": {"host": "mock", "approximate_connection_time": 3600}})
+        async for message in ws:
+            if message.type == web.WSMsgType.TEXT:
+                self._record(Call("socket_ack", json.loads(message.data), "", time.monotonic()))
+        self.sockets.remove(ws)
+        return ws
+
+    async def push(self, envelope: dict[str, Any]) -> None:
+        for ws in list(self.sockets):
+            await ws.send_json(envelope)
 
     async def _upload(self, request: web.Request) -> web.Response:
         data = await request.read()

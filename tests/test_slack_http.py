@@ -8,10 +8,12 @@ import time
 from typing import Iterator
 
 import pytest
+from sqlalchemy import select
 
 from adapters.console.seed import seed_demo
 from bot.core import Bot
 from bot.types import Effect, Event, IncomingMessage, MembersChanged, MessageDeleted, MessageEdited, ProfileUpdate, ReactionAdded
+from store.models.core import Person
 from tests.conftest import spec_file
 from tests.harness.slack import BOT_USER, TEAM, SlackServer, channel_id, sign, user_id
 
@@ -199,6 +201,9 @@ def test_first_sight_of_a_person_fetches_their_profile(server: SlackServer, even
     assert len(server.mock.of("users.info")) == 1
     assert isinstance(events[0], ProfileUpdate) and events[0].title == "Designer" and events[0].tz == "America/Montreal"
     assert isinstance(events[1], IncomingMessage) and events[1].addressed and events[1].conversation.kind == "dm"
+    with server.bot.services.db.session(TEAM) as s:
+        person = s.scalar(select(Person).where(Person.external_id == "UNEWBIE"))
+        assert person is not None and person.title == "Designer" and person.tz == "America/Montreal"
 
 
 # Interactivity --------------------------------------------------------------------------------

@@ -68,11 +68,12 @@ class HttpResult:
 class SlackServer:
     """Causette's server (real aiohttp + Bolt) and the mock Web API, on loopback."""
 
-    def __init__(self, bot: Bot, spec: Path, *, pace_seconds: float = 0.0, oauth: bool = False) -> None:
+    def __init__(self, bot: Bot, spec: Path, *, pace_seconds: float = 0.0, oauth: bool = False, socket_mode: bool = False) -> None:
         self.bot = bot
         settings = bot.services.settings
         settings.slack_signing_secret = SECRET
         settings.slack_bot_token = "" if oauth else BOT_TOKEN
+        settings.slack_app_token = "xapp-1-test" if socket_mode else ""
         if oauth:  # multi-workspace: tokens come from the installation store
             settings.slack_client_id, settings.slack_client_secret = CLIENT_ID, "client-secret"
         self.loop = LoopThread()
