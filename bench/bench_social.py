@@ -42,7 +42,7 @@ from store.models.social import Follow, Message, MessageMention, MessageTopic, T
 TENANT = "bench:social"
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
 N_INGEST = 20000
-N_LIVE = 2000
+N_LIVE = 500
 BATCH = 200
 N_PEOPLE_INGEST = 2000
 N_CHANNELS = 40

@@ -38,6 +38,7 @@ SCENARIOS = [
         Step("nathan", "dm", "feed", expect=("feed.page",), contains=("Town hall",),
              absent=("Budget", "Confidentiel", "direction")),
         Step("nathan", "dm", "topic #réorganisation", expect=("topic.unknown",), absent=("Camille", "Budget")),
+        Step("nathan", "dm", "who knows réorganisation", absent=("Camille", "Budget", "Confidentiel")),
         Step("nathan", "dm", "notifications", advance="+10m", contains=("1 pings in 1 messages",)),
         Step("sophie", "dm", "follow #réorganisation", expect=("social.followed",)),
         Step("sophie", "dm", "feed", expect=("feed.page",), contains=("Budget",)),
