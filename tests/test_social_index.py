@@ -216,3 +216,16 @@ def test_membership_changes_drive_private_reads(bot: Bot) -> None:
     post(bot, "alice", "board", "#reorg plans")
     assert keys(command(bot, "bob", "topic #reorg")) == ["topic.unknown"]
     assert keys(command(bot, "alice", "topic #reorg")) == ["topic.card"]
+
+
+def test_hashtag_cases_from_the_issue() -> None:
+    from bot.text import extract_hashtags, topic_key
+
+    assert extract_hashtags("#aéronautique, #Négociation et #appel-offres") == ("aéronautique", "Négociation", "appel-offres")
+    assert extract_hashtags("#日本語 ok") == ("日本語",)
+    assert extract_hashtags("see <#C123|general> and \u27e6#C123\u27e7") == ()
+    assert extract_hashtags("join #room:server now") == ()
+    assert extract_hashtags("ticket #1 and #42") == ()
+    assert extract_hashtags("https://x.org/page#top and x.html#frag") == ()
+    assert extract_hashtags("&#39; #pricing #Pricing #PRICING.") == ("pricing",)
+    assert topic_key("#Négociation") == topic_key("negociation") == "negociation"
