@@ -59,6 +59,13 @@ def test_response_url_serves_the_command_then_chat_methods(server: SlackServer) 
     assert server.mock.calls[0].args["response_type"] == "ephemeral"
 
 
+def test_an_outbound_response_url_is_used(server: SlackServer) -> None:
+    server.adapter.sender.deliver([Outbound(Reply(text="later"), to=GENERAL, private_for=THOMAS,
+                                            response_url=server.mock.response_url("late"))])
+    [call] = server.mock.calls
+    assert call.method == "response_url" and call.args["key"] == "late" and call.args["response_type"] == "ephemeral"
+
+
 def test_not_in_channel_is_logged_and_the_person_gets_a_hint(server: SlackServer, caplog: pytest.LogCaptureFixture) -> None:
     server.mock.failures["chat.postMessage"] = ["not_in_channel"]
     origin = Origin(team=TEAM, user=user_id("thomas"), channel=GENERAL.id, response_url=server.mock.response_url("r2"))

@@ -6,7 +6,7 @@ neutral `Form` whose submission becomes `profile set <field> <value>` commands.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy import select
 
@@ -87,5 +87,3 @@ def current_profile(bot: Bot, tenant: str, user: str) -> dict[str, str]:
         person = s.scalar(select(Person).where(Person.external_id == user))
         return {name: str(getattr(person, name, "") or "") for name in PROFILE_FIELDS} if person else {}
 
-
-Handler = Callable[[IncomingMessage], None]

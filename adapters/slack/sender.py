@@ -108,6 +108,10 @@ class SlackSender:
             extra = (Action(t("slack.form_open"), origin.command_text, "primary"),)
         message = render_reply(reply, t, extra)
         thread_ts = ob.thread_id if is_ts(ob.thread_id) else None
+        if ob.response_url and not reply.attachment and not ob.anchor:  # the core named the URL to answer
+            direct = Origin(team=tenant, response_url=ob.response_url)
+            if self.respond(direct, message, "ephemeral" if ob.private_for else "in_channel"):
+                return
         if isinstance(to, UserRef):
             channel = self._post(client, tenant, to.id, message, None, ob.anchor, origin, t)
             if reply.attachment and channel:
