@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, time, timezone
 
 from bot.context import Ctx, UserError
 from bot.registry import CommandSpec, Registry
 from bot.types import IncomingMessage, Reply
-from handlers.contribution_common import day_start, parse_day
+from handlers.contribution_common import parse_day
 from store import help_requests as store
 
 _DATE = re.compile(r"(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{4})")
@@ -19,7 +20,7 @@ def away_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     day = parse_day(m.group(1)) if m else None
     if day is None:
         raise UserError("helpreq.away_date", usage=ctx.t("helpreq.away_usage"))
-    until = day_start(ctx.now().replace(year=day.year, month=day.month, day=day.day, hour=12), ctx.tz())
+    until = datetime.combine(day, time(0), tzinfo=ctx.tz()).astimezone(timezone.utc)
     if until <= ctx.now():
         raise UserError("helpreq.away_past", date=day.isoformat())
     if (until - ctx.now()).days > MAX_DAYS:

@@ -328,12 +328,13 @@ def _widen(ctx: Ctx, req: HelpRequest, *, round_: int, key: str, empty_key: str,
     exclude = set(store.routed_ids(ctx.session, req.id)) | {req.asker_id}
     experts = pick_experts(ctx, req.question, split_topics(req.topics), exclude=exclude, count=SHOWN)
     conv = _conversation(ctx, req)
+    locale = conversation_locale(ctx, conv)
     if not experts:
         if extra:
-            return [_thread_post(ctx, req, key, id=req.number, experts=ctx.t("helpreq.no_experts"), referents=extra)]
+            none = translator(ctx, locale)("helpreq.no_experts")
+            return [_thread_post(ctx, req, key, id=req.number, experts=none, referents=extra)]
         return [_thread_post(ctx, req, empty_key, id=req.number)]
     store.record_routing(ctx.session, ctx.tenant, req.id, [c.person.id for c in experts], round_, ctx.now())
-    locale = conversation_locale(ctx, conv)
     lines = _expert_lines(ctx, experts, locale, dm_only=conv is None or conv.kind == "dm")
     params: dict[str, object] = {"id": req.number, "experts": lines}
     if extra:

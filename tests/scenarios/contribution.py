@@ -90,7 +90,6 @@ SCENARIOS = [
         Step("thomas", "#sales", "lang en", expect=("lang.set",)),
         Step("thomas", "#sales", "ask show 1", advance="+2h", expect=("helpreq.shown",), absent=("Escalated",)),
         Step("thomas", "#sales", "ask show 1", advance="+3h", expect=("helpreq.shown",), contains=("Escalated",)),
-        Step("thomas", "#sales", "ask show 1", advance="+1d", expect=("helpreq.shown",), contains=("Escalated",)),
         Step("julien", "#sales", "help channel #sales off", expect=("helpreq.channel_off",)),
         Step("thomas", "#sales", "Just saying hello", command=False),
         Step("thomas", "#sales", "ask show 2", expect=("helpreq.not_found",)),
