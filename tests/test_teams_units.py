@@ -120,8 +120,11 @@ def card_validator() -> jsonschema.Draft6Validator:
     return jsonschema.Draft6Validator(json.loads(spec_file("adaptive-card-1.5.json").read_text()))
 
 
-def t_en(key: str, **params: object) -> str:
-    return Prompts.load().t("fr", key, **params)
+PROMPTS = Prompts.load()
+
+
+def t_fr(key: str, **params: object) -> str:
+    return PROMPTS.t("fr", key, **params)
 
 
 NAMES = Names({"29:bob": "Bob <Léger>"}, {"19:c@thread.tacv2": "sales"})
@@ -129,7 +132,7 @@ NAMES = Names({"29:bob": "Bob <Léger>"}, {"19:c@thread.tacv2": "sales"})
 
 def test_mentions_render_as_at_tags_with_matching_entities_and_text_is_escaped() -> None:
     reply = Reply(text=f"Thanks {mention_marker('29:bob')} & <at>Eve</at> in {chr(0x27e6)}#19:c@thread.tacv2{chr(0x27e7)}")
-    out = render(reply, NAMES, t_en)
+    out = render(reply, NAMES, t_fr)
     assert out["text"] == "Thanks <at>Bob &lt;Léger&gt;</at> &amp; &lt;at&gt;Eve&lt;/at&gt; in #sales"
     assert out["entities"] == [{"type": "mention", "text": "<at>Bob &lt;Léger&gt;</at>", "mentioned": {"id": "29:bob", "name": "Bob <Léger>"}}]
     for entity in out["entities"]:
@@ -143,7 +146,7 @@ def test_card_and_form_are_valid_adaptive_cards(card_validator: jsonschema.Draft
     form = Form("New idea", "idea new", (FormField("title", "Title", required=True), FormField("details", "Details", "multiline"),
                                          FormField("anon", "Anonymous", "checkbox", value="true"),
                                          FormField("campaign", "Campaign", "select", options=(("c1", "Mobility"), ("c2", "Energy")))))
-    out = render(Reply(text="Idea posted", card=card, form=form, attachment=("export.csv", b"a,b\n1,2\n")), NAMES, t_en)
+    out = render(Reply(text="Idea posted", card=card, form=form, attachment=("export.csv", b"a,b\n1,2\n")), NAMES, t_fr)
     (content,) = cards_of(out)
     assert list(card_validator.iter_errors(content)) == []
     assert content["version"] == "1.5"
@@ -159,7 +162,7 @@ def test_huge_french_reply_stays_under_28_kb_with_a_footer(card_validator: jsons
     card = Card(title="Résumé", body=long, fields=tuple((f"Champ {i}", long[:900]) for i in range(80)),
                 sections=tuple((f"Section {i}", long[:2000]) for i in range(40)),
                 actions=tuple(Action(f"Action {i}", f"cmd {i}") for i in range(30)))
-    out = render(Reply(text=long, card=card), NAMES, t_en)
+    out = render(Reply(text=long, card=card), NAMES, t_fr)
     assert size_of(out) <= MAX_BYTES
     (content,) = cards_of(out)
     assert list(card_validator.iter_errors(content)) == []
@@ -167,7 +170,7 @@ def test_huge_french_reply_stays_under_28_kb_with_a_footer(card_validator: jsons
 
 
 def test_small_reply_is_untouched() -> None:
-    out = render(Reply(text="ok"), NAMES, t_en)
+    out = render(Reply(text="ok"), NAMES, t_fr)
     assert out == {"type": "message", "textFormat": "markdown", "text": "ok"}
 
 

@@ -43,6 +43,8 @@ class TeamsTurn:
         cache_key = (parsed.tenant, conv.id, activity.get("serviceUrl") or "")
         if activity.get("type") in _STORES_REFERENCE and activity.get("serviceUrl") and cache_key not in self._stored:
             reference = refs.reference_from_activity(activity, conv.id)
+        if not parsed.events and reference is None:
+            return  # typing indicators, read receipts, the bot's own echoes: nothing to record
         if parsed.bot_joined or parsed.members_added:  # the roster is read between claiming and handling
             fresh, events = await asyncio.to_thread(self._start, parsed, reference)
             if fresh:
