@@ -273,3 +273,32 @@ def test_app_home_is_published_and_profile_modal_opens(server: SlackServer) -> N
     assert opened.args["trigger_id"] == "42.trigger" and opened.args["view"]["callback_id"] == "causette_profile"
     titles = {b["block_id"]: b["element"].get("initial_value", "") for b in opened.args["view"]["blocks"]}
     assert set(titles) == {"title", "department", "site", "tz", "languages"} and titles["title"]
+
+
+def test_profile_modal_submission_becomes_profile_set_commands(server: SlackServer, events: list[Event]) -> None:
+    values = {"title": {"value": {"type": "plain_text_input", "value": "Head of  SRE"}},
+              "site": {"value": {"type": "plain_text_input", "value": ""}}}
+    payload = {**_interactive_base(server, "view_submission"),
+               "view": {"id": "V2", "type": "modal", "callback_id": "causette_profile", "private_metadata": "{}",
+                        "state": {"values": values}}}
+    assert server.post_interactive(payload).status == 200
+    server.drain()
+    assert [(m.text, m.via) for m in events if isinstance(m, IncomingMessage)] == [("profile set title Head of SRE", "form")]
+
+
+def test_a_mention_in_a_thread_is_answered_in_the_thread(server: SlackServer) -> None:
+    event = {**_mention_event(f"<@{BOT_USER}> blablabla", server.next_ts()), "thread_ts": "1763000000.000500"}
+    server.post_json(server.event_payload(event))
+    server.drain()
+    [answer] = [c for c in server.mock.calls if c.method in ("chat.postEphemeral", "chat.postMessage")]
+    assert answer.args["thread_ts"] == "1763000000.000500"
+
+
+def test_a_failing_listener_still_answers_200(server: SlackServer) -> None:
+    def broken(*_args: object, **_kw: object) -> None:
+        raise RuntimeError("boom")
+
+    server.adapter.submit = broken  # type: ignore[method-assign]
+    event = server.post_json(server.event_payload(_mention_event(f"<@{BOT_USER}> help", server.next_ts())))
+    command = server.post_form(server.command_fields(user_id("thomas"), channel_id("general"), "help"))
+    assert event.status == 200 and command.status == 200
