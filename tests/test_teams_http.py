@@ -22,10 +22,10 @@ from bot.config import Settings
 from bot.context import Services
 from bot.core import Bot
 from bot.i18n import Prompts
-from bot.types import ConversationRef, Outbound, ProfileUpdate, Reply, UserRef, Card, Action, FetchHistory
+from bot.types import ConversationRef, FetchHistory, Outbound, ProfileUpdate, Reply, UserRef
 from handlers import build_registry
 from store.db import Database
-from store.models.core import PostedMessage
+from store.models.core import Conversation, Person, PostedMessage
 from store.models.teams import TeamsReference
 from tests.conftest import spec_file
 from tests.teams_mock import MockConnector, bot_added_to_team, channel_message, personal_message
@@ -201,20 +201,14 @@ def test_install_stores_reference_syncs_paged_roster_and_welcomes(bot: Bot, sett
         service = await mock.start()
         try:
             async with serving(bot, local(settings)) as (url, _):
-                turn = None
                 assert await post(url, bot_added_to_team(service, TENANT, team, "i1")) in (200, 201)
                 await mock.wait_for(1)
-                del turn
         finally:
             await mock.stop()
         return mock
 
-    from adapters.teams import roster
-
-    page_calls: list[Any] = []
     mock = asyncio.run(run())
-    page_calls = [c for c in mock.calls if c.kind == "members"]
-    assert len(page_calls) == 1 + (5 - 1) // roster.MAX_PAGES or page_calls  # at least one page read
+    assert [c.kind for c in mock.calls if c.kind == "members"] == ["members"]  # 5 members fit one page of 200
     profiles = [e for e in events if isinstance(e, ProfileUpdate)]
     assert [p.email for p in profiles] == [f"p{i}@example.org" for i in range(5)]
     assert all(p.user.tenant == TENANT for p in profiles)
@@ -222,6 +216,10 @@ def test_install_stores_reference_syncs_paged_roster_and_welcomes(bot: Bot, sett
     with bot.services.db.session(TENANT) as s:
         row = s.scalar(select(TeamsReference).where(TeamsReference.conversation_id == team))
         assert row is not None and row.kind == "public" and json.loads(row.reference)["conversation"]["id"] == team
+        person = s.scalar(select(Person).where(Person.external_id == "29:p3"))
+        assert person is not None and (person.display_name, person.email) == ("Person 3", "p3@example.org")
+        conv = s.scalar(select(Conversation).where(Conversation.external_id == team))
+        assert conv is not None and conv.bot_member and conv.member_count == 5
 
 
 def test_roster_paging_follows_continuation_tokens(bot: Bot, settings: Settings) -> None:
@@ -376,3 +374,27 @@ def test_card_buttons_come_back_as_commands(bot: Bot, settings: Settings) -> Non
     click, form = [e for e in events if getattr(e, "id", "") in ("b1", "b2")]
     assert (click.text, click.via, click.addressed, click.form_values) == ("help", "button", True, None)
     assert (form.text, form.via, form.form_values) == ("lang", "form", {"choice": "fr", "notify": "true"})
+
+
+def test_a_private_channel_stays_private_when_teams_does_not_say(bot: Bot, settings: Settings) -> None:
+    events: list[Any] = []
+    original = bot.handle
+    bot.handle = lambda event: events.append(event) or original(event)  # type: ignore[method-assign]
+    secret = "19:secret@thread.tacv2"
+
+    async def run() -> None:
+        mock = MockConnector()
+        service = await mock.start()
+        try:
+            async with serving(bot, local(settings)) as (url, _):
+                first = channel_message(service, TENANT, "29:ana", secret, "#budget 2027", "p1", mention_bot=False)
+                first["channelData"]["channel"]["membershipType"] = "private"
+                later = channel_message(service, TENANT, "29:ana", secret, "#budget again", "p2", mention_bot=False)
+                assert await post(url, first) in (200, 201)
+                assert await post(url, later) in (200, 201)
+        finally:
+            await mock.stop()
+
+    asyncio.run(run())
+    kinds = [e.conversation.kind for e in events if getattr(e, "id", "") in ("p1", "p2")]
+    assert kinds == ["private", "private"]
