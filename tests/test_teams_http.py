@@ -158,6 +158,9 @@ def test_ambient_channel_message_is_indexed_silently_and_retries_are_deduplicate
     ({}, b"[1, 2]", 400),
     ({}, b'{"text": "no type"}', 400),
     ({}, b'{"type": "message"}', 400),
+    ({}, b'{"type": ["message"], "conversation": {"id": "x"}}', 400),
+    ({}, b'{"type": "message", "timestamp": "yesterday", "conversation": {"id": "x"}}', 400),
+    ({}, b'\xff\xfe', 400),
 ])
 def test_malformed_requests_get_4xx(bot: Bot, settings: Settings, headers: dict[str, str], raw: bytes, expected: int) -> None:
     async def run() -> int:

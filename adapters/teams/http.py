@@ -68,10 +68,11 @@ def handler(adapter: CloudAdapter, logic: Any) -> Any:
         try:
             body = json.loads(await request.read())
             activity = Activity().deserialize(body) if isinstance(body, dict) else None
-        except (ValueError, TypeError, AttributeError) as exc:
-            log.info("teams: malformed activity: %s", exc)
+        except Exception as exc:  # noqa: BLE001 - json and msrest raise several kinds; all mean a bad request
+            log.info("teams: malformed activity: %s", str(exc)[:200])
             return web.json_response({"error": "malformed activity"}, status=400)
-        if activity is None or not activity.type or not isinstance(body.get("conversation"), dict):
+        if activity is None or not isinstance(body.get("type"), str) or not body["type"] \
+                or not isinstance(body.get("conversation"), dict):
             return web.json_response({"error": "malformed activity"}, status=400)
         header = request.headers.get("Authorization", "")
         try:
