@@ -11,7 +11,8 @@ from typing import Sequence
 from sqlalchemy import select
 
 from bot.context import Ctx, JobCtx, UserError
-from bot.core import ctx_for_job, workspaces
+from bot.core import ctx_for_job
+from bot.expertise import topics_in
 from bot.notifications import notify
 from bot.registry import CommandSpec, Job, Registry
 from bot.text import extract_hashtags, norm_key, one_line, sanitize, shorten
@@ -185,7 +186,7 @@ def submit(ctx: Ctx, msg: IncomingMessage, *, title: str, details: str, tags: Se
     _validate(ctx, title, details)
     _check_limit(ctx)
     tags = list(dict.fromkeys(t.lstrip("#") for t in tags if t.strip("#")))[:10]
-    lookalikes = store.similar(ctx.session, title, tags)
+    lookalikes = store.similar(ctx.session, title, tags, topics_of=lambda text: topics_in(ctx, text))
     status = "draft" if lookalikes else "new"
     idea = store.create_idea(ctx.session, title=title, details=details, tags=tags, author_id=ctx.actor.id,
                              anonymous=anonymous, status=status, now=ctx.now(), source_permalink=source[:500])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from rapidfuzz import fuzz
 from sqlalchemy import delete, func, select, update
@@ -45,7 +45,8 @@ def similarity(title_a: str, tags_a: Iterable[str], title_b: str, tags_b: Iterab
     """0–100: fuzzy title match (word-set based, so word order and extra words matter little)
     plus a bonus for shared tags, which is what links a French and an English title."""
     a, b = " ".join(sorted(_words(title_a))), " ".join(sorted(_words(title_b)))
-    score = fuzz.token_set_ratio(a, b) if a and b else 0.0
+    # token_set alone calls "GDPR audit" a near-copy of "GDPR training"; token_sort tempers it.
+    score = (fuzz.token_set_ratio(a, b) + fuzz.token_sort_ratio(a, b)) / 2 if a and b else 0.0
     if min(len(a.split()), len(b.split())) <= 1:
         score = min(score, fuzz.ratio(a, b))  # one shared word is not a duplicate by itself
     shared = {topic_key(t) for t in tags_a} & {topic_key(t) for t in tags_b}
@@ -117,13 +118,29 @@ def submitted_since(session: Session, author_id: int, since: datetime) -> int:
     ) or 0
 
 
-def similar(session: Session, title: str, tags: Sequence[str], *, limit: int = 3, exclude: int | None = None) -> list[tuple[Idea, float]]:
-    """Existing, published ideas that look like this one, best first."""
+def similar(
+    session: Session,
+    title: str,
+    tags: Sequence[str],
+    *,
+    limit: int = 3,
+    exclude: int | None = None,
+    topics_of: Callable[[str], Sequence[str]] | None = None,
+) -> list[tuple[Idea, float]]:
+    """Existing, published ideas that look like this one, best first.
+
+    `topics_of(text)` names the known topics in a title (the expertise aliases know that
+    "formation" is "training"): they count as shared tags, which links French and English.
+    """
+    def signals(text: str, own: Sequence[str]) -> list[str]:
+        return [*own, *(topics_of(text) if topics_of else ())]
+
+    mine = signals(title, tags)
     found: list[tuple[Idea, float]] = []
     for idea in session.scalars(select(Idea).where(Idea.status != "draft")):
         if idea.id == exclude:
             continue
-        score = similarity(title, tags, idea.title, tag_list(idea.tags))
+        score = similarity(title, mine, idea.title, signals(idea.title, tag_list(idea.tags)))
         if score >= DUPLICATE_THRESHOLD:
             found.append((idea, score))
     found.sort(key=lambda pair: (-pair[1], -pair[0].vote_count, pair[0].number))

@@ -168,3 +168,11 @@ def test_ideas_channel_setting_is_for_admins(d: Driver) -> None:
     assert keys(d.say("camille", "#general", "ideas channel #nowhere")) == ["error.unknown_channel"]
     assert keys(d.say("camille", "#general", "ideas channel #engineering")) == ["idea.channel_set"]
     assert outbound(d.say("thomas", "#general", "idea Lunch and learn #learning"), "idea.card").to.id == "engineering"
+
+
+def test_known_topics_link_french_and_english_titles(d: Driver) -> None:
+    """The expertise aliases know GDPR is RGPD and training is formation: no shared word, same idea."""
+    assert keys(d.say("thomas", "#general", "idea GDPR training for the sales team")) == ["idea.card", "idea.posted"]
+    assert keys(d.say("hugo", "#general", "idea GDPR audit of the CRM")) == ["idea.card", "idea.posted"]  # one topic only
+    offer = d.say("sophie", "#general", "idée Formation RGPD pour les commerciaux")
+    assert keys(offer) == ["idea.duplicates"] and "#1 " in everything(offer) and "#2 " not in everything(offer)
