@@ -174,7 +174,8 @@ def ask_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply | list[Effec
         return ctx.reply("helpreq.form", private=True, form=form)
     conv_id = msg.conversation.id
     if msg.via == "shortcut" and msg.source_id:
-        thread, source_key = msg.source_id, f"{conv_id}:{msg.source_id}"
+        # In the source message's thread: its root when it was itself a reply (the adapter says so).
+        thread, source_key = msg.thread_id or msg.source_id, f"{conv_id}:{msg.source_id}"
     else:
         # A slash command has no message to thread under: the card then starts its own thread.
         thread = msg.thread_id or msg.conversation.thread_id or (msg.id if msg.via in ("message", "mention") else "")

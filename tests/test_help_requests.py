@@ -102,6 +102,8 @@ def test_shortcut_answers_in_the_source_thread_once(d: Driver) -> None:
     card = outbound(d.say("emma", "#engineering", "ask", **ask), "helpreq.card")  # type: ignore[arg-type]
     assert card.thread_id == "1700000000.000100" and card.anchor == "help:1"
     assert keys(d.say("emma", "#engineering", "ask", **ask)) == ["helpreq.already_asked"]  # type: ignore[arg-type]
+    reply_in_thread = dict(ask, source_id="1700000000.000200", thread_id="1700000000.000100")
+    assert outbound(d.say("hugo", "#engineering", "ask", **reply_in_thread), "helpreq.card").thread_id == "1700000000.000100"  # type: ignore[arg-type]
     assert keys(d.say("emma", "#engineering", "ask")) == ["helpreq.form"]
     assert keys(d.say("emma", "#engineering", "ask", via="form", form_values={"question": "Any #python linter tips?"})) == [
         "helpreq.card"]
