@@ -17,6 +17,7 @@ from store.models.contribution import ContributionSetting, Idea, IdeaCampaign, I
 STATUSES = ("new", "under_review", "accepted", "in_progress", "done", "declined")
 OPEN_STATUSES = ("new", "under_review", "accepted", "in_progress")
 DUPLICATE_THRESHOLD = 72.0
+SIMILAR_SCAN = 2000  # the most recent ideas compared with a new one
 
 # Words that carry no meaning for duplicate detection, in both languages.
 _STOP = frozenset(
@@ -137,7 +138,8 @@ def similar(
 
     mine = signals(title, tags)
     found: list[tuple[Idea, float]] = []
-    for idea in session.scalars(select(Idea).where(Idea.status != "draft")):
+    recent = select(Idea).where(Idea.status != "draft").order_by(Idea.id.desc()).limit(SIMILAR_SCAN)
+    for idea in session.scalars(recent):
         if idea.id == exclude:
             continue
         score = similarity(title, mine, idea.title, signals(idea.title, tag_list(idea.tags)))

@@ -115,6 +115,7 @@ class HelpRequest(TenantScoped, Base):
         UniqueConstraint("tenant", "source_key"),
         UniqueConstraint("tenant", "number"),
         Index("ix_help_requests_escalation", "tenant", "status", "escalate_at"),
+        Index("ix_help_requests_thread", "tenant", "conversation_external_id", "thread_id"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source_key: Mapped[str] = mapped_column(String(300))

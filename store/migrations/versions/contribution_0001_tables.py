@@ -95,6 +95,7 @@ def upgrade() -> None:
     with op.batch_alter_table('help_requests', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_help_requests_asker_id'), ['asker_id'], unique=False)
         batch_op.create_index('ix_help_requests_escalation', ['tenant', 'status', 'escalate_at'], unique=False)
+        batch_op.create_index('ix_help_requests_thread', ['tenant', 'conversation_external_id', 'thread_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_help_requests_tenant'), ['tenant'], unique=False)
 
     op.create_table('idea_campaigns',
@@ -273,6 +274,7 @@ def downgrade() -> None:
     op.drop_table('idea_campaigns')
     with op.batch_alter_table('help_requests', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_help_requests_tenant'))
+        batch_op.drop_index('ix_help_requests_thread')
         batch_op.drop_index('ix_help_requests_escalation')
         batch_op.drop_index(batch_op.f('ix_help_requests_asker_id'))
 
