@@ -30,13 +30,13 @@ def feed_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     for item in items:
         heading = ctx.t(
             "feed.item_heading",
-            author=ctx.name(item.author) if item.author else ctx.t("feed.someone"),
-            channel="#" + item.conversation.name,
-            when=item.message.sent_at.astimezone(tz).strftime("%d/%m %H:%M"),
+            author=item.author or ctx.t("feed.someone"),
+            channel="#" + item.channel,
+            when=item.sent_at.astimezone(tz).strftime("%d/%m %H:%M"),
         )
-        body = readable_text(ctx, item.message.text, 300)
-        if item.message.permalink:
-            body += "\n" + ctx.t("feed.link", link=item.message.permalink)
+        body = readable_text(ctx, item.text, 300)
+        if item.permalink:
+            body += "\n" + ctx.t("feed.link", link=item.permalink)
         sections.append((heading, body))
     actions = (Action(ctx.t("feed.more"), f"feed {page + 1}"),) if more else ()
     card = Card(title=ctx.t("feed.title", page=page), sections=tuple(sections), actions=actions,

@@ -386,49 +386,82 @@ def _feed_statement(n_people: int, n_topics: int) -> Any:
     )
 
 
+@lru_cache(maxsize=512)
+def _feed_sql(dialect: str, n_people: int, n_topics: int) -> tuple[str, dict[str, Any]]:
+    """`_feed_statement` compiled once to SQL text with named parameters: executing it skips
+    SQLAlchemy's per-call cache-key walk over a statement of dozens of subqueries."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import psycopg
+
+        compiled_dialect: Any = psycopg.dialect()
+    else:
+        from sqlalchemy.dialects import sqlite
+
+        compiled_dialect = sqlite.dialect(paramstyle="named")
+    compiled = _feed_statement(n_people, n_topics).compile(dialect=compiled_dialect)
+    constants = {k: v for k, v in compiled.params.items() if v is not None}  # literals like 'public'
+    return str(compiled), constants
+
+
 @dataclass(frozen=True)
 class FeedItem:
-    message: Message
-    author: Person | None
-    conversation: Conversation
+    message_id: int
+    author: str               # display name (or handle, or platform id); "" when unknown
+    channel: str
+    sent_at: datetime
+    text: str
+    permalink: str
     topics: tuple[str, ...]
+
+
+_FEED_SOURCES = select(Follow.person_id, Follow.topic_id).where(
+    Follow.tenant == bindparam("tenant"), Follow.follower_id == bindparam("viewer"))
+_FEED_ITEMS = (
+    select(Message.id, Message.text, Message.permalink, Message.sent_at, Conversation.name,
+           Person.display_name, Person.handle, Person.external_id)
+    .join(Conversation, Conversation.id == Message.conversation_id)
+    .outerjoin(Person, Person.id == Message.author_id)
+    .where(Message.tenant == bindparam("tenant"), Message.id.in_(bindparam("ids", expanding=True)),
+           Message.deleted.is_(False), Message.author_id != bindparam("viewer"), readable_by(bindparam("viewer")))
+)
+_FEED_TAGS = (
+    select(MessageTopic.message_id, Topic.label).join(Topic, Topic.id == MessageTopic.topic_id)
+    .where(MessageTopic.tenant == bindparam("tenant"), MessageTopic.message_id.in_(bindparam("ids", expanding=True)))
+)
 
 
 def feed(session: Session, viewer: Person, *, page: int = 1, size: int = 5) -> tuple[list[FeedItem], bool]:
     """The viewer's page of posts by followed people or on followed topics, newest first,
-    from conversations they may read. Returns (items, has_more).
+    from conversations they may read (`readable_by` in every statement). Returns
+    (items, has_more).
 
     One short index range scan per followed source (newest first, limited), merged: the cost
-    depends on how many sources someone follows, not on the size of the index."""
-    sources = list(session.execute(select(Follow.person_id, Follow.topic_id).where(Follow.follower_id == viewer.id)))
+    depends on how many sources someone follows, not on the size of the index. Statements
+    are built once and run as Core on the session's connection with the tenant explicit:
+    the ORM's per-statement work cost more than the queries themselves."""
+    conn = session.connection()
+    base = {"tenant": viewer.tenant, "viewer": viewer.id}
+    sources = conn.execute(_FEED_SOURCES, base).all()
     if not sources:
         return [], False
     people = [p for p, _ in sources if p is not None][:MAX_SOURCES]
     topics = [t for p, t in sources if p is None and t is not None][:MAX_SOURCES]
-    params: dict[str, Any] = {"tenant": viewer.tenant, "viewer": viewer.id, "want": page * size + 1,
-                              "skip": (page - 1) * size, "take": size + 1}
+    params: dict[str, Any] = {**base, "want": page * size + 1, "skip": (page - 1) * size, "take": size + 1}
     params.update({f"p{i}": v for i, v in enumerate(people)})
     params.update({f"t{i}": v for i, v in enumerate(topics)})
-    # A Core statement on the session's connection: the tenant is explicit in it, and the ORM's
-    # per-subquery tenant criteria (and rebuilding the statement) would cost more than the query.
-    ids = [mid for mid, _ in session.connection().execute(_feed_statement(len(people), len(topics)), params)]
+    sql, constants = _feed_sql(conn.dialect.name, len(people), len(topics))
+    ids = [row[0] for row in conn.exec_driver_sql(sql, {**constants, **params})]
     has_more = len(ids) > size
     ids = ids[:size]
     if not ids:
         return [], False
-    rows = session.execute(
-        select(Message, Person, Conversation)
-        .join(Conversation, Conversation.id == Message.conversation_id)
-        .outerjoin(Person, Person.id == Message.author_id)
-        .where(Message.id.in_(ids), Message.author_id != viewer.id, readable_by(viewer.id))
-    ).all()
     tags: dict[int, list[str]] = defaultdict(list)
-    for mid, label in session.execute(
-        select(MessageTopic.message_id, Topic.label).join(Topic, Topic.id == MessageTopic.topic_id)
-        .where(MessageTopic.message_id.in_(ids))
-    ):
+    for mid, label in conn.execute(_FEED_TAGS, {**base, "ids": ids}):
         tags[mid].append(label)
-    by_id = {m.id: FeedItem(m, p, c, tuple(tags[m.id])) for m, p, c in rows}
+    by_id = {
+        mid: FeedItem(mid, name or handle or ext or "", channel, sent_at, text, permalink, tuple(tags[mid]))
+        for mid, text, permalink, sent_at, channel, name, handle, ext in conn.execute(_FEED_ITEMS, {**base, "ids": ids})
+    }
     return [by_id[i] for i in ids if i in by_id], has_more
 
 
