@@ -401,3 +401,22 @@ def test_a_private_channel_stays_private_when_teams_does_not_say(bot: Bot, setti
     asyncio.run(run())
     kinds = [e.conversation.kind for e in events if getattr(e, "id", "") in ("p1", "p2")]
     assert kinds == ["private", "private"]
+
+
+def test_private_answer_that_cannot_be_delivered_is_announced_in_the_channel(bot: Bot, settings: Settings) -> None:
+    async def run() -> MockConnector:
+        mock = MockConnector()
+        service = await mock.start()
+        try:
+            async with serving(bot, local(settings)) as (url, _):
+                mock.fail_next(403)  # the tenant forbids the bot to open personal chats
+                await post(url, channel_message(service, TENANT, "29:ben", "19:chan@thread.tacv2", "help", "f1", name="Ben"))
+                await mock.wait_for(1)
+        finally:
+            await mock.stop()
+        return mock
+
+    mock = asyncio.run(run())
+    (ack,) = mock.messages()
+    assert ack.conversation_id.startswith("19:chan@thread.tacv2") and "personal chat" in ack.body["text"]
+    assert "could not reach you" in ack.body["text"] and not cards_of(ack.body)

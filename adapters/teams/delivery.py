@@ -93,7 +93,11 @@ class Delivery:
             return
         if effect.private_for is not None and to.kind != "dm":
             person = effect.private_for
-            reached = await self._to_person(person, effect, turn)
+            try:
+                reached = await self._to_person(person, effect, turn)
+            except Exception:  # noqa: BLE001 - still tell the channel, so nobody waits for an answer
+                log.exception("teams: private answer to %s failed", person.id)
+                reached = False
             key = "teams.private_ack" if reached else "teams.private_unreachable"
             locale = await self._locale(to.tenant, person.id, to.id)
             ack = Reply(text=self._t(locale, key, name=mention_marker(person.id)), key=key)
