@@ -158,7 +158,10 @@ def on_members(ctx: Ctx, event: MembersChanged) -> list[Effect]:
 
 
 def index_history(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
-    conv = ctx.find_channel(args) if "#" in args or "\u27e6#" in args else ctx.conversation
+    named = "#" in args
+    conv = ctx.find_channel(args) if named else ctx.conversation
+    if named and (conv is None or not conv.bot_member):
+        raise UserError("error.unknown_channel", channel=args[args.index("#"):].split()[0][:60])
     if conv is None or conv.kind == "dm":
         raise UserError("social.backfill_which_channel")
     ctx.require_role(("animator",), conv, "social.action_backfill")

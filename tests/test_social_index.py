@@ -205,6 +205,7 @@ def test_index_history_is_for_animators_and_admins(bot: Bot) -> None:
     assert len(fetch) == 1 and fetch[0].since == bot.services.clock.now() - timedelta(days=30)
     assert keys(command(bot, "camille", "index history #sales 900d")) == ["social.backfill_bad_days"]
     assert keys(command(bot, "camille", "index history")) == ["social.backfill_which_channel"]
+    assert keys(command(bot, "camille", "index history #nowhere")) == ["error.unknown_channel"]
 
 
 def test_membership_changes_drive_private_reads(bot: Bot) -> None:
