@@ -302,3 +302,11 @@ def test_a_failing_listener_still_answers_200(server: SlackServer) -> None:
     event = server.post_json(server.event_payload(_mention_event(f"<@{BOT_USER}> help", server.next_ts())))
     command = server.post_form(server.command_fields(user_id("thomas"), channel_id("general"), "help"))
     assert event.status == 200 and command.status == 200
+
+
+def test_a_command_typed_in_a_dm_between_two_people_answers_only_its_author(server: SlackServer) -> None:
+    fields = server.command_fields(user_id("thomas"), "DTHOMASLUCAS", "help", channel_name="directmessage")
+    assert server.post_form(fields).status == 200
+    server.drain()
+    [answer] = [c for c in server.mock.calls if c.method in ("response_url", "chat.postMessage", "chat.postEphemeral")]
+    assert answer.method == "response_url" and answer.args["response_type"] == "ephemeral"

@@ -112,6 +112,9 @@ class SlackSender:
             direct = Origin(team=tenant, response_url=ob.response_url)
             if self.respond(direct, message, "ephemeral" if ob.private_for else "in_channel"):
                 return
+        if (isinstance(to, ConversationRef) and to.kind == "dm" and origin is not None and not ob.anchor
+                and not reply.attachment and origin.can_respond(to.id) and self.respond(origin, message, "ephemeral")):
+            return  # a command typed in a DM (maybe between two people): only its author sees the answer
         if isinstance(to, UserRef):
             channel = self._post(client, tenant, to.id, message, None, ob.anchor, origin, t)
             if reply.attachment and channel:
