@@ -122,7 +122,7 @@ def idea_card(ctx: Ctx, idea: Idea, locale: str) -> Card:
         campaign = ctx.session.get(IdeaCampaign, idea.campaign_id)
         if campaign is not None:
             fields.append((tr("idea.field.campaign"), campaign.title))
-    if idea.source_permalink:
+    if idea.source_permalink and not idea.anonymous:  # the source message would name its author
         fields.append((tr("idea.field.source"), idea.source_permalink))
     actions = (
         Action(tr("idea.button.vote"), f"idea vote {idea.number}", "primary"),
