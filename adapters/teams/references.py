@@ -75,7 +75,9 @@ def _stored(row: TeamsReference | None) -> StoredReference | None:
 
 
 def for_conversation(session: Session, conversation_id: str) -> StoredReference | None:
-    return _stored(session.scalar(select(TeamsReference).where(TeamsReference.conversation_id == conversation_id)))
+    """The reference of a conversation the bot is still installed in."""
+    return _stored(session.scalar(select(TeamsReference).where(TeamsReference.conversation_id == conversation_id,
+                                                               TeamsReference.installed.is_(True))))
 
 
 def personal_chat(session: Session, user_id: str) -> StoredReference | None:
@@ -116,7 +118,8 @@ class TurnStart:
 
 
 def start_turn(db: Database, tenant: str, key: str | None, conversation_id: str, need_kind: bool,
-               reference: Mapping[str, Any] | None, ref_kind: str, user_id: str, team_id: str, now: datetime) -> TurnStart:
+               reference: Mapping[str, Any] | None, ref_kind: str, user_id: str, team_id: str, now: datetime,
+               installed: bool = True) -> TurnStart:
     """One short transaction per activity: claim its id, read what the shell must know,
     store the conversation reference when given."""
     with db.session(tenant) as session:
@@ -125,7 +128,7 @@ def start_turn(db: Database, tenant: str, key: str | None, conversation_id: str,
         kind = stored_kind(session, conversation_id) if need_kind else None
         if reference is not None:
             save_reference(session, tenant, conversation_id=conversation_id, kind=ref_kind, user_id=user_id,
-                           team_id=team_id, reference=reference, now=now)
+                           team_id=team_id, reference=reference, now=now, installed=installed)
         return TurnStart(True, kind)
 
 

@@ -41,7 +41,8 @@ class TeamsTurn:
         assert conv is not None
         reference = None
         cache_key = (parsed.tenant, conv.id, activity.get("serviceUrl") or "")
-        if activity.get("type") in _STORES_REFERENCE and activity.get("serviceUrl") and cache_key not in self._stored:
+        if activity.get("type") in _STORES_REFERENCE and activity.get("serviceUrl") and \
+                (cache_key not in self._stored or activity.get("type") != "message"):  # installs always rewrite
             reference = refs.reference_from_activity(activity, conv.id)
         if not parsed.events and reference is None:
             return  # typing indicators, read receipts, the bot's own echoes: nothing to record
@@ -65,9 +66,11 @@ class TeamsTurn:
         conv = parsed.conversation
         assert conv is not None
         sender_id = parsed.sender.id if parsed.sender else ""
+        removed = any(isinstance(e, MembersChanged) and e.bot_left for e in parsed.events)
         start = refs.start_turn(self.bot.services.db, parsed.tenant, parsed.dedup_key, conv.id,
                                 conv.kind == "public" and not parsed.kind_certain, reference, conv.kind,
-                                sender_id if conv.kind == "dm" else "", parsed.team_id, self.bot.services.clock.now())
+                                sender_id if conv.kind == "dm" else "", parsed.team_id, self.bot.services.clock.now(),
+                                installed=not removed)
         if not start.fresh:
             return False, []
         events: list[Event] = list(parsed.events)
@@ -79,9 +82,10 @@ class TeamsTurn:
     def _handle(self, events: list[Event]) -> list[Effect]:
         effects: list[Effect] = []
         for event in events:
-            effects += self.bot.handle(event)
-            if isinstance(event, MembersChanged) and event.bot_joined and self.welcome:
-                effects.append(self._welcome(event.conversation))
+            produced = self.bot.handle(event)
+            effects += produced
+            if isinstance(event, MembersChanged) and event.bot_joined and self.welcome and not produced:
+                effects.append(self._welcome(event.conversation))  # the core had nothing to say on arrival
         return effects
 
     def _start_and_handle(self, parsed: inbound.Parsed, reference: dict[str, Any] | None) -> tuple[bool, list[Effect]]:
