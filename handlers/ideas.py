@@ -8,7 +8,6 @@ import re
 from datetime import timedelta
 from typing import Sequence
 
-from sqlalchemy import select
 
 from bot.context import Ctx, JobCtx, UserError
 from bot.core import ctx_for_job
