@@ -20,6 +20,7 @@ from store.expertise import add_skills, person_skills, remove_skills
 from store.models.core import Evidence, Person, PersonSkill, Skill, Workspace
 
 BATCH = 200
+MAX_REMOVE_BUTTONS = 4  # plus "confirm all": the five buttons a notification carries
 YES = {"yes", "y", "oui", "o", "confirm", "confirmer", "true", "vrai", "still"}
 NO = {"no", "n", "non", "remove", "retirer", "supprimer", "false", "faux"}
 
@@ -46,6 +47,7 @@ def stale_links(jctx: JobCtx) -> list[tuple[str, int]]:
 
 
 def remind(jctx: JobCtx) -> list[Effect]:
+    """One ping per person for all their newly stale skills (buttons fit in one message)."""
     by_tenant: dict[str, list[int]] = defaultdict(list)
     for tenant, link_id in stale_links(jctx):
         by_tenant[tenant].append(link_id)
@@ -55,45 +57,58 @@ def remind(jctx: JobCtx) -> list[Effect]:
             workspace = session.get(Workspace, tenant)
             if workspace is None:
                 continue
+            stale: dict[int, list[tuple[PersonSkill, Skill]]] = defaultdict(list)
             for link_id in ids:
                 claimed = session.execute(
                     update(PersonSkill).where(PersonSkill.id == link_id, PersonSkill.reminded_at.is_(None))
                     .values(reminded_at=jctx.now).execution_options(synchronize_session=False)
                 ).rowcount == 1
-                if not claimed:
-                    continue
-                link = session.get(PersonSkill, link_id)
+                link = session.get(PersonSkill, link_id) if claimed else None
                 skill = session.get(Skill, link.skill_id) if link else None
-                person = session.get(Person, link.person_id) if link else None
-                if link is None or skill is None or person is None:
-                    continue
-                ctx = ctx_for_job(jctx.services, session, workspace, person)
-                actions = (Action("fresh.button.confirm", f"skill still {skill.name} yes", "primary"),
-                           Action("fresh.button.remove", f"skill still {skill.name} no", "danger"))
-                effects += notify(ctx, person, "fresh.still_true",
-                                  params={"skill": skill.name, "since": link.confirmed_at.date().isoformat()},
-                                  thread_key=f"fresh:{link.id}:{link.confirmed_at.date().isoformat()}", actions=actions)
+                if link is not None and skill is not None:
+                    stale[link.person_id].append((link, skill))
+            for person_id, items in stale.items():
+                person = session.get(Person, person_id)
+                if person is not None:
+                    effects += _ask(ctx_for_job(jctx.services, session, workspace, person), person, items)
     return effects
 
 
+def _ask(ctx: Ctx, person: Person, items: list[tuple[PersonSkill, Skill]]) -> list[Effect]:
+    names = [skill.name for _, skill in items]
+    since = min(link.confirmed_at for link, _ in items).date().isoformat()
+    thread_key = "fresh:" + ",".join(f"{link.id}@{link.confirmed_at.date().isoformat()}" for link, _ in items)
+    if len(names) == 1:
+        actions = (Action("fresh.button.confirm", f"skill still {names[0]} yes", "primary"),
+                   Action("fresh.button.remove", f"skill still {names[0]} no", "danger"))
+        return notify(ctx, person, "fresh.still_true", params={"skill": names[0], "since": since},
+                      thread_key=thread_key[:300], actions=actions)
+    removes = tuple(Action(ctx.t_for(person, "fresh.button.remove_one", skill=name), f"skill still {name} no", "danger")
+                    for name in names[:MAX_REMOVE_BUTTONS])
+    actions = (Action("fresh.button.confirm_all", f"skill still {', '.join(names)} yes", "primary"), *removes)
+    return notify(ctx, person, "fresh.still_true_many", params={"skills": ", ".join(names), "since": since},
+                  thread_key=thread_key[:300], actions=actions)
+
+
 def still_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
-    """`skill still <name> yes|no`: the Confirm / Remove buttons of the reminder."""
+    """`skill still <skill>[, <skill>…] yes|no`: the Confirm / Remove buttons of the reminder."""
     words = args.split()
     answer = norm_token(words[-1]) if words else ""
     if len(words) < 2 or answer not in YES | NO:
         raise UserError("fresh.usage_error", usage=ctx.t("fresh.usage"))
-    name = " ".join(words[:-1])
+    asked = [n.strip() for n in " ".join(words[:-1]).split(",") if n.strip()]
     declared = {norm_key(skill.name): skill.name for skill, _ in person_skills(ctx.session, ctx.actor)}
-    if norm_key(name) not in declared:
-        raise UserError("fresh.not_declared", skill=name[:80])
-    label = declared[norm_key(name)]
+    unknown = [n for n in asked if norm_key(n) not in declared]
+    if unknown or not asked:
+        raise UserError("fresh.not_declared", skill=", ".join(unknown)[:120] or "…")
+    labels = list(dict.fromkeys(declared[norm_key(n)] for n in asked))
     if answer in YES:
-        add_skills(ctx.session, ctx.tenant, ctx.actor, [label], ctx.now())
+        add_skills(ctx.session, ctx.tenant, ctx.actor, labels, ctx.now())
         track_changes(ctx)
-        return ctx.reply("fresh.confirmed", private=True, skill=label)
-    remove_skills(ctx.session, ctx.tenant, ctx.actor, [label])
+        return ctx.reply("fresh.confirmed", private=True, skill=", ".join(labels))
+    remove_skills(ctx.session, ctx.tenant, ctx.actor, labels)
     track_changes(ctx)
-    return ctx.reply("fresh.removed", private=True, skill=label)
+    return ctx.reply("fresh.removed", private=True, skill=", ".join(labels))
 
 
 def register(r: Registry) -> None:

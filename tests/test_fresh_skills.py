@@ -83,3 +83,20 @@ def test_confirm_and_remove_buttons(d: Driver) -> None:
     assert "kubernetes" not in _skills_of(d, "thomas")
     assert keys(d.say("thomas", "dm", "skill still kubernetes yes")) == ["fresh.not_declared"]
     assert keys(d.say("thomas", "dm", "skill still kubernetes perhaps")) == ["fresh.usage_error"]
+
+
+def test_several_stale_skills_make_one_ping_with_one_button_each(d: Driver) -> None:
+    with d.session() as s:
+        s.execute(update(PersonSkill).values(confirmed_at=d.clock.now(), reminded_at=None))
+    for skill in ("formation", "SQL", "kubernetes"):
+        _age(d, "thomas", skill, 190)
+    d.job("fresh.still_true")
+    pings = _pings(d, "thomas")
+    assert len(pings) == 1 and pings[0].reply.key == "fresh.still_true_many" and pings[0].reply.card is not None
+    commands = [a.command for a in pings[0].reply.card.actions]
+    assert commands[0].startswith("skill still ") and commands[0].endswith(" yes") and len(commands) == 4
+    assert sorted(c[len("skill still "):-len(" no")] for c in commands[1:]) == ["SQL", "formation", "kubernetes"]
+    assert keys(d.say("thomas", "dm", commands[0])) == ["fresh.confirmed"]
+    assert all(link.reminded_at is None and link.confirmed_at == d.clock.now() for link in _skills_of(d, "thomas").values())
+    assert keys(d.say("thomas", "dm", "skill still SQL, cobol no")) == ["fresh.not_declared"]
+    assert "SQL" in _skills_of(d, "thomas")  # nothing partial
