@@ -103,7 +103,8 @@ def card_outbound(ctx: Ctx, req: HelpRequest, *, experts: Sequence[Candidate] = 
     locale = conversation_locale(ctx, conv)
     tr = translator(ctx, locale)
     card = request_card(ctx, req, locale, experts=experts, similar=similar, dm_only=conv.kind == "dm")
-    text = tr("helpreq.card", id=req.number, status=tr(f"helpreq.status.{req.status}"), count=len(experts))
+    count = len(experts) or len(store.routed_ids(ctx.session, req.id))
+    text = tr("helpreq.card", id=req.number, status=tr(f"helpreq.status.{req.status}"), count=count)
     reply = Reply(text=text, card=card, key="helpreq.card", params={"id": req.number, "experts": len(experts)})
     return Outbound(reply=reply, to=ctx.ref_of(conv), thread_id=req.thread_id or None, anchor=f"help:{req.number}")
 
