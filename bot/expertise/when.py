@@ -10,6 +10,8 @@ def ago(ctx: Ctx, when: datetime, now: datetime) -> str:
     days = max(0, (now - when).days)
     if days == 0:
         return ctx.t("people.ago.today")
+    if days == 1:
+        return ctx.t("people.ago.yesterday")
     if days < 14:
         return ctx.t("people.ago.days", n=days)
     if days < 60:
