@@ -8,12 +8,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Iterable, Sequence
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from store.idempotency import insert_ignore
 from store.ideas import next_number, similarity
 from store.models.contribution import ExpertAway, HelpChannel, HelpRequest, HelpRouting
+from store.models.core import PostedMessage
 
 SIMILAR_THRESHOLD = 60.0
 
@@ -156,15 +157,25 @@ def resolve(session: Session, request_id: int, *, by: int, helper_id: int | None
 
 
 def mark_answered(session: Session, conversation_external_id: str, thread_id: str, sender_id: int, now: datetime) -> int:
-    """Someone other than the asker replied in the request's thread: it no longer needs escalating."""
+    """Someone other than the asker replied in the request's thread: it no longer needs escalating.
+
+    The thread is the question's own (help channels, shortcuts) or, for a slash command, the
+    bot's card, whose platform id the adapter recorded in `PostedMessage` (`help:<n>` anchor;
+    Slack stores "channel|ts").
+    """
+    request_ids = list(session.scalars(select(HelpRequest.id).where(
+        HelpRequest.conversation_external_id == conversation_external_id, HelpRequest.thread_id == thread_id)))
+    anchor = session.scalar(select(PostedMessage.anchor).where(
+        PostedMessage.conversation_external_id == conversation_external_id, PostedMessage.anchor.like("help:%"),
+        or_(PostedMessage.message_ref == thread_id, PostedMessage.message_ref.like(f"%|{thread_id}"))).limit(1))
+    number = anchor.partition(":")[2] if anchor else ""
+    if number.isdigit():
+        request_ids += list(session.scalars(select(HelpRequest.id).where(HelpRequest.number == int(number))))
+    if not request_ids:
+        return 0
     result = session.execute(
         update(HelpRequest)
-        .where(
-            HelpRequest.conversation_external_id == conversation_external_id,
-            HelpRequest.thread_id == thread_id,
-            HelpRequest.asker_id != sender_id,
-            HelpRequest.answered_at.is_(None),
-        )
+        .where(HelpRequest.id.in_(request_ids), HelpRequest.asker_id != sender_id, HelpRequest.answered_at.is_(None))
         .values(answered_at=now)
         .execution_options(synchronize_session=False)
     )

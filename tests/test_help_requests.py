@@ -17,7 +17,7 @@ from handlers import build_registry
 from store.db import Database
 from store.expertise import add_skills
 from store.models.contribution import HelpRequest, HelpRouting, Kudos
-from store.models.core import Evidence, Person
+from store.models.core import Evidence, Person, PostedMessage
 from tests.test_ideas_support import Driver, everything, keys, outbound
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -125,6 +125,16 @@ def test_help_channel_messages_become_requests_once_and_thread_replies_stop_esca
     assert d.job("help.escalate") == []
     with d.session() as s:
         assert s.scalar(select(HelpRequest.escalated_at).where(HelpRequest.number == 1)) is None
+
+
+def test_a_reply_under_the_bots_card_counts_as_an_answer(d: Driver) -> None:
+    """A slash command has no message of its own: the thread is the card's, as the adapter recorded it."""
+    d.say("thomas", "#engineering", "ask Who reviews #terraform modules?")
+    with d.session() as s:
+        s.add(PostedMessage(anchor="help:1", conversation_external_id="engineering", message_ref="engineering|1700.000900"))
+    d.say("lucas", "#engineering", "I can, send the PR", addressed=False, via="message", thread_id="1700.000900")
+    d.clock.advance(timedelta(days=1))
+    assert keys(d.job("help.escalate")) == []
 
 
 def test_escalation_happens_once_across_two_processes(d: Driver, services: Services) -> None:
