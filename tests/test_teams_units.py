@@ -246,3 +246,10 @@ def test_other_errors_and_exhausted_retries_are_raised() -> None:
         asyncio.run(retrying.run(throttled))
     assert len(fake.slept) == 2
     assert http_status(HttpError(429, {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}))[1] == 0.0
+
+
+def test_channel_and_tag_mentions_are_not_people() -> None:
+    msg = inbound.parse(channel(text="<at>Sales</at> and <at>Designers</at> look", entities=[
+        {"type": "mention", "text": "<at>Sales</at>", "mentioned": {"id": "19:c@thread.tacv2", "name": "Sales", "type": "channel"}},
+        {"type": "mention", "text": "<at>Designers</at>", "mentioned": {"id": "tag-id", "name": "Designers", "type": "tag"}}])).events[0]
+    assert msg.mentions == () and msg.text == "\u27e6#19:c@thread.tacv2\u27e7 and @Designers look"  # type: ignore[union-attr]

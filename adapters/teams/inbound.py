@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-from bot.text import mention_marker, sanitize
+from bot.text import channel_marker, mention_marker, sanitize
 from bot.types import (
     ConversationKind,
     ConversationRef,
@@ -159,6 +159,13 @@ def convert_mentions(text: str, entities: Any, bot_id: str, tenant: str) -> tupl
             bot_mentioned = True
             if at_text:
                 text = text.replace(at_text, " ", 1)
+            continue
+        target_type = str(who.get("type") or "").casefold()
+        if target_type in ("tag", "team", "channel") or str(who["id"]).startswith("19:"):
+            # a tag, team or channel mention pings a group, never one person: keep it as text
+            replacement = channel_marker(str(who["id"])) if str(who["id"]).startswith("19:") else "@" + str(who.get("name") or "")
+            if at_text:
+                text = text.replace(at_text, replacement, 1)
             continue
         ref = user_of(who, tenant)
         if ref is None:
