@@ -149,23 +149,25 @@ def similar(
     return found[:limit]
 
 
-def recount(session: Session, idea: Idea) -> int:
-    """Votes that count: everyone's but the author's."""
-    idea.vote_count = session.scalar(
-        select(func.count(IdeaVote.id)).where(IdeaVote.idea_id == idea.id, IdeaVote.person_id != idea.author_id)
-    ) or 0
-    return idea.vote_count
+def _bump_votes(session: Session, idea: Idea, delta: int) -> None:
+    """Atomic in the database, so two people voting at once both count."""
+    session.execute(update(Idea).where(Idea.id == idea.id).values(vote_count=Idea.vote_count + delta)
+                    .execution_options(synchronize_session=False))
+    session.refresh(idea, ["vote_count"])
 
 
 def add_vote(session: Session, tenant: str, idea: Idea, person_id: int, now: datetime) -> bool:
+    """One vote per person (a unique row); the author's own vote is refused by the caller."""
     inserted = insert_ignore(session, IdeaVote, {"tenant": tenant, "idea_id": idea.id, "person_id": person_id, "created_at": now})
-    recount(session, idea)
+    if inserted and person_id != idea.author_id:
+        _bump_votes(session, idea, 1)
     return inserted
 
 
 def remove_vote(session: Session, idea: Idea, person_id: int) -> bool:
     result = session.execute(delete(IdeaVote).where(IdeaVote.idea_id == idea.id, IdeaVote.person_id == person_id))
-    recount(session, idea)
+    if result.rowcount and person_id != idea.author_id:
+        _bump_votes(session, idea, -1)
     return bool(result.rowcount)
 
 
