@@ -178,3 +178,39 @@ def test_known_topics_link_french_and_english_titles(d: Driver) -> None:
     assert keys(d.say("hugo", "#general", "idea GDPR audit of the CRM")) == ["idea.card", "idea.posted"]  # one topic only
     offer = d.say("sophie", "#general", "idée Formation RGPD pour les commerciaux")
     assert keys(offer) == ["idea.duplicates"] and "#1 " in everything(offer) and "#2 " not in everything(offer)
+
+
+@pytest.mark.postgresql_only
+def test_concurrent_votes_all_count(db_url: str, clock) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    from store import ideas as ideas_store
+    from store.db import Database
+    from store.models.core import Person, Workspace
+
+    db = Database(db_url)
+    now = clock.now()
+    with db.session("T") as s:
+        s.add(Workspace(id="T", platform="console"))
+        s.flush()
+        people = [Person(external_id=f"p{i}", handle=f"p{i}", created_at=now, updated_at=now) for i in range(5)]
+        s.add_all(people)
+        s.flush()
+        ideas_store.create_idea(s, title="x", details="", tags=[], author_id=people[0].id, anonymous=False, status="new", now=now)
+        voters = [p.id for p in people[1:]]
+    barrier = threading.Barrier(len(voters))
+
+    def vote(person_id: int) -> None:
+        with db.session("T") as s:
+            idea = s.scalar(select(Idea))
+            barrier.wait()
+            ideas_store.add_vote(s, "T", idea, person_id, now)
+
+    threads = [threading.Thread(target=vote, args=(p,)) for p in voters]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with db.session("T") as s:
+        assert s.scalar(select(Idea.vote_count)) == len(voters)
+    db.dispose()
