@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
@@ -53,7 +53,6 @@ class Parsed:
     bot_joined: bool = False
     members_added: tuple[UserRef, ...] = ()
     team_id: str = ""
-    notes: tuple[str, ...] = field(default=())
 
 
 def _get(data: Mapping[str, Any] | None, *path: str) -> Any:
