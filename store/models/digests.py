@@ -13,6 +13,8 @@ from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstrain
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models.base import Base, TenantScoped, UTCDateTime, utcnow
+from store.models.contribution import HelpRequest, Idea, Kudos
+from store.models.core import ConversationMember
 
 
 class Digest(TenantScoped, Base):
@@ -70,3 +72,13 @@ class DigestDelivery(TenantScoped, Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+# Indexes for the reads a digest makes on other features' tables: each digest asks "what
+# happened in this channel during this period", which those tables' own indexes (by author,
+# by status) cannot answer without scanning. Declared here so the metadata matches the
+# digests_0002 migration that creates them.
+Index("ix_digest_read_members", ConversationMember.conversation_id, ConversationMember.joined_at)
+Index("ix_digest_read_ideas", Idea.tenant, Idea.conversation_id, Idea.created_at)
+Index("ix_digest_read_help", HelpRequest.tenant, HelpRequest.conversation_id, HelpRequest.created_at)
+Index("ix_digest_read_kudos", Kudos.tenant, Kudos.conversation_id, Kudos.created_at)
