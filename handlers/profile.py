@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from zoneinfo import available_timezones
 
 from bot.context import Ctx, UserError
@@ -16,6 +17,7 @@ from store import people as people_store
 from store.models.core import Person
 
 MAX_SKILLS_PER_COMMAND = 20
+EVIDENCE_KINDS = ("hashtag", "mentioned", "thanked", "help", "kudos")
 MAX_FIELD_CHARS = 100
 MAX_LANGUAGES_CHARS = 200
 _SKILL_SPLIT = re.compile(r"[,;\n]+")
@@ -83,18 +85,20 @@ def profile_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
 
 def _evidence_lines(ctx: Ctx, person: Person, limit: int = 8) -> list[str]:
     """What conversations the asker may read say about `person`, strongest topics first."""
-    topics: dict[str, tuple[str, list[tuple[str, int]], object]] = {}
+    labels: dict[str, str] = {}
+    kinds: dict[str, list[tuple[str, int]]] = {}
+    latest: dict[str, datetime] = {}
     for key, label, kind, count, last in xstore.person_evidence(ctx.session, person.id, ctx.actor.id):
-        label_, kinds, latest = topics.get(key, (label, [], last))
-        kinds.append((kind, count))
-        topics[key] = (label_, kinds, max(latest, last))  # type: ignore[type-var]
-    ranked = sorted(topics.values(), key=lambda t: (-sum(n for _, n in t[1]), t[0]))[:limit]
+        labels.setdefault(key, label)
+        kinds.setdefault(key, []).append((kind, count))
+        latest[key] = max(latest.get(key, last), last)
+    ranked = sorted(labels, key=lambda k: (-sum(n for _, n in kinds[k]), labels[k]))[:limit]
     lines = []
-    for label, kinds, last in ranked:
+    for key in ranked:
         parts = ", ".join(
-            ctx.t(f"profile.kind.{k}", count=n) if k in ("hashtag", "mentioned", "thanked", "help", "kudos")
-            else ctx.t("profile.kind.other", kind=k, count=n) for k, n in kinds)
-        lines.append(ctx.t("profile.evidence_line", topic=label, kinds=parts, when=ago(ctx, last, ctx.now())))  # type: ignore[arg-type]
+            ctx.t(f"profile.kind.{kind}", count=n) if kind in EVIDENCE_KINDS else ctx.t("profile.kind.other", kind=kind, count=n)
+            for kind, n in kinds[key])
+        lines.append(ctx.t("profile.evidence_line", topic=labels[key], kinds=parts, when=ago(ctx, latest[key], ctx.now())))
     return lines
 
 

@@ -5,6 +5,7 @@ from sqlalchemy import select
 
 from bot.core import Bot
 from bot.types import ConversationRef, MembersChanged, ProfileUpdate, UserRef
+from store import expertise as xstore
 from store.models.core import Conversation, ConversationMember, Person, PersonSkill, Skill
 from tests.test_expertise import PLATFORM, TENANT, keys, make_person, say
 
@@ -130,3 +131,19 @@ def test_members_changed_hook(bot: Bot) -> None:
     with bot.services.db.session(TENANT) as s:
         row = s.scalar(select(Conversation).where(Conversation.external_id == "secret"))
         assert row is not None and not row.bot_member and row.member_count == 1
+
+
+def test_profile_evidence_only_from_readable_conversations(bot: Bot) -> None:
+    ana = make_person(bot, "ana")
+    make_person(bot, "bob")
+    say(bot, "ana", "help", where="secret", kind="private")  # ana is in #secret, bob is not
+    say(bot, "ana", "help", where="general")
+    with bot.services.db.session(TENANT) as s:
+        convs = {c.external_id: c.id for c in s.scalars(select(Conversation))}
+        now = bot.services.clock.now()
+        xstore.add_evidence(s, TENANT, ana, "#réorganisation", "hashtag", now, source_ref="s1", conversation_id=convs["secret"])
+        xstore.add_evidence(s, TENANT, ana, "#pricing", "help", now, source_ref="g1", conversation_id=convs["general"])
+    seen_by_bob = say(bot, "bob", "profile @ana")[0].reply.card
+    assert "pricing — helped ×1" in seen_by_bob.sections[-1][1] and "réorganisation" not in str(seen_by_bob)
+    seen_by_ana = say(bot, "ana", "profile")[0].reply.card
+    assert "réorganisation — hashtag ×1" in seen_by_ana.sections[-1][1]
