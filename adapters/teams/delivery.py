@@ -15,7 +15,7 @@ import logging
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 from botbuilder.core import TurnContext
-from botbuilder.schema import Activity, ChannelAccount, ConversationParameters, ConversationReference, Mention
+from botbuilder.schema import Activity, Attachment, ChannelAccount, ConversationParameters, ConversationReference, Mention
 
 from adapters.teams import references as refs
 from adapters.teams.pacing import Pacer, Retrying
@@ -50,14 +50,14 @@ def _marker_ids(reply: Reply) -> tuple[list[str], list[str]]:
 
 
 def to_activity(data: Mapping[str, Any]) -> Activity:
-    """Wire JSON → botbuilder Activity; mention entities become `Mention` objects, which
-    msrest serializes whole (plain `Entity` objects would lose `text` and `mentioned`)."""
-    message = Activity().deserialize(dict(data))
+    """A rendered message (wire JSON from render.py) → botbuilder Activity. Mention entities are
+    `Mention` objects, which msrest serializes whole (plain `Entity` objects lose `text` and `mentioned`)."""
     mentions = [Mention(mentioned=ChannelAccount(id=e["mentioned"]["id"], name=e["mentioned"].get("name")),
                         text=e["text"], type="mention")
                 for e in data.get("entities") or [] if e.get("type") == "mention"]
-    message.entities = mentions or None
-    return message
+    attachments = [Attachment(content_type=a["contentType"], content=a["content"]) for a in data.get("attachments") or []]
+    return Activity(type=data.get("type") or "message", text=data.get("text"), text_format=data.get("textFormat"),
+                    entities=mentions or None, attachments=attachments or None)
 
 
 def base_conversation_id(conversation_id: str) -> str:
