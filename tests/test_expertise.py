@@ -231,3 +231,17 @@ def test_aliases_file_from_settings(bot: Bot, org: dict[str, int], session_ctx, 
     bot.services.settings.aliases_file = str(path)
     bot.services.extras.pop("expertise", None)
     assert "kate" in names(find_experts(session_ctx("asker"), "kubi").exact)
+
+
+def test_evidence_reads_stay_in_their_workspace(bot: Bot, org: dict[str, int]) -> None:
+    now = bot.services.clock.now()
+    other = IncomingMessage(id="x1", text="help", sender=UserRef(PLATFORM, "T2", "zoe", "Zoe"), addressed=True,
+                            conversation=ConversationRef(PLATFORM, "T2", "dm-zoe", "dm"), sent_at=now)
+    bot.handle(other)
+    with bot.services.db.session("T2") as s:
+        zoe = s.scalar(select(Person).where(Person.external_id == "zoe"))
+        xstore.add_evidence(s, "T2", zoe.id, "#kubernetes", "help", now, source_ref="t2")  # type: ignore[union-attr]
+    with bot.services.db.session(TENANT) as s:
+        assert xstore.evidence_stats(s, TENANT, ["kubernetes"], org["asker"], now, limit=50) == []
+    with bot.services.db.session("T2") as s:
+        assert [r.key for r in xstore.evidence_stats(s, "T2", ["kubernetes"], 0, now, limit=50)] == ["kubernetes"]

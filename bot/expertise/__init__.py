@@ -177,7 +177,7 @@ def find_experts(
     truncated = False
     if evidence_keys:
         top = want * len(evidence_keys)
-        rows = xstore.evidence_stats(ctx.session, evidence_keys, ctx.actor.id, now, limit=top)
+        rows = xstore.evidence_stats(ctx.session, ctx.tenant, evidence_keys, ctx.actor.id, now, limit=top)
         truncated = len(rows) >= top
         with index_lock(ctx):
             for row in rows:
@@ -199,7 +199,7 @@ def find_experts(
     if truncated:
         # A chosen person may have evidence below the cut on a topic they declared: fetch it for "why".
         missing = [p.id for p, _, _ in chosen if any(k in per_key[p.id] and (p.id, k) not in stats for k in evidence_keys)]
-        for row in xstore.evidence_stats(ctx.session, evidence_keys, ctx.actor.id, now, person_ids=missing):
+        for row in xstore.evidence_stats(ctx.session, ctx.tenant, evidence_keys, ctx.actor.id, now, person_ids=missing):
             stats.setdefault((row.person_id, row.key), row)
     exact: list[Candidate] = []
     close: list[Candidate] = []
