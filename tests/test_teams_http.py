@@ -473,3 +473,9 @@ def test_personal_install_stores_the_personal_chat_and_says_hello(bot: Bot, sett
         row = s.scalar(select(TeamsReference).where(TeamsReference.user_id == "29:zoe"))
         assert row is not None and row.kind == "dm" and row.installed
         assert s.scalar(select(Person.email).where(Person.external_id == "29:zoe")) == "zoe@example.org"
+
+
+def test_an_app_id_without_its_secret_is_refused_at_start(bot: Bot, settings: Settings) -> None:
+    broken = settings.model_copy(update={"teams_app_id": "00000000-0000-0000-0000-000000000001", "teams_app_password": ""})
+    with pytest.raises(ValueError, match="MicrosoftAppPassword"):
+        build_app(bot, broken, Outbox())

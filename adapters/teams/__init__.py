@@ -25,8 +25,9 @@ def mount(app: Any, bot: "Bot", settings: "Settings", outbox: "Outbox") -> Any:
     from adapters.teams.http import build_adapter, handler
     from adapters.teams.turn import TeamsTurn
 
-    if settings.teams_app_tenant_id and settings.teams_app_id and not settings.teams_app_password:
-        raise ValueError("Teams single-tenant bot: MicrosoftAppPassword is required with MicrosoftAppTenantId")
+    if settings.teams_app_id and not settings.teams_app_password:
+        raise ValueError("Teams: MicrosoftAppId is set but MicrosoftAppPassword is not (the bot could not answer); "
+                         "set the client secret of the Azure bot's app registration")
     if not settings.teams_app_id:
         log.warning("Teams: no MicrosoftAppId configured: /api/messages accepts UNAUTHENTICATED requests. "
                     "This is for local testing only (Bot Framework Emulator, mocks); never expose it.")
