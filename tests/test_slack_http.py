@@ -70,6 +70,15 @@ def test_unparsable_payload_is_4xx_never_5xx(server: SlackServer) -> None:
     assert empty_event.status == 200
 
 
+def test_payloads_nobody_listens_to_are_acked(server: SlackServer) -> None:
+    base = {"team": {"id": TEAM}, "user": {"id": user_id("thomas")}, "token": "x", "trigger_id": "1.t"}
+    for payload in ({**base, "type": "shortcut", "callback_id": "someone_elses"},
+                    {**base, "type": "view_submission", "view": {"id": "V9", "callback_id": "old_modal", "state": {"values": {}}}},
+                    {**base, "type": "block_actions", "actions": [{"action_id": "legacy", "value": "x", "type": "button"}]}):
+        assert server.post_interactive(payload).status == 200
+    assert server.post_json(server.event_payload({"type": "channel_rename", "channel": {"id": "C1"}})).status == 200
+
+
 def test_url_verification_answers_the_challenge(server: SlackServer) -> None:
     result = server.post_json({"type": "url_verification", "challenge": "abc123", "token": "x"})
     assert result.status == 200 and b"abc123" in result.body

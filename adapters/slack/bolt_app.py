@@ -96,6 +96,14 @@ def register(app: AsyncApp, adapter: SlackAdapter, command: str) -> None:
             await ack()
             adapter.submit(adapter.on_shortcut, body, context.bot_token)
 
+    @app.shortcut(re.compile(".*"))
+    async def on_other_shortcut(ack: AsyncAck) -> None:
+        await ack()
+
+    @app.view_submission(re.compile(".*"))
+    async def on_other_view(ack: AsyncAck) -> None:
+        await ack()
+
     @app.options(re.compile(".*"))
     async def on_options(ack: AsyncAck) -> None:
         await ack(options=[])
