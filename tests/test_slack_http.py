@@ -10,17 +10,16 @@ from typing import Iterator
 import pytest
 from sqlalchemy import select
 
-from adapters.console.seed import seed_demo
 from bot.core import Bot
 from bot.types import Effect, Event, IncomingMessage, MembersChanged, MessageDeleted, MessageEdited, ProfileUpdate, ReactionAdded
 from store.models.core import Person
 from tests.conftest import spec_file
-from tests.harness.slack import BOT_USER, TEAM, SlackServer, channel_id, sign, user_id
+from tests.harness.slack import BOT_USER, TEAM, SlackServer, channel_id, seed_people, sign, user_id
 
 
 @pytest.fixture
 def server(bot: Bot) -> Iterator[SlackServer]:
-    seed_demo(bot, tenant=TEAM, platform="slack", user_id=user_id, channel_id=channel_id)
+    seed_people(bot)
     s = SlackServer(bot, spec_file("slack-web-openapi-v2.json"))
     yield s
     s.close()

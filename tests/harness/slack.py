@@ -168,6 +168,24 @@ class SlackServer:
         return f"{int(now)}.{next(self._ids):06d}"
 
 
+def seed_people(bot: Bot, tenant: str = TEAM) -> None:
+    """The demo's people and public channels under Slack ids, without the demo history:
+    a cheap cast for tests that need known people but not the indexed past."""
+    from store import people as people_store
+    from store.demo import CHANNELS, demo_people
+
+    now = bot.services.clock.now()
+    with bot.services.db.session(tenant) as s:
+        people_store.ensure_workspace(s, tenant, "slack", bot.services.settings.default_locale)
+        for p in demo_people():
+            s.add(Person(external_id=user_id(p.handle), handle=p.handle, display_name=p.name, title=p.title,
+                         department=p.department, site=p.site, tz=p.tz, languages=p.languages,
+                         locale="fr" if p.languages.startswith("fr") else "en", created_at=now, updated_at=now))
+        s.add(Person(external_id=BOT_USER, handle="causette", display_name="Causette", is_bot=True, created_at=now, updated_at=now))
+        for name, kind, lang in CHANNELS:
+            s.add(Conversation(external_id=channel_id(name), name=name, kind=kind, language=lang, created_at=now))
+
+
 def slack_plain(text: str) -> str:
     """What a person reads: mentions as @handle, channels as #name, entities unescaped."""
     def token(m: re.Match[str]) -> str:
