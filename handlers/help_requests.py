@@ -159,7 +159,7 @@ def open_request(ctx: Ctx, msg: IncomingMessage, question: str, *, thread_id: st
         return []
     experts = pick_experts(ctx, question, topics, exclude={ctx.actor.id}, count=SHOWN)
     store.record_routing(ctx.session, ctx.tenant, req.id, [c.person.id for c in experts], 1, now)
-    similar = store.similar_resolved(ctx.session, question, topics, exclude=req.id)
+    similar = store.similar_resolved(ctx.session, question, topics, exclude=req.id, conversation_id=conv.id if conv else None)
     effects: list[Effect] = [card_outbound(ctx, req, experts=experts, similar=similar)]
     effects += _ping_experts(ctx, req, experts, dm_all=conv is None or conv.kind == "dm")
     return effects
@@ -276,11 +276,14 @@ def resolve_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply | list[E
     ctx.session.refresh(req)
     if helper is not None:
         conv = _conversation(ctx, req)
-        public = conv is not None and conv.kind == "public"
+        # The privacy contract filters evidence by its conversation; none (a DM) means anyone may
+        # read it, so then no text is kept.
+        shareable = conv is not None and conv.kind != "dm"
         wrote = False
         for topic in split_topics(req.topics):
             wrote |= add_evidence(ctx.session, ctx.tenant, helper.id, topic, "help", now, source_ref=f"help:{req.number}",
-                                  conversation_id=conv.id if public and conv else None, snippet=shorten(req.question, 280))
+                                  conversation_id=conv.id if shareable and conv else None,
+                                  snippet=shorten(req.question, 280) if shareable else "")
         if wrote:
             track_changes(ctx)
     effects: list[Effect] = [card_outbound(ctx, req),

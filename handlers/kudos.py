@@ -74,9 +74,10 @@ def give(
         row = store.add(ctx.session, giver_id=ctx.actor.id, recipient_id=person.id, reason=reason, skills=join_topics(skills),
                         conversation_id=conv.id if conv else None, weight=weight, now=now, help_request_id=help_request_id)
         for skill in skills:
+            # Evidence without a conversation is readable by everyone: a DM's thanks keep no text.
             evidence |= add_evidence(ctx.session, ctx.tenant, person.id, skill, "kudos", now, weight=weight,
                                      source_ref=f"kudos:{row.id}", conversation_id=conv.id if shareable and conv else None,
-                                     snippet=reason)
+                                     snippet=reason if shareable else "")
     if evidence:
         track_changes(ctx)
     names = ", ".join(ctx.mention(p) for p in recipients)

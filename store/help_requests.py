@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 from store.idempotency import insert_ignore
 from store.ideas import next_number, similarity
 from store.models.contribution import ExpertAway, HelpChannel, HelpRequest, HelpRouting
-from store.models.core import PostedMessage
+from store.models.core import Conversation, PostedMessage
+from store.visibility import public_only
 
 SIMILAR_THRESHOLD = 60.0
 
@@ -121,10 +122,17 @@ def last_routed(session: Session, person_ids: Sequence[int]) -> dict[int, dateti
     return {pid: when for pid, when in rows if when is not None}
 
 
-def similar_resolved(session: Session, question: str, topics: Sequence[str], *, limit: int = 3, exclude: int | None = None) -> list[HelpRequest]:
-    """Resolved requests that look like this question, with their accepted answers."""
+def similar_resolved(session: Session, question: str, topics: Sequence[str], *, limit: int = 3, exclude: int | None = None,
+                     conversation_id: int | None = None) -> list[HelpRequest]:
+    """Resolved requests that look like this question, with their accepted answers.
+
+    The answer is shown to a whole channel, so (privacy contract) only requests from public
+    conversations qualify, plus those of the very conversation it is shown in.
+    """
     found: list[tuple[float, HelpRequest]] = []
-    recent = select(HelpRequest).where(HelpRequest.status == "resolved", HelpRequest.answer != "")
+    visible = or_(public_only(), Conversation.id == conversation_id) if conversation_id is not None else public_only()
+    recent = (select(HelpRequest).join(Conversation, Conversation.id == HelpRequest.conversation_id)
+              .where(HelpRequest.status == "resolved", HelpRequest.answer != "", visible))
     for row in session.scalars(recent.order_by(HelpRequest.resolved_at.desc()).limit(500)):
         if row.id == exclude:
             continue

@@ -179,3 +179,12 @@ def test_resolve_records_the_answer_evidence_and_one_click_thanks(d: Driver) -> 
         assert len(s.scalars(select(Kudos).where(Kudos.help_request_id.is_not(None))).all()) == 1
     similar = d.say("hugo", "#sales", "ask Template for an aeronautics tender? #appeloffres")
     assert "Use the 2025 Airbus template" in everything(similar)
+
+
+def test_answers_from_a_private_channel_are_not_offered_elsewhere(d: Driver) -> None:
+    d.say("sophie", "#direction", "ask Budget for the #pricing reorganisation?")
+    d.say("sophie", "#direction", "ask resolve 1 Confidential: 12% cut")
+    public = d.say("hugo", "#sales", "ask Budget for the #pricing reorganisation?")
+    assert "12% cut" not in everything(public)
+    same_room = d.say("thomas", "#direction", "ask Budget for the #pricing reorganisation again?")
+    assert "12% cut" in everything(same_room)
