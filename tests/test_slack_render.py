@@ -9,6 +9,7 @@ from adapters.slack.render import render_modal, render_reply
 from bot.i18n import Prompts
 from bot.text import channel_marker, mention_marker
 from bot.types import Action, Card, Form, FormField, Reply
+from tests.conftest import ROOT
 from tests.slack_mock import block_kit_problems, view_problems
 
 
@@ -89,3 +90,14 @@ def test_pacer_spaces_posts_per_channel() -> None:
     for channel in ("C1", "C1", "C2", "C1"):
         pacer.wait(channel)
     assert len(slept) == 2 and 0.9 < slept[0] <= 1.0 and 1.9 < slept[1] <= 2.0
+
+
+def test_the_package_is_import_light() -> None:
+    """The console and Teams never load Bolt or slack_sdk: only `mount` does."""
+    import subprocess
+    import sys
+
+    code = ("import sys, adapters.slack, adapters.server, app; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('slack_bolt', 'slack_sdk')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=str(ROOT))
+    assert out.stdout.strip() == "[]"
