@@ -390,6 +390,8 @@ def _escalate_one(ctx: Ctx, req: HelpRequest, conv: Conversation | None) -> list
 # Lists and settings -----------------------------------------------------------------
 def show_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     req, _ = _request_arg(ctx, args)
+    if not store.can_read(ctx.session, req, ctx.actor.id) and not ctx.is_admin:
+        raise UserError("helpreq.not_found", id=req.number)  # a private channel's request: not even its existence
     conv = _conversation(ctx, req)
     card = request_card(ctx, req, ctx.locale, dm_only=True)
     return ctx.reply("helpreq.shown", private=True, card=card, id=req.number,
@@ -398,7 +400,7 @@ def show_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
 
 def list_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     mine = args.strip().casefold() in ("mine", "mes", "miennes")
-    rows = store.open_requests(ctx.session, asker_id=ctx.actor.id if mine else None)
+    rows = store.open_requests(ctx.session, ctx.actor.id, asker_id=ctx.actor.id if mine else None)
     if not rows:
         return ctx.reply("helpreq.list_empty", private=True)
     lines = [ctx.t("helpreq.list_line", id=r.number, question=shorten(r.question, 80), status=ctx.t(f"helpreq.status.{r.status}"))

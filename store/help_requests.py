@@ -15,7 +15,7 @@ from store.idempotency import insert_ignore
 from store.ideas import next_number, similarity
 from store.models.contribution import ExpertAway, HelpChannel, HelpRequest, HelpRouting
 from store.models.core import Conversation, PostedMessage
-from store.visibility import public_only
+from store.visibility import public_only, readable_by
 
 SIMILAR_THRESHOLD = 60.0
 
@@ -218,11 +218,23 @@ def claim_escalation(session: Session, request_id: int, now: datetime) -> bool:
     return result.rowcount == 1
 
 
-def open_requests(session: Session, *, asker_id: int | None = None, limit: int = 10) -> list[HelpRequest]:
-    query = select(HelpRequest).where(HelpRequest.status != "resolved")
+def open_requests(session: Session, reader_id: int, *, asker_id: int | None = None, limit: int = 10) -> list[HelpRequest]:
+    """Unresolved requests `reader_id` may read (privacy contract), or that they asked."""
+    query = (select(HelpRequest).outerjoin(Conversation, Conversation.id == HelpRequest.conversation_id)
+             .where(HelpRequest.status != "resolved", or_(readable_by(reader_id), HelpRequest.asker_id == reader_id)))
     if asker_id is not None:
         query = query.where(HelpRequest.asker_id == asker_id)
     return list(session.scalars(query.order_by(HelpRequest.created_at.desc(), HelpRequest.number.desc()).limit(limit)))
+
+
+def can_read(session: Session, request: HelpRequest, person_id: int) -> bool:
+    """The asker, the experts it was routed to, and whoever may read its conversation."""
+    if person_id == request.asker_id or person_id in routed_ids(session, request.id):
+        return True
+    if request.conversation_id is None:
+        return False
+    found = session.scalar(select(Conversation.id).where(Conversation.id == request.conversation_id, readable_by(person_id)))
+    return found is not None
 
 
 # Away ------------------------------------------------------------------------

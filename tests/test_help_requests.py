@@ -188,3 +188,7 @@ def test_answers_from_a_private_channel_are_not_offered_elsewhere(d: Driver) -> 
     assert "12% cut" not in everything(public)
     same_room = d.say("thomas", "#direction", "ask Budget for the #pricing reorganisation again?")
     assert "12% cut" in everything(same_room)
+    assert keys(d.say("lea", "#general", "ask show 3")) == ["helpreq.not_found"]  # not a member of #direction
+    assert keys(d.say("thomas", "#general", "ask show 3")) == ["helpreq.shown"]
+    assert "reorganisation again" not in everything(d.say("lea", "#general", "asks"))
+    assert "reorganisation again" in everything(d.say("julien", "#general", "asks"))
