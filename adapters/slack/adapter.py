@@ -1,20 +1,14 @@
 """The work done after the ack: deduplicate, translate, run the bot, send the replies.
 
 Bolt listeners only ack and call `SlackAdapter.submit`; everything here runs in a worker
-thread pool, so no database or matching work ever delays an acknowledgement.
+thread (adapters/slack/workers.py), so no database or matching work ever delays an ack.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import threading
-from collections import deque
-from contextlib import contextmanager
-from contextvars import ContextVar
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from sqlalchemy import select
 
@@ -22,6 +16,7 @@ from adapters.slack import home, inbound
 from adapters.slack.client import Clients, Pacer, TokenSource, log_api_error
 from adapters.slack.render import FORM_CALLBACK, home_view, render_modal
 from adapters.slack.sender import Origin, SlackSender
+from adapters.slack.workers import Workers
 from bot.core import Bot
 from bot.types import ConversationRef, Effect, Event, IncomingMessage, UserRef
 from store.idempotency import claim
@@ -30,8 +25,6 @@ from store.models.core import Conversation, Person
 log = logging.getLogger("adapters.slack")
 Body = Mapping[str, Any]
 SHORTCUTS = {"causette_ask": "ask", "causette_idea": "idea"}
-_DEFERRED: ContextVar[list[tuple[Callable[..., None], tuple[Any, ...], str | None]] | None] = ContextVar(
-    "slack_deferred_jobs", default=None)
 
 
 class SlackAdapter:
@@ -40,14 +33,10 @@ class SlackAdapter:
         self.services = bot.services
         self.tokens = tokens
         self.clients = Clients(api_url)
-        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="slack-worker")
         self.sender = SlackSender(self.services, tokens, self.clients, Pacer(pace_seconds), self.handle)
-        self._inflight: set[Future[None]] = set()
-        self._lock = threading.Lock()
+        self.workers = Workers(workers, extra_busy=lambda: bool(self.sender.pending))
         self._known: set[tuple[str, str]] = set()
-        self._queues: dict[str, deque[Callable[[], None]]] = {}
         self._kinds: dict[tuple[str, str], str] = {}
-        self._deferred = 0
 
     # Plumbing -----------------------------------------------------------------
     def handle(self, event: Event) -> list[Effect]:
@@ -55,84 +44,23 @@ class SlackAdapter:
         return self.bot.handle(event)
 
     def submit(self, fn: Callable[..., None], *args: Any, key: str | None = None) -> None:
-        """Run `fn(*args)` after the ack, in a worker thread; failures are logged, never raised.
+        """Run `fn(*args)` after the ack in a worker thread (see `Workers.submit`)."""
+        self.workers.submit(fn, *args, key=key)
 
-        Jobs with the same `key` (a channel) run one after the other, in arrival order, so a
-        message is indexed before its edit; jobs without a key run in parallel. Inside
-        `deferred()` (an HTTP request) jobs wait until the ack has been written, so a worker
-        never competes with the acknowledgement for the interpreter.
-        """
-        pending = _DEFERRED.get()
-        if pending is not None:
-            with self._lock:
-                self._deferred += 1
-            pending.append((fn, args, key))
-            return
-        self._start(fn, args, key)
+    def deferred(self) -> Any:
+        return self.workers.deferred()
 
-    @contextmanager
-    def deferred(self) -> Iterator[list[tuple[Callable[..., None], tuple[Any, ...], str | None]]]:
-        pending: list[tuple[Callable[..., None], tuple[Any, ...], str | None]] = []
-        token = _DEFERRED.set(pending)
-        try:
-            yield pending
-        finally:
-            _DEFERRED.reset(token)
-
-    def release(self, pending: list[tuple[Callable[..., None], tuple[Any, ...], str | None]]) -> None:
-        for fn, args, key in pending:
-            self._start(fn, args, key)
-            with self._lock:
-                self._deferred -= 1
-        pending.clear()
-
-    def _start(self, fn: Callable[..., None], args: tuple[Any, ...], key: str | None) -> None:
-        def run() -> None:
-            try:
-                fn(*args)
-            except Exception:  # noqa: BLE001
-                log.exception("slack: %s failed", getattr(fn, "__name__", fn))
-
-        with self._lock:
-            if key is not None:
-                queue = self._queues.get(key)
-                if queue is not None:
-                    queue.append(run)
-                    return
-                self._queues[key] = deque()
-            future = self.pool.submit(self._run_keyed, run, key)
-            self._inflight.add(future)
-        future.add_done_callback(self._done)
-
-    def _run_keyed(self, run: Callable[[], None], key: str | None) -> None:
-        while True:
-            run()
-            if key is None:
-                return
-            with self._lock:
-                queue = self._queues[key]
-                if not queue:
-                    del self._queues[key]
-                    return
-                run = queue.popleft()
-
-    def _done(self, future: Future[None]) -> None:
-        with self._lock:
-            self._inflight.discard(future)
+    def release(self, pending: Any) -> None:
+        self.workers.release(pending)
 
     def busy(self) -> bool:
-        with self._lock:
-            return bool(self._inflight) or bool(self.sender.pending) or self._deferred > 0
+        return self.workers.busy()
 
     async def drain(self, timeout: float = 30.0) -> None:
-        """Wait until every submitted job (and backfill) finished: tests and shutdown."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self.busy() and loop.time() < deadline:
-            await asyncio.sleep(0.002)
+        await self.workers.drain(timeout)
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=False)
+        self.workers.close()
         self.sender.backfill_pool.shutdown(wait=True)
 
     def deliver(self, effects: Sequence[Effect]) -> None:
