@@ -13,7 +13,7 @@ from functools import lru_cache
 from datetime import datetime, timedelta
 from typing import Iterable, Sequence, Union
 
-from sqlalchemy import bindparam, case, extract, false, func, or_, select, update
+from sqlalchemy import bindparam, case, extract, false, func, or_, select, union_all, update
 from sqlalchemy.orm import Session
 
 from bot.expertise.scoring import AGE_BUCKETS, KIND_WEIGHT, OLDEST_DECAY, OTHER_KIND_WEIGHT
@@ -259,9 +259,11 @@ class EvidenceStats:
     counts: dict[str, int]
 
 
-@lru_cache(maxsize=2)
-def _evidence_statement(by_people: bool):  # noqa: ANN202 - a cached SQLAlchemy Select
-    """Built once: the statement only takes bound parameters (tenant, keys, reader, cut-offs).
+@lru_cache(maxsize=3)
+def _evidence_statement(top: bool, by_people: bool):  # noqa: ANN202 - a cached SQLAlchemy Select
+    """Built once: the statement only takes bound parameters (tenant, keys, reader, cut-offs,
+    limit, people). `top`: the best pairs by weight; `by_people`: those of given people;
+    both: one round trip, the two unioned (duplicates are dropped by the caller).
 
     It is run on the session's connection, below the ORM layer (a third of the cost on
     the lookup's hot path), so it carries its own tenant filter: the session's guard only
@@ -281,9 +283,11 @@ def _evidence_statement(by_people: bool):  # noqa: ANN202 - a cached SQLAlchemy 
                or_(Evidence.conversation_id.is_(None), readable_by(bindparam("reader"))))  # type: ignore[arg-type]
         .group_by(Evidence.person_id, Evidence.topic_key)
     )
-    if by_people:
-        return query.where(Evidence.person_id.in_(bindparam("people", expanding=True)))
-    return query.order_by(weighted.desc()).limit(bindparam("limit"))
+    best = query.order_by(weighted.desc()).limit(bindparam("limit"))
+    theirs = query.where(Evidence.person_id.in_(bindparam("people", expanding=True)))
+    if top and by_people:
+        return union_all(select(*best.subquery().c), theirs)
+    return best if top else theirs
 
 
 def evidence_stats(
@@ -291,18 +295,23 @@ def evidence_stats(
     limit: int = 0, person_ids: Sequence[int] = (),
 ) -> list[EvidenceStats]:
     """Evidence on `keys` that `reader_id` may read, per person and topic: the best `limit`
-    pairs by decayed weight, or those of `person_ids`. Decay: bot/expertise/scoring.py."""
+    pairs by decayed weight and those of `person_ids` (each pair once). Decay:
+    bot/expertise/scoring.py."""
     if not keys or (not limit and not person_ids):
         return []
     params: dict[str, object] = {"tenant": tenant, "keys": list(keys), "reader": reader_id}
     params.update({f"cut{i}": now - timedelta(days=upper) for i, (upper, _) in enumerate(AGE_BUCKETS)})
     if person_ids:
         params["people"] = list(person_ids)
-    else:
+    if limit:
         params["limit"] = limit
     out = []
-    rows = session.connection().execute(_evidence_statement(bool(person_ids)), params)
+    seen: set[tuple[int, str]] = set()
+    rows = session.connection().execute(_evidence_statement(bool(limit), bool(person_ids)), params)
     for person_id, key, weighted, latest, total, *by_kind in rows:
+        if (person_id, key) in seen:
+            continue
+        seen.add((person_id, key))
         counts = {k: int(n or 0) for k, n in zip(EVIDENCE_KINDS, by_kind) if n}
         other = int(total) - sum(counts.values())
         if other > 0:

@@ -174,11 +174,13 @@ def find_experts(
             _declared_candidates(index, matches.close, excluded, want, now_ts, stale_days, declared, per_key)
         evidence_keys = [k for k in factors if index.topics[k].has_evidence]
     stats: dict[tuple[int, str], xstore.EvidenceStats] = {}
-    truncated = False
     if evidence_keys:
+        # One read: the strongest evidence (people the declarations missed) plus the evidence
+        # of the best declared candidates (so their "why" is complete).
         top = want * len(evidence_keys)
-        rows = xstore.evidence_stats(ctx.session, ctx.tenant, evidence_keys, ctx.actor.id, now, limit=top)
-        truncated = len(rows) >= top
+        declared_best = [p for p, _, _ in _rank(per_key, matches.exact, matches.close)[:want]]
+        rows = xstore.evidence_stats(ctx.session, ctx.tenant, evidence_keys, ctx.actor.id, now, limit=top,
+                                     person_ids=declared_best)
         with index_lock(ctx):
             for row in rows:
                 if row.person_id in excluded or row.key not in factors:
@@ -196,11 +198,6 @@ def find_experts(
     window = ranked[offset : offset + limit + MARGIN]
     people = people_store.people_by_ids(ctx.session, [p for p, _, _ in window])
     chosen = [(people[p], s, ex) for p, s, ex in window if p in people and people[p].active and not people[p].is_bot][:limit]
-    if truncated:
-        # A chosen person may have evidence below the cut on a topic they declared: fetch it for "why".
-        missing = [p.id for p, _, _ in chosen if any(k in per_key[p.id] and (p.id, k) not in stats for k in evidence_keys)]
-        for row in xstore.evidence_stats(ctx.session, ctx.tenant, evidence_keys, ctx.actor.id, now, person_ids=missing):
-            stats.setdefault((row.person_id, row.key), row)
     exact: list[Candidate] = []
     close: list[Candidate] = []
     for person, score, is_exact in chosen:
