@@ -29,6 +29,9 @@ class Outbox:
         self.senders[platform] = sender
 
     def send(self, effects: Sequence[Effect]) -> None:
+        """Deliver to every platform; then re-raise the first failure, so a caller that records
+        deliveries (digests) leaves the row pending instead of marking it sent."""
+        failure: Exception | None = None
         by_platform: dict[str, list[Effect]] = defaultdict(list)
         for effect in effects:
             target = effect.to if isinstance(effect, Outbound) else effect.conversation if isinstance(effect, FetchHistory) else None
@@ -41,8 +44,11 @@ class Outbox:
                 continue
             try:
                 sender(items)
-            except Exception:  # noqa: BLE001 - one platform failing must not stop the others
+            except Exception as exc:  # noqa: BLE001 - one platform failing must not stop the others
                 log.exception("delivery to %s failed", platform)
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
 
 _OUTBOX_KEY: list[object] = []
@@ -62,7 +68,13 @@ def start_clock(bot: Bot, outbox: Outbox, every_seconds: int = 30) -> object:
     from apscheduler.schedulers.background import BackgroundScheduler
 
     scheduler = BackgroundScheduler(timezone="UTC")
-    scheduler.add_job(lambda: outbox.send(bot.run_all_jobs()), "interval", seconds=every_seconds,
+    def tick() -> None:
+        try:
+            outbox.send(bot.run_all_jobs())
+        except Exception:  # noqa: BLE001 - already logged per platform; the next tick goes on
+            log.warning("some effects of this tick were not delivered")
+
+    scheduler.add_job(tick, "interval", seconds=every_seconds,
                       id="causette-tick", max_instances=1, coalesce=True, misfire_grace_time=every_seconds)
     scheduler.start()
     return scheduler
@@ -72,6 +84,8 @@ def build_app(bot: Bot, settings: Settings, outbox: Outbox | None = None) -> "ob
     from aiohttp import web
 
     outbox = outbox or Outbox()
+    if bot.services.deliver is None:
+        bot.services.deliver = outbox.send
     app = web.Application(client_max_size=1024 * 1024)
 
     async def healthz(_request: web.Request) -> web.Response:

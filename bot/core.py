@@ -63,7 +63,7 @@ class Bot:
         actor = people_store.upsert_person(session, ref_user, now)
         conversation = people_store.upsert_conversation(session, conv, now) if conv is not None else None
         if conversation is not None and conversation.kind != "dm":
-            people_store.ensure_member(session, conversation, actor)
+            people_store.ensure_member(session, conversation, actor, now)
         locale = actor.locale or (msg.locale if msg and msg.locale in ("en", "fr") else None)
         locale = locale or workspace.default_locale or settings.default_locale
         return Ctx(self.services, session, workspace, actor, conversation, msg, locale, platform)

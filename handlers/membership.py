@@ -54,7 +54,7 @@ def on_members_changed(ctx: Ctx, event: MembersChanged) -> None:
         conversation.bot_member = False
     for user in event.joined:
         person = people_store.upsert_person(ctx.session, user, now)
-        people_store.ensure_member(ctx.session, conversation, person)
+        people_store.ensure_member(ctx.session, conversation, person, ctx.now())
     left_ids = [user.id for user in event.left]
     if left_ids:
         ids = list(ctx.session.scalars(select(Person.id).where(Person.external_id.in_(left_ids))))

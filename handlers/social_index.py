@@ -136,7 +136,7 @@ def on_members(ctx: Ctx, event: MembersChanged) -> list[Effect]:
     if conv is None:
         return []
     for ref in event.joined:
-        people_store.ensure_member(ctx.session, conv, people_store.upsert_person(ctx.session, ref, ctx.now()))
+        people_store.ensure_member(ctx.session, conv, people_store.upsert_person(ctx.session, ref, ctx.now()), ctx.now())
     for ref in event.left:
         person = people_store.find_person(ctx.session, ref.id)
         if person is not None and person.external_id == ref.id:

@@ -333,3 +333,20 @@ def person_evidence(session: Session, person_id: int, reader_id: int) -> list[tu
         .group_by(Evidence.topic_key, Evidence.kind)
     )
     return [(k, lbl, kind, int(n), last) for k, lbl, kind, n, last in session.execute(query)]
+
+
+def readable_topic_keys(session: Session, viewer_id: int, keys: Iterable[str]) -> set[str]:
+    """The topic keys with at least one piece of evidence `viewer_id` may read."""
+    from store.models.core import Conversation
+    from store.visibility import readable_by
+
+    keys = list(keys)
+    if not keys:
+        return set()
+    rows = session.scalars(
+        select(Evidence.topic_key)
+        .outerjoin(Conversation, Conversation.id == Evidence.conversation_id)
+        .where(Evidence.topic_key.in_(keys), or_(Evidence.conversation_id.is_(None), readable_by(viewer_id)))
+        .distinct()
+    )
+    return set(rows)

@@ -56,14 +56,17 @@ def upsert_conversation(session: Session, conv: ConversationRef, now: datetime) 
     return row
 
 
-def ensure_member(session: Session, conversation: Conversation, person: Person) -> None:
+def ensure_member(session: Session, conversation: Conversation, person: Person, now: datetime | None = None) -> None:
     exists = session.scalar(
         select(ConversationMember.id).where(
             ConversationMember.conversation_id == conversation.id, ConversationMember.person_id == person.id
         )
     )
     if exists is None:
-        session.add(ConversationMember(conversation_id=conversation.id, person_id=person.id))
+        member = ConversationMember(conversation_id=conversation.id, person_id=person.id)
+        if now is not None:
+            member.joined_at = now
+        session.add(member)
         session.flush()
 
 

@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Collection
+from typing import Callable, Collection
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session
@@ -161,7 +161,7 @@ def find_experts(
         matches = index.match(query)
         factors = {**matches.close, **matches.exact}
         if not factors:
-            return ExpertResult(query, (), (), tuple(index.suggestions(query)))
+            return ExpertResult(query, (), (), tuple(index.suggestions(query, readable=_readable_for(ctx))))
         excluded = set(exclude) | index.excluded
         labels = {k: index.topics[k].label for k in factors}
         declared: dict[tuple[int, str], float] = {}
@@ -208,8 +208,12 @@ def find_experts(
     suggestions: tuple[str, ...] = ()
     if not chosen:
         with index_lock(ctx):
-            suggestions = tuple(index.suggestions(query))
+            suggestions = tuple(index.suggestions(query, readable=_readable_for(ctx)))
     return ExpertResult(query, tuple(exact), tuple(close), suggestions)
+
+
+def _readable_for(ctx: Ctx) -> "Callable[[list[str]], set[str]]":
+    return lambda keys: xstore.readable_topic_keys(ctx.session, ctx.actor.id, keys)
 
 
 def _declared_candidates(

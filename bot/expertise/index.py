@@ -18,7 +18,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import yaml
 from rapidfuzz import fuzz, process
@@ -252,20 +252,30 @@ class ExpertiseIndex:
                     close[k] = max(close.get(k, 0.0), 0.9)
         return TopicMatches(exact, close)
 
-    def suggestions(self, query: str, limit: int = 5) -> list[str]:
-        """The closest known topics (loosely), or the most declared ones."""
+    def suggestions(self, query: str, limit: int = 5,
+                    readable: Callable[[list[str]], set[str]] | None = None) -> list[str]:
+        """The closest known topics (loosely), or the most declared ones.
+
+        Declared skills are profile data anyone may see; a topic known only from evidence
+        (a hashtag) is offered only when `readable` confirms the asker may read some of it,
+        so a private channel's hashtags are never revealed.
+        """
         form = sorted_form(query)
         choices, owners = self._fuzzy_choices()
-        labels: list[str] = []
+        keys: list[str] = []
         if form:
             for _, _, i in process.extract(form, choices, scorer=fuzz.WRatio, limit=limit * 2, score_cutoff=50):
-                for k in sorted(owners[i]):
-                    label = self.topics[k].label
-                    if label not in labels:
-                        labels.append(label)
-        if not labels:
+                keys += [k for k in sorted(owners[i]) if k not in keys]
+        if not keys:
             popular = sorted(self.topics.values(), key=lambda t: -len(t.people))
-            labels = [t.label for t in popular if len(t.people)]
+            keys = [t.key for t in popular if len(t.people)][: limit * 2]
+        evidence_only = [k for k in keys if not len(self.topics[k].people)]
+        allowed = readable(evidence_only) if readable is not None and evidence_only else set()
+        labels: list[str] = []
+        for k in keys:
+            label = self.topics[k].label
+            if (len(self.topics[k].people) or k in allowed) and label not in labels:
+                labels.append(label)
         return labels[:limit]
 
     def topics_in(self, text: str) -> list[str]:

@@ -39,11 +39,15 @@ class Base(DeclarativeBase):
 
 
 class TenantScoped:
-    """Rows owned by one workspace. Queries are filtered by the session's tenant (store.db)."""
+    """Rows owned by one workspace. Queries are filtered by the session's tenant (store.db).
+
+    No index on `tenant` alone: it is never selective enough, and without statistics
+    SQLite's planner would pick it over the real one (see migration core_0002).
+    """
 
     @declared_attr
     def tenant(cls) -> Mapped[str]:
-        return mapped_column(String(120), index=True, nullable=False)
+        return mapped_column(String(120), nullable=False)
 
 
 def utcnow() -> datetime:

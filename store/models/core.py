@@ -113,6 +113,7 @@ class Evidence(TenantScoped, Base):
     __table_args__ = (
         UniqueConstraint("tenant", "kind", "source_ref", "person_id", "topic_key"),
         Index("ix_evidence_topic", "tenant", "topic_key"),
+        Index("ix_evidence_person", "tenant", "person_id"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
