@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from bot.text import MARK_CLOSE, MARK_OPEN, channel_marker, mention_marker
+from bot.text import MARK_CLOSE, MARK_OPEN, channel_marker, mention_marker, split_markers, strip_markers
 from bot.types import Card, ConversationRef, Effect, Form, IncomingMessage, Outbound, Reply, UserRef
 from store import people as people_store
 from store.models.core import Conversation, Person, Workspace
@@ -118,6 +118,18 @@ class Ctx:
     @staticmethod
     def name(person: Person) -> str:
         return person.display_name or person.handle or person.external_id
+
+    def plain(self, text: str) -> str:
+        """`text` with every marker replaced by a name: for echoing user input without pinging."""
+        names: dict[str, str] = {}
+        for kind, value in split_markers(text):
+            if kind == "user":
+                person = people_store.find_person(self.session, value)
+                names[value] = self.name(person) if person else value
+            elif kind == "channel":
+                conv = people_store.find_conversation(self.session, value)
+                names[value] = conv.name if conv else value
+        return strip_markers(text, names)
 
     def channel_link(self, conversation: Conversation) -> str:
         return channel_marker(conversation.external_id)

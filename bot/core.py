@@ -147,7 +147,9 @@ class Bot:
             savepoint.commit()
         except UserError as err:
             savepoint.rollback()
-            result = ctx.reply(err.key, private=True, **err.params)
+            # Refusals echo what was typed: never let an echoed mention ping anyone.
+            params = {k: ctx.plain(v) if isinstance(v, str) else v for k, v in err.params.items()}
+            result = ctx.reply(err.key, private=True, **params)
         return self._as_effects(ctx, msg, result)
 
     def _alias_for(self, ctx: Ctx, spec: CommandSpec) -> str:
