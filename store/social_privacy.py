@@ -9,6 +9,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.text import mention_marker
+from store import contribution_export
 from store import notifications as notification_store
 from store.idempotency import insert_ignore
 from store.models.core import (
@@ -105,6 +106,7 @@ def export_person(session: Session, person: Person) -> dict[str, Any]:
         .where(ConversationMember.person_id == person.id)
     ))
     data.update(notification_store.export_person(session, person.id))
+    data.update(contribution_export.export_person(session, person.id))
     return data
 
 
