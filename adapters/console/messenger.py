@@ -53,6 +53,12 @@ class ConsoleMessenger:
         self._history = history
         self.command = bot.services.settings.command_name
 
+    def _t(self, key: str, **params: object) -> str:
+        """Console chrome in the current speaker's language (then the workspace default)."""
+        person = self._people().get(self.state.user)
+        locale = person.locale if person is not None and person.locale else None
+        return self.bot.services.prompts.t(locale, key, **params)
+
     # Directory -------------------------------------------------------------
     def _people(self) -> dict[str, Person]:
         with self.bot.services.db.session(self.state.tenant) as s:
@@ -100,24 +106,24 @@ class ConsoleMessenger:
         if verb == "/as":
             handle = rest.lstrip("@").lower()
             if not re.fullmatch(r"[\w.\-]{1,60}", handle):
-                self._print("(console) usage: /as <handle>")
+                self._print(self._t("console.usage_as"))
                 return
             if handle not in self._people():
-                self._print(f"(console) @{handle} is new here; /users lists the people I know")
+                self._print(self._t("console.new_person", handle=handle))
             self.state.user = handle
-            self._print(f"(console) you are now @{handle}")
+            self._print(self._t("console.you_are", handle=handle))
         elif verb == "/in":
             name = rest.lstrip("#").lower()
             if not re.fullmatch(r"[\w\-]{1,80}", name):
-                self._print("(console) usage: /in #<channel>")
+                self._print(self._t("console.usage_in"))
                 return
             if name not in self._channels():
-                self._print(f"(console) #{name} is a new channel")
+                self._print(self._t("console.new_channel", channel=name))
             self.state.channel, self.state.dm = name, False
-            self._print(f"(console) you are now in #{name}")
+            self._print(self._t("console.you_are_in", channel=name))
         elif verb == "/dm":
             self.state.dm = True
-            self._print("(console) you are now in a direct message with the bot")
+            self._print(self._t("console.you_are_dm"))
         elif verb == "/lang":
             self._send(f"lang {rest}", addressed=True, via="command")
         elif verb == "/users":
@@ -134,15 +140,15 @@ class ConsoleMessenger:
         elif verb == "/form":
             self._submit_form(rest)
         elif verb in ("/help", "/?"):
-            self._print(__doc__ or "")
+            self._print(self._t("console.help", command=self.command))
         else:
-            self._print(f"(console) unknown console command {verb}; {self.command} help lists the bot's commands")
+            self._print(self._t("console.unknown", verb=verb, command=self.command))
 
     def _advance(self, rest: str) -> None:
         m = _DURATION.match(rest.replace(" ", ""))
         clock = self.bot.services.clock
         if not m or not hasattr(clock, "advance"):
-            self._print("(console) usage: /clock +30m | +2h | +1d")
+            self._print(self._t("console.usage_clock"))
             return
         n, unit = int(m.group(1)), m.group(2)
         delta = {"m": timedelta(minutes=n), "min": timedelta(minutes=n), "h": timedelta(hours=n),
@@ -153,20 +159,20 @@ class ConsoleMessenger:
             moved += step
             clock.advance(step)  # type: ignore[attr-defined]
             self.deliver(self.bot.run_all_jobs())
-        self._print(f"(console) it is now {clock.now():%Y-%m-%d %H:%M} UTC")
+        self._print(self._t("console.now", when=f"{clock.now():%Y-%m-%d %H:%M}"))
 
     def _click(self, rest: str) -> None:
         try:
             action = self.state.last_actions[int(rest) - 1]
         except (ValueError, IndexError):
-            self._print("(console) no such button")
+            self._print(self._t("console.no_button"))
             return
         self._send(action.command, addressed=True, via="button")
 
     def _submit_form(self, rest: str) -> None:
         form = self.state.last_form
         if form is None:
-            self._print("(console) no form to submit")
+            self._print(self._t("console.no_form"))
             return
         values = {f.name: f.value for f in form.fields}
         for part in rest.split("|"):
@@ -216,12 +222,12 @@ class ConsoleMessenger:
                 backfill = self._history(effect) if self._history else []
                 self.deliver([e for m in backfill for e in self.bot.handle(m)])
                 continue
-            label = target_label(effect, user_name, channel_name)
+            label = target_label(effect, user_name, channel_name, self._t)
             if effect.anchor:
                 updated = effect.anchor in self._anchors
                 self._anchors.setdefault(effect.anchor, len(self._anchors) + 1)
                 if updated:
-                    label += " (updated)"
+                    label += " " + self._t("console.updated")
             reply = effect.reply
             self._print(f"{label} Causette: {fmt(reply.text)}")
             if reply.card is not None:
@@ -231,11 +237,11 @@ class ConsoleMessenger:
                     self._print(line)
             if reply.form is not None:
                 self.state.last_form = reply.form
-                for line in render_form(reply.form, fmt):
+                for line in render_form(reply.form, fmt, self._t("console.form")):
                     self._print(line)
             if reply.attachment is not None:
                 name, content = reply.attachment
-                self._print(f"📎 {name} ({len(content)} bytes)")
+                self._print("📎 " + self._t("console.attachment", name=name, size=len(content)))
                 self._print(content.decode("utf-8", "replace")[:2000])
 
     def _print(self, text: str) -> None:
@@ -245,7 +251,7 @@ class ConsoleMessenger:
     def run(self, stream: TextIO = sys.stdin) -> int:
         interactive = stream.isatty()
         if interactive:
-            self._print("Causette console — /help for console commands, " f"{self.command} help for the bot's.")
+            self._print(self._t("console.welcome", command=self.command))
         while True:
             try:
                 line = input(self.prompt()) if interactive else stream.readline()

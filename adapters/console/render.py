@@ -19,19 +19,17 @@ def plain(text: str, user_name: Callable[[str], str], channel_name: Callable[[st
     return "".join(out)
 
 
-def target_label(outbound: Outbound, user_name: Callable[[str], str], channel_name: Callable[[str], str]) -> str:
+def target_label(outbound: Outbound, user_name: Callable[[str], str], channel_name: Callable[[str], str],
+                 t: Callable[..., str]) -> str:
     to = outbound.to
     if isinstance(to, UserRef):
-        return f"→ @{user_name(to.id)} (DM)"
+        return f"→ @{user_name(to.id)} ({t('console.dm')})"
     assert isinstance(to, ConversationRef)
-    if to.kind == "dm":
-        where = "DM"
-    else:
-        where = "#" + channel_name(to.id)
+    where = t("console.dm") if to.kind == "dm" else "#" + channel_name(to.id)
     if outbound.thread_id:
-        where += " › thread"
+        where += " › " + t("console.thread")
     if outbound.private_for is not None:
-        where += f", only @{user_name(outbound.private_for.id)} sees this"
+        where += ", " + t("console.only_sees", handle=user_name(outbound.private_for.id))
     return f"[{where}]"
 
 
@@ -53,8 +51,8 @@ def render_card(card: Card, fmt: Callable[[str], str], command_prefix: str, star
     return lines
 
 
-def render_form(form: Form, fmt: Callable[[str], str]) -> list[str]:
-    lines = [f"┌ {fmt(form.title)} (form)"]
+def render_form(form: Form, fmt: Callable[[str], str], form_word: str) -> list[str]:
+    lines = [f"┌ {fmt(form.title)} ({form_word})"]
     for f in form.fields:
         req = " *" if f.required else ""
         value = f" = {f.value}" if f.value else ""
