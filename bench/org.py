@@ -163,3 +163,6 @@ def build_org(db: Database, tenant: str, n_people: int, n_skills: int = 20000, p
                        "conversation_id": conv_ids[n % len(conv_ids)], "snippet": ""}
 
         _insert(conn, Evidence.__table__, evidence_rows())
+    # A live database has planner statistics (the store.analyze job keeps them); give the
+    # freshly bulk-loaded one the same, or SQLite plans every query as if tables were empty.
+    db.analyze()

@@ -117,6 +117,13 @@ class Database:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "heads")
 
+    def analyze(self) -> None:
+        """Refresh the query planner's statistics. SQLite gathers none by itself: without them
+        it cannot tell a selective index from a useless one (PostgreSQL's autovacuum does this
+        too; running it again is harmless)."""
+        with self.engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
+
     def drop_everything(self) -> None:
         """Tests only: remove every table, Alembic's included."""
         with self.engine.begin() as conn:
