@@ -196,13 +196,10 @@ def newcomers(session: Session, conversation: Conversation, start: datetime, end
     if not people:
         return []
     skills: dict[int, list[str]] = {}
-    # Core tables with the tenant compared as an expression: without statistics SQLite would
-    # otherwise walk the tenant index (every skill of the workspace) instead of person_id's.
-    ps, sk = PersonSkill.__table__, Skill.__table__
     for person_id, name in session.execute(
-            select(ps.c.person_id, sk.c.name).join(sk, sk.c.id == ps.c.skill_id)
-            .where(ps.c.person_id.in_([p[0] for p in people]), (ps.c.tenant + "") == conversation.tenant)
-            .order_by(ps.c.confirmed_at.desc(), sk.c.name)):
+            select(PersonSkill.person_id, Skill.name).join(Skill, Skill.id == PersonSkill.skill_id)
+            .where(PersonSkill.person_id.in_([p[0] for p in people]), PersonSkill.tenant == conversation.tenant)
+            .order_by(PersonSkill.confirmed_at.desc(), Skill.name)):
         if len(skills.setdefault(person_id, [])) < skills_each:
             skills[person_id].append(name)
     return [Newcomer(p[1] or p[2], tuple(skills.get(p[0], ()))) for p in people]

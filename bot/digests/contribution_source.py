@@ -25,14 +25,9 @@ class StoreContributions:
         if not conversation_ids:
             return []
         channel_ideas = select(Idea.id).where(Idea.conversation_id.in_(list(conversation_ids)))
-        # The votes table as a Core table, tenant compared as an expression: without statistics
-        # SQLite would walk the tenant index (every vote of the workspace) instead of idea_id's.
-        # The idea ids already belong to this workspace's channels.
-        votes = IdeaVote.__table__
-        recent_votes = (select(votes.c.idea_id, func.count(votes.c.id).label("n"))
-                        .where(votes.c.idea_id.in_(channel_ideas), (votes.c.tenant + "") == session.info["tenant"],
-                               votes.c.created_at >= start, votes.c.created_at < end)
-                        .group_by(votes.c.idea_id).subquery())
+        recent_votes = (select(IdeaVote.idea_id, func.count(IdeaVote.id).label("n"))
+                        .where(IdeaVote.idea_id.in_(channel_ideas), IdeaVote.created_at >= start, IdeaVote.created_at < end)
+                        .group_by(IdeaVote.idea_id).subquery())
         rows = session.execute(
             select(Idea.number, Idea.title, Idea.anonymous, Idea.source_permalink, Idea.vote_count,
                    Person.display_name, Person.handle)
