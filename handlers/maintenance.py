@@ -1,4 +1,5 @@
-"""Database upkeep: keep the query planner's statistics fresh (see Database.analyze)."""
+"""Database upkeep: keep the query planner's statistics fresh (see Database.analyze) and
+forget old entries of the evidence log (store/evidence_log.py)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -6,6 +7,7 @@ from datetime import datetime, timedelta
 from bot.context import JobCtx
 from bot.registry import Job, Registry
 from bot.types import Effect
+from store import evidence_log
 
 EVERY = timedelta(hours=6)
 _LAST_RUN = "store.analyze.last_run"
@@ -22,5 +24,12 @@ def analyze(jctx: JobCtx) -> list[Effect]:
     return []
 
 
+def purge_evidence_removals(jctx: JobCtx) -> list[Effect]:
+    """Every worker may run it: deleting the same old rows twice is harmless."""
+    evidence_log.purge_removals(jctx.session)
+    return []
+
+
 def register(r: Registry) -> None:
     r.job(Job("store.analyze", EVERY, analyze))
+    r.job(Job("store.evidence_removals", timedelta(hours=1), purge_evidence_removals))

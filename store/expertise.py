@@ -4,21 +4,23 @@ in-memory expertise index (bot/expertise) is built from.
 Every write that changes what the index should contain bumps the workspace's
 `expertise_version` (so every process rebuilds its index) and appends one batch of
 changes to `session.info["expertise_changes"]`, so the process that made the change
-can apply it to its own index incrementally once the transaction commits.
+can apply it to its own index incrementally once the transaction commits. Evidence
+itself is followed through the evidence log instead (store/evidence_log.py): it changes
+with every message, far too often to rebuild anything.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
-from datetime import datetime, timedelta
 from typing import Iterable, Sequence, Union
 
-from sqlalchemy import bindparam, case, extract, false, func, or_, select, union_all, update
+from sqlalchemy import bindparam, extract, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from bot.expertise.scoring import AGE_BUCKETS, KIND_WEIGHT, OLDEST_DECAY, OTHER_KIND_WEIGHT
+from bot.expertise.scoring import KIND_WEIGHT
 from bot.text import norm_key, topic_key
-from store.models.base import UTCDateTime
+from store import evidence_log
 from store.models.core import Conversation, Evidence, Person, PersonSkill, Skill, SkillAlias, Workspace
 from store.visibility import readable_by
 
@@ -58,7 +60,12 @@ class PersonActive:
     active: bool
 
 
-Change = Union[SkillLinked, SkillUnlinked, TopicSeen, AliasSet, PersonActive]
+@dataclass(frozen=True)
+class VisibilityChanged:
+    """A conversation's kind or indexing changed: who may read its evidence changed."""
+
+
+Change = Union[SkillLinked, SkillUnlinked, TopicSeen, AliasSet, PersonActive, VisibilityChanged]
 
 
 def bump_version(session: Session, tenant: str, changes: Sequence[Change] = ()) -> None:
@@ -181,7 +188,7 @@ def add_evidence(
     """Record one piece of evidence once (idempotent on kind + source_ref + person + topic).
 
     Returns True when a row was written. A topic new to the workspace bumps the index
-    version (evidence counts are read live at lookup time, so other writes need not).
+    version; every write is sequenced by the evidence log when the transaction commits.
     """
     key = topic_key(topic)
     if not key:
@@ -209,6 +216,7 @@ def add_evidence(
         )
     )
     session.flush()
+    evidence_log.touched(session, tenant)
     if new_topic:
         bump_version(session, tenant, [TopicSeen(key, label)])
     return True
@@ -246,78 +254,57 @@ def evidence_topics(session: Session) -> list[tuple[str, str]]:
 
 
 EVIDENCE_KINDS = tuple(KIND_WEIGHT)
+# (id, person_id, topic_key, conversation_id, kind, weight, occurred epoch, conversation kind, indexing)
+EvidenceRow = tuple[int, int, str, "int | None", str, float, float, "str | None", "bool | None"]
 
 
-@dataclass(frozen=True)
-class EvidenceStats:
-    """Readable evidence of one person on one topic: the decayed weighted sum and counts."""
-
-    person_id: int
-    key: str
-    weighted: float
-    latest: datetime
-    counts: dict[str, int]
-
-
-@lru_cache(maxsize=3)
-def _evidence_statement(top: bool, by_people: bool):  # noqa: ANN202 - a cached SQLAlchemy Select
-    """Built once: the statement only takes bound parameters (tenant, keys, reader, cut-offs,
-    limit, people). `top`: the best pairs by weight; `by_people`: those of given people;
-    both: one round trip, the two unioned (duplicates are dropped by the caller).
-
-    It is run on the session's connection, below the ORM layer (a third of the cost on
-    the lookup's hot path), so it carries its own tenant filter: the session's guard only
-    scopes ORM executions.
-    """
-    decay = case(
-        *((Evidence.occurred_at > bindparam(f"cut{i}", type_=UTCDateTime), factor) for i, (_, factor) in enumerate(AGE_BUCKETS)),
-        else_=OLDEST_DECAY,
+def evidence_rows(session: Session, tenant: str, upto: int, after: int | None = None) -> Iterable[EvidenceRow]:
+    """Evidence for the in-memory index, with its conversation's kind and indexing (who may
+    read it), streamed: every row sequenced up to `upto` (and those loaded in bulk, with no
+    sequence), or with `after` only those sequenced in (after, upto]. A Core statement
+    with its own tenant filter, like `skill_links`."""
+    ev, conv = Evidence.__table__, Conversation.__table__
+    if after is None:
+        window = or_(ev.c.seq.is_(None), ev.c.seq <= upto)
+    else:
+        window = (ev.c.seq > after) & (ev.c.seq <= upto)
+    return session.connection().execute(  # type: ignore[return-value]
+        select(ev.c.id, ev.c.person_id, ev.c.topic_key, ev.c.conversation_id, ev.c.kind, ev.c.weight,
+               extract("epoch", ev.c.occurred_at), conv.c.kind, conv.c.indexing)
+        .select_from(ev.outerjoin(conv, conv.c.id == ev.c.conversation_id))
+        .where(ev.c.tenant == tenant, window),
+        execution_options={"yield_per": 10000},
     )
-    kind = case(*((Evidence.kind == k, w) for k, w in KIND_WEIGHT.items()), else_=OTHER_KIND_WEIGHT)
-    weighted = func.sum(Evidence.weight * kind * decay)
-    counts = [func.sum(case((Evidence.kind == k, 1), else_=0)) for k in EVIDENCE_KINDS]
-    query = (
-        select(Evidence.person_id, Evidence.topic_key, weighted, func.max(Evidence.occurred_at), func.count(Evidence.id), *counts)
-        .outerjoin(Conversation, Conversation.id == Evidence.conversation_id)
-        .where(Evidence.tenant == bindparam("tenant"), Evidence.topic_key.in_(bindparam("keys", expanding=True)),
-               or_(Evidence.conversation_id.is_(None), readable_by(bindparam("reader"))))  # type: ignore[arg-type]
-        .group_by(Evidence.person_id, Evidence.topic_key)
-    )
-    best = query.order_by(weighted.desc()).limit(bindparam("limit"))
-    theirs = query.where(Evidence.person_id.in_(bindparam("people", expanding=True)))
-    if top and by_people:
-        return union_all(select(*best.subquery().c), theirs)
-    return best if top else theirs
 
 
-def evidence_stats(
-    session: Session, tenant: str, keys: Sequence[str], reader_id: int, now: datetime, *,
-    limit: int = 0, person_ids: Sequence[int] = (),
-) -> list[EvidenceStats]:
-    """Evidence on `keys` that `reader_id` may read, per person and topic: the best `limit`
-    pairs by decayed weight and those of `person_ids` (each pair once). Decay:
-    bot/expertise/scoring.py."""
-    if not keys or (not limit and not person_ids):
-        return []
-    params: dict[str, object] = {"tenant": tenant, "keys": list(keys), "reader": reader_id}
-    params.update({f"cut{i}": now - timedelta(days=upper) for i, (upper, _) in enumerate(AGE_BUCKETS)})
-    if person_ids:
-        params["people"] = list(person_ids)
-    if limit:
-        params["limit"] = limit
-    out = []
-    seen: set[tuple[int, str]] = set()
-    rows = session.connection().execute(_evidence_statement(bool(limit), bool(person_ids)), params)
-    for person_id, key, weighted, latest, total, *by_kind in rows:
-        if (person_id, key) in seen:
-            continue
-        seen.add((person_id, key))
-        counts = {k: int(n or 0) for k, n in zip(EVIDENCE_KINDS, by_kind) if n}
-        other = int(total) - sum(counts.values())
-        if other > 0:
-            counts["other"] = other
-        out.append(EvidenceStats(person_id, key, float(weighted or 0.0), latest, counts))
-    return out
+def member_of(session: Session, person_id: int, conversation_ids: Sequence[int]) -> set[int]:
+    """Which of `conversation_ids` `person_id` belongs to (one indexed read)."""
+    if not conversation_ids:
+        return set()
+    return set(session.connection().execute(_membership_statement(), {"person": person_id, "convs": list(conversation_ids)}).scalars())
+
+
+def people(session: Session, ids: Iterable[int]) -> dict[int, Person]:
+    """Person rows by id, for results: `people.people_by_ids` with a statement built once
+    (building an IN clause costs as much as running it on this hot path)."""
+    ids = list(set(ids))
+    if not ids:
+        return {}
+    return {p.id: p for p in session.scalars(_people_statement(), {"ids": ids})}
+
+
+@lru_cache(maxsize=1)
+def _people_statement():  # noqa: ANN202 - a cached SQLAlchemy Select
+    return select(Person).where(Person.id.in_(bindparam("ids", expanding=True)))
+
+
+@lru_cache(maxsize=1)
+def _membership_statement():  # noqa: ANN202 - a cached SQLAlchemy Select
+    from store.models.core import ConversationMember
+
+    table = ConversationMember.__table__
+    return select(table.c.conversation_id).where(
+        table.c.person_id == bindparam("person"), table.c.conversation_id.in_(bindparam("convs", expanding=True)))
 
 
 def _readable_evidence(reader_id: int):  # noqa: ANN202 - a SQLAlchemy clause
@@ -337,9 +324,6 @@ def person_evidence(session: Session, person_id: int, reader_id: int) -> list[tu
 
 def readable_topic_keys(session: Session, viewer_id: int, keys: Iterable[str]) -> set[str]:
     """The topic keys with at least one piece of evidence `viewer_id` may read."""
-    from store.models.core import Conversation
-    from store.visibility import readable_by
-
     keys = list(keys)
     if not keys:
         return set()

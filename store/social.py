@@ -13,6 +13,7 @@ from sqlalchemy import Integer, Select, and_, bindparam, delete, func, or_, sele
 from sqlalchemy.orm import Session, aliased
 
 from bot.text import shorten, topic_key
+from store import evidence_log
 from store.expertise import bump_version
 from store.idempotency import claim
 from store.models.core import Conversation, Evidence, Person, ProcessedEvent, Role
@@ -168,6 +169,7 @@ def _attach(session: Session, tenant: str, items: list[Indexed], now: datetime) 
         keys = {row["topic_key"] for row in evidence.values()}
         known = set(session.scalars(select(Evidence.topic_key).where(Evidence.topic_key.in_(list(keys))).distinct()))
         session.execute(_insert(session)(Evidence.__table__).on_conflict_do_nothing(), list(evidence.values()))
+        evidence_log.touched(session, tenant)
         if keys - known:
             bump_version(session, tenant)
 
@@ -175,9 +177,8 @@ def _attach(session: Session, tenant: str, items: list[Indexed], now: datetime) 
 def _detach(session: Session, message: Message) -> None:
     session.execute(delete(MessageTopic).where(MessageTopic.message_id == message.id))
     session.execute(delete(MessageMention).where(MessageMention.message_id == message.id))
-    session.execute(
-        delete(Evidence).where(Evidence.kind.in_(INDEX_KINDS),
-                               Evidence.source_ref == source_ref(message.conversation_id, message.external_id))
+    evidence_log.delete_evidence(
+        session, Evidence.kind.in_(INDEX_KINDS), Evidence.source_ref == source_ref(message.conversation_id, message.external_id)
     )
 
 
@@ -200,8 +201,7 @@ def reindex(session: Session, tenant: str, post: Post, edited_at: datetime, now:
     message.edited_at = edited_at
     session.flush()
     item = Indexed(post, message.id)
-    _attach(session, tenant, [item], now)
-    bump_version(session, tenant)
+    _attach(session, tenant, [item], now)  # new topics bump the index version; evidence is logged
     return item
 
 
@@ -231,8 +231,7 @@ def remove(session: Session, tenant: str, conversation_id: int, external_id: str
             .values(reply_count=Message.reply_count - 1)
             .execution_options(synchronize_session=False)
         )
-    bump_version(session, tenant)
-    session.flush()
+    session.flush()  # the evidence removed is logged for every process's index (store/evidence_log.py)
     return True
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.text import mention_marker
-from store import contribution_export
+from store import contribution_export, evidence_log
 from store import notifications as notification_store
 from store.idempotency import insert_ignore
 from store.models.core import (
@@ -128,7 +128,7 @@ def forget_person(session: Session, person: Person) -> None:
     session.execute(delete(MessageMention).where(MessageMention.person_id == person.id))
     session.execute(delete(Message).where(Message.author_id == person.id))
     session.execute(delete(Follow).where(or_(Follow.follower_id == person.id, Follow.person_id == person.id)))
-    session.execute(delete(Evidence).where(Evidence.person_id == person.id))
+    evidence_log.delete_evidence(session, Evidence.person_id == person.id)
     session.execute(delete(PersonSkill).where(PersonSkill.person_id == person.id))
     session.execute(delete(IndexOptOut).where(IndexOptOut.person_id == person.id))
     notification_store.forget_person(session, person.id)
@@ -157,8 +157,7 @@ def _drop_messages(session: Session, where: Any, conversation_id: int | None = N
     pairs = session.execute(select(Message.conversation_id, Message.external_id).where(where)).all()
     refs = [source_ref(c, e) for c, e in pairs]
     for start in range(0, len(refs), 500):
-        session.execute(delete(Evidence).where(Evidence.kind.in_(INDEX_KINDS), Evidence.source_ref.in_(refs[start:start + 500]))
-                        .execution_options(synchronize_session=False))
+        evidence_log.delete_evidence(session, Evidence.kind.in_(INDEX_KINDS), Evidence.source_ref.in_(refs[start:start + 500]))
     ids = select(Message.id).where(where)
     session.execute(delete(MessageTopic).where(MessageTopic.message_id.in_(ids)).execution_options(synchronize_session=False))
     session.execute(delete(MessageMention).where(MessageMention.message_id.in_(ids)).execution_options(synchronize_session=False))

@@ -12,6 +12,7 @@ workspace, rebuilt when `Workspace.expertise_version` moved. Ranking: bot/expert
 """
 from __future__ import annotations
 
+import heapq
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,11 +23,12 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 import store.expertise as xstore
+from store import evidence_log
 from bot.context import Ctx
-from bot.expertise.index import DEFAULT_ALIASES, ExpertiseIndex, StaleIndex, load_alias_groups
-from bot.expertise.scoring import DECLARED, evidence_score, freshness, is_stale
+from bot.expertise.evidence import PersonStats
+from bot.expertise.index import DEFAULT_ALIASES, ExpertiseIndex, StaleIndex, TopicMatches, load_alias_groups
+from bot.expertise.scoring import DAY, DECLARED, evidence_score, freshness, is_stale
 from bot.expertise.when import ago
-from store import people as people_store
 from store.models.core import Person
 
 __all__ = ["Candidate", "ExpertResult", "find_experts", "topics_in", "track_changes", "index_for", "ExpertiseCache"]
@@ -91,9 +93,11 @@ def index_for(ctx: Ctx) -> ExpertiseIndex:
     version = ctx.workspace.expertise_version  # loaded with the event's context: no extra query
     with cache.lock:
         index = cache.indexes.get(ctx.tenant)
-        if index is None or index.version != version:
-            index = ExpertiseIndex.build(ctx.session, ctx.tenant, cache.alias_groups)
+        if index is None or index.version != version or index.evidence.stale():
+            index = ExpertiseIndex.build(ctx.session, ctx.tenant, cache.alias_groups, ctx.now().timestamp())
             cache.indexes[ctx.tenant] = index
+        else:
+            index.evidence.sync(ctx.session, ctx.tenant, evidence_log.current(ctx.session, ctx.tenant))
         return index
 
 
@@ -158,46 +162,46 @@ def find_experts(
     stale_days = ctx.settings.skill_stale_days
     want = offset + limit + len(exclude) + MARGIN
     with index_lock(ctx):
-        matches = index.match(query)
+        excluded = set(exclude) | index.excluded
+        declared: dict[tuple[int, str], float] = {}
+        per_key: dict[int, dict[str, float]] = {}
+        exact_keys = index.exact_matches(query)
+        _declared_candidates(index, exact_keys, excluded, want, now_ts, stale_days, declared, per_key)
+        if len(per_key) >= want:
+            # Close matches always rank after exact ones: with enough exact people they cannot
+            # show (nor change their order), so the fuzzy search is not even run.
+            matches = TopicMatches(exact_keys, {})
+        else:
+            matches = TopicMatches(exact_keys, index.close_matches(query, exact_keys))
+            _declared_candidates(index, matches.close, excluded, want, now_ts, stale_days, declared, per_key)
         factors = {**matches.close, **matches.exact}
         if not factors:
             return ExpertResult(query, (), (), tuple(index.suggestions(query, readable=_readable_for(ctx))))
-        excluded = set(exclude) | index.excluded
         labels = {k: index.topics[k].label for k in factors}
-        declared: dict[tuple[int, str], float] = {}
-        per_key: dict[int, dict[str, float]] = {}
-        _declared_candidates(index, matches.exact, excluded, want, now_ts, stale_days, declared, per_key)
-        if len(per_key) >= want:
-            # Close matches always rank after exact ones: with enough exact people they cannot show.
-            factors = dict(matches.exact)
-        else:
-            _declared_candidates(index, matches.close, excluded, want, now_ts, stale_days, declared, per_key)
         evidence_keys = [k for k in factors if index.topics[k].has_evidence]
-    stats: dict[tuple[int, str], xstore.EvidenceStats] = {}
+    stats: dict[tuple[int, str], PersonStats] = {}
     if evidence_keys:
-        # One read: the strongest evidence (people the declarations missed) plus the evidence
-        # of the best declared candidates (so their "why" is complete).
-        top = want * len(evidence_keys)
-        declared_best = [p for p, _, _ in _rank(per_key, matches.exact, matches.close)[:want]]
-        rows = xstore.evidence_stats(ctx.session, ctx.tenant, evidence_keys, ctx.actor.id, now, limit=top,
-                                     person_ids=declared_best)
+        # The strongest readable evidence (people the declarations missed) plus the evidence
+        # of the best declared candidates (so their "why" is complete), from memory.
+        declared_best = [p for p, _, _ in _rank(per_key, matches.exact, matches.close, want)]
         with index_lock(ctx):
-            for row in rows:
-                if row.person_id in excluded or row.key not in factors:
+            private = index.evidence.private_conversations(evidence_keys, now_ts)
+        readable = xstore.member_of(ctx.session, ctx.actor.id, sorted(private)) if private else set()
+        with index_lock(ctx):
+            found = index.evidence.stats(evidence_keys, now_ts, readable, top=want, people=declared_best, excluded=excluded)
+            for person_id, key, row in found:
+                if person_id in excluded or key not in factors:
                     continue
-                stats[(row.person_id, row.key)] = row
-                scores = per_key.setdefault(row.person_id, {})
-                if (row.person_id, row.key) not in declared:
-                    topic = index.topics.get(row.key)
-                    confirmed = topic.declared_at(row.person_id) if topic is not None else None
+                stats[(person_id, key)] = row
+                scores = per_key.setdefault(person_id, {})
+                if (person_id, key) not in declared:
+                    confirmed = index.topics[key].declared_at(person_id) if key in index.topics else None
                     if confirmed is not None:
-                        declared[(row.person_id, row.key)] = confirmed
-                        scores[row.key] = DECLARED * freshness(confirmed, now_ts, stale_days)
-                scores[row.key] = scores.get(row.key, 0.0) + evidence_score(row.weighted)
+                        declared[(person_id, key)] = confirmed
+                        scores[key] = DECLARED * freshness(confirmed, now_ts, stale_days)
+                scores[key] = scores.get(key, 0.0) + evidence_score(row.weighted)
     ranked = _rank(per_key, matches.exact, matches.close)
-    window = ranked[offset : offset + limit + MARGIN]
-    people = people_store.people_by_ids(ctx.session, [p for p, _, _ in window])
-    chosen = [(people[p], s, ex) for p, s, ex in window if p in people and people[p].active and not people[p].is_bot][:limit]
+    chosen = _people_for(ctx, ranked[offset:], limit)
     exact: list[Candidate] = []
     close: list[Candidate] = []
     for person, score, is_exact in chosen:
@@ -222,31 +226,60 @@ def _declared_candidates(
 ) -> None:
     """The `want` most recently confirmed declarations of each topic (freshness is monotonic
     in the confirmation time, so they are the best declared candidates)."""
+    fresh_since = now_ts - max(1, stale_days) * DAY
     for key in keys:
         topic = index.topics[key]
+        people, confirmed = topic.people, topic.confirmed
         taken = 0
-        for i in range(len(topic.people) - 1, -1, -1):
-            person_id = topic.people[i]
+        for i in range(len(people) - 1, -1, -1):
+            person_id = people[i]
             if person_id in excluded:
                 continue
-            declared[(person_id, key)] = topic.confirmed[i]
-            per_key.setdefault(person_id, {})[key] = DECLARED * freshness(topic.confirmed[i], now_ts, stale_days)
+            when = confirmed[i]
+            declared[(person_id, key)] = when
+            weight = DECLARED if when >= fresh_since else DECLARED * freshness(when, now_ts, stale_days)
+            scores = per_key.get(person_id)
+            if scores is None:
+                per_key[person_id] = {key: weight}
+            else:
+                scores[key] = weight
             taken += 1
             if taken >= want:
                 break
 
 
-def _rank(per_key: dict[int, dict[str, float]], exact: dict[str, float], close: dict[str, float]) -> list[tuple[int, float, bool]]:
-    ranked: list[tuple[int, float, bool]] = []
+def _people_for(ctx: Ctx, ranked: list[tuple[int, float, bool]], limit: int) -> list[tuple[Person, float, bool]]:
+    """Person rows of the best `limit` ranked people, skipping anyone deactivated (or made a
+    bot) since the index last heard of it: such rows are read again further down the list."""
+    chosen: list[tuple[Person, float, bool]] = []
+    start = 0
+    while len(chosen) < limit and start < len(ranked):
+        window = ranked[start : start + limit - len(chosen)]
+        start += len(window)
+        people = xstore.people(ctx.session, [p for p, _, _ in window])
+        chosen += [(people[p], s, ex) for p, s, ex in window if p in people and people[p].active and not people[p].is_bot]
+    return chosen
+
+
+def _rank(
+    per_key: dict[int, dict[str, float]], exact: dict[str, float], close: dict[str, float], top: int = 0,
+) -> list[tuple[int, float, bool]]:
+    """People by score: exact matches first (close ones add a tenth), then close-only ones;
+    the best `top` of them when `top` is given."""
+    order: list[tuple[bool, float, int]] = []  # sorts as wanted: exact first, best score, lowest id
     for person_id, scores in per_key.items():
-        exact_score = sum(v for k, v in scores.items() if k in exact)
-        close_score = sum(v * close[k] for k, v in scores.items() if k in close)
+        exact_score = close_score = 0.0
+        for key, value in scores.items():
+            if key in exact:
+                exact_score += value
+            else:
+                close_score += value * close[key]
         if exact_score > 0:
-            ranked.append((person_id, exact_score + 0.1 * close_score, True))
+            order.append((False, -(exact_score + 0.1 * close_score), person_id))
         elif close_score > 0:
-            ranked.append((person_id, close_score, False))
-    ranked.sort(key=lambda r: (not r[2], -r[1], r[0]))
-    return ranked
+            order.append((True, -close_score, person_id))
+    chosen = heapq.nsmallest(top, order) if top else sorted(order)
+    return [(person_id, -negative, not is_close) for is_close, negative, person_id in chosen]
 
 
 def _reasons(
@@ -255,7 +288,7 @@ def _reasons(
     keys: list[str],
     labels: dict[str, str],
     declared: dict[tuple[int, str], float],
-    stats: dict[tuple[int, str], xstore.EvidenceStats],
+    stats: dict[tuple[int, str], PersonStats],
     now: datetime,
     stale_days: int,
 ) -> tuple[str, ...]:
@@ -268,7 +301,7 @@ def _reasons(
             why.append(ctx.t(reason, skill=labels[key], when=when))
         found = stats.get((person_id, key))
         if found is not None:
-            when = ago(ctx, found.latest, now)
-            for kind, n in sorted(found.counts.items(), key=lambda kv: _kind_order(kv[0])):
+            when = ago(ctx, datetime.fromtimestamp(found.latest, timezone.utc), now)
+            for kind, n in sorted(found.count_by_kind().items(), key=lambda kv: _kind_order(kv[0])):
                 why.append(ctx.t(f"expert.why.{kind}", topic=labels[key], count=n, when=when))
     return tuple(why[:MAX_REASONS])

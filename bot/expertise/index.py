@@ -2,8 +2,8 @@
 evidence topics, alias groups) for exact and fuzzy matching, and per topic the people
 who declared it, ordered by when they last confirmed it.
 
-Evidence is not held here: it is read live for the matched topics only (it changes on
-every message, and what counts depends on who asks). Keys:
+Evidence is held beside it, in an `EvidenceBook` (bot/expertise/evidence.py) that
+follows the evidence log, and filtered per reader at lookup time. Keys:
 
 - `key`: compact form, `topic_key` (accents, case, spaces and punctuation removed), so
   the skill "Machine learning" and the hashtag #MachineLearning are one topic;
@@ -25,6 +25,7 @@ from rapidfuzz import fuzz, process
 from sqlalchemy.orm import Session
 
 import store.expertise as xstore
+from bot.expertise.evidence import EvidenceBook
 from bot.expertise.scoring import CLOSE_CUTOFF, MIN_FUZZY_CHARS
 from bot.text import norm_key, topic_key
 
@@ -109,6 +110,7 @@ class ExpertiseIndex:
         self.groups: list[set[str]] = []
         self.excluded: set[int] = set()
         self.build_seconds = 0.0
+        self.evidence = EvidenceBook()
         self._choices: list[str] | None = None
         self._choice_keys: list[set[str]] = []
         self._lengths: list[int] = []
@@ -117,7 +119,8 @@ class ExpertiseIndex:
 
     # Building ----------------------------------------------------------------------
     @classmethod
-    def build(cls, session: Session, tenant: str, alias_groups: Iterable[Iterable[str]]) -> "ExpertiseIndex":
+    def build(cls, session: Session, tenant: str, alias_groups: Iterable[Iterable[str]],
+              now: float | None = None) -> "ExpertiseIndex":
         started = time.perf_counter()
         index = cls(xstore.current_version(session, tenant), alias_groups)
         for alias_key, target in xstore.aliases(session):
@@ -139,6 +142,7 @@ class ExpertiseIndex:
             index._load_postings(skills[skill_id], array("q", [people[i] for i in order]), array("d", [times[i] for i in order]))
         for key, label in xstore.evidence_topics(session):
             index.topic(key, label).has_evidence = True
+        index.evidence = EvidenceBook.load(session, tenant, now)
         index.build_seconds = time.perf_counter() - started
         return index
 
@@ -220,18 +224,27 @@ class ExpertiseIndex:
         return set(self.groups[group]) if group is not None else {key}
 
     def match(self, query: str, *, fuzzy_limit: int = 5) -> TopicMatches:
+        exact = self.exact_matches(query)
+        return TopicMatches(exact, self.close_matches(query, exact, fuzzy_limit=fuzzy_limit))
+
+    def exact_matches(self, query: str) -> dict[str, float]:
+        """Topics the query names exactly: same compact key, same words in any order, or an alias."""
         key = topic_key(query)
-        form = sorted_form(query)
-        exact: dict[str, float] = {}
         if not key:
-            return TopicMatches({}, {})
-        seeds = {key} | set(self.by_form.get(form, ()))
+            return {}
+        seeds = {key} | set(self.by_form.get(sorted_form(query), ()))
         for seed in list(seeds):
             seeds |= self.synonyms(seed)
-        for k in seeds:
-            if k in self.topics:
-                exact[k] = 1.0
+        return {k: 1.0 for k in seeds if k in self.topics}
+
+    def close_matches(self, query: str, exact: dict[str, float], *, fuzzy_limit: int = 5) -> dict[str, float]:
+        """Topics close to the query (typos, a word of a longer topic, topics named inside it),
+        with their similarity; never one of `exact`."""
+        key = topic_key(query)
+        form = sorted_form(query)
         close: dict[str, float] = {}
+        if not key:
+            return close
         if len(key) >= MIN_FUZZY_CHARS:
             choices, owners = self._fuzzy_choices()
             lo, hi = self._length_window(form, CLOSE_CUTOFF)
@@ -250,7 +263,7 @@ class ExpertiseIndex:
             for k in self.topics_in(query):
                 if k not in exact:
                     close[k] = max(close.get(k, 0.0), 0.9)
-        return TopicMatches(exact, close)
+        return close
 
     def suggestions(self, query: str, limit: int = 5,
                     readable: Callable[[list[str]], set[str]] | None = None) -> list[str]:
@@ -308,6 +321,8 @@ class ExpertiseIndex:
             self.topic(change.key, change.label).has_evidence = True
         elif isinstance(change, xstore.AliasSet):
             self.set_alias(change.alias_key, change.target)
+        elif isinstance(change, xstore.VisibilityChanged):
+            raise StaleIndex  # who may read which evidence changed: reload it
         elif isinstance(change, xstore.PersonActive):
             if change.active:
                 raise StaleIndex  # their declared skills must be reloaded

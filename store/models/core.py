@@ -114,6 +114,7 @@ class Evidence(TenantScoped, Base):
         UniqueConstraint("tenant", "kind", "source_ref", "person_id", "topic_key"),
         Index("ix_evidence_topic", "tenant", "topic_key"),
         Index("ix_evidence_person", "tenant", "person_id"),
+        Index("ix_evidence_seq", "tenant", "seq"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
@@ -125,6 +126,33 @@ class Evidence(TenantScoped, Base):
     source_ref: Mapped[str] = mapped_column(String(300), default="")
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"), nullable=True)
     snippet: Mapped[str] = mapped_column(Text, default="")
+    # The workspace's `evidence_seq` of the transaction that wrote the row; NULL until that
+    # transaction commits (store/evidence_log.py), so readers can follow new rows in order.
+    seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class EvidenceSequence(Base):
+    """Per workspace, the last number given to a transaction that wrote or removed evidence
+    (store/evidence_log.py). A row of its own: taken at the very end of a transaction, its
+    lock can never be part of a deadlock, which the workspace row (locked mid-transaction
+    by `bump_version`) could."""
+
+    __tablename__ = "evidence_sequences"
+    tenant: Mapped[str] = mapped_column(String(120), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class EvidenceRemoval(TenantScoped, Base):
+    """A removed piece of evidence, kept a few days so other processes can drop it from their
+    in-memory expertise index (store/evidence_log.py). Holds ids and a topic key, no content."""
+
+    __tablename__ = "evidence_removals"
+    __table_args__ = (Index("ix_evidence_removals_seq", "tenant", "seq"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    evidence_id: Mapped[int] = mapped_column(Integer)
+    topic_key: Mapped[str] = mapped_column(String(200))
+    seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    removed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Role(TenantScoped, Base):
