@@ -264,8 +264,26 @@ def _feed(report: Any, url: str, n_people: int) -> None:
     report.figure("feed_p99_ms", round(timings[int(len(timings) * 0.99) - 1], 2))
 
 
+def _create_database(url: str) -> None:
+    """Create the benchmark's own database on the server when it is missing (a fresh machine)."""
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    name = target.database or ""
+    if not name.replace("_", "").isalnum():
+        return
+    admin = Database(target.set(database="postgres").render_as_string(hide_password=False))
+    try:
+        with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is None:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+
+
 def _pg_problem(url: str) -> str | None:
     try:
+        _create_database(url)
         db = Database(url)
         with db.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
