@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import bindparam, event, insert, literal, select, update
 from sqlalchemy.orm import Session, object_session
 
+from store import driver_sql
 from store.models.core import Conversation, Evidence, EvidenceRemoval, EvidenceSequence
 
 PENDING = "evidence_log_pending"          # session.info: tenants whose evidence changed
@@ -118,8 +119,8 @@ def _next_number(dialect: str):  # noqa: ANN202 - a cached SQLAlchemy Insert
 
 def current(session: Session, tenant: str) -> int:
     """The workspace's last committed number (0: no evidence written since sequencing began)."""
-    table = EvidenceSequence.__table__
-    return session.connection().execute(select(table.c.seq).where(table.c.tenant == tenant)).scalar() or 0
+    rows = driver_sql.fetch(session, "SELECT seq FROM evidence_sequences WHERE tenant = ?", [tenant])
+    return int(rows[0][0]) if rows else 0
 
 
 @event.listens_for(Conversation.kind, "set", propagate=True)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from bot.expertise.scoring import KIND_WEIGHT
 from bot.text import norm_key, topic_key
-from store import evidence_log
+from store import driver_sql, evidence_log
 from store.models.core import Conversation, Evidence, Person, PersonSkill, Skill, SkillAlias, Workspace
 from store.visibility import readable_by
 
@@ -281,7 +281,9 @@ def member_of(session: Session, person_id: int, conversation_ids: Sequence[int])
     """Which of `conversation_ids` `person_id` belongs to (one indexed read)."""
     if not conversation_ids:
         return set()
-    return set(session.connection().execute(_membership_statement(), {"person": person_id, "convs": list(conversation_ids)}).scalars())
+    sql = ("SELECT conversation_id FROM conversation_members WHERE person_id = ? AND conversation_id IN ("
+           + driver_sql.placeholders(len(conversation_ids)) + ")")
+    return {row[0] for row in driver_sql.fetch(session, sql, [person_id, *conversation_ids])}
 
 
 def people(session: Session, ids: Iterable[int]) -> dict[int, Person]:
@@ -296,15 +298,6 @@ def people(session: Session, ids: Iterable[int]) -> dict[int, Person]:
 @lru_cache(maxsize=1)
 def _people_statement():  # noqa: ANN202 - a cached SQLAlchemy Select
     return select(Person).where(Person.id.in_(bindparam("ids", expanding=True)))
-
-
-@lru_cache(maxsize=1)
-def _membership_statement():  # noqa: ANN202 - a cached SQLAlchemy Select
-    from store.models.core import ConversationMember
-
-    table = ConversationMember.__table__
-    return select(table.c.conversation_id).where(
-        table.c.person_id == bindparam("person"), table.c.conversation_id.in_(bindparam("convs", expanding=True)))
 
 
 def _readable_evidence(reader_id: int):  # noqa: ANN202 - a SQLAlchemy clause

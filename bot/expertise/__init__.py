@@ -294,6 +294,8 @@ def _reasons(
 ) -> tuple[str, ...]:
     why: list[str] = []
     for key in keys:
+        if len(why) >= MAX_REASONS:
+            break
         confirmed = declared.get((person_id, key))
         if confirmed is not None:
             when = ago(ctx, datetime.fromtimestamp(confirmed, timezone.utc), now)

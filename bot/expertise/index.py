@@ -12,7 +12,6 @@ follows the evidence log, and filtered per reader at lookup time. Keys:
 """
 from __future__ import annotations
 
-import math
 import time
 from array import array
 from bisect import bisect_left, bisect_right
@@ -33,6 +32,7 @@ DEFAULT_ALIASES = Path(__file__).resolve().parent / "aliases.yaml"
 MAX_NGRAM = 4
 WORD_HITS = 5      # multi-word topics containing the query as a word ("kubernetes operators")
 WORD_MATCH = 0.8    # their match factor
+WIDEN_STEP = 0.08   # closest_forms widens its length window by this share of the query's length
 
 
 def sorted_form(text: str) -> str:
@@ -211,13 +211,37 @@ class ExpertiseIndex:
             self._lengths = [len(c) for c in self._choices]
         return self._choices, self._choice_keys
 
-    def _length_window(self, form: str, cutoff: float) -> tuple[int, int]:
-        """Choices that can reach `cutoff` with fuzz.ratio: ratio <= 2*min(len)/(sum of lens),
-        so only lengths in [L*c/(2-c), L*(2-c)/c] qualify (choices are sorted by length)."""
-        c = cutoff / 100.0
-        size = len(form)
-        return (bisect_left(self._lengths, math.floor(size * c / (2 - c))),
-                bisect_right(self._lengths, math.ceil(size * (2 - c) / c)))
+    def closest_forms(self, form: str, limit: int, cutoff: float = CLOSE_CUTOFF) -> list[tuple[float, int]]:
+        """The `limit` choices most similar to `form` by `fuzz.ratio` (at least `cutoff`), as
+        (score, choice index), best first, ties by index: exactly what one `process.extract`
+        over every choice returns, for about two thirds of its work.
+
+        `fuzz.ratio` of strings of lengths L and L' is at most 200·min(L, L')/(L + L'). Choices
+        are sorted by length, so the search widens from the query's length outwards, a few
+        lengths at a time, and stops when no longer (or shorter) choice can reach the best
+        `limit` found so far (or the cut-off)."""
+        choices, _ = self._fuzzy_choices()
+        lengths, size = self._lengths, len(form)
+        step = max(1, int(size * WIDEN_STEP))
+        found: list[tuple[float, int]] = []
+        low = high = bisect_left(lengths, size)   # choices[low:high] are done
+        distance = 0
+        while low > 0 or high < len(choices):
+            floor = max(cutoff, found[-1][0]) if len(found) >= limit else cutoff
+            if 200.0 * size / (2 * size + distance) < floor:
+                break  # the best any remaining length can score (the longer side bounds both)
+            distance += step
+            new_low, new_high = bisect_left(lengths, size - distance + 1), bisect_right(lengths, size + distance - 1)
+            for start, end in ((new_low, low), (high, new_high)):
+                if end > start:
+                    # A hair under the floor: rapidfuzz may drop a score exactly equal to its cut-off,
+                    # and a tie with a lower index must win (scores differ by far more than that).
+                    found += [(score, start + i) for _, score, i in process.extract(
+                        form, choices[start:end], scorer=fuzz.ratio, limit=limit, score_cutoff=floor - 1e-6)]
+            found.sort(key=lambda hit: (-hit[0], hit[1]))
+            del found[limit:]
+            low, high = new_low, new_high
+        return found
 
     def synonyms(self, key: str) -> set[str]:
         group = self.group_of.get(key)
@@ -246,12 +270,9 @@ class ExpertiseIndex:
         if not key:
             return close
         if len(key) >= MIN_FUZZY_CHARS:
-            choices, owners = self._fuzzy_choices()
-            lo, hi = self._length_window(form, CLOSE_CUTOFF)
-            for _, score, i in process.extract(
-                form, choices[lo:hi], scorer=fuzz.ratio, limit=fuzzy_limit, score_cutoff=CLOSE_CUTOFF
-            ):
-                for k in owners[lo + i]:
+            _, owners = self._fuzzy_choices()
+            for score, i in self.closest_forms(form, fuzzy_limit):
+                for k in owners[i]:
                     for syn in self.synonyms(k) | {k}:
                         if syn in self.topics and syn not in exact:
                             close[syn] = max(close.get(syn, 0.0), score / 100.0)
