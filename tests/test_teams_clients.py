@@ -1,0 +1,104 @@
+"""The Bot Connector clients outlive the turn: one per (app id, service URL, audience), shared by
+replies, concurrent turns and proactive sends; the rate-limit handling still applies to them."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from adapters.server import Outbox, build_app
+from adapters.teams import turn_key
+from adapters.teams.http import ReusedClients, auth_configuration
+from bot.config import Settings
+from bot.core import Bot
+from bot.types import Outbound, Reply, UserRef
+from tests.teams_mock import MockConnector, personal_message
+from tests.test_teams_http import local, post
+
+TENANT = "tenant-clients"
+
+
+async def serve(app: Any) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}/api/messages"
+
+
+def kept(app: Any) -> ReusedClients:
+    auth = app[turn_key()].delivery.adapter.bot_framework_authentication
+    assert isinstance(auth, ReusedClients)
+    return auth
+
+
+def test_replies_concurrent_turns_and_proactive_sends_share_one_connector_client(bot: Bot, settings: Settings) -> None:
+    async def run() -> tuple[MockConnector, list[Any], int]:
+        mock = MockConnector()
+        service = await mock.start()
+        outbox = Outbox()
+        app = build_app(bot, local(settings), outbox)
+        runner, url = await serve(app)
+        try:
+            await post(url, personal_message(service, TENANT, "29:ana", "help", "k1"))
+            first = list(kept(app)._connectors.values())
+            statuses = await asyncio.gather(*(post(url, personal_message(service, TENANT, f"29:u{i}", "help", f"k{i + 2}"))
+                                              for i in range(8)))
+            await mock.wait_for(9)
+            await asyncio.to_thread(outbox.send, [Outbound(Reply("Your reminder", key="notify.test"),
+                                                           UserRef("teams", TENANT, "29:ana", "Ana"))])
+            await mock.wait_for(10)
+            assert all(s in (200, 201) for s in statuses)
+            return mock, first, len(kept(app)._connectors) + len(kept(app)._user_tokens)
+        finally:
+            await runner.cleanup()
+            await mock.stop()
+
+    mock, first, count = asyncio.run(run())
+    assert len(first) == 1 and count == 2  # one connector client, one user-token client
+    assert sorted(c.conversation_id for c in mock.messages()) == sorted(
+        ["a:dm-29:ana"] * 2 + [f"a:dm-29:u{i}" for i in range(8)])
+
+
+def test_each_service_url_gets_its_own_client_and_the_oldest_is_dropped_past_the_bound(bot: Bot, settings: Settings) -> None:
+    async def run() -> tuple[list[str], list[str], list[int]]:
+        mocks = [MockConnector() for _ in range(3)]
+        services = [await m.start() for m in mocks]
+        app = build_app(bot, local(settings), Outbox())
+        kept(app).max_clients = 2
+        runner, url = await serve(app)
+        try:
+            for i, service in enumerate(services):
+                await post(url, personal_message(service, TENANT, "29:ana", "help", f"s{i}"))
+                await mocks[i].wait_for(1)
+            return services, [key[1] for key in kept(app)._connectors], [len(m.messages()) for m in mocks]
+        finally:
+            await runner.cleanup()
+            for m in mocks:
+                await m.stop()
+
+    services, kept_urls, received = asyncio.run(run())
+    assert received == [1, 1, 1]
+    assert kept_urls == services[1:]
+
+
+def test_clients_are_kept_per_app_id(settings: Settings) -> None:
+    from botframework.connector.auth import ClaimsIdentity
+
+    auth = ReusedClients(auth_configuration(settings))
+    made: list[tuple[str, str | None]] = []
+
+    class Factory:
+        async def create(self, service_url: str, audience: str | None = None) -> object:
+            made.append((service_url, audience))
+            return object()
+
+    async def run() -> list[object]:
+        return [await auth.connector(Factory(), app, "https://smba.example/", "scope") for app in ("A", "B", "A")]
+
+    first_a, b, second_a = asyncio.run(run())
+    assert first_a is second_a and b is not first_a and len(made) == 2
+    anonymous = ClaimsIdentity({}, True)
+    assert asyncio.run(auth.create_user_token_client(anonymous)) is asyncio.run(auth.create_user_token_client(anonymous))
