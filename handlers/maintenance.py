@@ -24,12 +24,12 @@ def analyze(jctx: JobCtx) -> list[Effect]:
     return []
 
 
-def purge_evidence_removals(jctx: JobCtx) -> list[Effect]:
+def purge_evidence_log(jctx: JobCtx) -> list[Effect]:
     """Every worker may run it: deleting the same old rows twice is harmless."""
-    evidence_log.purge_removals(jctx.session)
+    evidence_log.purge(jctx.session)
     return []
 
 
 def register(r: Registry) -> None:
     r.job(Job("store.analyze", EVERY, analyze))
-    r.job(Job("store.evidence_removals", timedelta(hours=1), purge_evidence_removals))
+    r.job(Job("store.evidence_log", timedelta(hours=1), purge_evidence_log))

@@ -1,44 +1,56 @@
 """The evidence log: how every process's in-memory expertise index follows evidence that
 other processes write or remove, with one primary-key read per lookup.
 
-Each transaction that writes or removes evidence takes, just before it commits, the next
-number of its workspace's sequence (`evidence_sequences`) and stamps it on the rows it
-inserted (`evidence.seq`, NULL until then) and on the removals it logged
-(`evidence_removals`). Taking the number locks the sequence row, so concurrent writers
-are serialised from that moment to their commit: numbers become visible in order. A
-reader that reads `seq = V` (one primary-key read per lookup) therefore knows that every
-change numbered up to V is committed and readable, and catches up with two indexed
-range reads (`seq > mine AND seq <= V`) only when V moved. Nothing else locks the
-sequence row, and a transaction takes it last: it cannot deadlock.
+A transaction that writes or removes evidence stamps a random token on the rows it
+inserts (`evidence.batch`) and on the removals it logs (`evidence_removals`), and just
+before committing takes the next number of its workspace's sequence
+(`evidence_sequences`) and records `token -> number` (`evidence_batches`). Taking the
+number locks the sequence row until the commit, so numbers become visible in order: a
+reader that reads `seq = V` (one primary-key read) knows that every batch numbered up to
+V is committed and readable, and catches up with two indexed reads of the batches in
+(its number, V] only when V moved. Nothing else locks the sequence row and a transaction
+takes it last: it cannot deadlock. No row is written twice (stamping rows at commit
+would rewrite every one of them on PostgreSQL).
 
 Changing a conversation's kind or indexing changes who may read its evidence: that bumps
 the workspace's `expertise_version`, so every index is rebuilt (it is rare).
 
-Rows loaded in bulk outside a session (a benchmark organisation, a restore) keep a NULL
-sequence and are picked up when an index is built; readers drop duplicates by id.
+Rows loaded in bulk outside a session (a benchmark organisation, a restore) have no batch
+and are picked up when an index is built; readers drop duplicates by id.
 """
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, event, insert, literal, select, update
+from sqlalchemy import BigInteger, bindparam, event, insert, literal, select
 from sqlalchemy.orm import Session, object_session
 
 from store import driver_sql
-from store.models.core import Conversation, Evidence, EvidenceRemoval, EvidenceSequence
+from store.models.core import Conversation, Evidence, EvidenceBatch, EvidenceRemoval, EvidenceSequence
 
 PENDING = "evidence_log_pending"          # session.info: tenants whose evidence changed
 VISIBILITY = "evidence_log_visibility"    # session.info: tenants whose conversations changed class
+TOKEN = "evidence_log_token"              # session.info: this transaction's batch token
 HOOKED = "evidence_log_hooked"
-REMOVALS_KEPT = timedelta(days=3)
-INDEX_MAX_AGE = timedelta(days=1)
+KEPT = timedelta(days=3)                  # batches and removals older than this are forgotten
+INDEX_MAX_AGE = timedelta(days=1)         # an index not caught up for this long is rebuilt
+
+
+def token(session: Session) -> int:
+    """This transaction's batch token, to stamp on the evidence it writes."""
+    _hook(session)
+    found = session.info.get(TOKEN)
+    if found is None:
+        found = session.info[TOKEN] = secrets.randbits(62)
+    return found
 
 
 def touched(session: Session, tenant: str) -> None:
     """Record that this transaction wrote evidence for `tenant` (sequenced at commit)."""
-    _hook(session)
+    token(session)
     session.info.setdefault(PENDING, set()).add(tenant)
 
 
@@ -55,8 +67,9 @@ def delete_evidence(session: Session, *where: Any) -> int:
     now = datetime.now(timezone.utc)
     logged = session.execute(
         insert(EvidenceRemoval).from_select(
-            ["tenant", "evidence_id", "topic_key", "removed_at"],
-            select(Evidence.tenant, Evidence.id, Evidence.topic_key, literal(now, EvidenceRemoval.removed_at.type))
+            ["tenant", "evidence_id", "topic_key", "batch", "removed_at"],
+            select(Evidence.tenant, Evidence.id, Evidence.topic_key, literal(token(session), BigInteger()),
+                   literal(now, EvidenceRemoval.removed_at.type))
             .where(*criteria),
         )
     )
@@ -68,14 +81,14 @@ def delete_evidence(session: Session, *where: Any) -> int:
     return int(result.rowcount or 0)
 
 
-def purge_removals(session: Session) -> int:
-    """Forget removals older than REMOVALS_KEPT. Wall-clock time on both sides: an index not
-    synced for INDEX_MAX_AGE (less than that) is rebuilt instead of caught up."""
-    cutoff = datetime.now(timezone.utc) - REMOVALS_KEPT
-    result = session.execute(
-        EvidenceRemoval.__table__.delete().where(EvidenceRemoval.removed_at < cutoff)
-    )
-    return int(result.rowcount or 0)
+def purge(session: Session) -> int:
+    """Forget batches and removals older than KEPT. Wall-clock time on both sides: an index
+    not caught up for INDEX_MAX_AGE (less than that) is rebuilt instead, and a build loads
+    evidence whose batch was forgotten."""
+    cutoff = datetime.now(timezone.utc) - KEPT
+    removals = session.execute(EvidenceRemoval.__table__.delete().where(EvidenceRemoval.removed_at < cutoff))
+    session.execute(EvidenceBatch.__table__.delete().where(EvidenceBatch.committed_at < cutoff))
+    return int(removals.rowcount or 0)
 
 
 def _hook(session: Session) -> None:
@@ -86,7 +99,7 @@ def _hook(session: Session) -> None:
 
 
 def _sequence(session: Session) -> None:
-    """Stamp this transaction's evidence changes with the workspace's next sequence number."""
+    """Number this transaction's evidence changes: the workspace's next number, for its token."""
     if session.get_nested_transaction() is not None:
         return  # a savepoint: the outer transaction sequences everything once
     session.flush()
@@ -97,11 +110,14 @@ def _sequence(session: Session) -> None:
         for tenant in sorted(visibility):
             bump_version(session, tenant, [VisibilityChanged()])
     pending = session.info.pop(PENDING, set())
+    batch = session.info.pop(TOKEN, None)
+    if not pending or batch is None:
+        return
     conn = session.connection()
+    now = datetime.now(timezone.utc)
     for tenant in sorted(pending):
         seq = conn.execute(_next_number(conn.dialect.name), {"tenant": tenant}).scalar_one()
-        for table in (Evidence.__table__, EvidenceRemoval.__table__):
-            conn.execute(update(table).where(table.c.tenant == tenant, table.c.seq.is_(None)).values(seq=seq))
+        conn.execute(insert(EvidenceBatch.__table__).values(token=batch, tenant=tenant, seq=seq, committed_at=now))
 
 
 @lru_cache(maxsize=2)
@@ -137,9 +153,10 @@ def _conversation_class_changed(target: Conversation, value: Any, old: Any, _ini
 
 
 def removed_between(session: Session, tenant: str, after: int, upto: int) -> list[tuple[int, str]]:
-    """(evidence_id, topic_key) of removals sequenced in (after, upto]."""
-    table = EvidenceRemoval.__table__
+    """(evidence_id, topic_key) of removals in batches numbered (after, upto]."""
+    batches, removals = EvidenceBatch.__table__, EvidenceRemoval.__table__
     return [(i, k) for i, k in session.connection().execute(
-        select(table.c.evidence_id, table.c.topic_key)
-        .where(table.c.tenant == tenant, table.c.seq > after, table.c.seq <= upto)
+        select(removals.c.evidence_id, removals.c.topic_key)
+        .select_from(batches.join(removals, (removals.c.batch == batches.c.token) & (removals.c.tenant == batches.c.tenant)))
+        .where(batches.c.tenant == tenant, batches.c.seq > after, batches.c.seq <= upto)
     )]

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from bot.expertise.scoring import KIND_WEIGHT
 from bot.text import norm_key, topic_key
 from store import driver_sql, evidence_log
-from store.models.core import Conversation, Evidence, Person, PersonSkill, Skill, SkillAlias, Workspace
+from store.models.core import Conversation, Evidence, EvidenceBatch, Person, PersonSkill, Skill, SkillAlias, Workspace
 from store.visibility import readable_by
 
 CHANGES = "expertise_changes"
@@ -204,6 +204,7 @@ def add_evidence(
     label = topic.lstrip("#")[:200]
     session.add(
         Evidence(
+            batch=evidence_log.token(session),
             person_id=person_id,
             topic_key=key,
             topic_label=label,
@@ -260,21 +261,22 @@ EvidenceRow = tuple[int, int, str, "int | None", str, float, float, "str | None"
 
 def evidence_rows(session: Session, tenant: str, upto: int, after: int | None = None) -> Iterable[EvidenceRow]:
     """Evidence for the in-memory index, with its conversation's kind and indexing (who may
-    read it), streamed: every row sequenced up to `upto` (and those loaded in bulk, with no
-    sequence), or with `after` only those sequenced in (after, upto]. A Core statement
-    with its own tenant filter, like `skill_links`."""
-    ev, conv = Evidence.__table__, Conversation.__table__
-    if after is None:
-        window = or_(ev.c.seq.is_(None), ev.c.seq <= upto)
-    else:
-        window = (ev.c.seq > after) & (ev.c.seq <= upto)
-    return session.connection().execute(  # type: ignore[return-value]
-        select(ev.c.id, ev.c.person_id, ev.c.topic_key, ev.c.conversation_id, ev.c.kind, ev.c.weight,
+    read it), streamed: every row of batches numbered up to `upto` (and rows with no batch,
+    or whose batch was forgotten), or with `after` only the rows of batches numbered in
+    (after, upto]. Core statements with their own tenant filter, like `skill_links`."""
+    ev, conv, batches = Evidence.__table__, Conversation.__table__, EvidenceBatch.__table__
+    columns = (ev.c.id, ev.c.person_id, ev.c.topic_key, ev.c.conversation_id, ev.c.kind, ev.c.weight,
                extract("epoch", ev.c.occurred_at), conv.c.kind, conv.c.indexing)
-        .select_from(ev.outerjoin(conv, conv.c.id == ev.c.conversation_id))
-        .where(ev.c.tenant == tenant, window),
-        execution_options={"yield_per": 10000},
-    )
+    of_batch = (batches.c.token == ev.c.batch) & (batches.c.tenant == ev.c.tenant)
+    if after is None:
+        query = (select(*columns)
+                 .select_from(ev.outerjoin(batches, of_batch).outerjoin(conv, conv.c.id == ev.c.conversation_id))
+                 .where(ev.c.tenant == tenant, or_(batches.c.seq.is_(None), batches.c.seq <= upto)))
+    else:
+        query = (select(*columns)
+                 .select_from(batches.join(ev, of_batch).outerjoin(conv, conv.c.id == ev.c.conversation_id))
+                 .where(batches.c.tenant == tenant, batches.c.seq > after, batches.c.seq <= upto))
+    return session.connection().execute(query, execution_options={"yield_per": 10000})  # type: ignore[return-value]
 
 
 def member_of(session: Session, person_id: int, conversation_ids: Sequence[int]) -> set[int]:

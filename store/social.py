@@ -137,6 +137,7 @@ def _attach(session: Session, tenant: str, items: list[Indexed], now: datetime) 
     topic_rows: list[dict[str, Any]] = []
     mention_rows: list[dict[str, Any]] = []
     evidence: dict[tuple[str, str, int, str], dict[str, Any]] = {}
+    batch = evidence_log.token(session)
     for item in items:
         p = item.post
         keys = list(dict.fromkeys(topic_key(t) for t in p.hashtags if topic_key(t) in topic_ids))
@@ -157,7 +158,7 @@ def _attach(session: Session, tenant: str, items: list[Indexed], now: datetime) 
                 grants += [(pid, "thanked") for pid in mentioned if pid != p.author_id]
             for pid, kind in grants:
                 evidence[(kind, ref, pid, key)] = {
-                    "tenant": tenant, "person_id": pid, "topic_key": key, "topic_label": labels.get(key, key)[:200],
+                    "tenant": tenant, "batch": batch, "person_id": pid, "topic_key": key, "topic_label": labels.get(key, key)[:200],
                     "kind": kind, "weight": WEIGHTS[kind], "occurred_at": p.sent_at, "source_ref": ref,
                     "conversation_id": p.conversation_id, "snippet": snippet,
                 }

@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Iterator
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.context import Services
 from bot.core import Bot, ctx_for_job
@@ -25,7 +25,7 @@ from handlers import build_registry
 from store import evidence_log
 from store import expertise as xstore
 from store.db import Database
-from store.models.core import Evidence, EvidenceRemoval, Person, Workspace
+from store.models.core import Evidence, EvidenceBatch, EvidenceRemoval, Person, Workspace
 from tests.test_social_index import TENANT, command, conv, join, post
 
 
@@ -111,7 +111,9 @@ def test_writes_are_sequenced_once_per_transaction(bot: Bot) -> None:
         xstore.add_evidence(s, TENANT, tom.id, "#ansible", "kudos", now, source_ref="b")  # type: ignore[union-attr]
     with bot.services.db.session(TENANT) as s:
         assert evidence_log.current(s, TENANT) == seq + 1
-        assert set(s.scalars(select(Evidence.seq).where(Evidence.topic_key == "ansible"))) == {seq + 1}
+        batches = {b: n for b, n in s.execute(select(EvidenceBatch.token, EvidenceBatch.seq))}
+        stamped = set(s.scalars(select(Evidence.batch).where(Evidence.topic_key == "ansible")))
+        assert len(stamped) == 1 and batches[stamped.pop()] == seq + 1, "one batch for the whole transaction"
 
     session = bot.services.db.new_session(TENANT)
     xstore.add_evidence(session, TENANT, tom.id, "#ansible", "thanked", now, source_ref="c")  # type: ignore[union-attr]
@@ -123,7 +125,9 @@ def test_writes_are_sequenced_once_per_transaction(bot: Bot) -> None:
         assert removed == 2
     with bot.services.db.session(TENANT) as s:
         assert evidence_log.current(s, TENANT) == seq + 2
-        assert sorted(s.scalars(select(EvidenceRemoval.seq))) == [seq + 2, seq + 2]
+        assert s.scalar(select(func.count()).select_from(EvidenceBatch)) == len(batches) + 1
+        numbers = list(s.scalars(select(EvidenceBatch.seq).join(EvidenceRemoval, EvidenceRemoval.batch == EvidenceBatch.token)))
+        assert numbers == [seq + 2, seq + 2]
 
 
 def test_concurrent_writers_are_followed_exactly(bot: Bot) -> None:

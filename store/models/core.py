@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models.base import Base, TenantScoped, UTCDateTime, utcnow
@@ -114,7 +114,7 @@ class Evidence(TenantScoped, Base):
         UniqueConstraint("tenant", "kind", "source_ref", "person_id", "topic_key"),
         Index("ix_evidence_topic", "tenant", "topic_key"),
         Index("ix_evidence_person", "tenant", "person_id"),
-        Index("ix_evidence_seq", "tenant", "seq"),
+        Index("ix_evidence_batch", "batch"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
@@ -126,9 +126,9 @@ class Evidence(TenantScoped, Base):
     source_ref: Mapped[str] = mapped_column(String(300), default="")
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"), nullable=True)
     snippet: Mapped[str] = mapped_column(Text, default="")
-    # The workspace's `evidence_seq` of the transaction that wrote the row; NULL until that
-    # transaction commits (store/evidence_log.py), so readers can follow new rows in order.
-    seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The writing transaction's token (store/evidence_log.py): its `EvidenceBatch` row says in
+    # which order it committed. NULL for rows loaded in bulk outside the log.
+    batch: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class EvidenceSequence(Base):
@@ -142,16 +142,29 @@ class EvidenceSequence(Base):
     seq: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class EvidenceBatch(Base):
+    """One committed transaction that wrote or removed evidence: its token (stamped on its rows
+    when they were written) and the number it took just before committing (store/evidence_log.py).
+    Kept a few days: rows whose batch is gone are older than any index that could miss them."""
+
+    __tablename__ = "evidence_batches"
+    __table_args__ = (Index("ix_evidence_batches_seq", "tenant", "seq"),)
+    token: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    tenant: Mapped[str] = mapped_column(String(120), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    committed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class EvidenceRemoval(TenantScoped, Base):
     """A removed piece of evidence, kept a few days so other processes can drop it from their
     in-memory expertise index (store/evidence_log.py). Holds ids and a topic key, no content."""
 
     __tablename__ = "evidence_removals"
-    __table_args__ = (Index("ix_evidence_removals_seq", "tenant", "seq"),)
+    __table_args__ = (Index("ix_evidence_removals_batch", "batch"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     evidence_id: Mapped[int] = mapped_column(Integer)
     topic_key: Mapped[str] = mapped_column(String(200))
-    seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    batch: Mapped[int] = mapped_column(BigInteger)
     removed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
