@@ -27,7 +27,7 @@ class EventRows:
 def event_rows(session: Session, tenant: str, user_id: str, conversation_id: str | None) -> EventRows:
     """The workspace, the person, the conversation and whether the person is a member of it,
     in one round trip instead of one per row. Always read, never cached, so every process sees
-    the latest language, roles, deactivations and memberships."""
+    the latest language, deactivation and membership written by any other."""
     params = {"tenant": tenant, "user_id": user_id, "conversation_id": conversation_id}
     row = session.execute(_event_rows_query(conversation_id is not None), params).first()
     if row is None:
