@@ -16,6 +16,7 @@ from store import people as people_store
 from store.models.core import Conversation, Person, Workspace
 
 if TYPE_CHECKING:
+    from bot.expertise import PersonCard
     from bot.clock import Clock
     from bot.config import Settings
     from bot.i18n import Prompts
@@ -111,12 +112,12 @@ class Ctx:
         )
 
     # People and channels -------------------------------------------------
-    def mention(self, person: Person) -> str:
+    def mention(self, person: "Person | PersonCard") -> str:
         """A real ping, only where the person accepts mentions; else their name."""
         return mention_marker(person.external_id) if person.accepts_mentions else self.name(person)
 
     @staticmethod
-    def name(person: Person) -> str:
+    def name(person: "Person | PersonCard") -> str:
         return person.display_name or person.handle or person.external_id
 
     def plain(self, text: str) -> str:

@@ -125,9 +125,11 @@ def _ping_experts(ctx: Ctx, req: HelpRequest, experts: Sequence[Candidate], *, d
     """Experts who do not accept mentions (or everyone, for a request made in a DM) get a DM."""
     asker = ctx.session.get(Person, req.asker_id)
     effects: list[Effect] = []
-    for c in experts:
-        if dm_all or not c.person.accepts_mentions:
-            effects += notify(ctx, c.person, "helpreq.notify.routed",
+    to_dm = [c for c in experts if dm_all or not c.person.accepts_mentions]
+    people = people_store.people_by_ids(ctx.session, [c.person.id for c in to_dm])
+    for c in to_dm:
+        if c.person.id in people:
+            effects += notify(ctx, people[c.person.id], "helpreq.notify.routed",
                               params={"id": req.number, "asker": ctx.name(asker) if asker else "?",
                                       "question": shorten(req.question, 200), "link": _link(req)},
                               thread_key=f"help:{req.number}:routed", urgent=True,

@@ -29,9 +29,8 @@ from bot.expertise.evidence import PersonStats
 from bot.expertise.index import DEFAULT_ALIASES, ExpertiseIndex, StaleIndex, TopicMatches, load_alias_groups
 from bot.expertise.scoring import DAY, DECLARED, evidence_score, freshness, is_stale
 from bot.expertise.when import ago
-from store.models.core import Person
 
-__all__ = ["Candidate", "ExpertResult", "find_experts", "topics_in", "track_changes", "index_for", "ExpertiseCache"]
+__all__ = ["Candidate", "PersonCard", "ExpertResult", "find_experts", "topics_in", "track_changes", "index_for", "ExpertiseCache"]
 MAX_QUERY_CHARS = 200
 MAX_REASONS = 4
 MARGIN = 5  # extra candidates considered, for people filtered out late (deactivated meanwhile)
@@ -43,8 +42,25 @@ def _kind_order(kind: str) -> int:
 
 
 @dataclass(frozen=True)
+class PersonCard:
+    """What a result shows of a person (`ctx.name` and `ctx.mention` take it like a Person).
+    Load the Person row (store.people.people_by_ids) to change or notify them."""
+
+    id: int
+    external_id: str
+    display_name: str
+    handle: str
+    title: str
+    department: str
+    site: str
+    accepts_mentions: bool
+    active: bool
+    is_bot: bool
+
+
+@dataclass(frozen=True)
 class Candidate:
-    person: Person
+    person: PersonCard
     score: float
     matched: tuple[str, ...]
     why: tuple[str, ...]
@@ -248,16 +264,17 @@ def _declared_candidates(
                 break
 
 
-def _people_for(ctx: Ctx, ranked: list[tuple[int, float, bool]], limit: int) -> list[tuple[Person, float, bool]]:
-    """Person rows of the best `limit` ranked people, skipping anyone deactivated (or made a
-    bot) since the index last heard of it: such rows are read again further down the list."""
-    chosen: list[tuple[Person, float, bool]] = []
+def _people_for(ctx: Ctx, ranked: list[tuple[int, float, bool]], limit: int) -> list[tuple[PersonCard, float, bool]]:
+    """Cards of the best `limit` ranked people, skipping anyone deactivated (or made a bot)
+    since the index last heard of it: such rows are read again further down the list."""
+    chosen: list[tuple[PersonCard, float, bool]] = []
     start = 0
     while len(chosen) < limit and start < len(ranked):
         window = ranked[start : start + limit - len(chosen)]
         start += len(window)
-        people = xstore.people(ctx.session, [p for p, _, _ in window])
-        chosen += [(people[p], s, ex) for p, s, ex in window if p in people and people[p].active and not people[p].is_bot]
+        rows = xstore.person_cards(ctx.session, ctx.tenant, [p for p, _, _ in window])
+        cards = {row[0]: PersonCard(*row[:7], *(bool(flag) for flag in row[7:])) for row in rows}
+        chosen += [(cards[p], s, ex) for p, s, ex in window if p in cards and cards[p].active and not cards[p].is_bot]
     return chosen
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 from array import array
 from bisect import insort
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable
 
 from sqlalchemy.orm import Session
@@ -37,7 +37,7 @@ PUBLIC, MEMBERS, HIDDEN = 0, 1, 2
 KINDS: tuple[str, ...] = tuple(KIND_WEIGHT)  # as store.expertise.EVIDENCE_KINDS
 OTHER = len(KINDS)  # the code of every kind without its own weight and count
 NO_CONVERSATION = 0
-PRECOMPUTED_ROWS = 8  # topics with less evidence are aggregated on their first lookup (microseconds)
+PRECOMPUTED_ROWS = 1  # topics with less evidence are aggregated on their first lookup
 BUCKETS = tuple((upper * DAY, factor) for upper, factor in AGE_BUCKETS)
 INFINITY = float("inf")
 
@@ -84,17 +84,22 @@ class PersonStats:
             self.counts[i] += n
 
 
-@dataclass
 class Aggregate:
     """Per-person stats of one reading audience (everyone, or one private conversation's
     members), ranked by decayed weight."""
 
-    stats: dict[int, PersonStats] = field(default_factory=dict)
-    ranked: list[int] = field(default_factory=list)
+    __slots__ = ("stats", "ranked")
+
+    def __init__(self) -> None:
+        self.stats: dict[int, PersonStats] = {}
+        self.ranked: list[int] = []
 
     def rank(self) -> None:
         stats = self.stats
-        self.ranked = sorted(stats, key=lambda p: (-stats[p].weighted, p))
+        if len(stats) == 1:
+            self.ranked = list(stats)
+        else:
+            self.ranked = sorted(stats, key=lambda p: (-stats[p].weighted, p))
 
     def bump(self, person: int, weighted: float, occurred: float, kind: int) -> None:
         """Add one piece of evidence, keeping the ranking sorted."""
@@ -113,7 +118,7 @@ class Aggregate:
         return self.stats[self.ranked[position]].weighted if position < len(self.ranked) else 0.0
 
 
-@dataclass
+@dataclass(slots=True)
 class Aggregates:
     public: Aggregate
     private: dict[int, Aggregate]   # conversation id -> its members' aggregate
