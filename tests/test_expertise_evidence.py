@@ -17,6 +17,7 @@ from bot.expertise.evidence import (
     PersonStats,
     TopicEvidence,
     _best,
+    _merge,
     decay_until,
 )
 from bot.expertise.scoring import AGE_BUCKETS, DAY, OLDEST_DECAY
@@ -87,10 +88,11 @@ def aggregate_of(weights: dict[int, float]) -> Aggregate:
 
 
 @pytest.mark.parametrize("seed", range(40))
-def test_threshold_search_finds_the_true_best(seed: int) -> None:
+def test_merged_audiences_rank_the_true_best(seed: int) -> None:
     rng = random.Random(seed)
     lists = [aggregate_of({p: rng.expovariate(1.0) for p in rng.sample(range(60), rng.randrange(1, 50))})
              for _ in range(rng.randrange(1, 4))]
+    before = {id(a): {p: s.weighted for p, s in a.stats.items()} for a in lists}
     excluded = set(rng.sample(range(60), 5))
     top = rng.randrange(1, 12)
     totals: dict[int, float] = {}
@@ -99,9 +101,10 @@ def test_threshold_search_finds_the_true_best(seed: int) -> None:
             if person not in excluded:
                 totals[person] = totals.get(person, 0.0) + stats.weighted
     expected = sorted(totals, key=lambda p: (-totals[p], p))[:top]
-    found = _best(lists, top, excluded)
-    assert sorted(found, key=lambda p: (-found[p].weighted, p)) == expected
+    found = _best(_merge(lists), top, excluded)
+    assert list(found) == expected
     assert all(found[p].weighted == pytest.approx(totals[p]) for p in found)
+    assert {id(a): {p: s.weighted for p, s in a.stats.items()} for a in lists} == before, "the parts are untouched"
 
 
 def test_readers_see_only_their_private_conversations() -> None:
@@ -115,3 +118,15 @@ def test_readers_see_only_their_private_conversations() -> None:
     assert seen == {10, 11}
     asked = {person: stats.count_by_kind() for person, _, stats in book.stats(["k8s"], NOW, set(), top=0, people=[12, 10])}
     assert asked == {10: {"help": 1}}, "a non-member asking about someone sees none of their private evidence"
+
+
+def test_a_readers_merged_view_follows_new_evidence() -> None:
+    book = EvidenceBook()
+    book._apply_rows([(1, 10, "k8s", None, "help", 1.0, NOW, None, None),
+                      (2, 11, "k8s", 2, "help", 1.0, NOW, "private", True)])
+    book.topics["k8s"].aggregates(NOW, book.classes)
+    first = {person: stats.weighted for person, _, stats in book.stats(["k8s"], NOW, {2}, top=10)}
+    book._apply_rows([(3, 11, "k8s", 2, "kudos", 1.0, NOW, "private", True),
+                      (4, 12, "k8s", None, "help", 1.0, NOW, None, None)])
+    later = {person: stats.weighted for person, _, stats in book.stats(["k8s"], NOW, {2}, top=10)}
+    assert set(later) == {10, 11, 12} and later[11] == pytest.approx(2 * first[11])

@@ -9,9 +9,10 @@ Privacy (store/visibility.py) is applied per reader. Evidence outside any conver
 or in an indexed public conversation is readable by everyone: its aggregate is computed
 once and cached. Evidence in an indexed private conversation (private channel, group
 chat, DM) counts only for that conversation's members: it is aggregated per
-conversation and added for a reader who belongs to it (one indexed read of their
-memberships, made only when matched topics have such evidence). Evidence in a
-conversation that is not indexed never counts.
+conversation and merged with the public aggregate for a reader who belongs to it (one
+indexed read of their memberships, made only when matched topics have such evidence;
+the merge is cached per set of conversations, so a channel's members share it).
+Evidence in a conversation that is not indexed never counts.
 
 A cached aggregate stays exact until a row of its topic changes or `now` reaches the
 next moment one of its rows moves to an older decay bucket (both tracked).
@@ -24,7 +25,7 @@ from __future__ import annotations
 import time
 from array import array
 from bisect import insort
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable
 
 from sqlalchemy.orm import Session
@@ -37,7 +38,7 @@ PUBLIC, MEMBERS, HIDDEN = 0, 1, 2
 KINDS: tuple[str, ...] = tuple(KIND_WEIGHT)  # as store.expertise.EVIDENCE_KINDS
 OTHER = len(KINDS)  # the code of every kind without its own weight and count
 NO_CONVERSATION = 0
-PRECOMPUTED_ROWS = 1  # topics with less evidence are aggregated on their first lookup
+MERGED_KEPT = 4   # merged audiences kept per topic (members of one channel share one)
 BUCKETS = tuple((upper * DAY, factor) for upper, factor in AGE_BUCKETS)
 INFINITY = float("inf")
 
@@ -114,8 +115,6 @@ class Aggregate:
         found.counts[kind] += 1
         insort(self.ranked, person, key=lambda p: (-stats[p].weighted, p))
 
-    def weight_at(self, position: int) -> float:
-        return self.stats[self.ranked[position]].weighted if position < len(self.ranked) else 0.0
 
 
 @dataclass(slots=True)
@@ -124,6 +123,22 @@ class Aggregates:
     private: dict[int, Aggregate]   # conversation id -> its members' aggregate
     computed_at: float
     valid_until: float
+    # What a reader of some of the private conversations sees (public and theirs, merged),
+    # by those conversations: members of a channel share it. A few patterns per topic.
+    merged: dict[frozenset[int], Aggregate] = field(default_factory=dict)
+
+    def for_reader(self, readable: set[int]) -> Aggregate:
+        """Everything a reader of the private conversations `readable` may count, ranked."""
+        theirs = frozenset(c for c in self.private if c in readable)
+        if not theirs:
+            return self.public
+        found = self.merged.get(theirs)
+        if found is None:
+            found = _merge([self.public, *(self.private[c] for c in sorted(theirs))])
+            if len(self.merged) >= MERGED_KEPT:
+                self.merged.pop(next(iter(self.merged)))
+            self.merged[theirs] = found
+        return found
 
 
 class TopicEvidence:
@@ -157,6 +172,7 @@ class TopicEvidence:
             cached.valid_until = min(cached.valid_until, until)
             target = cached.public if audience == PUBLIC else cached.private.setdefault(conv, Aggregate())
             target.bump(person, weight * decay, occurred, kind)
+            cached.merged.clear()
         return True
 
     def remove(self, row_id: int) -> bool:
@@ -218,15 +234,14 @@ class EvidenceBook:
 
     @classmethod
     def load(cls, session: Session, tenant: str, now: float | None = None) -> "EvidenceBook":
-        """Every piece of evidence of the workspace. With `now`, the topics with much evidence
-        are aggregated at once, so their first lookups do not pay for it."""
+        """Every piece of evidence of the workspace. With `now`, every topic is aggregated at
+        once, so no first lookup pays for it."""
         book = cls()
         book.seq = evidence_log.current(session, tenant)
         book._load_rows(xstore.evidence_rows(session, tenant, book.seq))
         if now is not None:
             for topic in book.topics.values():
-                if len(topic.ids) >= PRECOMPUTED_ROWS:
-                    topic.aggregates(now, book.classes)
+                topic.aggregates(now, book.classes)
         return book
 
     def _load_rows(self, rows: Iterable[xstore.EvidenceRow]) -> None:
@@ -310,63 +325,49 @@ class EvidenceBook:
             topic = self.topics.get(key)
             if topic is None:
                 continue
-            aggregates = topic.aggregates(now, self.classes)
-            lists = [aggregates.public] + [a for c, a in aggregates.private.items() if c in readable]
-            chosen = _best(lists, top, excluded)
-            if len(lists) == 1:
-                public = aggregates.public.stats
-                chosen.update((p, public[p]) for p in wanted if p in public and p not in chosen)
-            else:
-                for person in wanted:
-                    if person not in chosen:
-                        total = _combined(lists, person)
-                        if total is not None:
-                            chosen[person] = total
+            seen = topic.aggregates(now, self.classes).for_reader(readable)
+            chosen = _best(seen, top, excluded)
+            stats = seen.stats
+            chosen.update((p, stats[p]) for p in wanted if p in stats and p not in chosen)
             out += [(person, key, total) for person, total in chosen.items()]
         return out
 
 
-def _combined(lists: list[Aggregate], person: int) -> PersonStats | None:
-    found = [a.stats[person] for a in lists if person in a.stats]
-    if not found:
-        return None
-    if len(found) == 1:
-        return found[0]
-    total = PersonStats()
-    for part in found:
-        total.add(part)
-    return total
+def _merge(aggregates: list[Aggregate]) -> Aggregate:
+    """One ranked aggregate of several audiences' (people in several are summed). Stats of
+    people in one audience only are shared with it, never mutated here."""
+    merged = Aggregate()
+    stats = merged.stats
+    owned: set[int] = set()
+    for aggregate in aggregates:
+        for person, part in aggregate.stats.items():
+            mine = stats.get(person)
+            if mine is None:
+                stats[person] = part
+                continue
+            if person not in owned:
+                mine = stats[person] = _copy(mine)
+                owned.add(person)
+            mine.add(part)
+    merged.rank()
+    return merged
 
 
-def _best(lists: list[Aggregate], top: int, excluded: set[int] | frozenset[int]) -> dict[int, PersonStats]:
-    """The `top` people with the highest combined weight over `lists` (threshold algorithm:
-    anyone not among the first `depth` of every list weighs at most the sum of the weights
-    at that depth, so the search deepens until the top are all above that bound)."""
+def _copy(stats: PersonStats) -> PersonStats:
+    copy = PersonStats()
+    copy.weighted, copy.latest, copy.counts = stats.weighted, stats.latest, list(stats.counts)
+    return copy
+
+
+def _best(aggregate: Aggregate, top: int, excluded: set[int] | frozenset[int]) -> dict[int, PersonStats]:
+    """The `top` people with the most readable evidence, never an excluded one."""
+    chosen: dict[int, PersonStats] = {}
     if top <= 0:
-        return {}
-    if len(lists) == 1:
-        stats, chosen = lists[0].stats, {}
-        for person in lists[0].ranked:
-            if person not in excluded:
-                chosen[person] = stats[person]
-                if len(chosen) >= top:
-                    break
         return chosen
-    depth = top
-    while True:
-        totals: dict[int, float] = {}
-        for aggregate in lists:
-            taken = 0
-            for person in aggregate.ranked:
-                if taken >= depth:
-                    break
-                if person in excluded:
-                    continue
-                taken += 1
-                if person not in totals:
-                    totals[person] = sum(a.stats[person].weighted for a in lists if person in a.stats)
-        best = sorted(totals, key=lambda p: (-totals[p], p))[:top]
-        exhausted = all(depth >= len(a.ranked) for a in lists)
-        if exhausted or len(best) < top or totals[best[-1]] >= sum(a.weight_at(depth) for a in lists):
-            return {person: _combined(lists, person) for person in best}  # type: ignore[misc]
-        depth *= 2
+    stats = aggregate.stats
+    for person in aggregate.ranked:
+        if person not in excluded:
+            chosen[person] = stats[person]
+            if len(chosen) >= top:
+                break
+    return chosen
