@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from bot.text import norm_key
 from bot.types import ConversationRef, UserRef
+from store.idempotency import insert_ignore
 from store.models.core import Conversation, ConversationMember, Person, Role, Workspace
 
 
@@ -55,11 +56,14 @@ def _event_rows_query(with_conversation: bool) -> Select[Any]:
 
 
 def ensure_workspace(session: Session, tenant: str, platform: str, default_locale: str) -> Workspace:
+    """The tenant's workspace, created on first use. A tenant's first events often arrive
+    together (an installation), in several threads or processes: INSERT … ON CONFLICT DO
+    NOTHING lets all of them go on with the one row instead of failing on the unique key."""
     ws = session.get(Workspace, tenant)
     if ws is None:
-        ws = Workspace(id=tenant, platform=platform, default_locale=default_locale)
-        session.add(ws)
-        session.flush()
+        insert_ignore(session, Workspace, {"id": tenant, "platform": platform, "default_locale": default_locale})
+        ws = session.get(Workspace, tenant)
+        assert ws is not None
     return ws
 
 

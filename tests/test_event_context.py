@@ -2,9 +2,11 @@
 and the help list built once per process — none of which may go stale or cross workspaces."""
 from __future__ import annotations
 
+import threading
 from itertools import count
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from bot.clock import FixedClock
 from bot.config import Settings
@@ -123,3 +125,29 @@ def test_help_lists_admin_commands_to_admins_only_whoever_asks_first(bot: Bot) -
         assert admin.card is not None and member.card is not None
         assert "role add" in str(admin.card.sections) and "role add" not in str(member.card.sections)
         assert admin.params["count"] > member.params["count"]
+
+
+def test_a_tenants_first_events_in_two_processes_at_once_share_one_workspace(settings: Settings, clock: FixedClock,
+                                                                              prompts: Prompts) -> None:
+    """Process A has found no workspace and is about to create it when process B creates it."""
+    a, b = second_process(settings, clock, prompts), second_process(settings, clock, prompts)
+    about_to_insert, b_done = threading.Event(), threading.Event()
+
+    def hold_a_before_its_insert(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("INSERT INTO workspaces") and not about_to_insert.is_set():
+            about_to_insert.set()
+            b_done.wait(10)
+
+    event.listen(a.services.db.engine, "before_cursor_execute", hold_a_before_its_insert)
+    answers: dict[str, Any] = {}
+    first = threading.Thread(target=lambda: answers.setdefault("a", a.handle(message("T7", "U1", "help", channel="D-U1"))))
+    first.start()
+    assert about_to_insert.wait(10)
+    answers["b"] = b.handle(message("T7", "U2", "help", channel="D-U2"))
+    b_done.set()
+    first.join(10)
+    assert [e.reply.key for e in answers["a"]] == [e.reply.key for e in answers["b"]] == ["help.overview"]
+    with a.services.db.session("T7") as s:
+        assert sorted(p.external_id for p in s.scalars(select(Person))) == ["U1", "U2"]
+    a.services.db.dispose()
+    b.services.db.dispose()
