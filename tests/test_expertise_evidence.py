@@ -16,8 +16,8 @@ from bot.expertise.evidence import (
     EvidenceBook,
     PersonStats,
     TopicEvidence,
+    ReaderView,
     _best,
-    _merge,
     decay_until,
 )
 from bot.expertise.scoring import AGE_BUCKETS, DAY, OLDEST_DECAY
@@ -88,7 +88,7 @@ def aggregate_of(weights: dict[int, float]) -> Aggregate:
 
 
 @pytest.mark.parametrize("seed", range(40))
-def test_merged_audiences_rank_the_true_best(seed: int) -> None:
+def test_a_readers_view_ranks_the_true_best(seed: int) -> None:
     rng = random.Random(seed)
     lists = [aggregate_of({p: rng.expovariate(1.0) for p in rng.sample(range(60), rng.randrange(1, 50))})
              for _ in range(rng.randrange(1, 4))]
@@ -101,7 +101,7 @@ def test_merged_audiences_rank_the_true_best(seed: int) -> None:
             if person not in excluded:
                 totals[person] = totals.get(person, 0.0) + stats.weighted
     expected = sorted(totals, key=lambda p: (-totals[p], p))[:top]
-    found = _best(_merge(lists), top, excluded)
+    found = _best(ReaderView(lists[0], lists[1:]), top, excluded)
     assert list(found) == expected
     assert all(found[p].weighted == pytest.approx(totals[p]) for p in found)
     assert {id(a): {p: s.weighted for p, s in a.stats.items()} for a in lists} == before, "the parts are untouched"

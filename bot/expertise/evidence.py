@@ -22,11 +22,12 @@ The book follows other processes' writes through the evidence log (store/evidenc
 """
 from __future__ import annotations
 
+import heapq
 import time
 from array import array
 from bisect import insort
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from sqlalchemy.orm import Session
 
@@ -95,6 +96,12 @@ class Aggregate:
         self.stats: dict[int, PersonStats] = {}
         self.ranked: list[int] = []
 
+    def get(self, person: int) -> PersonStats | None:
+        return self.stats.get(person)
+
+    def ordered(self) -> Iterator[int]:
+        return iter(self.ranked)
+
     def rank(self) -> None:
         stats = self.stats
         if len(stats) == 1:
@@ -117,6 +124,37 @@ class Aggregate:
 
 
 
+class ReaderView:
+    """The public aggregate plus some private ones, as one reader sees them, without copying
+    the public one: the people with private evidence get their own combined stats (few, in
+    practice), everyone else is read from the public aggregate, and the ranking merges the
+    two orders lazily."""
+
+    __slots__ = ("public", "combined", "ranked")
+
+    def __init__(self, public: Aggregate, private: list[Aggregate]) -> None:
+        self.public = public
+        self.combined: dict[int, PersonStats] = {}
+        for aggregate in private:
+            for person, part in aggregate.stats.items():
+                mine = self.combined.get(person)
+                if mine is None:
+                    shared = public.stats.get(person)
+                    mine = self.combined[person] = _copy(shared) if shared is not None else PersonStats()
+                mine.add(part)
+        combined = self.combined
+        self.ranked = sorted(combined, key=lambda p: (-combined[p].weighted, p))
+
+    def get(self, person: int) -> PersonStats | None:
+        found = self.combined.get(person)
+        return found if found is not None else self.public.stats.get(person)
+
+    def ordered(self) -> Iterator[int]:
+        public, combined = self.public.stats, self.combined
+        rest = (p for p in self.public.ranked if p not in combined)
+        return heapq.merge(self.ranked, rest, key=lambda p: (-(combined[p] if p in combined else public[p]).weighted, p))
+
+
 @dataclass(slots=True)
 class Aggregates:
     public: Aggregate
@@ -125,16 +163,16 @@ class Aggregates:
     valid_until: float
     # What a reader of some of the private conversations sees (public and theirs, merged),
     # by those conversations: members of a channel share it. A few patterns per topic.
-    merged: dict[frozenset[int], Aggregate] = field(default_factory=dict)
+    merged: dict[frozenset[int], "ReaderView"] = field(default_factory=dict)
 
-    def for_reader(self, readable: set[int]) -> Aggregate:
+    def for_reader(self, readable: set[int]) -> "Aggregate | ReaderView":
         """Everything a reader of the private conversations `readable` may count, ranked."""
         theirs = frozenset(c for c in self.private if c in readable)
         if not theirs:
             return self.public
         found = self.merged.get(theirs)
         if found is None:
-            found = _merge([self.public, *(self.private[c] for c in sorted(theirs))])
+            found = ReaderView(self.public, [self.private[c] for c in sorted(theirs)])
             if len(self.merged) >= MERGED_KEPT:
                 self.merged.pop(next(iter(self.merged)))
             self.merged[theirs] = found
@@ -327,30 +365,13 @@ class EvidenceBook:
                 continue
             seen = topic.aggregates(now, self.classes).for_reader(readable)
             chosen = _best(seen, top, excluded)
-            stats = seen.stats
-            chosen.update((p, stats[p]) for p in wanted if p in stats and p not in chosen)
+            for person in wanted:
+                if person not in chosen:
+                    found = seen.get(person)
+                    if found is not None:
+                        chosen[person] = found
             out += [(person, key, total) for person, total in chosen.items()]
         return out
-
-
-def _merge(aggregates: list[Aggregate]) -> Aggregate:
-    """One ranked aggregate of several audiences' (people in several are summed). Stats of
-    people in one audience only are shared with it, never mutated here."""
-    merged = Aggregate()
-    stats = merged.stats
-    owned: set[int] = set()
-    for aggregate in aggregates:
-        for person, part in aggregate.stats.items():
-            mine = stats.get(person)
-            if mine is None:
-                stats[person] = part
-                continue
-            if person not in owned:
-                mine = stats[person] = _copy(mine)
-                owned.add(person)
-            mine.add(part)
-    merged.rank()
-    return merged
 
 
 def _copy(stats: PersonStats) -> PersonStats:
@@ -359,15 +380,14 @@ def _copy(stats: PersonStats) -> PersonStats:
     return copy
 
 
-def _best(aggregate: Aggregate, top: int, excluded: set[int] | frozenset[int]) -> dict[int, PersonStats]:
+def _best(aggregate: "Aggregate | ReaderView", top: int, excluded: set[int] | frozenset[int]) -> dict[int, PersonStats]:
     """The `top` people with the most readable evidence, never an excluded one."""
     chosen: dict[int, PersonStats] = {}
     if top <= 0:
         return chosen
-    stats = aggregate.stats
-    for person in aggregate.ranked:
+    for person in aggregate.ordered():
         if person not in excluded:
-            chosen[person] = stats[person]
+            chosen[person] = aggregate.get(person)  # type: ignore[assignment]
             if len(chosen) >= top:
                 break
     return chosen
