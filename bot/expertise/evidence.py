@@ -126,33 +126,42 @@ class Aggregate:
 
 class ReaderView:
     """The public aggregate plus some private ones, as one reader sees them, without copying
-    the public one: the people with private evidence get their own combined stats (few, in
-    practice), everyone else is read from the public aggregate, and the ranking merges the
-    two orders lazily."""
+    the public one: only the people with private evidence get a combined weight (their
+    combined stats are built when asked for), everyone else is read from the public
+    aggregate, and the ranking merges the two orders lazily."""
 
-    __slots__ = ("public", "combined", "ranked")
+    __slots__ = ("public", "private", "weights", "ranked")
 
     def __init__(self, public: Aggregate, private: list[Aggregate]) -> None:
         self.public = public
-        self.combined: dict[int, PersonStats] = {}
+        self.private = private
+        shown = public.stats
+        weights: dict[int, float] = {}
         for aggregate in private:
             for person, part in aggregate.stats.items():
-                mine = self.combined.get(person)
-                if mine is None:
-                    shared = public.stats.get(person)
-                    mine = self.combined[person] = _copy(shared) if shared is not None else PersonStats()
-                mine.add(part)
-        combined = self.combined
-        self.ranked = sorted(combined, key=lambda p: (-combined[p].weighted, p))
+                before = weights.get(person)
+                if before is None:
+                    base = shown.get(person)
+                    before = base.weighted if base is not None else 0.0
+                weights[person] = before + part.weighted
+        self.weights = weights
+        self.ranked = sorted(weights, key=lambda p: (-weights[p], p))
 
     def get(self, person: int) -> PersonStats | None:
-        found = self.combined.get(person)
-        return found if found is not None else self.public.stats.get(person)
+        public = self.public.stats.get(person)
+        if person not in self.weights:
+            return public
+        total = _copy(public) if public is not None else PersonStats()
+        for aggregate in self.private:
+            part = aggregate.stats.get(person)
+            if part is not None:
+                total.add(part)
+        return total
 
     def ordered(self) -> Iterator[int]:
-        public, combined = self.public.stats, self.combined
-        rest = (p for p in self.public.ranked if p not in combined)
-        return heapq.merge(self.ranked, rest, key=lambda p: (-(combined[p] if p in combined else public[p]).weighted, p))
+        public, weights = self.public.stats, self.weights
+        rest = (p for p in self.public.ranked if p not in weights)
+        return heapq.merge(self.ranked, rest, key=lambda p: (-(weights[p] if p in weights else public[p].weighted), p))
 
 
 @dataclass(slots=True)
