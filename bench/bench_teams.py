@@ -30,7 +30,7 @@ from bot.core import Bot
 from bot.i18n import Prompts
 from handlers import build_registry
 from store.db import Database
-from tests.teams_mock import MockConnector, personal_message
+from tests.teams_mock import MockConnector, personal_message, serve_locally
 
 TENANT = "bench-teams-tenant"
 WARMUP = 30
@@ -72,12 +72,8 @@ def _small_org(db: Database, n_people: int) -> str:
 
 
 async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}/api/messages"
+    runner, base = await serve_locally(app)
+    return runner, base + "api/messages"
 
 
 def _bare_app() -> web.Application:

@@ -14,6 +14,16 @@ from typing import Any
 from aiohttp import web
 
 
+async def serve_locally(app: web.Application) -> tuple[web.AppRunner, str]:
+    """Start `app` on a free loopback port: its runner (to clean up) and its base URL."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}/"
+
+
 @dataclass
 class Call:
     method: str
@@ -68,12 +78,7 @@ class MockConnector:
         app.router.add_put("/v3/conversations/{cid}/activities/{aid}", self._activity)
         app.router.add_get("/v3/conversations/{cid}/pagedmembers", self._paged)
         app.router.add_get("/v3/conversations/{cid}/members/{mid}", self._member)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}/"
+        self._runner, self.url = await serve_locally(app)
         return self.url
 
     async def stop(self) -> None:

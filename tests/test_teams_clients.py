@@ -13,19 +13,15 @@ from adapters.teams.http import ReusedClients, auth_configuration
 from bot.config import Settings
 from bot.core import Bot
 from bot.types import Outbound, Reply, UserRef
-from tests.teams_mock import MockConnector, personal_message
+from tests.teams_mock import MockConnector, personal_message, serve_locally
 from tests.test_teams_http import local, post
 
 TENANT = "tenant-clients"
 
 
 async def serve(app: Any) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}/api/messages"
+    runner, base = await serve_locally(app)
+    return runner, base + "api/messages"
 
 
 def kept(app: Any) -> ReusedClients:

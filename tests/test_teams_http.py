@@ -12,7 +12,6 @@ from typing import Any, AsyncIterator
 import aiohttp
 import jsonschema
 import pytest
-from aiohttp import web
 from sqlalchemy import select
 
 from adapters.server import Outbox, build_app
@@ -28,7 +27,7 @@ from store.db import Database
 from store.models.core import Conversation, Person, PostedMessage
 from store.models.teams import TeamsReference
 from tests.conftest import spec_file
-from tests.teams_mock import MockConnector, bot_added_to_team, channel_message, personal_message
+from tests.teams_mock import MockConnector, bot_added_to_team, channel_message, personal_message, serve_locally
 
 TENANT = "tenant-http"
 
@@ -53,13 +52,9 @@ def assert_cards_valid(schema: Any, bodies: list[Any]) -> int:
 async def serving(bot: Bot, settings: Settings) -> AsyncIterator[tuple[str, Outbox]]:
     outbox = Outbox()
     app = build_app(bot, settings, outbox)
-    runner = web.AppRunner(app, access_log=None)  # type: ignore[arg-type]
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, base = await serve_locally(app)  # type: ignore[arg-type]
     try:
-        yield f"http://127.0.0.1:{port}/api/messages", outbox
+        yield base + "api/messages", outbox
     finally:
         await runner.cleanup()
 
