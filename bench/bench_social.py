@@ -14,6 +14,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import statistics
@@ -35,7 +36,7 @@ from bot.types import ConversationRef, IncomingMessage, UserRef
 from handlers import build_registry
 from handlers.social_index import THANKS
 from store import social
-from store.db import Database
+from store.db import Database, unreachable
 from store.models.core import Conversation, ConversationMember, Evidence, Person, Workspace
 from store.models.social import Follow, Message, MessageMention, MessageTopic, Topic
 
@@ -282,15 +283,9 @@ def _create_database(url: str) -> None:
 
 
 def _pg_problem(url: str) -> str | None:
-    try:
-        _create_database(url)
-        db = Database(url)
-        with db.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        db.dispose()
-        return None
-    except Exception as exc:  # noqa: BLE001
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+    with contextlib.suppress(Exception):
+        _create_database(url)  # a server that is down is reported by unreachable() below
+    return unreachable(url)
 
 
 def run(report: Any) -> None:

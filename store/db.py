@@ -82,6 +82,21 @@ def make_engine(url: str, **kwargs: object) -> Engine:
     return engine
 
 
+def unreachable(url: str) -> str | None:
+    """Why the database at `url` cannot be reached, in one line (None when it can): the reason
+    the tests and benchmarks give when they skip a backend."""
+    try:
+        db = Database(url)
+        try:
+            with db.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        finally:
+            db.dispose()
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure is the reason
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+
+
 class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url

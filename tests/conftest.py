@@ -17,7 +17,7 @@ from bot.context import Services
 from bot.core import Bot
 from bot.i18n import Prompts
 from handlers import build_registry
-from store.db import Database
+from store.db import Database, unreachable
 from store.models import Base
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,21 +32,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--pg-url", default="postgresql://postgres@127.0.0.1:5432/test")
 
 
-def _pg_reachable(url: str) -> str | None:
-    try:
-        db = Database(url)
-        with db.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        db.dispose()
-        return None
-    except Exception as exc:  # noqa: BLE001
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "postgresql_only: needs the PostgreSQL run")
     if config.getoption("--db") == "postgresql":
-        problem = _pg_reachable(config.getoption("--pg-url"))
+        problem = unreachable(config.getoption("--pg-url"))
         config._causette_pg_problem = problem  # type: ignore[attr-defined]
         if problem and IN_CI:
             raise pytest.UsageError(f"CI=true but PostgreSQL is not reachable at {config.getoption('--pg-url')}: {problem}")
