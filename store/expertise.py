@@ -18,7 +18,6 @@ from typing import Iterable, Sequence, Union
 from sqlalchemy import bindparam, extract, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from bot.expertise.scoring import KIND_WEIGHT
 from bot.text import norm_key, topic_key
 from store import driver_sql, evidence_log
 from store.models.core import Conversation, Evidence, EvidenceBatch, Person, PersonSkill, Skill, SkillAlias, Workspace
@@ -254,7 +253,6 @@ def evidence_topics(session: Session) -> list[tuple[str, str]]:
         select(Evidence.topic_key, func.max(Evidence.topic_label)).group_by(Evidence.topic_key))]
 
 
-EVIDENCE_KINDS = tuple(KIND_WEIGHT)
 # (id, person_id, topic_key, conversation_id, kind, weight, occurred epoch, conversation kind, indexing)
 EvidenceRow = tuple[int, int, str, "int | None", str, float, float, "str | None", "bool | None"]
 

@@ -36,7 +36,7 @@ from bot.expertise.scoring import AGE_BUCKETS, DAY, KIND_WEIGHT, OLDEST_DECAY, O
 from store import evidence_log
 
 PUBLIC, MEMBERS, HIDDEN = 0, 1, 2
-KINDS: tuple[str, ...] = tuple(KIND_WEIGHT)  # as store.expertise.EVIDENCE_KINDS
+KINDS: tuple[str, ...] = tuple(KIND_WEIGHT)  # the kinds counted apart; any other counts as "other"
 OTHER = len(KINDS)  # the code of every kind without its own weight and count
 NO_CONVERSATION = 0
 MERGED_KEPT = 4   # merged audiences kept per topic (members of one channel share one)
@@ -44,9 +44,8 @@ BUCKETS = tuple((upper * DAY, factor) for upper, factor in AGE_BUCKETS)
 INFINITY = float("inf")
 
 
-def conversation_class(kind: str | None, indexing: bool | None, has_conversation: bool) -> int:
-    if not has_conversation:
-        return PUBLIC
+def conversation_class(kind: str | None, indexing: bool | None) -> int:
+    """Who may read evidence from a conversation (the rules of store/visibility.py)."""
     if not indexing:
         return HIDDEN
     return PUBLIC if kind == "public" else MEMBERS
@@ -201,9 +200,9 @@ class TopicEvidence:
         self.max_id = 0
         self.cached: Aggregates | None = None
 
-    def add(self, row_id: int, person: int, conv: int, occurred: float, weight: float, kind: int, audience: int) -> bool:
+    def add(self, row_id: int, person: int, conv: int, occurred: float, weight: float, kind: int, audience: int) -> None:
         if row_id <= self.max_id and row_id in self.ids:
-            return False  # loaded in bulk when the book was built, sequenced later
+            return  # loaded in bulk when the book was built, sequenced later
         self.ids.append(row_id)
         self.people.append(person)
         self.convs.append(conv)
@@ -220,17 +219,15 @@ class TopicEvidence:
             target = cached.public if audience == PUBLIC else cached.private.setdefault(conv, Aggregate())
             target.bump(person, weight * decay, occurred, kind)
             cached.merged.clear()
-        return True
 
-    def remove(self, row_id: int) -> bool:
+    def remove(self, row_id: int) -> None:
         try:
             at = self.ids.index(row_id)
         except ValueError:
-            return False
+            return  # added and removed between two catch-ups
         for column in (self.ids, self.people, self.convs, self.times, self.weights, self.kinds):
             del column[at]
         self.cached = None
-        return True
 
     def aggregates(self, now: float, classes: dict[int, int]) -> Aggregates:
         cached = self.cached
@@ -238,7 +235,7 @@ class TopicEvidence:
             return cached
         public = Aggregate()
         private: dict[int, Aggregate] = {}
-        valid_until = float("inf")
+        valid_until = INFINITY
         for person, conv, occurred, weight, kind in zip(self.people, self.convs, self.times, self.weights, self.kinds):
             if conv == NO_CONVERSATION:
                 stats_of = public.stats
@@ -302,7 +299,7 @@ class EvidenceBook:
             if conv is None:
                 conv = NO_CONVERSATION
             elif conv not in classes:
-                classes[conv] = conversation_class(conv_kind, indexing, True)
+                classes[conv] = conversation_class(conv_kind, indexing)
             topic.ids.append(row_id)
             topic.people.append(person)
             topic.convs.append(conv)
@@ -316,39 +313,34 @@ class EvidenceBook:
         """Too old to catch up: the removals it missed may have been purged."""
         return time.monotonic() - self.synced_at > evidence_log.INDEX_MAX_AGE.total_seconds()
 
-    def sync(self, session: Session, tenant: str, upto: int) -> set[str]:
-        """Catch up with what other processes (and this one) committed up to sequence `upto`.
-        Returns the topic keys that gained or lost evidence."""
+    def sync(self, session: Session, tenant: str, upto: int) -> None:
+        """Catch up with what other processes (and this one) committed up to sequence `upto`."""
         if upto <= self.seq:
-            return set()
-        changed = self._apply_rows(xstore.evidence_rows(session, tenant, upto, after=self.seq))
+            return
+        self._apply_rows(xstore.evidence_rows(session, tenant, upto, after=self.seq))
         for row_id, key in evidence_log.removed_between(session, tenant, self.seq, upto):
             topic = self.topics.get(key)
-            if topic is not None and topic.remove(row_id):
-                changed.add(key)
+            if topic is not None:
+                topic.remove(row_id)
         self.seq = upto
         self.synced_at = time.monotonic()
-        return changed
 
-    def _apply_rows(self, rows: Iterable[xstore.EvidenceRow]) -> set[str]:
-        changed: set[str] = set()
+    def _apply_rows(self, rows: Iterable[xstore.EvidenceRow]) -> None:
         classes, topics = self.classes, self.topics
         codes = {k: i for i, k in enumerate(KINDS)}
         for row_id, person, key, conv, kind, weight, occurred, conv_kind, indexing in rows:
             if conv is None:
                 conv = NO_CONVERSATION
             else:
-                classes[conv] = conversation_class(conv_kind, indexing, True)
+                classes[conv] = conversation_class(conv_kind, indexing)
             topic = topics.get(key)
             if topic is None:
                 topic = topics[key] = TopicEvidence()
             code = codes.get(kind, OTHER)
             factor = KIND_WEIGHT.get(kind, OTHER_KIND_WEIGHT)
             conv = int(conv)
-            if topic.add(int(row_id), int(person), conv, float(occurred), float(weight or 0.0) * factor, code,
-                         audience_of(conv, classes)):
-                changed.add(key)
-        return changed
+            topic.add(int(row_id), int(person), conv, float(occurred), float(weight or 0.0) * factor, code,
+                      audience_of(conv, classes))
 
     # Reading -------------------------------------------------------------------
     def private_conversations(self, keys: Iterable[str], now: float) -> set[int]:
