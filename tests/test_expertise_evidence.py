@@ -130,3 +130,14 @@ def test_a_readers_merged_view_follows_new_evidence() -> None:
                       (4, 12, "k8s", None, "help", 1.0, NOW, None, None)])
     later = {person: stats.weighted for person, _, stats in book.stats(["k8s"], NOW, {2}, top=10)}
     assert set(later) == {10, 11, 12} and later[11] == pytest.approx(2 * first[11])
+
+
+def test_a_book_that_checked_in_recently_is_not_stale(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time as clock
+
+    book = EvidenceBook()
+    start = clock.monotonic()
+    monkeypatch.setattr(clock, "monotonic", lambda: start + 2 * 86400)
+    assert book.stale(), "two days without catching up"
+    book.sync(None, "T1", 0)  # type: ignore[arg-type]  # nothing new: no read
+    assert not book.stale(), "checking the sequence and finding nothing new is being caught up"

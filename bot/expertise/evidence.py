@@ -310,11 +310,12 @@ class EvidenceBook:
             topic.max_id = max(topic.ids, default=0)
 
     def stale(self) -> bool:
-        """Too old to catch up: the removals it missed may have been purged."""
+        """Not caught up for too long: removals it missed may have been purged."""
         return time.monotonic() - self.synced_at > evidence_log.INDEX_MAX_AGE.total_seconds()
 
     def sync(self, session: Session, tenant: str, upto: int) -> None:
         """Catch up with what other processes (and this one) committed up to sequence `upto`."""
+        self.synced_at = time.monotonic()  # caught up, whether or not anything was new
         if upto <= self.seq:
             return
         self._apply_rows(xstore.evidence_rows(session, tenant, upto, after=self.seq))
@@ -323,7 +324,6 @@ class EvidenceBook:
             if topic is not None:
                 topic.remove(row_id)
         self.seq = upto
-        self.synced_at = time.monotonic()
 
     def _apply_rows(self, rows: Iterable[xstore.EvidenceRow]) -> None:
         classes, topics = self.classes, self.topics
