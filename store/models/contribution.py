@@ -108,6 +108,8 @@ class HelpRequest(TenantScoped, Base):
 
     `escalate_at` is computed once at creation (working hours in the channel's time zone);
     the escalation job claims a request by setting `escalated_at` with a conditional update.
+    A request from a private channel or group chat reaches only its members until the asker
+    shares it with experts outside (`shared_at`, `shared_by`): store/help_requests.py reads this.
     """
 
     __tablename__ = "help_requests"
@@ -137,6 +139,8 @@ class HelpRequest(TenantScoped, Base):
     answer: Mapped[str] = mapped_column(Text, default="")
     escalate_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    shared_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    shared_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
