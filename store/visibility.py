@@ -57,7 +57,7 @@ def can_read(session: Session, person_id: int, conversation_id: int) -> bool:
 #
 # Unlike `readable_by`, the channel's `indexing` switch does not apply: it governs what the bot
 # picks up from conversation on its own, whereas a contribution is a command addressed to it.
-_SHARED_KINDS = ("public", "dm")
+SHARED_KINDS = ("public", "dm")  # conversation kinds whose contributions everyone reads
 
 
 def _is_member(conversation_id: ColumnElement[int | None], person_id: int | ColumnElement[int]) -> ColumnElement[bool]:
@@ -72,7 +72,7 @@ def _shared(model: Any) -> ColumnElement[bool]:
     """The row's conversation is one everybody reads (correlated to any enclosing level)."""
     return exists(
         select(Conversation.id)
-        .where(Conversation.id == model.conversation_id, Conversation.kind.in_(_SHARED_KINDS))
+        .where(Conversation.id == model.conversation_id, Conversation.kind.in_(SHARED_KINDS))
         .correlate_except(Conversation)
     )
 
@@ -100,7 +100,7 @@ def contribution_readable_in(model: Any, conversation: Conversation | None) -> C
     who reads it. A public channel or a DM (or none): public rows only. A private channel or
     group chat: public rows, its own rows, and rows every one of its current members may read
     (a channel whose members are unknown gets nothing beyond its own and public rows)."""
-    if conversation is None or conversation.kind in _SHARED_KINDS:
+    if conversation is None or conversation.kind in SHARED_KINDS:
         return public_contribution(model)
     reader = aliased(ConversationMember)
     members = select(reader.id).where(reader.conversation_id == conversation.id)
