@@ -107,3 +107,13 @@ def contribution_readable_in(model: Any, conversation: Conversation | None) -> C
     somebody = exists(members)
     everybody = ~exists(members.where(~contribution_readable_by(model, reader.person_id)))
     return or_(public_contribution(model), model.conversation_id == conversation.id, and_(somebody, everybody))
+
+
+def contribution_shown(model: Any, *, reader_id: int, shown_in: Conversation | None) -> ColumnElement[bool]:
+    """A clause on `model`: rows a reply that `reader_id` asked for may show when it is posted
+    in `shown_in` for all to see. In a DM (or nowhere) only the reader sees it: what they may
+    read. In a channel: what everyone reading that channel may read, and the reader too. (A
+    reply shown to the reader alone, e.g. ephemeral, uses `contribution_readable_by`.)"""
+    if shown_in is None or shown_in.kind == "dm":
+        return contribution_readable_by(model, reader_id)
+    return and_(contribution_readable_in(model, shown_in), contribution_readable_by(model, reader_id))
