@@ -1,6 +1,11 @@
 """The ideas box: submit (typed, form or message shortcut), duplicates first, one card per
 idea updated in place, votes and follows, the status workflow, lists, campaigns, and
 anonymity (the author is shown to no one; admins can look it up through an audited command).
+
+Privacy: an idea typed in a private channel or group chat stays there (its card is posted
+there, it joins only that conversation's campaigns) and every read goes through
+`store.ideas`, which shows a reader only the ideas they may read (an unreadable number
+answers like a missing one). Ideas typed in a public channel or a DM go to the ideas box.
 """
 from __future__ import annotations
 
@@ -150,17 +155,18 @@ def _ack(ctx: Ctx, msg: IncomingMessage, key: str, **params: object) -> Outbound
 
 
 # Submitting -------------------------------------------------------------------
-def ideas_channel(ctx: Ctx) -> Conversation | None:
-    """The workspace's setting, else a channel named `ideas`, else the current conversation."""
+def ideas_channel(ctx: Ctx, fallback: Conversation | None) -> Conversation | None:
+    """The workspace's setting, else a channel named `ideas`, else `fallback`. A configured
+    channel that has become private is skipped: the ideas box is for everyone."""
     value = store.get_setting(ctx.session, "ideas_channel")
     if value and value.isdigit():
         conv = ctx.session.get(Conversation, int(value))
-        if conv is not None:
+        if conv is not None and conv.kind == "public":
             return conv
     conv = people_store.find_conversation(ctx.session, "ideas")
     if conv is not None and conv.kind == "public" and conv.bot_member:
         return conv
-    return ctx.conversation
+    return fallback
 
 
 def _check_limit(ctx: Ctx) -> None:
@@ -185,10 +191,11 @@ def submit(ctx: Ctx, msg: IncomingMessage, *, title: str, details: str, tags: Se
     _validate(ctx, title, details)
     _check_limit(ctx)
     tags = list(dict.fromkeys(t.lstrip("#") for t in tags if t.strip("#")))[:10]
-    lookalikes = store.similar(ctx.session, title, tags, topics_of=lambda text: topics_in(ctx, text))
+    lookalikes = store.similar(ctx.session, title, tags, reader_id=ctx.actor.id, topics_of=lambda text: topics_in(ctx, text))
     status = "draft" if lookalikes else "new"
     idea = store.create_idea(ctx.session, title=title, details=details, tags=tags, author_id=ctx.actor.id,
-                             anonymous=anonymous, status=status, now=ctx.now(), source_permalink=source[:500])
+                             anonymous=anonymous, status=status, now=ctx.now(), source_permalink=source[:500],
+                             conversation_id=ctx.conversation.id if ctx.conversation is not None else None)
     if lookalikes:
         return [_ack_duplicates(ctx, msg, idea, [i for i, _ in lookalikes])]
     return publish(ctx, msg, idea)
@@ -204,11 +211,16 @@ def _ack_duplicates(ctx: Ctx, msg: IncomingMessage, draft: Idea, similar: list[I
 
 
 def publish(ctx: Ctx, msg: IncomingMessage, idea: Idea) -> list[Effect]:
-    campaign = store.active_campaign_for(ctx.session, store.tag_list(idea.tags), ctx.now())
+    """Post the card: an idea from a private conversation stays in it; any other goes to its
+    campaign's channel, else the ideas channel, else where it was typed."""
+    source = ctx.session.get(Conversation, idea.conversation_id) if idea.conversation_id else ctx.conversation
+    campaign = store.active_campaign_for(ctx.session, store.tag_list(idea.tags), ctx.now(), source=source)
     conv = None
     if campaign is not None and campaign.conversation_id is not None:
         conv = ctx.session.get(Conversation, campaign.conversation_id)
-    conv = conv or ideas_channel(ctx)
+    if not store.is_shared(source):
+        conv = source
+    conv = conv or ideas_channel(ctx, source)
     idea.status = "new"
     idea.campaign_id = campaign.id if campaign else None
     idea.conversation_id = conv.id if conv is not None else None
@@ -263,7 +275,7 @@ def idea_submit_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply | li
 def idea_post_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
     """"Post mine anyway" after duplicates were offered."""
     idea_id, _ = store.parse_id(args)
-    idea = store.get(ctx.session, idea_id, drafts=True) if idea_id else None
+    idea = store.get(ctx.session, idea_id, reader_id=ctx.actor.id, drafts=True) if idea_id else None
     if idea is None or idea.author_id != ctx.actor.id:
         raise UserError("idea.not_found", id=args.strip()[:20])
     if idea.status != "draft":
@@ -277,7 +289,7 @@ def _idea_arg(ctx: Ctx, args: str) -> tuple[Idea, str]:
     idea_id, rest = store.parse_id(args)
     if idea_id is None:
         raise UserError("idea.id_required", usage=ctx.t("idea.vote_usage"))
-    idea = store.get(ctx.session, idea_id)
+    idea = store.get(ctx.session, idea_id, reader_id=ctx.actor.id)
     if idea is None:
         raise UserError("idea.not_found", id=idea_id)
     return idea, rest
@@ -376,14 +388,14 @@ def list_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     status, _ = parse_status(args)
     if tags:
         mode, title = "tag", ctx.t("idea.list.tag", tag=tags[0])
-        found = store.listing(ctx.session, "tag", tag=tags[0])
+        found = store.listing(ctx.session, "tag", reader_id=ctx.actor.id, tag=tags[0])
     elif word in LIST_WORDS:
         mode = LIST_WORDS[word]
         title = ctx.t(f"idea.list.{mode}")
-        found = store.listing(ctx.session, mode, person_id=ctx.actor.id)
+        found = store.listing(ctx.session, mode, reader_id=ctx.actor.id)
     elif status is not None:
         mode, title = "status", ctx.t("idea.list.status", status=status_label(ctx, status, ctx.locale))
-        found = store.listing(ctx.session, "status", status=status)
+        found = store.listing(ctx.session, "status", reader_id=ctx.actor.id, status=status)
     else:
         raise UserError("idea.list_unknown", given=args[:40], usage=ctx.t("idea.list_usage"))
     if not found:
@@ -400,15 +412,18 @@ def channel_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     conv = ctx.find_channel(args)
     if conv is None or conv.kind == "dm":
         raise UserError("error.unknown_channel", channel=args.strip()[:60] or "#…")
+    if conv.kind != "public":  # ideas from everywhere would land where only its members read them
+        raise UserError("idea.channel_not_public", channel=ctx.channel_link(conv))
     store.set_setting(ctx.session, "ideas_channel", str(conv.id), ctx.actor.id, ctx.now())
     ctx.session.add(AuditLog(actor_id=ctx.actor.id, action="idea.channel", detail=f"{conv.id}", created_at=ctx.now()))
     return ctx.reply("idea.channel_set", private=True, channel=ctx.channel_link(conv))
 
 
 def author_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
-    """Admins only, for abuse handling; every look-up is written to the audit log."""
+    """Admins only, for abuse handling; every look-up is written to the audit log. An admin
+    is no exception to privacy: an idea they may not read is not found."""
     idea_id, _ = store.parse_id(args)
-    idea = store.get(ctx.session, idea_id, drafts=True) if idea_id else None
+    idea = store.get(ctx.session, idea_id, reader_id=ctx.actor.id) if idea_id else None
     if idea is None:
         raise UserError("idea.not_found", id=args.strip()[:20])
     author = ctx.session.get(Person, idea.author_id)
@@ -475,7 +490,7 @@ def campaign_summaries(jctx: JobCtx) -> list[Effect]:
                 continue
             conv = session.get(Conversation, campaign.conversation_id) if campaign.conversation_id else None
             ctx = ctx_for_job(jctx.services, session, workspace, creator, conv)
-            conv = conv or ideas_channel(ctx)
+            conv = conv or ideas_channel(ctx, None)
             if conv is None:
                 continue
             effects.append(_summary(ctx, campaign, conv))
@@ -483,10 +498,11 @@ def campaign_summaries(jctx: JobCtx) -> list[Effect]:
 
 
 def _summary(ctx: Ctx, campaign: IdeaCampaign, conv: Conversation) -> Outbound:
+    """Posted in `conv`: only the ideas everyone reading it may read, and their count."""
     locale = conversation_locale(ctx, conv)
     tr = translator(ctx, locale)
-    top = store.campaign_ideas(ctx.session, campaign.id)
-    total = store.campaign_count(ctx.session, campaign.id)
+    top = store.campaign_ideas(ctx.session, campaign.id, shown_in=conv)
+    total = store.campaign_count(ctx.session, campaign.id, shown_in=conv)
     body = "\n".join(idea_line(ctx, i, locale) for i in top) or tr("idea.campaign_no_ideas")
     card = Card(title=tr("idea.campaign_summary_title", title=campaign.title), body=body,
                 footer=tr("idea.campaign_summary_footer", count=total))

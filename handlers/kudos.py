@@ -1,6 +1,7 @@
 """Kudos: `thanks @someone <reason> [#skill]`. A public card, a DM to each recipient (within
 their notification budget), expertise evidence for #skills, with reciprocal thanks between
-the same two people counting less, and a leaderboard that names without pinging."""
+the same two people counting less, and a leaderboard that names without pinging and counts
+only the thanks everyone reading it may read (a private channel's thanks stay among its members)."""
 from __future__ import annotations
 
 import re
@@ -108,7 +109,7 @@ def top_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
         raise UserError("kudos.period_unknown", given=args[:30], usage=ctx.t("kudos.top_usage"))
     days = PERIODS[word]
     since = ctx.now() - timedelta(days=days) if days else None
-    rows = store.top(ctx.session, since)
+    rows = store.top(ctx.session, since, reader_id=ctx.actor.id, shown_in=ctx.conversation)  # the reply is public
     period = ctx.t(f"kudos.period.{'all' if days is None else 'week' if days == 7 else 'month'}")
     if not rows:
         return ctx.reply("kudos.top_empty", private=True, period=period)

@@ -1,4 +1,11 @@
-"""Ideas, votes, follows, campaigns and the workspace's ideas settings (queries only)."""
+"""Ideas, votes, follows, campaigns and the workspace's ideas settings (queries only).
+
+Privacy: every query that returns ideas (or counts them) takes the reader (`reader_id`) or
+the conversation it is shown in (`shown_in`) and filters with `store.visibility`, so a handler
+cannot forget it. An idea lives in the conversation its card is posted in (`conversation_id`):
+a private channel's ideas are readable by its current members only; the author always reads
+their own. Drafts (waiting while look-alikes are offered) are their author's only.
+"""
 from __future__ import annotations
 
 import re
@@ -6,13 +13,15 @@ from datetime import datetime
 from typing import Callable, Iterable, Sequence
 
 from rapidfuzz import fuzz
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.text import norm_key, topic_key
 from store.idempotency import insert_ignore
 from store.models.contribution import ContributionSetting, Idea, IdeaCampaign, IdeaFollow, IdeaTag, IdeaVote
+from store.models.core import Conversation, Person
+from store.visibility import SHARED_KINDS, contribution_readable_by, contribution_readable_in
 
 STATUSES = ("new", "under_review", "accepted", "in_progress", "done", "declined")
 OPEN_STATUSES = ("new", "under_review", "accepted", "in_progress")
@@ -56,6 +65,17 @@ def similarity(title_a: str, tags_a: Iterable[str], title_b: str, tags_b: Iterab
     return float(score)
 
 
+def readable(reader_id: int | ColumnElement[int]) -> ColumnElement[bool]:
+    """A clause on `Idea`: published ideas `reader_id` may read, and the reader's own drafts."""
+    published = and_(Idea.status != "draft", contribution_readable_by(Idea, reader_id))
+    return or_(published, Idea.author_id == reader_id)
+
+
+def is_shared(conversation: Conversation | None) -> bool:
+    """Whether what is filed in `conversation` is for everyone (public channel, DM with the bot)."""
+    return conversation is None or conversation.kind in SHARED_KINDS
+
+
 def next_number(session: Session, model: type) -> int:
     """The next per-workspace number (the session's tenant scopes the query). Two concurrent
     writers may pick the same one: the (tenant, number) unique key stops the second, which retries."""
@@ -72,10 +92,13 @@ def create_idea(
     anonymous: bool,
     status: str,
     now: datetime,
+    conversation_id: int | None,
     source_permalink: str = "",
 ) -> Idea:
+    """`conversation_id` is where it was typed; `publish` moves it to where its card goes."""
     idea = Idea(
         number=0,
+        conversation_id=conversation_id,
         title=title,
         details=details,
         tags=" ".join(tags),
@@ -105,9 +128,10 @@ def create_idea(
     return idea
 
 
-def get(session: Session, number: int, *, drafts: bool = False) -> Idea | None:
-    """By the number people see (#12), within the session's workspace."""
-    idea = session.scalar(select(Idea).where(Idea.number == number))
+def get(session: Session, number: int, *, reader_id: int, drafts: bool = False) -> Idea | None:
+    """By the number people see (#12), within the session's workspace. An idea `reader_id` may
+    not read is None, exactly like a number that does not exist."""
+    idea = session.scalar(select(Idea).where(Idea.number == number, readable(reader_id)))
     if idea is None or (idea.status == "draft" and not drafts):
         return None
     return idea
@@ -124,11 +148,12 @@ def similar(
     title: str,
     tags: Sequence[str],
     *,
+    reader_id: int,
     limit: int = 3,
     exclude: int | None = None,
     topics_of: Callable[[str], Sequence[str]] | None = None,
 ) -> list[tuple[Idea, float]]:
-    """Existing, published ideas that look like this one, best first.
+    """Existing, published ideas `reader_id` may read that look like this one, best first.
 
     `topics_of(text)` names the known topics in a title (the expertise aliases know that
     "formation" is "training"): they count as shared tags, which links French and English.
@@ -138,7 +163,8 @@ def similar(
 
     mine = signals(title, tags)
     found: list[tuple[Idea, float]] = []
-    recent = select(Idea).where(Idea.status != "draft").order_by(Idea.id.desc()).limit(SIMILAR_SCAN)
+    recent = (select(Idea).where(Idea.status != "draft", readable(reader_id))
+              .order_by(Idea.id.desc()).limit(SIMILAR_SCAN))
     for idea in session.scalars(recent):
         if idea.id == exclude:
             continue
@@ -181,26 +207,29 @@ def unfollow(session: Session, idea: Idea, person_id: int) -> bool:
 
 
 def audience(session: Session, idea: Idea) -> list[int]:
-    """Who hears about status changes: the author, voters and followers (ids, no duplicates)."""
+    """Who hears about status changes: the author, voters and followers who may still read the
+    idea (someone who left its private channel is not told). Ids, no duplicates."""
     ids = [idea.author_id]
     ids += list(session.scalars(select(IdeaVote.person_id).where(IdeaVote.idea_id == idea.id).order_by(IdeaVote.id)))
     ids += list(session.scalars(select(IdeaFollow.person_id).where(IdeaFollow.idea_id == idea.id).order_by(IdeaFollow.id)))
-    return list(dict.fromkeys(ids))
+    allowed = set(session.scalars(select(Person.id).where(Person.id.in_(ids), Idea.id == idea.id, readable(Person.id))))
+    return [pid for pid in dict.fromkeys(ids) if pid in allowed]
 
 
 def listing(
     session: Session,
     mode: str,
     *,
-    person_id: int | None = None,
+    reader_id: int,
     tag: str | None = None,
     status: str | None = None,
     limit: int = 10,
 ) -> list[Idea]:
-    """`top` (most votes, open first), `new`, `mine`, `tag` or `status`."""
-    query = select(Idea).where(Idea.status != "draft")
+    """`top` (most votes, open first), `new`, `mine` (the reader's), `tag` or `status`:
+    only ideas `reader_id` may read."""
+    query = select(Idea).where(Idea.status != "draft", readable(reader_id))
     if mode == "mine":
-        query = query.where(Idea.author_id == person_id).order_by(Idea.created_at.desc(), Idea.number.desc())
+        query = query.where(Idea.author_id == reader_id).order_by(Idea.created_at.desc(), Idea.number.desc())
     elif mode == "new":
         query = query.order_by(Idea.created_at.desc(), Idea.number.desc())
     elif mode == "tag":
@@ -225,13 +254,23 @@ def create_campaign(
     return campaign
 
 
-def active_campaign_for(session: Session, tags: Sequence[str], now: datetime) -> IdeaCampaign | None:
-    """The open campaign (soonest to end) sharing a tag with the idea, if any."""
+def active_campaign_for(
+    session: Session, tags: Sequence[str], now: datetime, *, source: Conversation | None
+) -> IdeaCampaign | None:
+    """The open campaign (soonest to end) sharing a tag with the idea, if any, among those the
+    idea may join without changing who reads it: an idea typed in a private conversation joins
+    only that conversation's campaigns; any other idea, only campaigns everyone may read."""
     keys = {topic_key(t) for t in tags}
     if not keys:
         return None
+    if source is not None and not is_shared(source):
+        scope = IdeaCampaign.conversation_id == source.id
+    else:  # a campaign started in someone's DM with the bot is not a place for everyone's ideas
+        in_public = select(Conversation.id).where(Conversation.id == IdeaCampaign.conversation_id, Conversation.kind == "public")
+        scope = or_(IdeaCampaign.conversation_id.is_(None), in_public.exists())
     for campaign in session.scalars(
-        select(IdeaCampaign).where(IdeaCampaign.ends_at > now, IdeaCampaign.created_at <= now).order_by(IdeaCampaign.ends_at, IdeaCampaign.id)
+        select(IdeaCampaign).where(IdeaCampaign.ends_at > now, IdeaCampaign.created_at <= now, scope)
+        .order_by(IdeaCampaign.ends_at, IdeaCampaign.id)
     ):
         if keys & {topic_key(t) for t in tag_list(campaign.tags)}:
             return campaign
@@ -259,19 +298,24 @@ def claim_summary(session: Session, campaign_id: int, now: datetime) -> bool:
     return result.rowcount == 1
 
 
-def campaign_ideas(session: Session, campaign_id: int, limit: int = 10) -> list[Idea]:
+def campaign_ideas(session: Session, campaign_id: int, *, shown_in: Conversation | None, limit: int = 10) -> list[Idea]:
+    """The campaign's best ideas that everyone reading `shown_in` may read."""
     return list(
         session.scalars(
             select(Idea)
-            .where(Idea.campaign_id == campaign_id, Idea.status != "draft")
+            .where(Idea.campaign_id == campaign_id, Idea.status != "draft", contribution_readable_in(Idea, shown_in))
             .order_by(Idea.vote_count.desc(), Idea.number)
             .limit(limit)
         )
     )
 
 
-def campaign_count(session: Session, campaign_id: int) -> int:
-    return session.scalar(select(func.count(Idea.id)).where(Idea.campaign_id == campaign_id, Idea.status != "draft")) or 0
+def campaign_count(session: Session, campaign_id: int, *, shown_in: Conversation | None) -> int:
+    """How many of the campaign's ideas everyone reading `shown_in` may read."""
+    return session.scalar(
+        select(func.count(Idea.id))
+        .where(Idea.campaign_id == campaign_id, Idea.status != "draft", contribution_readable_in(Idea, shown_in))
+    ) or 0
 
 
 # Settings --------------------------------------------------------------------

@@ -1,4 +1,10 @@
-"""Kudos: who thanked whom, for what, and the leaderboard (queries only)."""
+"""Kudos: who thanked whom, for what, and the leaderboard (queries only).
+
+Privacy: a thank-you given in a private channel or group chat counts only for its current
+members (`store.visibility`); every query that shows or counts other people's kudos takes
+the reader and where the answer is shown. `given_since` and `received_from` read the
+giver's own rows for the allowance and the reciprocity discount and show nothing.
+"""
 from __future__ import annotations
 
 from datetime import datetime
@@ -7,6 +13,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from store.models.contribution import Kudos
+from store.models.core import Conversation
+from store.visibility import contribution_shown
 
 
 def given_since(session: Session, giver_id: int, since: datetime) -> int:
@@ -41,10 +49,14 @@ def add(
     return row
 
 
-def top(session: Session, since: datetime | None, limit: int = 10) -> list[tuple[int, int]]:
-    """(person id, kudos received) best first; ties by id for a stable order."""
+def top(
+    session: Session, since: datetime | None, *, reader_id: int, shown_in: Conversation | None, limit: int = 10
+) -> list[tuple[int, int]]:
+    """(person id, kudos received) best first; ties by id for a stable order. Only kudos that
+    `reader_id` and everyone reading `shown_in` may read count (a public channel: public ones)."""
     count = func.count(Kudos.id)
-    query = select(Kudos.recipient_id, count).group_by(Kudos.recipient_id).order_by(count.desc(), Kudos.recipient_id).limit(limit)
+    query = (select(Kudos.recipient_id, count).where(contribution_shown(Kudos, reader_id=reader_id, shown_in=shown_in))
+             .group_by(Kudos.recipient_id).order_by(count.desc(), Kudos.recipient_id).limit(limit))
     if since is not None:
         query = query.where(Kudos.created_at >= since)
     return [(pid, n) for pid, n in session.execute(query)]

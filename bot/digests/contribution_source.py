@@ -1,7 +1,9 @@
 """Ideas, help requests and kudos for channel digests, read from `store.models.contribution`.
 
-The caller passes public channels only; every read here is restricted to them, so an idea
-posted, a question asked or a thank-you given in a private conversation never shows.
+A channel digest is posted in a public channel for everyone: the caller passes public
+channels only, and every read here is restricted to them and, on top, to rows everyone may
+read (`store.visibility.public_contribution`), so an idea posted, a question asked or a
+thank-you given in a private conversation never shows, even if a caller passed its id.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from bot.digests.sources import Entry
 from bot.text import shorten, strip_markers
 from store.models.contribution import HelpRequest, Idea, IdeaVote, Kudos
 from store.models.core import Person
+from store.visibility import public_contribution
 
 TEXT_CHARS = 160
 
@@ -24,7 +27,7 @@ class StoreContributions:
         """New ideas of the period and older ones that got votes in it, most voted first."""
         if not conversation_ids:
             return []
-        channel_ideas = select(Idea.id).where(Idea.conversation_id.in_(list(conversation_ids)))
+        channel_ideas = select(Idea.id).where(Idea.conversation_id.in_(list(conversation_ids)), public_contribution(Idea))
         recent_votes = (select(IdeaVote.idea_id, func.count(IdeaVote.id).label("n"))
                         .where(IdeaVote.idea_id.in_(channel_ideas), IdeaVote.created_at >= start, IdeaVote.created_at < end)
                         .group_by(IdeaVote.idea_id).subquery())
@@ -33,7 +36,7 @@ class StoreContributions:
                    Person.display_name, Person.handle)
             .outerjoin(recent_votes, recent_votes.c.idea_id == Idea.id)
             .outerjoin(Person, Person.id == Idea.author_id)
-            .where(Idea.conversation_id.in_(list(conversation_ids)), Idea.status != "draft",
+            .where(Idea.conversation_id.in_(list(conversation_ids)), public_contribution(Idea), Idea.status != "draft",
                    or_(Idea.created_at >= start, recent_votes.c.n > 0), Idea.created_at < end)
             .order_by(func.coalesce(recent_votes.c.n, 0).desc(), Idea.vote_count.desc(), Idea.number.desc())
             .limit(limit)
@@ -49,7 +52,8 @@ class StoreContributions:
         rows = session.execute(
             select(HelpRequest.question, HelpRequest.permalink, Person.display_name, Person.handle)
             .outerjoin(Person, Person.id == HelpRequest.asker_id)
-            .where(HelpRequest.conversation_id.in_(list(conversation_ids)), HelpRequest.status == "open",
+            .where(HelpRequest.conversation_id.in_(list(conversation_ids)), public_contribution(HelpRequest),
+                   HelpRequest.status == "open",
                    HelpRequest.answered_at.is_(None), HelpRequest.created_at >= start, HelpRequest.created_at < end)
             .order_by(HelpRequest.created_at).limit(limit)
         )
@@ -63,7 +67,8 @@ class StoreContributions:
         rows = session.execute(
             select(Kudos.reason, giver.display_name, giver.handle, recipient.display_name, recipient.handle)
             .join(giver, giver.id == Kudos.giver_id).join(recipient, recipient.id == Kudos.recipient_id)
-            .where(Kudos.conversation_id.in_(list(conversation_ids)), Kudos.created_at >= start, Kudos.created_at < end)
+            .where(Kudos.conversation_id.in_(list(conversation_ids)), public_contribution(Kudos),
+                   Kudos.created_at >= start, Kudos.created_at < end)
             .order_by(Kudos.created_at.desc()).limit(limit)
         )
         return [Entry(shorten(strip_markers(reason), TEXT_CHARS), g_name or g_handle, detail=r_name or r_handle)
