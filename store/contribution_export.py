@@ -12,6 +12,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, aliased
 
 from store.models.contribution import ExpertAway, HelpRequest, Idea, IdeaFollow, IdeaVote, Kudos
+from store.ideas import readable
 from store.models.core import Person
 
 
@@ -26,10 +27,11 @@ def export_person(session: Session, person_id: int) -> dict[str, Any]:
          "status": i.status, "votes": i.vote_count, "created_at": _iso(i.created_at)}
         for i in session.scalars(select(Idea).where(Idea.author_id == pid, Idea.status != "draft").order_by(Idea.created_at))
     ]
+    # A vote is the person's own, the idea's title is not: blank where they may no longer read it.
     votes = [
-        {"idea": n, "title": t, "at": _iso(at)}
-        for n, t, at in session.execute(select(Idea.number, Idea.title, IdeaVote.created_at)
-                                        .join(IdeaVote, IdeaVote.idea_id == Idea.id).where(IdeaVote.person_id == pid))
+        {"idea": n, "title": t if ok else "", "at": _iso(at)}
+        for n, t, ok, at in session.execute(select(Idea.number, Idea.title, readable(pid), IdeaVote.created_at)
+                                            .join(IdeaVote, IdeaVote.idea_id == Idea.id).where(IdeaVote.person_id == pid))
     ]
     followed_ideas = sorted(session.scalars(select(Idea.number).join(IdeaFollow, IdeaFollow.idea_id == Idea.id)
                                             .where(IdeaFollow.person_id == pid)))
