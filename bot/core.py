@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,9 +26,11 @@ from bot.types import (
 )
 from store import people as people_store
 from store.db import ALL_TENANTS
+from store.transient import must_propagate
 from store.models.core import Conversation, Person, Workspace
 
 log = logging.getLogger(__name__)
+InTransaction = Callable[[Session], None]
 
 
 class Bot:
@@ -37,14 +39,26 @@ class Bot:
         self.registry = services.registry
 
     # Events ----------------------------------------------------------------
-    def handle(self, event: Event) -> list[Effect]:
-        """Handle one event in one transaction. Never raises for bad input or handler bugs."""
+    def handle(self, event: Event, *, in_transaction: InTransaction | None = None) -> list[Effect]:
+        """Handle one event in one transaction. Never raises for bad input or handler bugs.
+
+        `in_transaction(session)` runs in that same transaction just before it commits: the
+        durable inbox marks its row done there, so the work and "done" commit together. With
+        it, failures worth retrying (the database unreachable or locked, a lost inbox lease)
+        propagate to the caller instead of becoming an error reply; a handler bug is still
+        answered with an error, and `in_transaction` then runs in a transaction of its own.
+        """
         try:
             if isinstance(event, IncomingMessage):
-                return self._handle_message(event)
-            return self._handle_other(event)
-        except Exception:  # noqa: BLE001 - the adapters must always get an answer
+                return self._handle_message(event, in_transaction)
+            return self._handle_other(event, in_transaction)
+        except Exception as exc:  # noqa: BLE001 - the adapters must always get an answer
+            if in_transaction is not None and must_propagate(exc):
+                raise
             log.exception("event failed: %r", type(event).__name__)
+            if in_transaction is not None:
+                with self.services.db.session(ALL_TENANTS) as session:
+                    in_transaction(session)
             if isinstance(event, IncomingMessage) and event.addressed:
                 return [self._error_reply(event)]
             return []
@@ -79,7 +93,7 @@ class Bot:
             rows = people_store.event_rows(session, tenant, user_id, conversation_id)
         return rows
 
-    def _handle_message(self, raw: IncomingMessage) -> list[Effect]:
+    def _handle_message(self, raw: IncomingMessage, in_transaction: InTransaction | None = None) -> list[Effect]:
         text = sanitize(raw.text, keep=[m.id for m in raw.mentions])
         msg = replace(raw, text=text, hashtags=raw.hashtags or extract_hashtags(text))
         effects: list[Effect] = []
@@ -88,11 +102,16 @@ class Bot:
             effects += self._run_hooks(ctx, msg)
             if msg.addressed:
                 effects += self._dispatch(ctx, msg)
+            if in_transaction is not None:
+                in_transaction(session)
         return effects
 
-    def _handle_other(self, event: Event) -> list[Effect]:
+    def _handle_other(self, event: Event, in_transaction: InTransaction | None = None) -> list[Effect]:
         hooks = self.registry.hooks.get(type(event), [])
         if not hooks:
+            if in_transaction is not None:
+                with self.services.db.session(ALL_TENANTS) as session:
+                    in_transaction(session)
             return []
         conv = getattr(event, "conversation", None)
         user = getattr(event, "user", None) or getattr(event, "sender", None)
@@ -104,6 +123,8 @@ class Bot:
         with self.services.db.session((conv or user).tenant) as session:
             ctx = self._ctx(session, None, user, conv)
             effects += self._run_hooks(ctx, event)
+            if in_transaction is not None:
+                in_transaction(session)
         return effects
 
     def _run_hooks(self, ctx: Ctx, event: Event) -> list[Effect]:

@@ -1,0 +1,160 @@
+"""The inbox worker: drains the durable inbox (store/inbox.py) in background threads.
+
+Adapters write each delivery with `store.inbox.put` before acknowledging it, then call
+`InboxWorker.wake()`. A worker claims due rows with a lease and hands each to its platform's
+processor with a `finish(session)` callback; the processor passes `finish` to
+`Bot.handle(..., in_transaction=finish)` so the row is marked done by the transaction that
+does the work. A processor that returns without calling `finish` (nothing to store: an event
+Causette ignores) has its row marked done by the worker. An exception means "try again
+later": the row backs off, and is set aside (poison) after `store.inbox.MAX_ATTEMPTS`.
+
+On start, a worker picks up whatever a crashed process left behind: pending rows, and rows
+whose lease expired with their worker.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from itertools import groupby
+from typing import Callable
+
+from sqlalchemy.orm import Session
+
+from bot.clock import Clock
+from bot.metrics import Metrics
+from store import inbox as inbox_store
+from store.db import ALL_TENANTS, Database
+from store.inbox import Claimed, LeaseLost
+from store.transient import is_transient
+
+log = logging.getLogger(__name__)
+Finish = Callable[[Session], None]
+Processor = Callable[[Claimed, Finish], None]
+
+
+class InboxWorker:
+    def __init__(self, db: Database, clock: Clock, processors: dict[str, Processor], *, threads: int = 4,
+                 batch: int = 8, poll_seconds: float = 0.25, metrics: Metrics | None = None, name: str = "") -> None:
+        self.db = db
+        self.clock = clock
+        self.processors = processors
+        self.threads = threads
+        self.batch = batch
+        self.poll_seconds = poll_seconds
+        self.metrics = metrics
+        self.name = name or f"{os.uname().nodename}:{os.getpid()}"
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._workers: list[threading.Thread] = []
+        self._inflight = 0
+        self._lock = threading.Lock()
+
+    # Life cycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        self._stop.clear()
+        for n in range(self.threads):
+            thread = threading.Thread(target=self._loop, name=f"inbox-{n}", daemon=True)
+            thread.start()
+            self._workers.append(thread)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._workers:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._workers.clear()
+
+    def wake(self) -> None:
+        """A delivery was just written: look now rather than at the next poll."""
+        self._wake.set()
+
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Process until nothing is due and nothing is in flight (tests, shutdown, the console).
+        True when the inbox was drained in time."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.run_once() == 0:
+                with self._lock:
+                    busy = self._inflight > 0
+                if not busy:
+                    return True
+                time.sleep(0.005)
+        return False
+
+    # Work ---------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                done = self.run_once()
+            except Exception as exc:  # noqa: BLE001 - the database may be away: keep polling
+                if not is_transient(exc):
+                    log.exception("inbox: claiming failed")
+                else:
+                    log.warning("inbox: database unavailable while claiming: %s", str(exc).splitlines()[0][:200])
+                done = 0
+                self._stop.wait(min(5.0, self.poll_seconds * 8))
+            if done == 0:
+                self._wake.wait(self.poll_seconds)
+                self._wake.clear()
+
+    def run_once(self) -> int:
+        """Claim one batch and process it; the number of rows claimed."""
+        with self._lock:
+            self._inflight += 1
+        try:
+            rows = inbox_store.claim(self.db, self.name, self.batch, self.clock.now())
+            # One conversation's rows run in arrival order; a batch may hold several of them.
+            for _key, group in groupby(sorted(rows, key=lambda r: (r.order_key, r.id)), key=lambda r: r.order_key):
+                for row in group:
+                    if self._stop.is_set() and self._workers:
+                        inbox_store.release(self.db, row)
+                        continue
+                    self.process(row)
+            return len(rows)
+        finally:
+            with self._lock:
+                self._inflight -= 1
+
+    def process(self, row: Claimed) -> None:
+        processor = self.processors.get(row.platform)
+        started = time.monotonic()
+        finished = False
+
+        def finish(session: Session) -> None:
+            nonlocal finished
+            inbox_store.mark_done(session, row, self.clock.now())
+            finished = True
+
+        try:
+            if processor is None:
+                raise RuntimeError(f"no processor for platform {row.platform!r}")
+            processor(row, finish)
+            if not finished:
+                with self.db.session(ALL_TENANTS) as session:
+                    finish(session)
+        except LeaseLost:
+            log.warning("inbox: row %d was taken over by another worker; this attempt is dropped", row.id)
+            return
+        except Exception as exc:  # noqa: BLE001 - any failure means: later
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+            if is_transient(exc):
+                log.warning("inbox: %s row %d attempt %d failed, will retry: %s", row.platform, row.id, row.attempts, reason)
+            else:
+                log.exception("inbox: %s row %d attempt %d failed", row.platform, row.id, row.attempts)
+            try:
+                state = inbox_store.fail(self.db, row, reason, self.clock.now())
+            except Exception:  # noqa: BLE001 - the lease expires and the row comes back anyway
+                log.warning("inbox: could not record the failure of row %d; its lease will expire", row.id)
+                return
+            if self.metrics is not None:
+                (self.metrics.poisoned if state == "poison" else self.metrics.retries).labels(row.platform).inc()
+            return
+        if self.metrics is not None:
+            elapsed = time.monotonic() - started
+            self.metrics.processed.labels(row.platform).inc()
+            self.metrics.processing.labels(row.platform).observe(elapsed)
+            waited = (self.clock.now() - row.received_at).total_seconds()
+            self.metrics.ack_to_done.labels(row.platform).observe(max(0.0, waited))

@@ -1,0 +1,205 @@
+"""The durable inbox's queries: write a delivery before its acknowledgement, claim due rows
+with a lease, mark a row done inside the transaction that did its work, back off and set
+aside rows that keep failing.
+
+Exactly one effect per delivery rests on three things: the unique `(platform, dedupe_key)`
+(a retry or replay writes nothing new), the lease (a killed worker's rows come back when it
+expires), and `mark_done` running in the work's own transaction and checking the lease is
+still this worker's (a worker that outlived its lease rolls its work back instead of
+committing it twice).
+"""
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
+
+from store.db import ALL_TENANTS, Database
+from store.idempotency import insert_ignore
+from store.models.inbox import InboxEvent
+from store.transient import Abandon
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 8
+LEASE = timedelta(seconds=60)
+BACKOFF_BASE = 1.0
+BACKOFF_CAP = 300.0
+
+
+class LeaseLost(Abandon):
+    """The row is no longer this worker's (its lease expired and another worker took it, or
+    it is done): the work done for it must be rolled back."""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A row handed to a worker, with the token that proves the lease is still its own."""
+
+    id: int
+    platform: str
+    kind: str
+    tenant: str
+    order_key: str
+    payload: str
+    attempts: int
+    token: str
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class InboxStats:
+    pending: int
+    poison: int
+    oldest_pending_seconds: float
+
+
+def put(db: Database, platform: str, dedupe_key: str, kind: str, payload: str, now: datetime, *,
+        tenant: str = "", order_key: str = "") -> bool:
+    """Write one delivery (a short transaction of its own). False when the same delivery was
+    already written: the caller acknowledges it again and does nothing more."""
+    values = {
+        "platform": platform, "dedupe_key": dedupe_key[:300], "kind": kind[:40], "tenant": tenant[:120],
+        "order_key": order_key[:300], "payload": payload, "state": "pending", "attempts": 0,
+        "received_at": now, "next_attempt_at": now, "locked_by": "", "locked_until": None, "last_error": "",
+        "done_at": None,
+    }
+    with db.session(ALL_TENANTS) as session:
+        return insert_ignore(session, InboxEvent, values)
+
+
+def _due(now: datetime):  # noqa: ANN202 - a SQLAlchemy clause
+    """Pending, due, not leased, and no earlier row of the same conversation leased now (so
+    one conversation's deliveries do not run side by side: a message before its edit)."""
+    earlier = aliased(InboxEvent)
+    busy_before = (
+        select(earlier.id).where(
+            earlier.order_key == InboxEvent.order_key, earlier.id < InboxEvent.id, earlier.state == "pending",
+            earlier.locked_until.is_not(None), earlier.locked_until >= now,
+        ).exists()
+    )
+    return and_(
+        InboxEvent.state == "pending", InboxEvent.next_attempt_at <= now,
+        or_(InboxEvent.locked_until.is_(None), InboxEvent.locked_until < now),
+        or_(InboxEvent.order_key == "", ~busy_before),
+    )
+
+
+def claim(db: Database, worker: str, limit: int, now: datetime, lease: timedelta = LEASE) -> list[Claimed]:
+    """Lease up to `limit` due rows, oldest first. Rows whose earlier attempts all died with
+    their worker (kill -9 mid-work) are set aside once they reach MAX_ATTEMPTS."""
+    token = f"{worker[:40]}:{uuid.uuid4().hex[:16]}"
+    with db.session(ALL_TENANTS) as session:
+        _set_aside_crashed(session, now)
+        ids = select(InboxEvent.id).where(_due(now)).order_by(InboxEvent.id).limit(limit)
+        if session.get_bind().dialect.name == "postgresql":
+            ids = ids.with_for_update(skip_locked=True)
+        chosen = list(session.scalars(ids))
+        if not chosen:
+            return []
+        rows = session.execute(
+            update(InboxEvent).where(InboxEvent.id.in_(chosen))
+            .values(locked_by=token, locked_until=now + lease, attempts=InboxEvent.attempts + 1)
+            .returning(InboxEvent.id, InboxEvent.platform, InboxEvent.kind, InboxEvent.tenant, InboxEvent.order_key,
+                       InboxEvent.payload, InboxEvent.attempts, InboxEvent.received_at)
+            .execution_options(synchronize_session=False)
+        ).all()
+    claimed = [Claimed(r.id, r.platform, r.kind, r.tenant, r.order_key, r.payload, r.attempts, token, r.received_at)
+               for r in rows]
+    return sorted(claimed, key=lambda c: c.id)
+
+
+def _set_aside_crashed(session: Session, now: datetime) -> None:
+    crashed = session.execute(
+        update(InboxEvent).where(
+            InboxEvent.state == "pending", InboxEvent.attempts >= MAX_ATTEMPTS,
+            InboxEvent.locked_until.is_not(None), InboxEvent.locked_until < now,
+        ).values(state="poison", locked_until=None, last_error="the worker died on every attempt")
+        .returning(InboxEvent.id, InboxEvent.platform, InboxEvent.dedupe_key)
+        .execution_options(synchronize_session=False)
+    ).all()
+    for row in crashed:
+        log.error("inbox: %s delivery %s set aside after %d attempts that never finished (row %d)",
+                  row.platform, row.dedupe_key, MAX_ATTEMPTS, row.id)
+
+
+def mark_done(session: Session, row: Claimed, now: datetime) -> None:
+    """Inside the work's own transaction: the row is done when, and only when, the work commits.
+    Raises LeaseLost (so the work rolls back) when the row is no longer this worker's."""
+    done = session.execute(
+        update(InboxEvent).where(InboxEvent.id == row.id, InboxEvent.state == "pending", InboxEvent.locked_by == row.token)
+        .values(state="done", done_at=now, locked_until=None)
+        .returning(InboxEvent.id).execution_options(synchronize_session=False)
+    ).first()
+    if done is None:
+        raise LeaseLost(f"inbox row {row.id} is no longer leased by this worker")
+
+
+def backoff_seconds(attempts: int) -> float:
+    """1 s, 2 s, 4 s… capped at five minutes, with ±20 % jitter so retries of a burst spread out."""
+    base = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempts - 1))
+    return base * random.uniform(0.8, 1.2)
+
+
+def fail(db: Database, row: Claimed, error: str, now: datetime) -> str:
+    """After a failed attempt: back off, or set the row aside at MAX_ATTEMPTS. Returns the new state."""
+    poison = row.attempts >= MAX_ATTEMPTS
+    values = {"locked_until": None, "last_error": error[:500]}
+    if poison:
+        values["state"] = "poison"
+    else:
+        values["next_attempt_at"] = now + timedelta(seconds=backoff_seconds(row.attempts))
+    with db.session(ALL_TENANTS) as session:
+        session.execute(
+            update(InboxEvent).where(InboxEvent.id == row.id, InboxEvent.state == "pending", InboxEvent.locked_by == row.token)
+            .values(**values).execution_options(synchronize_session=False)
+        )
+    if poison:
+        log.error("inbox: %s %s row %d set aside after %d attempts: %s", row.platform, row.kind, row.id, row.attempts,
+                  error[:200])
+        return "poison"
+    return "pending"
+
+
+def release(db: Database, row: Claimed) -> None:
+    """Give a claimed row back untouched (shutdown before it started): not counted as an attempt."""
+    with db.session(ALL_TENANTS) as session:
+        session.execute(
+            update(InboxEvent).where(InboxEvent.id == row.id, InboxEvent.state == "pending", InboxEvent.locked_by == row.token)
+            .values(locked_until=None, attempts=InboxEvent.attempts - 1).execution_options(synchronize_session=False)
+        )
+
+
+def stats(db: Database, now: datetime) -> InboxStats:
+    with db.session(ALL_TENANTS) as session:
+        pending, oldest = session.execute(
+            select(func.count(InboxEvent.id), func.min(InboxEvent.received_at)).where(InboxEvent.state == "pending")
+        ).one()
+        poison = session.scalar(select(func.count(InboxEvent.id)).where(InboxEvent.state == "poison")) or 0
+    age = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+    return InboxStats(int(pending or 0), int(poison), age)
+
+
+def purge_done(db: Database, before: datetime, limit: int = 5000) -> int:
+    """Forget done rows older than `before` (their dedupe keys with them: a platform retries
+    within minutes, never days). Poison rows stay until an operator looks at them."""
+    with db.session(ALL_TENANTS) as session:
+        old = select(InboxEvent.id).where(InboxEvent.state == "done", InboxEvent.done_at < before).limit(limit)
+        result = session.execute(delete(InboxEvent).where(InboxEvent.id.in_(old)).execution_options(synchronize_session=False))
+        return int(result.rowcount or 0)
+
+
+def retry_poison(db: Database, now: datetime) -> int:
+    """An operator's second chance: every set-aside row becomes due again with fresh attempts."""
+    with db.session(ALL_TENANTS) as session:
+        rows = session.execute(
+            update(InboxEvent).where(InboxEvent.state == "poison")
+            .values(state="pending", attempts=0, next_attempt_at=now, locked_until=None)
+            .returning(InboxEvent.id).execution_options(synchronize_session=False)
+        ).all()
+    return len(rows)
+
