@@ -1,5 +1,8 @@
 """The Bolt AsyncApp: verifies every request, acks at once, hands the payload to a worker.
 
+HTTP requests reach it through the front door (request_guard), already verified and parsed;
+its signature middleware is a second line that logs no body.
+
 `process_before_response=True` makes Bolt answer as soon as a listener returns, and every
 listener here returns right after `ack()` and `SlackAdapter.submit(...)`: no database or
 matching work happens before the acknowledgement.
@@ -16,6 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.adapter import SlackAdapter
 from adapters.slack.home import PROFILE_CALLBACK, PROFILE_EDIT_ACTION
 from adapters.slack.render import ACTION_PREFIX, FORM_CALLBACK
+from adapters.slack.request_guard import QuietRequestVerification
 
 log = logging.getLogger("adapters.slack")
 EVENTS = ("message", "app_mention", "reaction_added", "reaction_removed", "member_joined_channel",
@@ -31,7 +35,9 @@ def build_bolt_app(adapter: SlackAdapter, *, signing_secret: str, api_url: str, 
         client=client,
         oauth_settings=oauth_settings,
         process_before_response=True,
-        request_verification_enabled=bool(signing_secret),
+        # the front door (request_guard) verifies first; this is Bolt's check minus its body logging
+        request_verification_enabled=False,
+        before_authorize=QuietRequestVerification(signing_secret, base_logger=log) if signing_secret else None,
         logger=log,
     )
     register(app, adapter, command)

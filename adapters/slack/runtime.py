@@ -1,8 +1,9 @@
 """Assembles the Slack side of the server: adapter, Bolt app, HTTP routes, Socket Mode.
 
-HTTP answers: Bolt's own (200 ack, 401 for a forged signature or a stale timestamp);
-a payload Bolt cannot even parse gets 400; a listener failure is logged and answered
-200, because the Events API must never see a 5xx.
+HTTP answers: the front door (request_guard) refuses an oversized body (413), a request
+not signed by Slack (401) and a signed body that is not what Slack sends (400), each with
+one log line; then Bolt's own (200 ack); a listener failure is logged and answered 200,
+because the Events API must never see a 5xx.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from adapters.slack.adapter import SlackAdapter
 from adapters.slack.bolt_app import build_bolt_app
 from adapters.slack.client import InstalledTokens, SingleToken, TokenSource
+from adapters.slack.request_guard import Refused, admit, refusal_response
 from bot.config import Settings
 from bot.core import Bot
 
@@ -54,12 +56,10 @@ class SlackRuntime:
 
     # HTTP --------------------------------------------------------------------------
     async def handle_events(self, request: web.Request) -> web.Response:
-        try:
-            body = await request.text()
-            bolt_request = AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers))
-        except Exception as exc:  # noqa: BLE001 - unreadable or unparsable payload
-            log.warning("slack: bad request refused: %r", exc)
-            return web.Response(status=400, text="bad request")
+        try:  # size, signature and shape are checked before Bolt (request_guard)
+            bolt_request = await admit(request, self.settings.slack_signing_secret)
+        except Refused as refusal:
+            return refusal_response(refusal)
         with self.adapter.deferred() as pending:
             try:
                 response = await self.bolt.async_dispatch(bolt_request)
