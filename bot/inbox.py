@@ -36,7 +36,7 @@ Processor = Callable[[Claimed, Finish], None]
 
 class InboxWorker:
     def __init__(self, db: Database, clock: Clock, processors: dict[str, Processor], *, threads: int = 4,
-                 batch: int = 8, poll_seconds: float = 0.25, metrics: Metrics | None = None, name: str = "") -> None:
+                 batch: int = 8, poll_seconds: float = 0.5, metrics: Metrics | None = None, name: str = "") -> None:
         self.db = db
         self.clock = clock
         self.processors = processors

@@ -91,14 +91,20 @@ def _due(now: datetime):  # noqa: ANN202 - a SQLAlchemy clause
 
 def claim(db: Database, worker: str, limit: int, now: datetime, lease: timedelta = LEASE) -> list[Claimed]:
     """Lease up to `limit` due rows, oldest first. Rows whose earlier attempts all died with
-    their worker (kill -9 mid-work) are set aside once they reach MAX_ATTEMPTS."""
+    their worker (kill -9 mid-work) are set aside once they reach MAX_ATTEMPTS. An idle
+    inbox costs one indexed read."""
     token = f"{worker[:40]}:{uuid.uuid4().hex[:16]}"
     with db.session(ALL_TENANTS) as session:
-        _set_aside_crashed(session, now)
-        ids = select(InboxEvent.id).where(_due(now)).order_by(InboxEvent.id).limit(limit)
+        due = select(InboxEvent.id, InboxEvent.attempts).where(_due(now)).order_by(InboxEvent.id).limit(limit)
         if session.get_bind().dialect.name == "postgresql":
-            ids = ids.with_for_update(skip_locked=True)
-        chosen = list(session.scalars(ids))
+            due = due.with_for_update(skip_locked=True)
+        found = session.execute(due).all()
+        if not found:
+            return []
+        crashed = [r.id for r in found if r.attempts >= MAX_ATTEMPTS]
+        if crashed:
+            _set_aside_crashed(session, crashed)
+        chosen = [r.id for r in found if r.attempts < MAX_ATTEMPTS]
         if not chosen:
             return []
         rows = session.execute(
@@ -113,16 +119,16 @@ def claim(db: Database, worker: str, limit: int, now: datetime, lease: timedelta
     return sorted(claimed, key=lambda c: c.id)
 
 
-def _set_aside_crashed(session: Session, now: datetime) -> None:
-    crashed = session.execute(
-        update(InboxEvent).where(
-            InboxEvent.state == "pending", InboxEvent.attempts >= MAX_ATTEMPTS,
-            InboxEvent.locked_until.is_not(None), InboxEvent.locked_until < now,
-        ).values(state="poison", locked_until=None, last_error="the worker died on every attempt")
+def _set_aside_crashed(session: Session, ids: list[int]) -> None:
+    """Rows that reached MAX_ATTEMPTS without any attempt finishing: every worker that took
+    them died (a delivery that crashes the process, e.g. by exhausting its memory)."""
+    rows = session.execute(
+        update(InboxEvent).where(InboxEvent.id.in_(ids))
+        .values(state="poison", locked_until=None, last_error="the worker died on every attempt")
         .returning(InboxEvent.id, InboxEvent.platform, InboxEvent.dedupe_key)
         .execution_options(synchronize_session=False)
     ).all()
-    for row in crashed:
+    for row in rows:
         log.error("inbox: %s delivery %s set aside after %d attempts that never finished (row %d)",
                   row.platform, row.dedupe_key, MAX_ATTEMPTS, row.id)
 

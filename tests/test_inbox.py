@@ -223,3 +223,15 @@ def _rewrite_work(db: Database):  # type: ignore[no-untyped-def]
             s.execute(text("INSERT INTO kill_work (inbox_id, payload) VALUES (:i, :p)"), {"i": row.id, "p": row.payload})
             finish(s)
     return work
+
+
+def test_a_delivery_that_kills_every_worker_is_set_aside(db: Database, clock: FixedClock,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    inbox_store.put(db, "slack", "deadly", "event", "{}", clock.now())
+    for _ in range(inbox_store.MAX_ATTEMPTS):
+        assert len(inbox_store.claim(db, "w", 5, clock.now())) == 1
+        clock.advance(inbox_store.LEASE + timedelta(seconds=1))  # the worker died with it
+    with caplog.at_level(logging.ERROR, logger="store.inbox"):
+        assert inbox_store.claim(db, "w", 5, clock.now()) == []
+    assert _state(db, "deadly").state == "poison"
+    assert any("never finished" in r.getMessage() for r in caplog.records)
