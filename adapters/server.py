@@ -3,6 +3,14 @@
 Each platform package exposes `mount(app, bot, settings, outbox) -> None`, adding its
 routes (Slack `/slack/events`, Teams `/api/messages`) and registering a sender in
 `outbox` so effects produced by jobs (digests, notifications) reach the right platform.
+
+Deliveries go through the durable inbox (`Pipeline`): an adapter writes each one with
+`Pipeline.put` before acknowledging it and registers a processor that does the work; the
+pipeline's InboxWorker drains the inbox in background threads, and drains what a crashed
+process left behind when the server starts.
+
+`/healthz` says the process is alive; `/readyz` says it can take traffic (database reachable,
+inbox backlog under `READY_BACKLOG`); `/metrics` is in the Prometheus text format.
 """
 from __future__ import annotations
 
@@ -13,10 +21,14 @@ from typing import Callable, Sequence
 
 from bot.config import Settings
 from bot.core import Bot
+from bot.inbox import InboxWorker, Processor
+from bot.metrics import Metrics
 from bot.types import Effect, FetchHistory, Outbound
+from store import inbox as inbox_store
 
 log = logging.getLogger(__name__)
 Sender = Callable[[Sequence[Effect]], None]
+READY_BACKLOG = 5000  # deliveries waiting: past this, /readyz asks the balancer to send traffic elsewhere
 
 
 class Outbox:
@@ -51,16 +63,62 @@ class Outbox:
             raise failure
 
 
-_OUTBOX_KEY: list[object] = []
+class Pipeline:
+    """The durable inbox of one server: where adapters write deliveries before acknowledging
+    them, and the worker that processes them."""
+
+    def __init__(self, bot: Bot, *, threads: int = 4, metrics: Metrics | None = None) -> None:
+        self.bot = bot
+        self.metrics = metrics or Metrics()
+        self.processors: dict[str, Processor] = {}
+        self.worker = InboxWorker(bot.services.db, bot.services.clock, self.processors, threads=threads,
+                                  metrics=self.metrics)
+        self.metrics.read_queues_with(self.queue_figures)
+
+    def register(self, platform: str, processor: Processor) -> None:
+        self.processors[platform] = processor
+
+    def put(self, platform: str, dedupe_key: str, kind: str, payload: str, *, tenant: str = "",
+            order_key: str = "") -> bool:
+        """Write one delivery (durable when this returns) and wake a worker. False for a
+        duplicate (a platform retry or a replay): acknowledge it and do nothing more."""
+        fresh = inbox_store.put(self.bot.services.db, platform, dedupe_key, kind, payload,
+                                self.bot.services.clock.now(), tenant=tenant, order_key=order_key)
+        if fresh:
+            self.worker.wake()
+        return fresh
+
+    def queue_figures(self) -> dict[str, float]:
+        stats = inbox_store.stats(self.bot.services.db, self.bot.services.clock.now())
+        return {"causette_inbox_depth": stats.pending, "causette_inbox_oldest_pending_seconds": stats.oldest_pending_seconds,
+                "causette_inbox_poison": stats.poison}
+
+    def start(self) -> None:
+        self.worker.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.worker.stop(timeout)
+
+
+_KEYS: dict[str, object] = {}
+
+
+def _key(name: str, kind: type) -> "object":
+    from aiohttp import web
+
+    if name not in _KEYS:
+        _KEYS[name] = web.AppKey(name, kind)
+    return _KEYS[name]
 
 
 def outbox_key() -> "object":
     """The typed aiohttp key of the app's Outbox (plain string keys warn, and warnings fail tests)."""
-    from aiohttp import web
+    return _key("outbox", Outbox)
 
-    if not _OUTBOX_KEY:
-        _OUTBOX_KEY.append(web.AppKey("outbox", Outbox))
-    return _OUTBOX_KEY[0]
+
+def pipeline_key() -> "object":
+    """The typed aiohttp key of the app's Pipeline (the durable inbox)."""
+    return _key("pipeline", Pipeline)
 
 
 def start_clock(bot: Bot, outbox: Outbox, every_seconds: int = 30) -> object:
@@ -80,20 +138,37 @@ def start_clock(bot: Bot, outbox: Outbox, every_seconds: int = 30) -> object:
     return scheduler
 
 
-def build_app(bot: Bot, settings: Settings, outbox: Outbox | None = None) -> "object":
+def build_app(bot: Bot, settings: Settings, outbox: Outbox | None = None, pipeline: Pipeline | None = None) -> "object":
     from aiohttp import web
 
     outbox = outbox or Outbox()
+    pipeline = pipeline or Pipeline(bot)
     if bot.services.deliver is None:
         bot.services.deliver = outbox.send
     app = web.Application(client_max_size=1024 * 1024)
 
     async def healthz(_request: web.Request) -> web.Response:
-        ok = await asyncio.to_thread(_db_ok, bot)
-        return web.json_response({"status": "ok" if ok else "degraded"}, status=200 if ok else 503)
+        return web.json_response({"status": "ok"})
+
+    async def readyz(_request: web.Request) -> web.Response:
+        ready, detail = await asyncio.to_thread(_readiness, bot, pipeline)
+        return web.json_response({"status": "ready" if ready else "not ready", **detail}, status=200 if ready else 503)
+
+    async def metrics(_request: web.Request) -> web.Response:
+        body = await asyncio.to_thread(pipeline.metrics.exposition)
+        return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+    async def start_pipeline(_app: web.Application) -> None:
+        pipeline.start()
+
+    async def stop_pipeline(_app: web.Application) -> None:
+        await asyncio.to_thread(pipeline.stop)
 
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
     app[outbox_key()] = outbox
+    app[pipeline_key()] = pipeline
     if settings.slack_configured:
         from adapters.slack import mount as mount_slack
 
@@ -102,7 +177,21 @@ def build_app(bot: Bot, settings: Settings, outbox: Outbox | None = None) -> "ob
         from adapters.teams import mount as mount_teams
 
         mount_teams(app, bot, settings, outbox)
+    app.on_startup.append(start_pipeline)
+    app.on_cleanup.insert(0, stop_pipeline)
     return app
+
+
+def _readiness(bot: Bot, pipeline: Pipeline) -> tuple[bool, dict[str, object]]:
+    if not _db_ok(bot):
+        return False, {"database": "unreachable"}
+    try:
+        stats = inbox_store.stats(bot.services.db, bot.services.clock.now())
+    except Exception:  # noqa: BLE001 - reachable a moment ago; say so rather than fail
+        log.warning("readiness: inbox figures unavailable")
+        return False, {"database": "unreachable"}
+    detail: dict[str, object] = {"database": "ok", "inbox_depth": stats.pending, "inbox_poison": stats.poison}
+    return stats.pending < READY_BACKLOG, detail
 
 
 def _db_ok(bot: Bot) -> bool:
@@ -112,8 +201,8 @@ def _db_ok(bot: Bot) -> bool:
         with bot.services.db.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         return True
-    except Exception:  # noqa: BLE001
-        log.exception("health check: database unreachable")
+    except Exception as exc:  # noqa: BLE001
+        log.warning("readiness: database unreachable: %s", str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
         return False
 
 
