@@ -2,12 +2,17 @@
 top-level message of a help channel. The bot answers in the thread with the three best
 available experts and similar resolved requests; "I'll take it", "Resolved" and "Other experts"
 buttons; a job escalates once to the channel's référents after the channel's delay in working
-hours; on resolve the helper gains evidence and the asker can thank them in one click."""
+hours; on resolve the helper gains evidence and the asker can thank them in one click.
+
+Privacy: a request asked in a private channel or group chat is routed to its members only
+(`store.audience`); its asker is offered, privately, one button to share the question with
+experts outside (`ask share <n>`), who then see the question and the asker's name, never the
+conversation nor its thread."""
 from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Sequence
+from typing import Collection, Sequence
 
 from sqlalchemy import select
 
@@ -42,11 +47,21 @@ def _conversation(ctx: Ctx, req: HelpRequest) -> Conversation | None:
     return ctx.session.get(Conversation, req.conversation_id) if req.conversation_id else None
 
 
-def _expert_lines(ctx: Ctx, experts: Sequence[Candidate], locale: str, *, dm_only: bool) -> str:
+def _outsiders(ctx: Ctx, req: HelpRequest, experts: Sequence[Candidate]) -> set[int]:
+    """Experts outside the request's private conversation (reached because it was shared):
+    a mention there would not reach them, so they get a DM without the conversation's link."""
+    room = store.private_room(ctx.session, req)
+    if room is None:
+        return set()
+    members = store.members_among(ctx.session, room.id, [c.person.id for c in experts])
+    return {c.person.id for c in experts if c.person.id not in members}
+
+
+def _expert_lines(ctx: Ctx, experts: Sequence[Candidate], locale: str, *, dm_only: bool, outside: Collection[int] = ()) -> str:
     tr = translator(ctx, locale)
     lines = []
     for c in experts:
-        who = ctx.name(c.person) if dm_only else ctx.mention(c.person)
+        who = ctx.name(c.person) if dm_only or c.person.id in outside else ctx.mention(c.person)
         lines.append(tr("helpreq.expert_line", who=who, topics=", ".join(c.matched[:3]) or "—"))
     return "\n".join(lines)
 
@@ -58,7 +73,9 @@ def _routed_lines(ctx: Ctx, req: HelpRequest) -> str:
 
 
 def request_card(ctx: Ctx, req: HelpRequest, locale: str, *, experts: Sequence[Candidate] = (),
-                 similar: Sequence[HelpRequest] = (), dm_only: bool = False) -> Card:
+                 similar: Sequence[HelpRequest] = (), dm_only: bool = False, question_only: bool = False) -> Card:
+    """`question_only`: for an expert outside the request's private conversation (it was shared
+    with them): the question, who asked and its state, not the answer nor who else was asked."""
     tr = translator(ctx, locale)
     asker = ctx.session.get(Person, req.asker_id)
     fields: list[tuple[str, str]] = [(tr("helpreq.field.asker"), ctx.name(asker) if asker else "?"),
@@ -72,12 +89,12 @@ def request_card(ctx: Ctx, req: HelpRequest, locale: str, *, experts: Sequence[C
         helper = ctx.session.get(Person, req.helper_id) if req.helper_id else None
         if helper is not None:
             fields.append((tr("helpreq.field.helper"), ctx.name(helper)))
-        if req.answer:
+        if req.answer and not question_only:
             fields.append((tr("helpreq.field.answer"), req.answer))
     if req.escalated_at is not None and req.status != "resolved":
         fields.append((tr("helpreq.field.escalated"), tr("helpreq.escalated_flag")))
     sections: list[tuple[str, str]] = []
-    routed = "" if experts else _routed_lines(ctx, req)
+    routed = "" if experts or question_only else _routed_lines(ctx, req)
     if experts:
         sections.append((tr("helpreq.section.experts"), _expert_lines(ctx, experts, locale, dm_only=dm_only)))
     elif routed and req.status != "resolved":
@@ -121,20 +138,35 @@ def _link(req: HelpRequest) -> str:
     return req.permalink or f"#{req.number}"
 
 
-def _ping_experts(ctx: Ctx, req: HelpRequest, experts: Sequence[Candidate], *, dm_all: bool) -> list[Effect]:
-    """Experts who do not accept mentions (or everyone, for a request made in a DM) get a DM."""
+def _ping_experts(ctx: Ctx, req: HelpRequest, experts: Sequence[Candidate], *, dm_all: bool,
+                  outside: Collection[int] = ()) -> list[Effect]:
+    """Experts who do not accept mentions (or everyone, for a request made in a DM) get a DM.
+    Those `outside` its private conversation get the shared question only: no link into it."""
     asker = ctx.session.get(Person, req.asker_id)
     effects: list[Effect] = []
-    to_dm = [c for c in experts if dm_all or not c.person.accepts_mentions]
+    to_dm = [c for c in experts if dm_all or not c.person.accepts_mentions or c.person.id in outside]
     people = people_store.people_by_ids(ctx.session, [c.person.id for c in to_dm])
     for c in to_dm:
-        if c.person.id in people:
-            effects += notify(ctx, people[c.person.id], "helpreq.notify.routed",
-                              params={"id": req.number, "asker": ctx.name(asker) if asker else "?",
-                                      "question": shorten(req.question, 200), "link": _link(req)},
-                              thread_key=f"help:{req.number}:routed", urgent=True,
-                              actions=(Action("helpreq.button.take_short", f"ask take {req.number}", "primary"),))
+        if c.person.id not in people:
+            continue
+        params = {"id": req.number, "asker": ctx.name(asker) if asker else "?", "question": shorten(req.question, 200)}
+        if c.person.id in outside:
+            key = "helpreq.notify.shared"
+        else:
+            key, params["link"] = "helpreq.notify.routed", _link(req)
+        effects += notify(ctx, people[c.person.id], key, params=params, thread_key=f"help:{req.number}:routed", urgent=True,
+                          actions=(Action("helpreq.button.take_short", f"ask take {req.number}", "primary"),))
     return effects
+
+
+def _share_offer(ctx: Ctx, msg: IncomingMessage, req: HelpRequest, room: Conversation) -> Outbound:
+    """To the asker only: what sharing would show, and the one button that does it."""
+    card = Card(title=ctx.t("helpreq.share_title"),
+                body=ctx.t("helpreq.share_body", channel=ctx.channel_link(room), name=ctx.name(ctx.actor),
+                           question=shorten(req.question, 300)),
+                actions=(Action(ctx.t("helpreq.button.share"), f"ask share {req.number}"),))
+    return Bot.outbound_for(msg, ctx.reply("helpreq.share_offer", private=True, card=card, id=req.number,
+                                           channel=ctx.channel_link(room)))
 
 
 # Opening a request ----------------------------------------------------------------
@@ -159,11 +191,16 @@ def open_request(ctx: Ctx, msg: IncomingMessage, question: str, *, thread_id: st
                        thread_id=thread_id, permalink=msg.source_permalink or msg.permalink, escalate_at=escalate_at, now=now)
     if req is None:  # the same message delivered twice, concurrently
         return []
-    experts = pick_experts(ctx, question, topics, exclude={ctx.actor.id}, count=SHOWN)
+    experts = pick_experts(ctx, question, topics, exclude={ctx.actor.id}, count=SHOWN, audience=store.audience(ctx.session, req))
     store.record_routing(ctx.session, ctx.tenant, req.id, [c.person.id for c in experts], 1, now)
-    similar = store.similar_resolved(ctx.session, question, topics, exclude=req.id, conversation_id=conv.id if conv else None)
+    in_dm = conv is None or conv.kind == "dm"
+    similar = store.similar_resolved(ctx.session, question, topics, exclude=req.id, reader_id=ctx.actor.id,
+                                     room_id=None if in_dm or conv is None else conv.id)
     effects: list[Effect] = [card_outbound(ctx, req, experts=experts, similar=similar)]
-    effects += _ping_experts(ctx, req, experts, dm_all=conv is None or conv.kind == "dm")
+    effects += _ping_experts(ctx, req, experts, dm_all=in_dm)
+    room = store.private_room(ctx.session, req)
+    if room is not None:
+        effects.append(_share_offer(ctx, msg, req, room))
     return effects
 
 
@@ -212,8 +249,8 @@ def _request_arg(ctx: Ctx, args: str) -> tuple[HelpRequest, str]:
     req_id, rest = parse_id(args)
     if req_id is None:
         raise UserError("helpreq.id_required", usage=ctx.t("helpreq.take_usage"))
-    req = store.by_number(ctx.session, req_id)
-    if req is None:
+    req = store.by_number(ctx.session, req_id, reader_id=ctx.actor.id)
+    if req is None:  # also a request the actor may not read: not even its existence shows
         raise UserError("helpreq.not_found", id=req_id)
     return req, rest
 
@@ -236,6 +273,10 @@ def take_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
     if asker is not None:
         effects += notify(ctx, asker, "helpreq.notify.taken", params={"id": req.number, "name": ctx.name(ctx.actor)},
                           thread_key=f"help:{req.number}:taken")
+    if not store.can_read_answer(ctx.session, req, ctx.actor.id):
+        # An expert reached by sharing cannot see the thread: they hear it here, and answer the asker directly.
+        effects.append(Bot.outbound_for(msg, ctx.reply("helpreq.taken_outside", private=True, id=req.number,
+                                                       name=ctx.name(asker) if asker else "?")))
     return effects
 
 
@@ -319,7 +360,10 @@ def thank_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
     done = ctx.session.scalar(select(Kudos.id).where(Kudos.help_request_id == req.id, Kudos.giver_id == ctx.actor.id).limit(1))
     if done is not None:
         raise UserError("helpreq.already_thanked", id=req.number, name=ctx.name(helper))
-    reason = ctx.t("helpreq.thanks_reason", id=req.number, question=shorten(req.question, 120))
+    if store.can_read(ctx.session, req, helper.id):
+        reason = ctx.t("helpreq.thanks_reason", id=req.number, question=shorten(req.question, 120))
+    else:  # the kudos reaches the helper: not a private conversation's question they cannot read
+        reason = ctx.t("helpreq.thanks_reason_private", id=req.number)
     return give(ctx, msg, [helper], reason, split_topics(req.topics), help_request_id=req.id)
 
 
@@ -333,7 +377,8 @@ def more_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
 def _widen(ctx: Ctx, req: HelpRequest, *, round_: int, key: str, empty_key: str, extra: str = "") -> list[Effect]:
     """The next experts, never those already asked; posted in the thread."""
     exclude = set(store.routed_ids(ctx.session, req.id)) | {req.asker_id}
-    experts = pick_experts(ctx, req.question, split_topics(req.topics), exclude=exclude, count=SHOWN)
+    experts = pick_experts(ctx, req.question, split_topics(req.topics), exclude=exclude, count=SHOWN,
+                           audience=store.audience(ctx.session, req))
     conv = _conversation(ctx, req)
     locale = conversation_locale(ctx, conv)
     if not experts:
@@ -342,12 +387,13 @@ def _widen(ctx: Ctx, req: HelpRequest, *, round_: int, key: str, empty_key: str,
             return [_thread_post(ctx, req, key, id=req.number, experts=none, referents=extra)]
         return [_thread_post(ctx, req, empty_key, id=req.number)]
     store.record_routing(ctx.session, ctx.tenant, req.id, [c.person.id for c in experts], round_, ctx.now())
-    lines = _expert_lines(ctx, experts, locale, dm_only=conv is None or conv.kind == "dm")
+    outside = _outsiders(ctx, req, experts)
+    lines = _expert_lines(ctx, experts, locale, dm_only=conv is None or conv.kind == "dm", outside=outside)
     params: dict[str, object] = {"id": req.number, "experts": lines}
     if extra:
         params["referents"] = extra
     effects: list[Effect] = [_thread_post(ctx, req, key, **params)]
-    effects += _ping_experts(ctx, req, experts, dm_all=conv is None or conv.kind == "dm")
+    effects += _ping_experts(ctx, req, experts, dm_all=conv is None or conv.kind == "dm", outside=outside)
     return effects
 
 
@@ -372,9 +418,13 @@ def escalate(jctx: JobCtx) -> list[Effect]:
 
 
 def _escalate_one(ctx: Ctx, req: HelpRequest, conv: Conversation | None) -> list[Effect]:
-    referents = [p for p in people_store.role_holders(ctx.session, ("referent",), conv) if p.id != req.asker_id]
-    if not referents:
-        referents = [p for p in people_store.role_holders(ctx.session, ("animator",), conv) if p.id != req.asker_id]
+    audience = store.audience(ctx.session, req)
+
+    def holders(role: str) -> list[Person]:
+        return [p for p in people_store.role_holders(ctx.session, (role,), conv)
+                if p.id != req.asker_id and (audience is None or p.id in audience)]
+
+    referents = holders("referent") or holders("animator")
     dm_only = conv is None or conv.kind == "dm"
     names = ", ".join(ctx.name(p) if dm_only else ctx.mention(p) for p in referents) or ctx.t("helpreq.no_referent")
     effects: list[Effect] = [card_outbound(ctx, req)]
@@ -386,18 +436,47 @@ def _escalate_one(ctx: Ctx, req: HelpRequest, conv: Conversation | None) -> list
                                   "question": shorten(req.question, 200), "link": _link(req)},
                           thread_key=f"help:{req.number}:escalated", urgent=True,
                           actions=(Action("helpreq.button.take_short", f"ask take {req.number}", "primary"),))
+    room = store.private_room(ctx.session, req)
+    if asker is not None and room is not None and req.shared_at is None:
+        effects += notify(ctx, asker, "helpreq.notify.share_offer",
+                          params={"id": req.number, "channel": ctx.channel_link(room), "question": shorten(req.question, 200)},
+                          thread_key=f"help:{req.number}:share_offer",
+                          actions=(Action("helpreq.button.share", f"ask share {req.number}"),))
+    return effects
+
+
+def share_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
+    """The asker's one click: the question (and their name) may now reach experts outside the
+    private conversation; the next experts, anywhere, are asked at once."""
+    req, _ = _request_arg(ctx, args)
+    if req.asker_id != ctx.actor.id:
+        raise UserError("helpreq.share_not_asker", id=req.number)
+    room = store.private_room(ctx.session, req)
+    if room is None:
+        raise UserError("helpreq.share_not_needed", id=req.number)
+    if req.status == "resolved":
+        raise UserError("helpreq.already_resolved", id=req.number)
+    if not store.share(ctx.session, req.id, ctx.actor.id, ctx.now()):
+        raise UserError("helpreq.already_shared", id=req.number)
+    ctx.session.refresh(req)
+    ctx.session.add(AuditLog(actor_id=ctx.actor.id, action="help.shared", detail=f"request {req.number}", created_at=ctx.now()))
+    effects = _widen(ctx, req, round_=2, key="helpreq.shared_post", empty_key="helpreq.shared_no_experts")
+    effects.append(Bot.outbound_for(msg, ctx.reply("helpreq.shared", private=True, id=req.number)))
     return effects
 
 
 # Lists and settings -----------------------------------------------------------------
 def show_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
-    req, _ = _request_arg(ctx, args)
-    if not store.can_read(ctx.session, req, ctx.actor.id) and not ctx.is_admin:
-        raise UserError("helpreq.not_found", id=req.number)  # a private channel's request: not even its existence
+    req, _ = _request_arg(ctx, args)  # a request the actor may not read is "not found"
     conv = _conversation(ctx, req)
-    card = request_card(ctx, req, ctx.locale, dm_only=True)
-    return ctx.reply("helpreq.shown", private=True, card=card, id=req.number,
-                     status=ctx.t(f"helpreq.status.{req.status}"), where=ctx.channel_link(conv) if conv else "DM")
+    whole = store.can_read_answer(ctx.session, req, ctx.actor.id)
+    card = request_card(ctx, req, ctx.locale, dm_only=True, question_only=not whole)
+    if not whole:
+        where = ctx.t("helpreq.where_private")
+    else:
+        where = ctx.channel_link(conv) if conv is not None and conv.kind != "dm" else ctx.t("helpreq.where_dm")
+    return ctx.reply("helpreq.shown", private=True, card=card, id=req.number, status=ctx.t(f"helpreq.status.{req.status}"),
+                     where=where)
 
 
 def list_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
@@ -445,6 +524,8 @@ def register(r: Registry) -> None:
     r.command(CommandSpec("ask more", "demande autres experts", more_command, "helpreq.more_help", "helpreq.take_usage",
                           group=g, needs_args=True, hidden=True))
     r.command(CommandSpec("ask thank", "demande remercier", thank_command, "helpreq.thank_help", "helpreq.take_usage",
+                          group=g, needs_args=True, hidden=True))
+    r.command(CommandSpec("ask share", "demande partager", share_command, "helpreq.share_help", "helpreq.take_usage",
                           group=g, needs_args=True, hidden=True))
     r.command(CommandSpec("ask show", "demande voir", show_command, "helpreq.show_help", "helpreq.take_usage",
                           group=g, needs_args=True))

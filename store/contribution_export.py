@@ -8,10 +8,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from store.models.contribution import ExpertAway, HelpRequest, Idea, IdeaFollow, IdeaVote, Kudos
+from store import help_requests
+from store.models.contribution import ExpertAway, HelpRequest, HelpRouting, Idea, IdeaFollow, IdeaVote, Kudos
 from store.ideas import readable
 from store.models.core import Person
 
@@ -35,14 +36,19 @@ def export_person(session: Session, person_id: int) -> dict[str, Any]:
     ]
     followed_ideas = sorted(session.scalars(select(Idea.number).join(IdeaFollow, IdeaFollow.idea_id == Idea.id)
                                             .where(IdeaFollow.person_id == pid)))
+    # Requests the person asked, took, solved or was asked to help with; the privacy contract
+    # still applies: those they may not read are counted, not shown.
+    theirs = or_(HelpRequest.asker_id == pid, HelpRequest.claimer_id == pid, HelpRequest.helper_id == pid,
+                 HelpRequest.id.in_(select(HelpRouting.request_id).where(HelpRouting.person_id == pid)))
     requests = [
         {"number": r.number, "question": r.question, "topics": r.topics, "status": r.status,
-         "role": "asker" if r.asker_id == pid else "helper" if r.helper_id == pid else "claimer",
+         "role": "asker" if r.asker_id == pid else "helper" if r.helper_id == pid else "claimer" if r.claimer_id == pid
+         else "asked",
          "answer": r.answer if r.asker_id == pid or r.helper_id == pid else "", "created_at": _iso(r.created_at)}
-        for r in session.scalars(select(HelpRequest).where(
-            or_(HelpRequest.asker_id == pid, HelpRequest.claimer_id == pid, HelpRequest.helper_id == pid))
-            .order_by(HelpRequest.created_at))
+        for r in session.scalars(select(HelpRequest).where(theirs, help_requests.request_readable_by(pid))
+                                 .order_by(HelpRequest.created_at))
     ]
+    hidden = session.scalar(select(func.count(HelpRequest.id)).where(theirs, ~help_requests.request_readable_by(pid)))
     other = aliased(Person)
     given = [
         {"to": name, "reason": k.reason, "skills": k.skills, "at": _iso(k.created_at)}
@@ -56,4 +62,4 @@ def export_person(session: Session, person_id: int) -> dict[str, Any]:
     ]
     away = session.scalar(select(ExpertAway.until).where(ExpertAway.person_id == pid))
     return {"ideas": ideas, "idea_votes": votes, "ideas_followed": followed_ideas, "help_requests": requests,
-            "kudos_given": given, "kudos_received": received, "away_until": _iso(away)}
+            "help_requests_not_shown": hidden or 0, "kudos_given": given, "kudos_received": received, "away_until": _iso(away)}

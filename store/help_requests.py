@@ -2,22 +2,110 @@
 
 Several worker processes may run the escalation job at once: `claim_escalation` and
 `claim` are conditional updates, so exactly one of them wins each transition.
+
+The privacy contract extends to requests (`request_readable_by`): a request asked in a
+private channel or group chat reaches only that conversation's members (routing too:
+`audience`), until its asker shares it with experts outside (`share`). A request asked in a
+DM with the bot (or with no conversation) is the asker's own: the experts it is routed to
+may read it. Every query here that returns requests to show someone takes that reader.
 """
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Iterable, Sequence
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from store.idempotency import insert_ignore
 from store.ideas import next_number, similarity
 from store.models.contribution import ExpertAway, HelpChannel, HelpRequest, HelpRouting
-from store.models.core import Conversation, PostedMessage
-from store.visibility import public_only, readable_by
+from store.models.core import Conversation, ConversationMember, PostedMessage
+from store.visibility import contribution_readable_by
 
 SIMILAR_THRESHOLD = 60.0
+PRIVATE_KINDS = ("private", "group")  # a DM with the bot is the asker's own, not a private room
+
+
+# Who may read a request ------------------------------------------------------
+def _conversation_is(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
+    """A clause on `HelpRequest`: its conversation exists and meets `conditions`."""
+    return exists(select(Conversation.id).where(Conversation.id == HelpRequest.conversation_id, *conditions)
+                  .correlate_except(Conversation))
+
+
+def _in_room(reader_id: int | ColumnElement[int]) -> ColumnElement[bool]:
+    """A clause on `HelpRequest`: asked in a channel or group chat `reader_id` may read (the
+    contribution rule of store/visibility.py: public, or a member; a DM is not a room)."""
+    return and_(_conversation_is(Conversation.kind != "dm"), contribution_readable_by(HelpRequest, reader_id))
+
+
+def request_readable_by(reader_id: int | ColumnElement[int]) -> ColumnElement[bool]:
+    """A clause on `HelpRequest`: true where `reader_id` may read the request (its question).
+
+    The asker; whoever may read the channel or group chat it was asked in; and the experts it
+    was routed to, unless it comes from a private channel or group chat they are not a member
+    of and its asker has not shared it. A request asked in a DM with the bot is the asker's
+    own: only the experts it was routed to read it.
+    """
+    routed = exists(select(HelpRouting.id).where(HelpRouting.request_id == HelpRequest.id, HelpRouting.person_id == reader_id)
+                    .correlate_except(HelpRouting))
+    private = _conversation_is(Conversation.kind.in_(PRIVATE_KINDS))
+    return or_(HelpRequest.asker_id == reader_id, _in_room(reader_id),
+               and_(routed, or_(~private, HelpRequest.shared_at.is_not(None))))
+
+
+def answer_readable_by(reader_id: int) -> ColumnElement[bool]:
+    """A clause on `HelpRequest`: its whole thread (answer included) is readable by `reader_id`:
+    the asker, or whoever may read its channel. Experts reached by sharing read the question only."""
+    return or_(HelpRequest.asker_id == reader_id, _in_room(reader_id))
+
+
+def can_read(session: Session, request: HelpRequest, person_id: int) -> bool:
+    found = session.scalar(select(HelpRequest.id).where(HelpRequest.id == request.id, request_readable_by(person_id)))
+    return found is not None
+
+
+def can_read_answer(session: Session, request: HelpRequest, person_id: int) -> bool:
+    found = session.scalar(select(HelpRequest.id).where(HelpRequest.id == request.id, answer_readable_by(person_id)))
+    return found is not None
+
+
+def private_room(session: Session, request: HelpRequest) -> Conversation | None:
+    """The request's conversation when it is a private channel or group chat."""
+    if request.conversation_id is None:
+        return None
+    return session.scalar(select(Conversation).where(Conversation.id == request.conversation_id,
+                                                     Conversation.kind.in_(PRIVATE_KINDS)))
+
+
+def audience(session: Session, request: HelpRequest) -> set[int] | None:
+    """Who the request may be routed to: its private conversation's members until it is
+    shared; None when anyone may be."""
+    if request.shared_at is not None or private_room(session, request) is None:
+        return None
+    return set(session.scalars(select(ConversationMember.person_id).where(
+        ConversationMember.conversation_id == request.conversation_id)))
+
+
+def members_among(session: Session, conversation_id: int, person_ids: Iterable[int]) -> set[int]:
+    """Those of `person_ids` who belong to the conversation."""
+    ids = list(person_ids)
+    if not ids:
+        return set()
+    return set(session.scalars(select(ConversationMember.person_id).where(
+        ConversationMember.conversation_id == conversation_id, ConversationMember.person_id.in_(ids))))
+
+
+def share(session: Session, request_id: int, by: int, now: datetime) -> bool:
+    """The asker lets experts outside the conversation see the question; False when already shared."""
+    result = session.execute(
+        update(HelpRequest)
+        .where(HelpRequest.id == request_id, HelpRequest.shared_at.is_(None))
+        .values(shared_at=now, shared_by=by)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
 
 
 # Help channels ---------------------------------------------------------------
@@ -81,8 +169,9 @@ def _values(tenant: str, source_key: str, asker_id: int, question: str, topics: 
     }
 
 
-def by_number(session: Session, number: int) -> HelpRequest | None:
-    return session.scalar(select(HelpRequest).where(HelpRequest.number == number))
+def by_number(session: Session, number: int, *, reader_id: int) -> HelpRequest | None:
+    """Request `number`, or None when there is none `reader_id` may read (not even its existence shows)."""
+    return session.scalar(select(HelpRequest).where(HelpRequest.number == number, request_readable_by(reader_id)))
 
 
 def by_source(session: Session, source_key: str) -> HelpRequest | None:
@@ -122,17 +211,20 @@ def last_routed(session: Session, person_ids: Sequence[int]) -> dict[int, dateti
     return {pid: when for pid, when in rows if when is not None}
 
 
-def similar_resolved(session: Session, question: str, topics: Sequence[str], *, limit: int = 3, exclude: int | None = None,
-                     conversation_id: int | None = None) -> list[HelpRequest]:
+def similar_resolved(session: Session, question: str, topics: Sequence[str], *, reader_id: int, room_id: int | None = None,
+                     limit: int = 3, exclude: int | None = None) -> list[HelpRequest]:
     """Resolved requests that look like this question, with their accepted answers.
 
-    The answer is shown to a whole channel, so (privacy contract) only requests from public
-    conversations qualify, plus those of the very conversation it is shown in.
+    Shown in the room `room_id` (a channel or group chat), the answers must suit all its
+    readers: only requests from public conversations qualify, plus those of that very room.
+    Shown to `reader_id` alone (`room_id` None: a DM), requests whose answer they may read.
     """
     found: list[tuple[float, HelpRequest]] = []
-    visible = or_(public_only(), Conversation.id == conversation_id) if conversation_id is not None else public_only()
-    recent = (select(HelpRequest).join(Conversation, Conversation.id == HelpRequest.conversation_id)
-              .where(HelpRequest.status == "resolved", HelpRequest.answer != "", visible))
+    if room_id is not None:
+        visible = _conversation_is(or_(Conversation.kind == "public", Conversation.id == room_id))
+    else:
+        visible = answer_readable_by(reader_id)
+    recent = select(HelpRequest).where(HelpRequest.status == "resolved", HelpRequest.answer != "", visible)
     for row in session.scalars(recent.order_by(HelpRequest.resolved_at.desc()).limit(500)):
         if row.id == exclude:
             continue
@@ -219,22 +311,11 @@ def claim_escalation(session: Session, request_id: int, now: datetime) -> bool:
 
 
 def open_requests(session: Session, reader_id: int, *, asker_id: int | None = None, limit: int = 10) -> list[HelpRequest]:
-    """Unresolved requests `reader_id` may read (privacy contract), or that they asked."""
-    query = (select(HelpRequest).outerjoin(Conversation, Conversation.id == HelpRequest.conversation_id)
-             .where(HelpRequest.status != "resolved", or_(readable_by(reader_id), HelpRequest.asker_id == reader_id)))
+    """Unresolved requests `reader_id` may read (`request_readable_by`)."""
+    query = select(HelpRequest).where(HelpRequest.status != "resolved", request_readable_by(reader_id))
     if asker_id is not None:
         query = query.where(HelpRequest.asker_id == asker_id)
     return list(session.scalars(query.order_by(HelpRequest.created_at.desc(), HelpRequest.number.desc()).limit(limit)))
-
-
-def can_read(session: Session, request: HelpRequest, person_id: int) -> bool:
-    """The asker, the experts it was routed to, and whoever may read its conversation."""
-    if person_id == request.asker_id or person_id in routed_ids(session, request.id):
-        return True
-    if request.conversation_id is None:
-        return False
-    found = session.scalar(select(Conversation.id).where(Conversation.id == request.conversation_id, readable_by(person_id)))
-    return found is not None
 
 
 # Away ------------------------------------------------------------------------
