@@ -471,10 +471,10 @@ def show_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     conv = _conversation(ctx, req)
     whole = store.can_read_answer(ctx.session, req, ctx.actor.id)
     card = request_card(ctx, req, ctx.locale, dm_only=True, question_only=not whole)
-    if not whole:
-        where = ctx.t("helpreq.where_private")
+    if conv is None or conv.kind == "dm":
+        where = ctx.t("helpreq.where_dm")
     else:
-        where = ctx.channel_link(conv) if conv is not None and conv.kind != "dm" else ctx.t("helpreq.where_dm")
+        where = ctx.channel_link(conv) if whole else ctx.t("helpreq.where_private")
     return ctx.reply("helpreq.shown", private=True, card=card, id=req.number, status=ctx.t(f"helpreq.status.{req.status}"),
                      where=where)
 
