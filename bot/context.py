@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from bot.text import MARK_CLOSE, MARK_OPEN, channel_marker, mention_marker, split_markers, strip_markers
+from bot.text import MARK_CLOSE, MARK_OPEN, link_marker, ping_marker, split_markers, strip_markers
 from bot.types import Card, ConversationRef, Effect, Form, IncomingMessage, Outbound, Reply, UserRef
 from store import people as people_store
 from store.models.core import Conversation, Person, Workspace
@@ -114,7 +114,7 @@ class Ctx:
     # People and channels -------------------------------------------------
     def mention(self, person: "Person | PersonCard") -> str:
         """A real ping, only where the person accepts mentions; else their name."""
-        return mention_marker(person.external_id) if person.accepts_mentions else self.name(person)
+        return ping_marker(person.external_id) if person.accepts_mentions else self.name(person)
 
     @staticmethod
     def name(person: "Person | PersonCard") -> str:
@@ -133,7 +133,7 @@ class Ctx:
         return strip_markers(text, names)
 
     def channel_link(self, conversation: Conversation) -> str:
-        return channel_marker(conversation.external_id)
+        return link_marker(conversation.external_id)
 
     @property
     def is_admin(self) -> bool:

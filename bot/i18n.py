@@ -2,14 +2,21 @@
 
 Each feature owns one file per language; a key defined twice is an error, and a
 test checks that English and French have the same keys and placeholders.
+
+A template's `` `…` `` becomes a code span marker (`bot.text.code_span`) before the
+parameters are filled in: the bot's own formatting is markup, whereas everything a
+parameter brings (user text included) stays literal text that adapters escape.
 """
 from __future__ import annotations
 
+import re
 import string
 from pathlib import Path
 from typing import Mapping
 
 import yaml
+
+from bot.text import CODE_CLOSE, CODE_OPEN
 
 LANGUAGES = ("en", "fr")
 DEFAULT_PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
@@ -18,6 +25,14 @@ DEFAULT_PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 class _SafeDict(dict):
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"
+
+
+_BACKTICKS = re.compile(r"`([^`]*)`")
+
+
+def with_code_spans(template: str) -> str:
+    """`help <command>` in a template → a code span marker around `help <command>`."""
+    return _BACKTICKS.sub(lambda m: CODE_OPEN + m.group(1) + CODE_CLOSE, template)
 
 
 def placeholders(template: str) -> set[str]:
@@ -42,6 +57,7 @@ def load_catalogue(directory: Path, lang: str) -> dict[str, str]:
 class Prompts:
     def __init__(self, catalogues: Mapping[str, Mapping[str, str]], default: str = "en") -> None:
         self._catalogues = {lang: dict(cat) for lang, cat in catalogues.items()}
+        self._marked = {lang: {k: with_code_spans(v) for k, v in cat.items()} for lang, cat in self._catalogues.items()}
         self.default = default
 
     @classmethod
@@ -61,8 +77,8 @@ class Prompts:
         return self._catalogues[lang][key]
 
     def t(self, lang: str | None, key: str, **params: object) -> str:
-        lang = lang if lang in self._catalogues else self.default
-        template = self._catalogues[lang].get(key)
+        lang = lang if lang in self._marked else self.default
+        template = self._marked[lang].get(key)
         if template is None:
-            template = self._catalogues[self.default].get(key, key)
+            template = self._marked[self.default].get(key, key)
         return template.format_map(_SafeDict({k: v for k, v in params.items()}))

@@ -1,17 +1,42 @@
-"""Text helpers: matching keys, sanitising user input, mention markers.
+"""Text helpers: matching keys, sanitising user input, and the markers of rendered text.
 
-Mention markers are how a handler says "ping this person": `⟦@U123⟧`. User input
-can never contain the marker brackets (`sanitize` replaces them), so only people
-the bot means to ping are ever rendered as a platform mention.
+Text that handlers put in a `Reply` is *literal* for adapters: they escape every character
+for the target format (Slack mrkdwn, Teams Markdown/HTML, the console), except these markers,
+the only markup there is:
+
+- `mention_marker(id)` `⟦@U123⟧` / `channel_marker(id)` `⟦#C123⟧` name a person or channel:
+  what an adapter makes of a mention typed by someone, kept in stored text. Rendered as a
+  plain name (`@Sophie Martin`, `#sales`), never as a ping or a live link.
+- `ping_marker(id)` / `link_marker(id)`: the person or channel the bot itself means to ping
+  or link (`ctx.mention`, `ctx.channel_link`). They carry `LIVE_KEY`, a random key of this
+  process: nothing typed by a person, synced from a platform (display names, titles) or read
+  back from the database can carry it, so only markers made here and now become `<@U…>`,
+  `<at>…</at>` or `<#C…>`. A stale one (another process) degrades to a plain name.
+- `⟪`…`⟫`: a code span. `bot.i18n.Prompts.t` makes one from each `` `…` `` of a prompt
+  template (never from a parameter), so the bot's own formatting survives escaping.
 """
 from __future__ import annotations
 
 import re
+import secrets
 import unicodedata
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.types import Reply
 
 MARK_OPEN = "\u27e6"
 MARK_CLOSE = "\u27e7"
-_MARKER = re.compile(MARK_OPEN + r"([@#!])([^" + MARK_CLOSE + r"\s]{1,200})" + MARK_CLOSE)
+LIVE = "*"
+LIVE_KEY = secrets.token_hex(6)
+CODE_OPEN = "\u27ea`"
+CODE_CLOSE = "`\u27eb"
+_MARKER = re.compile(
+    MARK_OPEN + r"(?:(?P<live>\*[0-9a-f]{1,32})?(?P<kind>[@#])(?P<id>[^" + MARK_CLOSE + r"\s]{1,200}))" + MARK_CLOSE
+    + "|" + re.escape(CODE_OPEN) + r"(?P<code>.*?)" + re.escape(CODE_CLOSE),
+    re.DOTALL,
+)
+_STRAY_CODE = re.compile("[\u27ea\u27eb]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 _SPACES = re.compile(r"\s+")
 _KEY_PUNCT = re.compile(r"[\s'’`´\-_/.,;:!?()\[\]{}\"«»]+")
@@ -41,7 +66,7 @@ def sanitize(text: str, keep: "tuple[str, ...] | list[str]" = ()) -> str:
     if allowed:
         pattern = "(" + "|".join(re.escape(m) for m in sorted(allowed)) + ")"
         return "".join(part if part in allowed else sanitize(part) for part in re.split(pattern, text))
-    text = text.replace(MARK_OPEN, "(").replace(MARK_CLOSE, ")")
+    text = text.replace(MARK_OPEN, "(").replace(MARK_CLOSE, ")").replace("\u27ea", "«").replace("\u27eb", "»")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     return _CONTROL.sub("", text)
 
@@ -56,36 +81,95 @@ def shorten(text: str, limit: int) -> str:
 
 
 def mention_marker(platform_user_id: str) -> str:
-    """Ping this person (rendered `<@U…>` on Slack, `<at>` on Teams, `@handle` in the console)."""
+    """Names a person (a mention someone typed): rendered as their name, never a ping."""
     return f"{MARK_OPEN}@{platform_user_id}{MARK_CLOSE}"
 
 
 def channel_marker(platform_channel_id: str) -> str:
+    """Names a channel (one someone typed): rendered as `#name`, never a live link."""
     return f"{MARK_OPEN}#{platform_channel_id}{MARK_CLOSE}"
 
 
-def split_markers(text: str) -> list[tuple[str, str]]:
-    """Split rendered text into ("text", s), ("user", id) and ("channel", id) parts."""
-    parts: list[tuple[str, str]] = []
+def ping_marker(platform_user_id: str) -> str:
+    """Ping this person (`<@U…>` on Slack, `<at>` on Teams): only for people the bot means."""
+    return f"{MARK_OPEN}{LIVE}{LIVE_KEY}@{platform_user_id}{MARK_CLOSE}"
+
+
+def link_marker(platform_channel_id: str) -> str:
+    """A live link to a channel the bot means (`<#C…>` on Slack)."""
+    return f"{MARK_OPEN}{LIVE}{LIVE_KEY}#{platform_channel_id}{MARK_CLOSE}"
+
+
+def code_span(text: str) -> str:
+    """The bot's own code formatting around `text` (commands in prompts)."""
+    return f"{CODE_OPEN}{text}{CODE_CLOSE}"
+
+
+MarkerKind = str  # "text" | "user" | "channel" | "ping" | "link" | "code"
+
+
+def split_markers(text: str) -> list[tuple[MarkerKind, str]]:
+    """Split reply text into ("text", s), ("user", id), ("channel", id) (names, never live),
+    ("ping", id), ("link", id) (live, made by this process) and ("code", s) parts.
+
+    "text" parts are literal: a renderer escapes them whole. Stray code brackets (a code
+    span cut in half by `shorten`) are dropped."""
+    parts: list[tuple[MarkerKind, str]] = []
     pos = 0
     for m in _MARKER.finditer(text):
         if m.start() > pos:
-            parts.append(("text", text[pos : m.start()]))
-        parts.append(("user" if m.group(1) == "@" else "channel", m.group(2)))
+            parts.append(("text", _STRAY_CODE.sub("", text[pos : m.start()])))
+        if m.group("code") is not None:
+            parts.append(("code", _STRAY_CODE.sub("", m.group("code"))))
+        else:
+            live = m.group("live") == LIVE + LIVE_KEY
+            if m.group("kind") == "@":
+                parts.append(("ping" if live else "user", m.group("id")))
+            else:
+                parts.append(("link" if live else "channel", m.group("id")))
         pos = m.end()
     if pos < len(text):
-        parts.append(("text", text[pos:]))
-    return parts
+        parts.append(("text", _STRAY_CODE.sub("", text[pos:])))
+    return [p for p in parts if p != ("text", "")]
+
+
+def marker_ids(texts: "list[str] | tuple[str, ...]") -> tuple[list[str], list[str]]:
+    """The person ids and channel ids named (live or not) in `texts`, for a name lookup."""
+    users: list[str] = []
+    channels: list[str] = []
+    for text in texts:
+        if MARK_OPEN not in text:
+            continue
+        for kind, value in split_markers(text):
+            if kind in ("user", "ping") and value not in users:
+                users.append(value)
+            elif kind in ("channel", "link") and value not in channels:
+                channels.append(value)
+    return users, channels
+
+
+def reply_texts(reply: "Reply") -> list[str]:
+    """Every text of a reply that may name people or channels (for an adapter's name lookup)."""
+    texts = [reply.text]
+    if reply.card is not None:
+        c = reply.card
+        texts += [c.title, c.body, c.footer, *(k + v for k, v in c.fields), *(h + b for h, b in c.sections),
+                  *(a.label for a in c.actions)]
+    if reply.form is not None:
+        texts += [reply.form.title, *(f.label for f in reply.form.fields), *(lbl for f in reply.form.fields for _, lbl in f.options)]
+    return texts
 
 
 def strip_markers(text: str, names: dict[str, str] | None = None) -> str:
-    """Plain text with markers replaced by names (or ids): for logs and fallbacks."""
+    """Plain text with markers replaced by names (or ids): for logs, plain-text fields, fallbacks."""
     names = names or {}
     out = []
     for kind, value in split_markers(text):
         if kind == "text":
             out.append(value)
-        elif kind == "user":
+        elif kind == "code":
+            out.append(f"`{value}`")
+        elif kind in ("user", "ping"):
             out.append("@" + names.get(value, value))
         else:
             out.append("#" + names.get(value, value))
@@ -123,3 +207,20 @@ def extract_hashtags(text: str) -> tuple[str, ...]:
 def topic_key(tag: str) -> str:
     """Matching key of a hashtag or topic: case- and accent-insensitive, no separators."""
     return norm_key(tag.lstrip("#")).replace(" ", "")
+
+
+class Names:
+    """Display names for the ids markers carry (a renderer shows names, not ids)."""
+
+    def __init__(self, users: "dict[str, str] | None" = None, channels: "dict[str, str] | None" = None) -> None:
+        self.users = dict(users or {})
+        self.channels = dict(channels or {})
+
+    def user(self, uid: str) -> str:
+        return self.users.get(uid) or uid
+
+    def channel(self, cid: str) -> str:
+        return self.channels.get(cid) or cid
+
+
+NO_NAMES = Names()

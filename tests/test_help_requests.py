@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from bot.context import Services
 from bot.core import Bot
-from bot.text import mention_marker
+from bot.text import ping_marker
 from bot.types import Outbound, UserRef
 from handlers.help_routing import add_working_hours
 from handlers import build_registry
@@ -90,7 +90,7 @@ def test_experts_who_refuse_mentions_get_a_dm_not_a_ping(d: Driver) -> None:
     effects = d.say("thomas", "#engineering", "ask Quantum annealing for routing? #quantumannealing")
     card = outbound(effects, "helpreq.card")
     text = everything([card])
-    assert mention_marker("nathan") in text and mention_marker("emma") not in text and "Emma" in text
+    assert ping_marker("nathan") in text and ping_marker("emma") not in text and "Emma" in text
     dms = [e for e in effects if isinstance(e, Outbound) and isinstance(e.to, UserRef)]
     assert [e.to.id for e in dms] == ["emma"] and dms[0].reply.key == "helpreq.notify.routed"
     assert "console://engineering/" in dms[0].reply.text  # a link back to the question
@@ -152,7 +152,7 @@ def test_escalation_happens_once_across_two_processes(d: Driver, services: Servi
     other_db.dispose()
     assert keys(effects).count("helpreq.escalated") == 1  # request 2 was taken: never escalated
     post = outbound(effects, "helpreq.escalated")
-    assert mention_marker("sophie") in post.reply.text and post.to.id == "sales"
+    assert ping_marker("sophie") in post.reply.text and post.to.id == "sales"
     assert outbound(effects, "helpreq.card").anchor == "help:1"
     assert any(isinstance(e, Outbound) and isinstance(e.to, UserRef) and e.to.id == "sophie" for e in effects)
     assert len(_routed(d, 1)) > 3  # widened to the next experts

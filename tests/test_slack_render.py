@@ -7,7 +7,7 @@ from adapters.slack import inbound
 from adapters.slack.client import Pacer
 from adapters.slack.render import render_modal, render_reply
 from bot.i18n import Prompts
-from bot.text import channel_marker, mention_marker
+from bot.text import Names, channel_marker, code_span, link_marker, mention_marker, ping_marker
 from bot.types import Action, Card, Form, FormField, Reply
 from tests.conftest import ROOT
 from tests.slack_mock import block_kit_problems, view_problems
@@ -17,11 +17,36 @@ def fr(prompts: Prompts):  # type: ignore[no-untyped-def]
     return lambda key, **p: prompts.t("fr", key, **p)
 
 
-def test_markers_ping_and_user_text_is_escaped(prompts: Prompts) -> None:
-    reply = Reply(text=f"{mention_marker('U1')} in {channel_marker('C9')}: <!channel> & <@U2> > x")
+def test_live_markers_ping_and_user_text_is_escaped(prompts: Prompts) -> None:
+    reply = Reply(text=f"{ping_marker('U1')} in {link_marker('C9')}: <!channel> & <@U2> > x <https://evil|label> <#C3>")
     msg = render_reply(reply, fr(prompts))
-    assert msg.text == "<@U1> in <#C9>: &lt;!channel&gt; &amp; &lt;@U2&gt; &gt; x"
+    assert msg.text == ("<@U1> in <#C9>: &lt;!channel&gt; &amp; &lt;@U2&gt; &gt; x &lt;https://evil|label&gt; &lt;#C3&gt;")
     assert msg.blocks == []
+
+
+def test_people_and_channels_named_in_user_text_appear_by_name_never_as_pings(prompts: Prompts) -> None:
+    names = Names({"U9": "Sophie <Martin>"}, {"C9": "sales"})
+    card = Card(title=f"Idea by {mention_marker('U9')}", body=f"in {channel_marker('C9')}",
+                fields=((mention_marker("U9"), mention_marker("U8")),), actions=(Action(f"Thank {mention_marker('U9')}", "x"),))
+    msg = render_reply(Reply(text=f"Added: {mention_marker('U9')} stuff", card=card), fr(prompts), names=names)
+    blob = json.dumps(msg.text) + json.dumps(msg.blocks)
+    assert "<@" not in blob and "<#" not in blob
+    assert msg.text == "Added: @Sophie &lt;Martin&gt; stuff"
+    assert msg.blocks[1]["text"]["text"] == "*Idea by @Sophie &lt;Martin&gt;*\nin #sales"
+    assert msg.blocks[2]["fields"][0]["text"] == "*@Sophie &lt;Martin&gt;*\n@U8"
+    assert msg.blocks[3]["elements"][0]["text"]["text"] == "Thank @Sophie <Martin>"
+
+
+def test_a_live_marker_of_another_process_is_only_a_name(prompts: Prompts) -> None:
+    forged = ping_marker("U9").replace(ping_marker("U9")[2:14], "0" * 12)
+    assert render_reply(Reply(text=f"hi {forged}"), fr(prompts), names=Names({"U9": "Sophie"})).text == "hi @Sophie"
+
+
+def test_prompt_code_spans_render_as_code_and_user_backticks_stay_text(prompts: Prompts) -> None:
+    text = prompts.t("en", "error.unknown_command", suggestion="who <knows>", command="/causette")
+    assert render_reply(Reply(text=text), fr(prompts)).text == (
+        "I don't know that command. Did you mean `who &lt;knows&gt;`? Type `/causette help` for the list.")
+    assert render_reply(Reply(text=code_span("a`b") + " `c`"), fr(prompts)).text == "`a'b` `c`"
 
 
 def test_oversized_french_card_stays_inside_block_kit_limits(prompts: Prompts) -> None:

@@ -13,7 +13,7 @@ from adapters.teams import inbound
 from adapters.teams.pacing import Pacer, Retrying, http_status
 from adapters.teams.render import MAX_BYTES, Names, cards_of, plain_text, render, size_of
 from bot.i18n import Prompts
-from bot.text import mention_marker
+from bot.text import mention_marker, ping_marker
 from bot.types import (Action, Card, Form, FormField, IncomingMessage, MembersChanged, MessageDeleted, MessageEdited,
                        ReactionAdded, Reply)
 from tests.conftest import spec_file
@@ -131,9 +131,9 @@ NAMES = Names({"29:bob": "Bob <Léger>"}, {"19:c@thread.tacv2": "sales"})
 
 
 def test_mentions_render_as_at_tags_with_matching_entities_and_text_is_escaped() -> None:
-    reply = Reply(text=f"Thanks {mention_marker('29:bob')} & <at>Eve</at> in {chr(0x27e6)}#19:c@thread.tacv2{chr(0x27e7)}")
+    reply = Reply(text=f"Thanks {ping_marker('29:bob')} & <at>Eve</at> in {chr(0x27e6)}#19:c@thread.tacv2{chr(0x27e7)}")
     out = render(reply, NAMES, t_fr)
-    assert out["text"] == "Thanks <at>Bob &lt;Léger&gt;</at> &amp; &lt;at&gt;Eve&lt;/at&gt; in #sales"
+    assert out["text"] == "Thanks <at>Bob &lt;Léger&gt;</at> &amp; &lt;at&gt;Eve&lt;/at&gt; in \\#sales"
     assert out["entities"] == [{"type": "mention", "text": "<at>Bob &lt;Léger&gt;</at>", "mentioned": {"id": "29:bob", "name": "Bob <Léger>"}}]
     for entity in out["entities"]:
         assert entity["text"] in out["text"]

@@ -1,4 +1,7 @@
-"""Console rendering: a title, `key: value` fields, numbered buttons with the command to type."""
+"""Console rendering: a title, `key: value` fields, numbered buttons with the command to type.
+
+A terminal has no markup: text is printed as is, people and channels (live or not) as
+`@handle` / `#name`, code spans in backticks."""
 from __future__ import annotations
 
 from typing import Callable
@@ -12,7 +15,9 @@ def plain(text: str, user_name: Callable[[str], str], channel_name: Callable[[st
     for kind, value in split_markers(text):
         if kind == "text":
             out.append(value)
-        elif kind == "user":
+        elif kind == "code":
+            out.append(f"`{value}`")
+        elif kind in ("user", "ping"):
             out.append("@" + user_name(value))
         else:
             out.append("#" + channel_name(value))

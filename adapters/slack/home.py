@@ -11,8 +11,10 @@ from typing import Any
 from sqlalchemy import select
 
 from adapters.slack.inbound import PLATFORM
-from adapters.slack.render import ACTION_PREFIX, Block, Translate, escape, reply_blocks
+from adapters.slack.render import ACTION_PREFIX, Block, Translate, mrkdwn, plain, reply_blocks
+from adapters.slack.sender import names_for
 from bot.core import Bot
+from bot.text import reply_texts
 from bot.types import ConversationRef, Form, FormField, IncomingMessage, Outbound, Reply, UserRef
 from store.models.core import Person
 
@@ -40,7 +42,7 @@ def core_replies(bot: Bot, tenant: str, user: str, channel: str, command: str) -
 
 
 def home_blocks(bot: Bot, tenant: str, user: str, channel: str, t: Translate) -> list[Block]:
-    blocks: list[Block] = [{"type": "header", "text": {"type": "plain_text", "text": t("slack.home_title")[:150], "emoji": True}}]
+    blocks: list[Block] = [{"type": "header", "text": {"type": "plain_text", "text": plain(t("slack.home_title"))[:150], "emoji": True}}]
     for command in HOME_COMMANDS:
         if not has_command(bot, command):
             continue
@@ -48,18 +50,18 @@ def home_blocks(bot: Bot, tenant: str, user: str, channel: str, t: Translate) ->
         if replies:
             blocks.append({"type": "divider"})
         for reply in replies:
-            blocks += reply_blocks(reply)
+            blocks += reply_blocks(reply, names=names_for(bot.services, tenant, reply_texts(reply)))
     buttons: list[dict[str, Any]] = [{
         "type": "button", "action_id": PROFILE_EDIT_ACTION, "style": "primary", "value": "profile",
-        "text": {"type": "plain_text", "text": t("slack.home_edit_profile")[:75], "emoji": True},
+        "text": {"type": "plain_text", "text": plain(t("slack.home_edit_profile"))[:75], "emoji": True},
     }]
     for i, command in enumerate(c for c in QUICK_COMMANDS if has_command(bot, c)):
         buttons.append({"type": "button", "action_id": f"{ACTION_PREFIX}:home{i}", "value": command,
-                        "text": {"type": "plain_text", "text": t(f"slack.home_action_{command}")[:75], "emoji": True}})
+                        "text": {"type": "plain_text", "text": plain(t(f"slack.home_action_{command}"))[:75], "emoji": True}})
     blocks += [{"type": "divider"},
-               {"type": "section", "text": {"type": "mrkdwn", "text": f"*{escape(t('slack.home_quick_actions'))}*"}},
+               {"type": "section", "text": {"type": "mrkdwn", "text": f"*{mrkdwn(t('slack.home_quick_actions'))}*"}},
                {"type": "actions", "elements": buttons},
-               {"type": "context", "elements": [{"type": "mrkdwn", "text": escape(t("slack.home_footer", command=bot.services.settings.command_name))}]}]
+               {"type": "context", "elements": [{"type": "mrkdwn", "text": mrkdwn(t("slack.home_footer", command=bot.services.settings.command_name))}]}]
     return blocks
 
 

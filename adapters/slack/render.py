@@ -1,8 +1,11 @@
 """Neutral replies → Slack `text` + Block Kit, and forms → modal views. Pure functions.
 
-User text is escaped (`&`, `<`, `>`), so nothing a person typed can become `<!channel>` or
-a mention; only the core's markers become `<@U…>` / `<#C…>`. Every Block Kit limit of
-FACTS.md is respected by cutting and adding a localized footer, never by failing the post.
+Every character of a reply outside the core's markers is literal: `&`, `<`, `>` are escaped,
+so nothing a person typed can become `<!channel>`, `<@U…>`, `<#C…>` or a labelled link
+`<url|label>`. Only live markers (`bot.text.ping_marker`, `link_marker`) become `<@U…>` /
+`<#C…>`; people and channels named in user text appear by name; code spans become `` `…` ``.
+Every Block Kit limit of FACTS.md is respected by cutting and adding a localized footer,
+never by failing the post.
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from bot.text import split_markers, strip_markers
+from bot.text import NO_NAMES, Names, split_markers, strip_markers
 from bot.types import Action, Card, Form, FormField, Reply
 
 Translate = Callable[[str], str]
@@ -42,22 +45,29 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def mrkdwn(text: str) -> str:
-    """Core text → Slack mrkdwn: escaped text, markers as real mentions and channel links."""
+def mrkdwn(text: str, names: Names = NO_NAMES) -> str:
+    """Core text → Slack mrkdwn: escaped text; live markers as real mentions and channel links,
+    other markers as names; code spans in backticks."""
     out = []
     for kind, value in split_markers(text):
         if kind == "text":
             out.append(escape(value))
-        elif kind == "user":
+        elif kind == "ping":
             out.append(f"<@{value}>")
-        else:
+        elif kind == "link":
             out.append(f"<#{value}>")
+        elif kind == "user":
+            out.append(escape("@" + names.user(value)))
+        elif kind == "channel":
+            out.append(escape("#" + names.channel(value)))
+        else:
+            out.append("`" + escape(value.replace("`", "'")) + "`")  # a backtick would end the span
     return "".join(out)
 
 
-def plain(text: str) -> str:
-    """For plain_text objects (no mrkdwn, no pings): markers become readable ids."""
-    return strip_markers(text)
+def plain(text: str, names: Names = NO_NAMES) -> str:
+    """For plain_text objects (no mrkdwn, no pings): markers become readable names."""
+    return strip_markers(text, {**names.users, **names.channels})
 
 
 def cut(text: str, limit: int) -> tuple[str, bool]:
@@ -88,14 +98,14 @@ def _section(text: str) -> Block:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
-def _button(i: int, action: Action, budget: _Budget) -> Block | None:
+def _button(i: int, action: Action, budget: _Budget, names: Names = NO_NAMES) -> Block | None:
     if len(action.command) > BUTTON_VALUE:
         budget.truncated = True
         return None
     button: Block = {
         "type": "button",
         "action_id": f"{ACTION_PREFIX}:{i}",
-        "text": {"type": "plain_text", "text": budget.fit(plain(action.label), BUTTON_TEXT) or "…", "emoji": True},
+        "text": {"type": "plain_text", "text": budget.fit(plain(action.label, names), BUTTON_TEXT) or "…", "emoji": True},
         "value": action.command,
     }
     if action.style in ("primary", "danger"):
@@ -103,23 +113,26 @@ def _button(i: int, action: Action, budget: _Budget) -> Block | None:
     return button
 
 
-def card_blocks(card: Card, budget: _Budget) -> list[Block]:
+def card_blocks(card: Card, budget: _Budget, names: Names = NO_NAMES) -> list[Block]:
+    def md(text: str) -> str:
+        return mrkdwn(text, names)
+
     blocks: list[Block] = []
-    head = f"*{mrkdwn(card.title)}*" if card.title else ""
+    head = f"*{md(card.title)}*" if card.title else ""
     if card.body:
-        head = f"{head}\n{mrkdwn(card.body)}" if head else mrkdwn(card.body)
+        head = f"{head}\n{md(card.body)}" if head else md(card.body)
     if head:
         blocks.append(_section(budget.fit(head, SECTION_TEXT)))
-    fields = [{"type": "mrkdwn", "text": budget.fit(f"*{mrkdwn(k)}*\n{mrkdwn(v)}", FIELD_TEXT)} for k, v in card.fields]
+    fields = [{"type": "mrkdwn", "text": budget.fit(f"*{md(k)}*\n{md(v)}", FIELD_TEXT)} for k, v in card.fields]
     for start in range(0, len(fields), FIELDS_PER_SECTION):
         blocks.append({"type": "section", "fields": fields[start : start + FIELDS_PER_SECTION]})
     for heading, body in card.sections:
-        blocks.append(_section(budget.fit(f"*{mrkdwn(heading)}*\n{mrkdwn(body)}", SECTION_TEXT)))
-    buttons = [b for b in (_button(i, a, budget) for i, a in enumerate(card.actions)) if b is not None]
+        blocks.append(_section(budget.fit(f"*{md(heading)}*\n{md(body)}", SECTION_TEXT)))
+    buttons = [b for b in (_button(i, a, budget, names) for i, a in enumerate(card.actions)) if b is not None]
     for start in range(0, len(buttons), ACTIONS_PER_BLOCK):
         blocks.append({"type": "actions", "elements": buttons[start : start + ACTIONS_PER_BLOCK]})
     if card.footer:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": budget.fit(mrkdwn(card.footer), CONTEXT_TEXT)}]})
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": budget.fit(md(card.footer), CONTEXT_TEXT)}]})
     return blocks
 
 
@@ -128,14 +141,15 @@ def limit_blocks(blocks: list[Block], budget: _Budget, max_blocks: int, t: Trans
         blocks = blocks[: max_blocks - 1]
         budget.truncated = True
     if budget.truncated:
-        blocks = blocks[: max_blocks - 1] + [{"type": "context", "elements": [{"type": "mrkdwn", "text": escape(t("slack.truncated"))}]}]
+        blocks = blocks[: max_blocks - 1] + [{"type": "context", "elements": [{"type": "mrkdwn", "text": mrkdwn(t("slack.truncated"))}]}]
     return blocks
 
 
-def render_reply(reply: Reply, t: Translate, extra_actions: tuple[Action, ...] = ()) -> SlackMessage:
-    """`text` (notification / fallback) plus blocks when the reply has a card or buttons."""
+def render_reply(reply: Reply, t: Translate, extra_actions: tuple[Action, ...] = (), names: Names = NO_NAMES) -> SlackMessage:
+    """`text` (notification / fallback) plus blocks when the reply has a card or buttons.
+    `names`: display names of the people and channels the reply names without pinging."""
     budget = _Budget()
-    text = budget.fit(mrkdwn(reply.text), MESSAGE_TEXT)
+    text = budget.fit(mrkdwn(reply.text, names), MESSAGE_TEXT)
     card = reply.card
     if extra_actions:
         card = Card(title="", actions=extra_actions) if card is None else Card(
@@ -143,10 +157,10 @@ def render_reply(reply: Reply, t: Translate, extra_actions: tuple[Action, ...] =
     if card is None:
         if budget.truncated:
             text, _ = cut(text, MESSAGE_TEXT - len(t("slack.truncated")) - 3)
-            text = f"{text}\n_{escape(t('slack.truncated'))}_"
+            text = f"{text}\n_{mrkdwn(t('slack.truncated'))}_"
         return SlackMessage(text=text)
-    blocks = [_section(budget.fit(mrkdwn(reply.text), SECTION_TEXT))] if reply.text.strip() else []
-    blocks += card_blocks(card, budget)
+    blocks = [_section(budget.fit(mrkdwn(reply.text, names), SECTION_TEXT))] if reply.text.strip() else []
+    blocks += card_blocks(card, budget, names)
     return SlackMessage(text=text, blocks=limit_blocks(blocks, budget, MAX_BLOCKS_MESSAGE, t))
 
 
@@ -200,10 +214,11 @@ def home_view(blocks: list[Block], t: Translate) -> dict[str, Any]:
     return {"type": "home", "blocks": limit_blocks(blocks, budget, MAX_BLOCKS_VIEW, t)}
 
 
-def reply_blocks(reply: Reply, budget: _Budget | None = None) -> list[Block]:
+def reply_blocks(reply: Reply, budget: _Budget | None = None, names: Names = NO_NAMES) -> list[Block]:
     """A reply as blocks inside another surface (the App Home tab)."""
     budget = budget or _Budget()
-    blocks = [_section(budget.fit(mrkdwn(reply.text), SECTION_TEXT))] if reply.text.strip() else []
+    blocks = [_section(budget.fit(mrkdwn(reply.text, names), SECTION_TEXT))] if reply.text.strip() else []
     if reply.card is not None:
-        blocks += card_blocks(reply.card, budget)
+        blocks += card_blocks(reply.card, budget, names)
     return blocks
+

@@ -13,12 +13,13 @@ from sqlalchemy import select
 
 from adapters.slack import inbound
 from adapters.slack.client import HINTS, Clients, Pacer, TokenSource, error_code, log_api_error, make_webhook
-from adapters.slack.render import SlackMessage, Translate, render_modal, render_reply
+from adapters.slack.render import SlackMessage, Translate, mrkdwn, render_modal, render_reply
 from bot.context import Services
+from bot.text import Names, link_marker, marker_ids, reply_texts
 from bot.types import Action, ConversationRef, Effect, Event, FetchHistory, Outbound, UserRef
 from store.idempotency import insert_ignore
 from store.models.base import utcnow
-from store.models.core import Person, PostedMessage, Workspace
+from store.models.core import Conversation, Person, PostedMessage, Workspace
 
 log = logging.getLogger("adapters.slack")
 _TS = re.compile(r"^\d{9,12}\.\d{1,9}$")
@@ -27,6 +28,19 @@ RESPONSE_URL_USES = 5
 
 def is_ts(value: str | None) -> bool:
     return bool(value) and bool(_TS.match(value or ""))
+
+
+def names_for(services: Services, tenant: str, texts: Sequence[str]) -> Names:
+    """Display names of the people and channels that `texts` name without pinging."""
+    users, channels = marker_ids(list(texts))
+    if not users and not channels:
+        return Names()
+    with services.db.session(tenant) as s:
+        people = {p.external_id: p.display_name or p.handle for p in
+                  s.scalars(select(Person).where(Person.external_id.in_(users)))} if users else {}
+        convs = {c.external_id: c.name for c in
+                 s.scalars(select(Conversation).where(Conversation.external_id.in_(channels)))} if channels else {}
+    return Names({k: v for k, v in people.items() if v}, {k: v for k, v in convs.items() if v})
 
 
 @dataclass
@@ -106,7 +120,7 @@ class SlackSender:
         extra: tuple[Action, ...] = ()
         if reply.form is not None and origin is not None and origin.command_text:
             extra = (Action(t("slack.form_open"), origin.command_text, "primary"),)
-        message = render_reply(reply, t, extra)
+        message = render_reply(reply, t, extra, names_for(self.services, tenant, reply_texts(reply)))
         thread_ts = ob.thread_id if is_ts(ob.thread_id) else None
         if ob.response_url and not reply.attachment and not ob.anchor:  # the core named the URL to answer
             direct = Origin(team=tenant, response_url=ob.response_url)
@@ -203,7 +217,7 @@ class SlackSender:
         """Tell the person what to do about not_in_channel, channel_not_found, missing_scope…"""
         if not user:
             return
-        hint = SlackMessage(text=t(HINTS[code], command=self.services.settings.command_name))
+        hint = SlackMessage(text=mrkdwn(t(HINTS[code], command=self.services.settings.command_name)))
         if origin is not None and origin.response_url and origin.response_uses < RESPONSE_URL_USES and self.respond(origin, hint, "ephemeral"):
             return
         try:
@@ -276,11 +290,11 @@ class SlackSender:
         t = self.translator(tenant, reader)
         progress: tuple[str, str] | None = None
         count, cursor = 0, None
-        channel_link = f"<#{conv.id}>"
+        channel_link = link_marker(conv.id)
         try:
             if request.requested_by is not None:
                 resp = client.chat_postMessage(channel=request.requested_by.id, link_names=False,
-                                               text=t("slack.backfill_progress", channel=channel_link, count=0))
+                                               text=mrkdwn(t("slack.backfill_progress", channel=channel_link, count=0)))
                 progress = (str(resp.get("channel")), str(resp.get("ts")))
             while True:
                 kwargs: dict[str, Any] = {"channel": conv.id, "limit": 200, "oldest": f"{request.since.timestamp():.6f}"}
@@ -297,17 +311,18 @@ class SlackSender:
                 cursor = (resp.get("response_metadata") or {}).get("next_cursor")
                 if progress:
                     client.chat_update(channel=progress[0], ts=progress[1],
-                                       text=t("slack.backfill_progress", channel=channel_link, count=count))
+                                       text=mrkdwn(t("slack.backfill_progress", channel=channel_link, count=count)))
                 if not cursor:
                     break
             if progress:
-                client.chat_update(channel=progress[0], ts=progress[1], text=t("slack.backfill_done", channel=channel_link, count=count))
+                client.chat_update(channel=progress[0], ts=progress[1],
+                                   text=mrkdwn(t("slack.backfill_done", channel=channel_link, count=count)))
         except Exception as exc:  # noqa: BLE001
             code = log_api_error("conversations.history", exc, channel=conv.id)
             if progress and code:
                 try:
                     client.chat_update(channel=progress[0], ts=progress[1],
-                                       text=t(HINTS.get(code, "slack.backfill_failed"), command=self.services.settings.command_name,
-                                              channel=channel_link, count=count))
+                                       text=mrkdwn(t(HINTS.get(code, "slack.backfill_failed"), command=self.services.settings.command_name,
+                                                     channel=channel_link, count=count)))
                 except Exception:  # noqa: BLE001
                     log.exception("slack: could not update the backfill progress message")

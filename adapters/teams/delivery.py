@@ -22,31 +22,11 @@ from adapters.teams.pacing import Pacer, Retrying
 from adapters.teams.render import Names, render
 from adapters.teams.wire import to_wire
 from bot.context import Services
-from bot.text import mention_marker, split_markers
+from bot.text import marker_ids, ping_marker, reply_texts
 from bot.types import ConversationRef, Effect, FetchHistory, Outbound, Reply, UserRef
 
 log = logging.getLogger(__name__)
 Observer = Callable[[Outbound, Mapping[str, Any]], None]
-
-
-def _marker_ids(reply: Reply) -> tuple[list[str], list[str]]:
-    texts = [reply.text]
-    if reply.card is not None:
-        c = reply.card
-        texts += [c.title, c.body, c.footer, *(k + v for k, v in c.fields), *(h + b for h, b in c.sections)]
-    if reply.form is not None:
-        texts += [reply.form.title, *(f.label for f in reply.form.fields)]
-    users: list[str] = []
-    channels: list[str] = []
-    for text in texts:
-        if "\u27e6" not in text:
-            continue
-        for kind, value in split_markers(text):
-            if kind == "user":
-                users.append(value)
-            elif kind == "channel":
-                channels.append(value)
-    return users, channels
 
 
 def to_activity(data: Mapping[str, Any]) -> Activity:
@@ -100,7 +80,7 @@ class Delivery:
                 reached = False
             key = "teams.private_ack" if reached else "teams.private_unreachable"
             locale = await self._locale(to.tenant, person.id, to.id)
-            ack = Reply(text=self._t(locale, key, name=mention_marker(person.id)), key=key)
+            ack = Reply(text=self._t(locale, key, name=ping_marker(person.id)), key=key)
             await self._to_conversation(to, Outbound(ack, to, thread_id=effect.thread_id), turn, observe=False)
             return
         await self._to_conversation(to, effect, turn)
@@ -123,7 +103,7 @@ class Delivery:
                                        self.services.settings.default_locale)
 
     async def _render(self, reply: Reply, tenant: str, person_id: str | None, conversation_id: str | None) -> dict[str, Any]:
-        users, channels = _marker_ids(reply)
+        users, channels = marker_ids(reply_texts(reply))
         names = await asyncio.to_thread(refs.names_for, self.services.db, tenant, users, channels) if users or channels else Names({}, {})
         cache: dict[str, str] = {}
 

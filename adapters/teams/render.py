@@ -1,50 +1,53 @@
 """Neutral replies → Teams message activities (wire JSON). Pure: no SDK, no I/O.
 
-- `text` escaped (`&`, `<`, `>`) so user text can never ping; mention markers become
-  `<at>Name</at>` plus a `mention` entity whose `text` matches exactly.
+- Every character outside the core's markers is literal. In `text` (Markdown) it is
+  HTML-escaped (`&`, `<`, `>`: no `<at>`, no HTML) and Markdown-escaped (`[ ] ( ) * _ ~ ` \\ #`…:
+  no link, no formatting); in card TextBlocks and facts it is Markdown-escaped, `<`, `>`, `&`
+  included. Only live markers (`bot.text.ping_marker`) become `<at>Name</at>` plus a
+  `mention` entity whose `text` matches exactly; people and channels named in user text
+  appear by name; code spans (from prompt templates) stay code.
 - Cards become one Adaptive Card 1.5 attachment: title, body, fields as a FactSet,
   sections, actions as `Action.Submit` with `{"command": …}`, footer.
 - Forms become Input.* elements and an `Action.Submit` carrying `form.submit_command`.
+- Plain-text properties (button titles, input labels, choices, fallbackText) get names, no markup.
 - The whole activity stays under 28 KB; content is shortened with a localized footer.
 """
 from __future__ import annotations
 
 import html
 import json
-from dataclasses import dataclass
+import re
 from typing import Any, Callable, Mapping
 
-from bot.text import MARK_CLOSE, MARK_OPEN, split_markers
+from bot.text import CODE_CLOSE, CODE_OPEN, MARK_CLOSE, MARK_OPEN, NO_NAMES, Names, split_markers, strip_markers
 from bot.types import Action, Card, Form, Reply
+
+__all__ = ["NO_NAMES", "Names", "build_card", "cards_of", "plain_text", "render", "render_text"]
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 MAX_BYTES = 28 * 1024
 MAX_TOP_ACTIONS = 6
 _STYLE = {"primary": "positive", "danger": "destructive", "default": "default"}
 _LIMITS = ((None, None), (4000, 60), (2000, 30), (1000, 15), (400, 8), (150, 4), (60, 2))
+_MD_SPECIALS = re.compile(r"([\\`*_~\[\]()#])")
+_CARD_SPECIALS = re.compile(r"([\\`*_~\[\]()#<>&])")
+_MD_ESCAPED = re.compile(r"\\([\\`*_~\[\]()#<>&])")
 
 Translate = Callable[..., str]
 
 
-@dataclass(frozen=True)
-class Names:
-    """Display names for the ids found in mention markers."""
-
-    users: Mapping[str, str]
-    channels: Mapping[str, str]
-
-    def user(self, uid: str) -> str:
-        return self.users.get(uid) or uid
-
-    def channel(self, cid: str) -> str:
-        return self.channels.get(cid) or cid
-
-
-NO_NAMES = Names({}, {})
-
-
 def escape(text: str) -> str:
-    return html.escape(text, quote=False)
+    """Literal text for a Markdown message `text`: Markdown specials backslash-escaped, HTML escaped."""
+    return html.escape(_MD_SPECIALS.sub(r"\\\1", text), quote=False)
+
+
+def card_escape(text: str) -> str:
+    """Literal text for a TextBlock or fact (Markdown subset, no HTML): every special backslash-escaped."""
+    return _CARD_SPECIALS.sub(r"\\\1", text)
+
+
+def _code(value: str) -> str:
+    return value.replace("`", "'")
 
 
 def render_text(text: str, names: Names) -> tuple[str, list[dict[str, Any]]]:
@@ -55,23 +58,39 @@ def render_text(text: str, names: Names) -> tuple[str, list[dict[str, Any]]]:
     for kind, value in split_markers(text):
         if kind == "text":
             out.append(escape(value))
-        elif kind == "user":
+        elif kind == "ping":
             at = f"<at>{escape(names.user(value))}</at>"
             out.append(at)
             if value not in seen:
                 seen.add(value)
                 entities.append({"type": "mention", "text": at, "mentioned": {"id": value, "name": names.user(value)}})
+        elif kind == "user":
+            out.append(escape("@" + names.user(value)))
+        elif kind == "code":
+            out.append("`" + html.escape(_code(value), quote=False) + "`")
         else:
             out.append(escape("#" + names.channel(value)))
     return "".join(out), entities
 
 
 def card_text(text: str, names: Names, limit: int | None = None) -> str:
-    """Text for a TextBlock: markers as plain names (cards cannot carry mention entities here)."""
+    """Text for a TextBlock or fact: markers as plain names (cards carry no mention entities here)."""
     parts = []
-    for kind, value in split_markers(text):
-        parts.append(value if kind == "text" else ("@" + names.user(value) if kind == "user" else "#" + names.channel(value)))
-    return shorten(("".join(parts)), limit)
+    for kind, value in split_markers(shorten_marked(text, limit)):
+        if kind == "text":
+            parts.append(card_escape(value))
+        elif kind in ("user", "ping"):
+            parts.append(card_escape("@" + names.user(value)))
+        elif kind == "code":  # TextBlocks have no code style: the backticks show
+            parts.append(card_escape("`" + _code(value) + "`"))
+        else:
+            parts.append(card_escape("#" + names.channel(value)))
+    return "".join(parts)
+
+
+def plain(text: str, names: Names, limit: int | None = None) -> str:
+    """For plain-text properties (titles of buttons, labels of inputs, fallbackText)."""
+    return shorten(strip_markers(text, {**names.users, **names.channels}), limit)
 
 
 def shorten(text: str, limit: int | None) -> str:
@@ -87,6 +106,8 @@ def shorten_marked(text: str, limit: int | None) -> str:
     cut = text[: max(0, limit - 1)]
     if cut.rfind(MARK_OPEN) > cut.rfind(MARK_CLOSE):
         cut = cut[: cut.rfind(MARK_OPEN)]
+    if cut.rfind(CODE_OPEN[0]) > cut.rfind(CODE_CLOSE[-1]):
+        cut = cut[: cut.rfind(CODE_OPEN[0])]
     return cut.rstrip() + "…"
 
 
@@ -94,8 +115,8 @@ def _block(text: str, **style: Any) -> dict[str, Any]:
     return {"type": "TextBlock", "text": text, "wrap": True, **style}
 
 
-def _submit(action: Action) -> dict[str, Any]:
-    return {"type": "Action.Submit", "title": action.label[:200], "data": {"command": action.command},
+def _submit(action: Action, names: Names) -> dict[str, Any]:
+    return {"type": "Action.Submit", "title": plain(action.label, names, 200), "data": {"command": action.command},
             "style": _STYLE.get(action.style, "default")}
 
 
@@ -114,20 +135,20 @@ def _card_body(card: Card, names: Names, limit: int | None, items: int | None, t
             body.append(_block(card_text(text, names, limit)))
     hidden = len(card.fields) - len(fields) + len(card.sections) - len(sections)
     if hidden > 0:
-        body.append(_block(t("teams.card_more", count=hidden), isSubtle=True))
+        body.append(_block(card_text(t("teams.card_more", count=hidden), names), isSubtle=True))
     return body
 
 
 def _form_body(form: Form, names: Names, limit: int | None) -> list[dict[str, Any]]:
     body: list[dict[str, Any]] = [_block(card_text(form.title, names, 300), weight="Bolder", size="Medium")]
     for f in form.fields:
-        label = card_text(f.label, names, 300)
+        label = plain(f.label, names, 300)
         if f.kind == "checkbox":
             body.append({"type": "Input.Toggle", "id": f.name, "title": label, "value": "true" if f.value in ("true", "1", "yes") else "false",
                          "valueOn": "true", "valueOff": "false"})
         elif f.kind == "select":
             element: dict[str, Any] = {"type": "Input.ChoiceSet", "id": f.name, "label": label, "style": "compact",
-                                       "isRequired": f.required, "choices": [{"title": shorten(l, 200), "value": v} for v, l in f.options]}
+                                       "isRequired": f.required, "choices": [{"title": plain(l, names, 200), "value": v} for v, l in f.options]}
             if f.value:
                 element["value"] = f.value
             body.append(element)
@@ -149,15 +170,15 @@ def build_card(reply: Reply, names: Names, t: Translate, limit: int | None = Non
     actions: list[dict[str, Any]] = []
     if card is not None:
         body += _card_body(card, names, limit, items, t)
-        actions += [_submit(a) for a in card.actions]
+        actions += [_submit(a, names) for a in card.actions]
     if form is not None:
         body += _form_body(form, names, limit)
-        actions.insert(0, {"type": "Action.Submit", "title": form.submit_label or t("teams.form_submit"),
+        actions.insert(0, {"type": "Action.Submit", "title": plain(form.submit_label or t("teams.form_submit"), names, 200),
                            "data": {"command": form.submit_command}, "style": "positive"})
     if reply.attachment is not None:
         filename, content = reply.attachment
-        body.append(_block("📎 " + filename, weight="Bolder", separator=True))
-        body.append(_block(shorten(content.decode("utf-8", "replace"), limit or 20000), fontType="Monospace"))
+        body.append(_block("📎 " + card_escape(filename), weight="Bolder", separator=True))
+        body.append(_block(card_escape(shorten(content.decode("utf-8", "replace"), limit or 20000)), fontType="Monospace"))
     if card is not None and card.footer:
         body.append(_block(card_text(card.footer, names, 500), isSubtle=True, size="Small", separator=True))
     top, rest = actions[:MAX_TOP_ACTIONS], actions[MAX_TOP_ACTIONS:]
@@ -167,7 +188,7 @@ def build_card(reply: Reply, names: Names, t: Translate, limit: int | None = Non
                               "$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "body": body}
     if top:
         result["actions"] = top
-    result["fallbackText"] = card_text(reply.text, names, 500)
+    result["fallbackText"] = plain(reply.text, names, 500)
     return result
 
 
@@ -184,7 +205,8 @@ def render(reply: Reply, names: Names, t: Translate, max_bytes: int = MAX_BYTES)
             return activity
     # Still too big (thousands of buttons or fields): keep the text only, shortened.
     text, entities = render_text(shorten_marked(reply.text, 2000), names)
-    return {"type": "message", "textFormat": "markdown", "text": text + "\n\n" + escape(t("teams.truncated")), "entities": entities}
+    return {"type": "message", "textFormat": "markdown", "text": text + "\n\n" + render_text(t("teams.truncated"), names)[0],
+            "entities": entities}
 
 
 def _assemble(reply: Reply, names: Names, t: Translate, limit: int | None, items: int | None, truncated: bool) -> dict[str, Any]:
@@ -195,10 +217,10 @@ def _assemble(reply: Reply, names: Names, t: Translate, limit: int | None, items
     card = build_card(reply, names, t, limit, items)
     if card is not None:
         if truncated:
-            card["body"].append(_block(t("teams.truncated"), isSubtle=True, size="Small"))
+            card["body"].append(_block(card_text(t("teams.truncated"), names), isSubtle=True, size="Small"))
         activity["attachments"] = [{"contentType": CARD_CONTENT_TYPE, "content": card}]
     elif truncated:
-        activity["text"] += "\n\n" + escape(t("teams.truncated"))
+        activity["text"] += "\n\n" + render_text(t("teams.truncated"), names)[0]
     return activity
 
 
@@ -209,7 +231,7 @@ def cards_of(activity: Mapping[str, Any]) -> list[dict[str, Any]]:
 def plain_text(activity: Mapping[str, Any]) -> str:
     """What a person reads: text with `<at>` tags as @names, then every card's texts and buttons."""
     text = str(activity.get("text") or "").replace("<at>", "@").replace("</at>", "")
-    parts = [html.unescape(text)]
+    parts = [unescape_markdown(html.unescape(text))]
     for card in cards_of(activity):
         parts += _card_strings(card.get("body") or [])
         for action in card.get("actions") or []:
@@ -222,9 +244,9 @@ def _card_strings(elements: list[dict[str, Any]]) -> list[str]:
     for el in elements:
         kind = el.get("type")
         if kind == "TextBlock":
-            out.append(str(el.get("text", "")))
+            out.append(unescape_markdown(str(el.get("text", ""))))
         elif kind == "FactSet":
-            out += [f"{f['title']}: {f['value']}" for f in el.get("facts", [])]
+            out += [f"{unescape_markdown(f['title'])}: {unescape_markdown(f['value'])}" for f in el.get("facts", [])]
         elif kind == "ActionSet":
             out += [f"{a.get('title', '')} {(a.get('data') or {}).get('command', '')}".strip() for a in el.get("actions", [])]
         elif kind and str(kind).startswith("Input."):
@@ -232,3 +254,8 @@ def _card_strings(elements: list[dict[str, Any]]) -> list[str]:
         elif kind == "Container":
             out += _card_strings(el.get("items", []))
     return out
+
+
+def unescape_markdown(text: str) -> str:
+    """What a reader sees of escaped Markdown: the backslashes of escapes are not shown."""
+    return _MD_ESCAPED.sub(r"\1", text)
