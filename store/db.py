@@ -100,7 +100,7 @@ class ReadOnlyError(RuntimeError):
     """A write attempted in a session opened with readonly=True."""
 
 
-def is_transient(exc: BaseException) -> bool:
+def is_busy(exc: BaseException) -> bool:
     """Whether `exc` says "busy, try again later": SQLite's SQLITE_BUSY / SQLITE_LOCKED ("database
     is locked"), PostgreSQL's serialization failure or deadlock."""
     orig = exc.orig if isinstance(exc, DBAPIError) else exc
@@ -416,7 +416,7 @@ class Database:
                     joined = bool(session.info.get("joined"))
                     return fn(session)
             except DBAPIError as exc:
-                if joined or not is_transient(exc) or time.monotonic() + pause > deadline:
+                if joined or not is_busy(exc) or time.monotonic() + pause > deadline:
                     raise
                 log.warning("database busy (attempt %d, %s), trying again in %.2f s", attempt,
                             str(exc.orig).splitlines()[0][:120], pause)
