@@ -192,8 +192,8 @@ def test_command_mentioning_payload_gets_its_normal_answer(server: SlackServer, 
     server.drain()
     assert result.status == 200
     [message] = [e for e in events if isinstance(e, IncomingMessage)]
-    assert message.text == text and message.addressed
-    assert len(replies(server)) == 1
+    assert message.text == text and message.addressed and message.via == "command"
+    assert replies(server), "the command was answered"
 
 
 def test_interactive_payload_field_is_still_an_interaction(server: SlackServer) -> None:
