@@ -196,7 +196,8 @@ def test_concurrent_votes_all_count(db_url: str, clock) -> None:  # type: ignore
         people = [Person(external_id=f"p{i}", handle=f"p{i}", created_at=now, updated_at=now) for i in range(5)]
         s.add_all(people)
         s.flush()
-        ideas_store.create_idea(s, title="x", details="", tags=[], author_id=people[0].id, anonymous=False, status="new", now=now)
+        ideas_store.create_idea(s, title="x", details="", tags=[], author_id=people[0].id, anonymous=False, status="new", now=now,
+                                conversation_id=None)
         voters = [p.id for p in people[1:]]
     barrier = threading.Barrier(len(voters))
 
