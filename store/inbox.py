@@ -94,6 +94,10 @@ def claim(db: Database, worker: str, limit: int, now: datetime, lease: timedelta
     their worker (kill -9 mid-work) are set aside once they reach MAX_ATTEMPTS. An idle
     inbox costs one indexed read."""
     token = f"{worker[:40]}:{uuid.uuid4().hex[:16]}"
+    if db.dialect == "sqlite":  # a writing session waits for the file's write turn: look first
+        with db.session(ALL_TENANTS, readonly=True) as session:
+            if session.execute(select(InboxEvent.id).where(_due(now)).limit(1)).first() is None:
+                return []
     with db.session(ALL_TENANTS) as session:
         due = select(InboxEvent.id, InboxEvent.attempts).where(_due(now)).order_by(InboxEvent.id).limit(limit)
         if session.get_bind().dialect.name == "postgresql":
@@ -181,7 +185,7 @@ def release(db: Database, row: Claimed) -> None:
 
 
 def stats(db: Database, now: datetime) -> InboxStats:
-    with db.session(ALL_TENANTS) as session:
+    with db.session(ALL_TENANTS, readonly=True) as session:
         pending, oldest = session.execute(
             select(func.count(InboxEvent.id), func.min(InboxEvent.received_at)).where(InboxEvent.state == "pending")
         ).one()
