@@ -11,7 +11,9 @@ from sqlalchemy.orm import Session
 
 from bot.text import norm_key
 from bot.types import ConversationRef, UserRef
+from store.db import ALL_TENANTS
 from store.idempotency import insert_ignore
+from store.models.base import utcnow
 from store.models.core import Conversation, ConversationMember, Person, Role, Workspace
 
 
@@ -72,21 +74,44 @@ def upsert_person(session: Session, user: UserRef, now: datetime) -> Person:
 
 
 def sync_person(session: Session, person: Person | None, user: UserRef, now: datetime) -> Person:
-    """`person` as stored for `user` (None: create it), updated with what the event tells."""
+    """`person` as stored for `user` (None: create it), updated with what the event tells.
+
+    First sight is INSERT … ON CONFLICT DO NOTHING then a read: a new person's first messages
+    often arrive together, in several threads or processes, and every one of them must go on
+    with the one row instead of failing on the unique key (and losing the message)."""
     if person is None:
-        person = Person(
-            external_id=user.id,
-            handle=user.display_name or user.id,
-            display_name=user.display_name or user.id,
-            is_bot=user.is_bot,
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(person)
-        session.flush()
-    elif user.display_name and not person.display_name:
+        tenant = _tenant_of(session, user.tenant)
+        name = user.display_name or user.id
+        insert_ignore(session, Person, {
+            "tenant": tenant, "external_id": user.id, "handle": name, "display_name": name,
+            "is_bot": user.is_bot, "created_at": now, "updated_at": now,
+        })
+        person = session.scalar(select(Person).where(Person.tenant == tenant, Person.external_id == user.id))
+        assert person is not None
+    if user.display_name and not person.display_name:
         person.display_name = user.display_name
     return person
+
+
+def ensure_people(session: Session, users: Iterable[UserRef], now: datetime) -> None:
+    """Create the people of `users` not stored yet, in one statement, in the order of their ids.
+
+    One order for every transaction: on PostgreSQL an insert waits for another transaction's
+    uncommitted row with the same key, so two events creating the same new people in
+    different orders (A mentions B while B mentions A) would each wait for the other."""
+    by_id = {user.id: user for user in users}
+    if not by_id:
+        return
+    tenant = _tenant_of(session, next(iter(by_id.values())).tenant)
+    known = set(session.scalars(select(Person.external_id).where(
+        Person.tenant == tenant, Person.external_id.in_(list(by_id)))))
+    for external_id in sorted(set(by_id) - known):
+        user = by_id[external_id]
+        name = user.display_name or user.id
+        insert_ignore(session, Person, {
+            "tenant": tenant, "external_id": user.id, "handle": name, "display_name": name,
+            "is_bot": user.is_bot, "created_at": now, "updated_at": now,
+        })
 
 
 def upsert_conversation(session: Session, conv: ConversationRef, now: datetime) -> Conversation:
@@ -94,38 +119,46 @@ def upsert_conversation(session: Session, conv: ConversationRef, now: datetime) 
 
 
 def sync_conversation(session: Session, row: Conversation | None, conv: ConversationRef, now: datetime) -> Conversation:
-    """`row` as stored for `conv` (None: create it), updated with what the event tells."""
+    """`row` as stored for `conv` (None: create it, race-free like `sync_person`), updated
+    with what the event tells."""
     if row is None:
-        row = Conversation(external_id=conv.id, name=conv.name or conv.id, kind=conv.kind, created_at=now)
-        session.add(row)
-        session.flush()
-    else:
-        if conv.name and row.name != conv.name:
-            row.name = conv.name
-        # Privacy: an event may only make a conversation more private. Some payloads lack the
-        # channel type (Slack app_mention, slash commands) and would otherwise turn a private
-        # channel "public" and open its indexed messages to everyone.
-        if conv.kind != row.kind and conv.kind in ("private", "group", "dm"):
-            row.kind = conv.kind
+        tenant = _tenant_of(session, conv.tenant)
+        inserted = insert_ignore(session, Conversation, {
+            "tenant": tenant, "external_id": conv.id, "name": conv.name or conv.id, "kind": conv.kind, "created_at": now,
+        })
+        row = session.scalar(select(Conversation).where(Conversation.tenant == tenant, Conversation.external_id == conv.id))
+        assert row is not None
+        if inserted:
+            return row
+    # Another event may have created the row a moment ago, from a payload that said less.
+    if conv.name and row.name != conv.name:
+        row.name = conv.name
+    # Privacy: an event may only make a conversation more private. Some payloads lack the
+    # channel type (Slack app_mention, slash commands) and would otherwise turn a private
+    # channel "public" and open its indexed messages to everyone.
+    if conv.kind != row.kind and conv.kind in ("private", "group", "dm"):
+        row.kind = conv.kind
     return row
 
 
 def ensure_member(session: Session, conversation: Conversation, person: Person, now: datetime | None = None) -> None:
-    exists = session.scalar(
-        select(ConversationMember.id).where(
-            ConversationMember.conversation_id == conversation.id, ConversationMember.person_id == person.id
-        )
-    )
-    if exists is None:
-        add_member(session, conversation, person, now)
+    add_member(session, conversation, person, now)
 
 
-def add_member(session: Session, conversation: Conversation, person: Person, now: datetime | None = None) -> None:
-    member = ConversationMember(conversation_id=conversation.id, person_id=person.id)
-    if now is not None:
-        member.joined_at = now
-    session.add(member)
-    session.flush()
+def add_member(session: Session, conversation: Conversation, person: Person, now: datetime | None = None) -> bool:
+    """Make `person` a member of `conversation` (INSERT … ON CONFLICT DO NOTHING: a membership
+    another event just recorded is no error). True when the membership is new."""
+    return insert_ignore(session, ConversationMember, {
+        "tenant": conversation.tenant, "conversation_id": conversation.id, "person_id": person.id,
+        "joined_at": now if now is not None else utcnow(),
+    })
+
+
+def _tenant_of(session: Session, ref_tenant: str) -> str:
+    """The tenant new rows belong to: the session's (the guard would stamp it), or the event's
+    in a session over all tenants."""
+    tenant = session.info.get("tenant")
+    return ref_tenant if tenant in (None, ALL_TENANTS) else tenant
 
 
 def find_person(session: Session, token: str) -> Person | None:
