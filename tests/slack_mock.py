@@ -137,6 +137,7 @@ class SlackMock:
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     history: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)  # id → conversations.info's channel
+    members: dict[str, list[str]] = field(default_factory=dict)  # channel id → conversations.members' user ids
     history_page: int = 2
     failures: dict[str, list[str]] = field(default_factory=dict)  # method → errors to answer, in turn
     rate_limits: dict[str, int] = field(default_factory=dict)     # method → how many 429s first
@@ -294,6 +295,14 @@ class SlackMock:
         if method == "conversations.info":
             channel = self.channels.get(str(args.get("channel")))
             return {"ok": True, "channel": channel} if channel else {"ok": False, "error": "channel_not_found"}
+        if method == "conversations.members":
+            if str(args.get("channel")) not in self.members:
+                return {"ok": False, "error": "channel_not_found"}
+            members = self.members[str(args.get("channel"))]
+            start = int(args.get("cursor") or 0)
+            page = members[start : start + self.history_page]
+            nxt = start + self.history_page
+            return {"ok": True, "members": page, "response_metadata": {"next_cursor": str(nxt) if nxt < len(members) else ""}}
         if method == "chat.getPermalink":
             ts = str(args.get("message_ts", "")).replace(".", "")
             return {"ok": True, "channel": args.get("channel"), "permalink": f"https://demo.slack.com/archives/{args.get('channel')}/p{ts}"}

@@ -59,7 +59,7 @@ def test_channel_mention_strips_bot_and_marks_people() -> None:
     assert msg.addressed and msg.via == "mention"
     assert [m.id for m in msg.mentions] == ["29:bob"]
     assert msg.conversation.id == "19:c@thread.tacv2" and msg.conversation.thread_id == "99"
-    assert msg.conversation.kind == "public" and parsed.kind_certain is False
+    assert msg.conversation.kind == "private" and parsed.kind_certain is False  # Teams did not say: private
 
 
 def test_channel_message_without_mention_is_ambient_and_html_is_flattened() -> None:

@@ -6,6 +6,8 @@ markers; links and broadcasts become plain text; the rest is unescaped.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -82,15 +84,47 @@ def ts_to_datetime(ts: str | float | None) -> datetime | None:
         return None
 
 
-def kind_from(channel_id: str, channel_type: str | None = None, channel_name: str | None = None) -> ConversationKind:
-    """Conversation kind from what a payload tells (ids: D = DM, G = private/group)."""
+def kind_from(channel_id: str, channel_type: str | None = None, channel_name: str | None = None) -> ConversationKind | None:
+    """The conversation kind a payload states with authority, or None when it does not say.
+
+    Events API messages carry `channel_type`; `D…` ids are always DMs; `G…` ids and the
+    legacy "privategroup"/"mpdm-" names are never public. A `C…` id proves nothing: private
+    channels have them too, so "public" is only ever what Slack itself said.
+    """
     if channel_type == "im" or channel_name == "directmessage" or channel_id.startswith("D"):
         return "dm"
     if channel_type == "mpim" or (channel_name or "").startswith("mpdm-"):
         return "group"
     if channel_type in ("group", "G", "private_channel") or channel_name == "privategroup" or channel_id.startswith("G"):
         return "private"
-    return "public"
+    if channel_type in ("channel", "public_channel"):
+        return "public"
+    return None
+
+
+def kind_of_info(info: Payload) -> ConversationKind:
+    """`conversations.info`'s channel → kind; public only when Slack says `is_private: false`."""
+    if info.get("is_im"):
+        return "dm"
+    if info.get("is_mpim"):
+        return "group"
+    return "public" if info.get("is_private") is False and info.get("id") else "private"
+
+
+def replay_key(kind: str, body: Payload) -> str:
+    """What makes a signed command or interaction unique, so a replay of it is recognised.
+
+    Slack gives every invocation its own `trigger_id`; a view submission without one is
+    known by its view id and state hash; anything else by a digest of the whole payload.
+    """
+    trigger = body.get("trigger_id")
+    if trigger:
+        return f"slack:{kind}:{body.get('callback_id') or ''}:{trigger}"
+    view = body.get("view")
+    if isinstance(view, Mapping) and view.get("id") and view.get("hash"):
+        return f"slack:{kind}:{view['id']}:{view['hash']}"
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+    return f"slack:{kind}:sha256:{digest}"
 
 
 def conversation(tenant: str, channel_id: str, kind: ConversationKind, name: str = "") -> ConversationRef:
@@ -116,7 +150,7 @@ def team_of(body: Payload) -> str:
 def slash_command(body: Payload) -> IncomingMessage:
     tenant = team_of(body)
     channel_id = str(body.get("channel_id", ""))
-    kind = kind_from(channel_id, channel_name=body.get("channel_name"))
+    kind = kind_from(channel_id, channel_name=body.get("channel_name")) or "private"
     parsed = parse_text(str(body.get("text", "")), tenant)
     sender = UserRef(PLATFORM, tenant, str(body.get("user_id", "")), str(body.get("user_name", "")))
     return IncomingMessage(
@@ -140,7 +174,10 @@ def is_from_bot(event: Payload, bot_user_id: str | None) -> bool:
 
 
 def message_event(event: Payload, tenant: str, bot_user_id: str | None, *, mention: bool = False) -> IncomingMessage | None:
-    """`message` (ambient, or addressed in a DM) and `app_mention` (addressed)."""
+    """`message` (ambient, or addressed in a DM) and `app_mention` (addressed).
+
+    The conversation's kind is what `channel_type` says, else "private" until the adapter
+    has asked Slack (app_mention carries no channel_type)."""
     if is_from_bot(event, bot_user_id) or str(event.get("subtype") or "") not in HUMAN_SUBTYPES:
         return None
     user = event.get("user")
@@ -148,7 +185,7 @@ def message_event(event: Payload, tenant: str, bot_user_id: str | None, *, menti
     ts = str(event.get("ts", ""))
     if not user or not channel_id or not ts:
         return None
-    kind = kind_from(channel_id, event.get("channel_type"))
+    kind = kind_from(channel_id, event.get("channel_type")) or "private"
     addressed = mention or kind == "dm"
     parsed = parse_text(str(event.get("text", "")), tenant, strip_user=bot_user_id if addressed else None)
     thread_ts = event.get("thread_ts")
@@ -183,7 +220,7 @@ def edited_event(event: Payload, tenant: str, bot_user_id: str | None) -> Messag
         id=str(new["ts"]),
         text=parsed.text,
         sender=UserRef(PLATFORM, tenant, str(new["user"])),
-        conversation=conversation(tenant, channel_id, kind_from(channel_id, event.get("channel_type"))),
+        conversation=conversation(tenant, channel_id, kind_from(channel_id, event.get("channel_type")) or "private"),
         mentions=parsed.mentions,
         edited_at=ts_to_datetime(edited.get("ts") if isinstance(edited, Mapping) else None) or ts_to_datetime(event.get("event_ts")),
     )
@@ -196,7 +233,7 @@ def deleted_event(event: Payload, tenant: str) -> MessageDeleted | None:
         return None
     return MessageDeleted(
         id=str(deleted),
-        conversation=conversation(tenant, channel_id, kind_from(channel_id, event.get("channel_type"))),
+        conversation=conversation(tenant, channel_id, kind_from(channel_id, event.get("channel_type")) or "private"),
         deleted_at=ts_to_datetime(event.get("event_ts")),
     )
 
@@ -208,7 +245,7 @@ def reaction_event(event: Payload, tenant: str, *, removed: bool) -> ReactionAdd
     channel_id = str(item.get("channel", ""))
     return ReactionAdded(
         message_id=str(item.get("ts", "")),
-        conversation=conversation(tenant, channel_id, kind_from(channel_id)),
+        conversation=conversation(tenant, channel_id, kind_from(channel_id) or "private"),
         user=UserRef(PLATFORM, tenant, str(event["user"])),
         reaction=str(event.get("reaction", "")),
         removed=removed,
@@ -219,7 +256,7 @@ def members_event(event: Payload, tenant: str, bot_user_id: str | None, *, left:
     user, channel_id = event.get("user"), str(event.get("channel", ""))
     if not user or not channel_id:
         return None
-    kind = kind_from(channel_id, event.get("channel_type"))
+    kind = kind_from(channel_id, event.get("channel_type")) or "private"
     conv = conversation(tenant, channel_id, kind)
     is_bot = bool(bot_user_id) and user == bot_user_id
     ref = UserRef(PLATFORM, tenant, str(user), is_bot=is_bot)
@@ -249,6 +286,16 @@ def profile_update(user: Payload, tenant: str) -> ProfileUpdate | None:
 
 
 # Interactivity ------------------------------------------------------------------
+def interaction_kind(body: Payload) -> ConversationKind | None:
+    """What a click, shortcut or modal payload states about its conversation (see `kind_from`)."""
+    channel = body.get("channel") or {}
+    channel_id = str(channel.get("id", "")) if isinstance(channel, Mapping) else str(channel)
+    if not channel_id:
+        return "dm"  # App Home and modals: `origin_conversation` answers in the user's DM
+    name = str(channel.get("name", "")) if isinstance(channel, Mapping) else ""
+    return kind_from(channel_id, channel_name=name)
+
+
 def origin_conversation(body: Payload, tenant: str) -> ConversationRef:
     """Where a click or shortcut happened; App Home and modals fall back to the user's DM."""
     channel = body.get("channel") or {}
@@ -257,7 +304,7 @@ def origin_conversation(body: Payload, tenant: str) -> ConversationRef:
     if not channel_id:
         return ConversationRef(PLATFORM, tenant, user_id, "dm")
     name = str(channel.get("name", "")) if isinstance(channel, Mapping) else ""
-    return conversation(tenant, channel_id, kind_from(channel_id, channel_name=name), name)
+    return conversation(tenant, channel_id, kind_from(channel_id, channel_name=name) or "private", name)
 
 
 def user_of(body: Payload) -> str:

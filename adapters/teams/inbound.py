@@ -47,7 +47,7 @@ class Parsed:
     tenant: str
     conversation: ConversationRef | None
     dedup_key: str | None
-    kind_certain: bool = True          # False: a channel whose membership type Teams did not say
+    kind_certain: bool = True          # False: a channel whose membership type Teams did not say (kept private)
     bot_id: str = ""
     sender: UserRef | None = None
     bot_joined: bool = False
@@ -84,8 +84,11 @@ def conversation_of(activity: Mapping[str, Any], tenant: str) -> tuple[Conversat
     """The conversation and whether its kind is certain.
 
     Channel posts are keyed by the channel id (`19:…@thread.tacv2`), the thread being the
-    `;messageid=` suffix. personal → dm, groupChat → group, channel → public unless
-    `channelData.channel.membershipType` says private or shared.
+    `;messageid=` suffix. personal → dm, groupChat → group, channel → public only when it is
+    a standard channel: `channelData.channel.membershipType` says so, or it is the team's
+    General channel (its id is the team's, and General is always standard). Private and
+    shared channels are private, and so is a channel Teams did not describe (not certain:
+    the shell may still confirm it is standard, see `TeamsTurn`).
     """
     conv = _get(activity, "conversation")
     if not isinstance(conv, Mapping) or not conv.get("id"):
@@ -102,11 +105,11 @@ def conversation_of(activity: Mapping[str, Any], tenant: str) -> tuple[Conversat
         cid = str(_get(channel, "id") or base)
         thread_id = rest or None
         membership = str(_get(channel, "membershipType") or _get(channel, "type") or "").casefold()
-        if membership in ("private", "shared"):
-            kind: ConversationKind = "private"
+        if membership == "standard" or (not membership and cid == str(_get(activity, "channelData", "team", "id") or "")):
+            kind: ConversationKind = "public"
         else:
-            kind = "public"
-            certain = membership == "standard"
+            kind = "private"
+            certain = membership in ("private", "shared")
         name = str(_get(channel, "name") or conv.get("name") or "")
     elif ctype == "groupChat":
         cid, kind, name = raw_id, "group", str(conv.get("name") or "")
@@ -178,12 +181,14 @@ def convert_mentions(text: str, entities: Any, bot_id: str, tenant: str) -> tupl
 
 
 def dedup_key(activity: Mapping[str, Any]) -> str | None:
-    """Retried deliveries share the activity id; edits of one message differ by their text."""
+    """Retried or replayed deliveries share the activity id; edits of one message differ by
+    their text. Message ids are only unique within a conversation, so its id is part of the key."""
     aid = activity.get("id")
     if not aid:
         return None
     kind = str(activity.get("type") or "")
-    key = f"teams:{kind}:{aid}"
+    conversation = str(_get(activity, "conversation", "id") or "")
+    key = f"teams:{kind}:{aid}:{conversation}"
     if kind == "messageUpdate" or _get(activity, "channelData", "eventType") == "editMessage":
         key += ":" + hashlib.sha1(str(activity.get("text") or "").encode()).hexdigest()[:16]
     if kind == "messageReaction":

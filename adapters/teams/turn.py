@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import replace
 from typing import Any
 
 from botbuilder.core import TurnContext
+from botbuilder.core.teams import TeamsInfo
 
 from adapters.teams import inbound
 from adapters.teams import references as refs
@@ -20,6 +22,8 @@ from bot.types import ConversationRef, Effect, Event, MembersChanged, Outbound, 
 
 log = logging.getLogger(__name__)
 _STORES_REFERENCE = ("message", "conversationUpdate", "installationUpdate")
+CHANNEL_LIST_SECONDS = 600.0
+CHANNEL_LIST_TIMEOUT = 5
 
 
 class TeamsTurn:
@@ -29,6 +33,7 @@ class TeamsTurn:
         self.page_size = page_size
         self.welcome = welcome
         self._stored: set[tuple[str, str, str]] = set()  # references already written by this process
+        self._channel_types: dict[tuple[str, str], tuple[float | None, dict[str, str]]] = {}  # (tenant, team) → read at, id → type
 
     async def on_turn(self, turn: TurnContext) -> None:
         activity: dict[str, Any] = to_dict(turn.activity)
@@ -37,6 +42,8 @@ class TeamsTurn:
         except inbound.BadActivity as exc:
             log.info("teams: ignored %s activity: %s", activity.get("type"), exc)
             return
+        if parsed.events and not parsed.kind_certain:
+            parsed = await self._confirm_standard(turn, parsed)
         conv = parsed.conversation
         assert conv is not None
         reference = None
@@ -67,17 +74,10 @@ class TeamsTurn:
         assert conv is not None
         sender_id = parsed.sender.id if parsed.sender else ""
         removed = any(isinstance(e, MembersChanged) and e.bot_left for e in parsed.events)
-        start = refs.start_turn(self.bot.services.db, parsed.tenant, parsed.dedup_key, conv.id,
-                                conv.kind == "public" and not parsed.kind_certain, reference, conv.kind,
-                                sender_id if conv.kind == "dm" else "", parsed.team_id, self.bot.services.clock.now(),
-                                installed=not removed)
-        if not start.fresh:
-            return False, []
-        events: list[Event] = list(parsed.events)
-        if start.stored_kind == "private" and conv.kind == "public":
-            private = replace(conv, kind="private")  # Teams did not say; never expose a private channel
-            events = [replace(e, conversation=private) for e in events]  # type: ignore[type-var]
-        return True, events
+        start = refs.start_turn(self.bot.services.db, parsed.tenant, parsed.dedup_key, conv.id, False, reference,
+                                conv.kind, sender_id if conv.kind == "dm" else "", parsed.team_id,
+                                self.bot.services.clock.now(), installed=not removed)
+        return (True, list(parsed.events)) if start.fresh else (False, [])
 
     def _handle(self, events: list[Event]) -> list[Effect]:
         effects: list[Effect] = []
@@ -91,6 +91,42 @@ class TeamsTurn:
     def _start_and_handle(self, parsed: inbound.Parsed, reference: dict[str, Any] | None) -> tuple[bool, list[Effect]]:
         fresh, events = self._start(parsed, reference)
         return fresh, self._handle(events) if fresh else []
+
+    # Conversation kind ------------------------------------------------------------
+    async def _confirm_standard(self, turn: TurnContext, parsed: inbound.Parsed) -> inbound.Parsed:
+        """A channel Teams did not describe stays private unless the team's channel list says
+        it is standard; then it (and its events) are public."""
+        conv = parsed.conversation
+        if conv is None or not parsed.team_id or await self._channel_type(turn, parsed.tenant, parsed.team_id, conv.id) != "standard":
+            return parsed
+        public = replace(conv, kind="public")
+        events = tuple(replace(e, conversation=public) if getattr(e, "conversation", None) == conv else e  # type: ignore[type-var]
+                       for e in parsed.events)
+        return replace(parsed, conversation=public, events=events, kind_certain=True)
+
+    async def _channel_type(self, turn: TurnContext, tenant: str, team_id: str, channel_id: str) -> str:
+        """The channel's type in its team's channel list (TeamsInfo), read at most once per
+        CHANNEL_LIST_SECONDS per team; "" when Teams does not say."""
+        key = (tenant, team_id)
+        read_at, types = self._channel_types.get(key, (None, {}))
+        if channel_id not in types and (read_at is None or time.monotonic() - read_at > CHANNEL_LIST_SECONDS):
+            try:
+                channels = await self._team_channels(turn, team_id)
+                types = {str(c.id): str(getattr(c, "type", "") or "").casefold() for c in channels or [] if getattr(c, "id", None)}
+            except Exception as exc:  # noqa: BLE001 - unknown means private
+                log.warning("teams: channel list of team %s unavailable (%r): its undescribed channels stay private", team_id, exc)
+                types = {}
+            self._channel_types[key] = (time.monotonic(), types)
+        return types.get(channel_id, "")
+
+    @staticmethod
+    async def _team_channels(turn: TurnContext, team_id: str) -> list[Any]:
+        """TeamsInfo.get_team_channels without its blocking HTTP call on the event loop: the
+        Teams connector client is synchronous (msrest), so it runs in a thread, briefly."""
+        connector = await TeamsInfo.get_teams_connector_client(turn)
+        connector.config.connection.timeout = CHANNEL_LIST_TIMEOUT
+        connector.config.retry_policy.retries = 1
+        return await asyncio.to_thread(lambda: connector.teams.get_teams_channels(team_id).conversations)
 
     def _welcome(self, conv: ConversationRef) -> Outbound:
         services = self.bot.services
