@@ -1,7 +1,8 @@
 """The `/api/messages` endpoint: botbuilder's CloudAdapter behind a strict front door.
 
-Malformed requests get 400/415, missing or invalid tokens 401 (when an app id is
-configured), and a bug in a turn is logged, never a crash of the server.
+Malformed requests get 400/413/415 with one log line, missing or invalid tokens 401 (when an
+app id is configured; signing keys come from adapters/teams/openid.py, never downloaded on the
+event loop), and a bug in a turn is logged, never a crash of the server.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from botframework.connector.auth import (
 )
 from urllib3.util.retry import Retry
 
+from adapters.teams import openid
 from bot.config import Settings
 
 log = logging.getLogger(__name__)
@@ -65,10 +67,14 @@ class ReusedClients(ConfigurationBotFrameworkAuthentication):
     botbuilder's previous BotFrameworkAdapter kept one connector client per (app id, service
     URL, scope) the same way; the credentials inside refresh their own token, so a kept client
     stays valid. The clients hold no per-turn state; CloudAdapter still builds each turn's context.
+
+    Token signatures are checked with `openid.KeySet`s instead of botbuilder's key download,
+    which ran on the event loop without a timeout (see adapters/teams/openid.py).
     """
 
     def __init__(self, configuration: Any, *, max_clients: int = 64) -> None:
         super().__init__(configuration)
+        openid.install()
         self.max_clients = max_clients
         self._connectors: dict[tuple[str, str, str], ConnectorClient] = {}
         self._user_tokens: dict[str, UserTokenClient] = {}
@@ -134,21 +140,37 @@ def build_adapter(settings: Settings) -> CloudAdapter:
     return adapter
 
 
+def malformed(why: str) -> web.Response:
+    log.info("teams: malformed activity (%s)", why)
+    return web.json_response({"error": "malformed activity"}, status=400)
+
+
+def too_large(size: int | None) -> web.Response:
+    log.info("teams: activity too large (%s)", f"{size} bytes" if size is not None else "past the server's body limit")
+    return web.json_response({"error": "activity too large"}, status=413)
+
+
 def handler(adapter: CloudAdapter, logic: Any) -> Any:
     async def messages(request: web.Request) -> web.Response:
         if "application/json" not in request.headers.get("Content-Type", ""):
             return web.json_response({"error": "expected application/json"}, status=415)
         if (request.content_length or 0) > MAX_BODY:
-            return web.json_response({"error": "activity too large"}, status=413)
+            return too_large(request.content_length)
         try:
-            body = json.loads(await request.read())
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:  # chunked, past the app's client_max_size
+            return too_large(None)
+        if len(raw) > MAX_BODY:  # chunked bodies announce no length
+            return too_large(len(raw))
+        try:
+            body = json.loads(raw)
             activity = Activity().deserialize(body) if isinstance(body, dict) else None
         except Exception as exc:  # noqa: BLE001 - json and msrest raise several kinds; all mean a bad request
-            log.info("teams: malformed activity: %s", str(exc)[:200])
-            return web.json_response({"error": "malformed activity"}, status=400)
-        if activity is None or not isinstance(body.get("type"), str) or not body["type"] \
-                or not isinstance(body.get("conversation"), dict):
-            return web.json_response({"error": "malformed activity"}, status=400)
+            return malformed(f"{type(exc).__name__}: {str(exc)[:200]}")
+        if activity is None:
+            return malformed(f"a JSON {type(body).__name__}, not an object")
+        if not isinstance(body.get("type"), str) or not body["type"] or not isinstance(body.get("conversation"), dict):
+            return malformed("no type or no conversation")
         header = request.headers.get("Authorization", "")
         try:
             auth = await adapter.bot_framework_authentication.authenticate_request(activity, header)
