@@ -5,6 +5,8 @@
     python app.py console --demo  the console messenger (scriptable: pipe lines on stdin)
     python app.py serve           the HTTP server (Slack /slack/events, Teams /api/messages)
     python app.py migrate         bring the database schema up to date
+    python app.py check-config    print what the configuration was understood as (secrets masked);
+                                  exit 0 when valid, 2 with a one-line error otherwise
 
 Configuration is read here, once: environment variables (see README) and flags.
 """
@@ -16,7 +18,7 @@ import sys
 from datetime import datetime
 
 from bot.clock import FixedClock, OffsetClock, SystemClock
-from bot.config import Settings
+from bot.config import ConfigError, Settings, describe_settings, load_settings, messengers
 from bot.context import Services
 from bot.core import Bot
 from bot.i18n import Prompts
@@ -61,11 +63,36 @@ def run_server(settings: Settings, args: argparse.Namespace) -> int:
     return serve(bot, settings)
 
 
+FLAGS = {"database_url": "--database-url", "default_locale": "--lang", "admins": "--admins"}
+
+
+def check_config(settings: Settings) -> int:
+    """What was understood, secrets masked; reached only when the configuration is valid."""
+    rows = describe_settings(settings)
+    width = max(len(env) for env, _field, _shown in rows)
+    print("Causette configuration (environment variables and flags, as understood):")
+    for env, _field, shown in rows:
+        print(f"  {env.ljust(width)}  {shown}")
+    print("Messengers:")
+    found = messengers(settings)
+    for messenger in found:
+        print(f"  {messenger.name.ljust(8)}{'configured: ' if messenger.configured else ''}{messenger.detail}")
+    served = [m for m in found if m.configured]
+    if served:
+        names = " and ".join(m.name for m in served)
+        print(f"`python app.py` serves {names} on http://{settings.host}:{settings.port}")
+    else:
+        print("`python app.py` starts the console (no Slack or Teams credentials)")
+    print("configuration is valid")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="causette", description="Causette, the enterprise social network in your chat.")
     parser.add_argument("--database-url", help="overrides DATABASE_URL")
-    parser.add_argument("--lang", choices=("en", "fr"), help="workspace default language")
-    parser.add_argument("--admins", help="comma-separated admin ids, handles or e-mails")
+    parser.add_argument("--lang", help="workspace default language: en or fr")
+    parser.add_argument("--admins", action="append",
+                        help="admin ids, handles or e-mails, separated by commas or spaces (may be repeated)")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command")
     console = sub.add_parser("console", help="the console messenger")
@@ -74,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     console.add_argument("--clock", help="start the clock at this ISO time (UTC offset required), for scripts")
     sub.add_parser("serve", help="serve Slack and Teams over HTTP")
     sub.add_parser("migrate", help="upgrade the database schema")
+    sub.add_parser("check-config", help="print the configuration as understood (secrets masked) and whether it is valid")
     args = parser.parse_args(argv)
 
     overrides: dict[str, object] = {}
@@ -82,8 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.lang:
         overrides["default_locale"] = args.lang
     if args.admins:
-        overrides["admins"] = args.admins
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+        overrides["admins"] = args.admins[0] if len(args.admins) == 1 else ",".join(args.admins)
+    try:
+        settings = load_settings(overrides, flags=FLAGS)
+    except ConfigError as err:
+        print(f"causette: {err}", file=sys.stderr)
+        return 2
+    if args.command == "check-config":
+        return check_config(settings)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING if args.command in (None, "console") else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
