@@ -76,10 +76,6 @@ class Bot:
         rows = self._event_rows(session, tenant, platform, ref_user.id, conv.id if conv is not None else None)
         workspace = rows.workspace
         assert workspace is not None
-        if msg is not None and msg.mentions:
-            # New people first, all in one order, before the hooks upsert the mentioned ones one
-            # by one (two such events would otherwise each wait for the other's row on PostgreSQL).
-            people_store.ensure_people(session, (ref_user, *msg.mentions), now)
         actor = people_store.sync_person(session, rows.person, ref_user, now)
         conversation = people_store.sync_conversation(session, rows.conversation, conv, now) if conv is not None else None
         if conversation is not None and conversation.kind != "dm" and not rows.member:

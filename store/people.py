@@ -1,13 +1,16 @@
 """Queries and upserts for workspaces, people, conversations and roles."""
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Select, and_, bindparam, func, or_, select
+from sqlalchemy import Connection, Engine, Select, and_, bindparam, create_engine, func, or_, select
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
 from bot.text import norm_key
 from bot.types import ConversationRef, UserRef
@@ -76,13 +79,13 @@ def upsert_person(session: Session, user: UserRef, now: datetime) -> Person:
 def sync_person(session: Session, person: Person | None, user: UserRef, now: datetime) -> Person:
     """`person` as stored for `user` (None: create it), updated with what the event tells.
 
-    First sight is INSERT … ON CONFLICT DO NOTHING then a read: a new person's first messages
-    often arrive together, in several threads or processes, and every one of them must go on
-    with the one row instead of failing on the unique key (and losing the message)."""
+    A new person's first messages often arrive together, in several threads or processes:
+    every one of them must go on with the one row instead of failing on the unique key (and
+    losing the message), so the row is created with INSERT … ON CONFLICT DO NOTHING and read."""
     if person is None:
         tenant = _tenant_of(session, user.tenant)
         name = user.display_name or user.id
-        insert_ignore(session, Person, {
+        _create_person(session, {
             "tenant": tenant, "external_id": user.id, "handle": name, "display_name": name,
             "is_bot": user.is_bot, "created_at": now, "updated_at": now,
         })
@@ -93,25 +96,46 @@ def sync_person(session: Session, person: Person | None, user: UserRef, now: dat
     return person
 
 
-def ensure_people(session: Session, users: Iterable[UserRef], now: datetime) -> None:
-    """Create the people of `users` not stored yet, in one statement, in the order of their ids.
-
-    One order for every transaction: on PostgreSQL an insert waits for another transaction's
-    uncommitted row with the same key, so two events creating the same new people in
-    different orders (A mentions B while B mentions A) would each wait for the other."""
-    by_id = {user.id: user for user in users}
-    if not by_id:
+def _create_person(session: Session, values: dict[str, object]) -> None:
+    """Insert a person unless present. On PostgreSQL in a transaction of its own, committed at
+    once: an insert waits for another transaction's uncommitted row with the same key, so an
+    event holding its new sender's row while it creates a mentioned person could wait for an
+    event doing the same the other way round (two new people mentioning each other) — a
+    deadlock that loses a message. A person committed alone is only an identity the platform
+    already knows, harmless if the event then fails. (SQLite runs one writer at a time: no
+    such wait, and a second connection would wait for this session's own lock.)"""
+    engine = _engine_of(session)
+    if engine.dialect.name != "postgresql":
+        insert_ignore(session, Person, values)
         return
-    tenant = _tenant_of(session, next(iter(by_id.values())).tenant)
-    known = set(session.scalars(select(Person.external_id).where(
-        Person.tenant == tenant, Person.external_id.in_(list(by_id)))))
-    for external_id in sorted(set(by_id) - known):
-        user = by_id[external_id]
-        name = user.display_name or user.id
-        insert_ignore(session, Person, {
-            "tenant": tenant, "external_id": user.id, "handle": name, "display_name": name,
-            "is_bot": user.is_bot, "created_at": now, "updated_at": now,
-        })
+    with _first_sight_engine(engine).begin() as conn:
+        conn.execute(_insert_person_pg(), values)
+
+
+@cache
+def _insert_person_pg() -> Any:
+    from sqlalchemy.dialects.postgresql import insert
+
+    return insert(Person.__table__).on_conflict_do_nothing()
+
+
+def _engine_of(session: Session) -> Engine:
+    bind = session.get_bind()
+    return bind.engine if isinstance(bind, Connection) else bind
+
+
+_SIDE_ENGINES: "weakref.WeakKeyDictionary[Engine, Engine]" = weakref.WeakKeyDictionary()
+_SIDE_LOCK = threading.Lock()
+
+
+def _first_sight_engine(engine: Engine) -> Engine:
+    """An engine without a pool for those one-row transactions: borrowing a second connection
+    from the main pool while every thread holds one could exhaust it."""
+    with _SIDE_LOCK:
+        side = _SIDE_ENGINES.get(engine)
+        if side is None:
+            side = _SIDE_ENGINES[engine] = create_engine(engine.url, poolclass=NullPool)
+        return side
 
 
 def upsert_conversation(session: Session, conv: ConversationRef, now: datetime) -> Conversation:
