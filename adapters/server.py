@@ -79,12 +79,13 @@ class Pipeline:
         self.processors[platform] = processor
 
     def put(self, platform: str, dedupe_key: str, kind: str, payload: str, *, tenant: str = "",
-            order_key: str = "") -> bool:
-        """Write one delivery (durable when this returns) and wake a worker. False for a
-        duplicate (a platform retry or a replay): acknowledge it and do nothing more."""
+            order_key: str = "", wake: bool = True) -> bool:
+        """Write one delivery (durable when this returns) and wake a worker (`wake=False`: the
+        caller wakes it once its acknowledgement is written). False for a duplicate (a
+        platform retry or a replay): acknowledge it and do nothing more."""
         fresh = inbox_store.put(self.bot.services.db, platform, dedupe_key, kind, payload,
                                 self.bot.services.clock.now(), tenant=tenant, order_key=order_key)
-        if fresh:
+        if fresh and wake:
             self.worker.wake()
         return fresh
 

@@ -49,6 +49,7 @@ class InboxWorker:
         self._stop = threading.Event()
         self._workers: list[threading.Thread] = []
         self._inflight = 0
+        self._held: dict[int, Claimed] = {}  # claimed by this process and not finished: their leases are renewed
         self._lock = threading.Lock()
 
     # Life cycle ---------------------------------------------------------------------
@@ -58,6 +59,19 @@ class InboxWorker:
             thread = threading.Thread(target=self._loop, name=f"inbox-{n}", daemon=True)
             thread.start()
             self._workers.append(thread)
+        heartbeat = threading.Thread(target=self._heartbeat, name="inbox-heartbeat", daemon=True)
+        heartbeat.start()
+        self._workers.append(heartbeat)
+
+    def _heartbeat(self) -> None:
+        every = inbox_store.LEASE.total_seconds() / 3
+        while not self._stop.wait(every):
+            with self._lock:
+                held = list(self._held.values())
+            try:
+                inbox_store.renew(self.db, held, self.clock.now())
+            except Exception as exc:  # noqa: BLE001 - the leases may lapse; the rows' work stays exactly-once
+                log.warning("inbox: could not renew leases: %s", type(exc).__name__)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -77,12 +91,15 @@ class InboxWorker:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.run_once() == 0:
-                with self._lock:
-                    busy = self._inflight > 0
-                if not busy:
+                if not self.busy():
                     return True
                 time.sleep(0.005)
         return False
+
+    def busy(self) -> bool:
+        """A delivery is being processed in this process right now."""
+        with self._lock:
+            return self._inflight > 0
 
     # Work ---------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -106,13 +123,19 @@ class InboxWorker:
             self._inflight += 1
         try:
             rows = inbox_store.claim(self.db, self.name, self.batch, self.clock.now())
+            with self._lock:
+                self._held.update((row.id, row) for row in rows)
             # One conversation's rows run in arrival order; a batch may hold several of them.
             for _key, group in groupby(sorted(rows, key=lambda r: (r.order_key, r.id)), key=lambda r: r.order_key):
                 for row in group:
-                    if self._stop.is_set() and self._workers:
-                        inbox_store.release(self.db, row)
-                        continue
-                    self.process(row)
+                    try:
+                        if self._stop.is_set() and self._workers:
+                            inbox_store.release(self.db, row)
+                            continue
+                        self.process(row)
+                    finally:
+                        with self._lock:
+                            self._held.pop(row.id, None)
             return len(rows)
         finally:
             with self._lock:

@@ -26,7 +26,7 @@ from store.transient import Abandon
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
-LEASE = timedelta(seconds=60)
+LEASE = timedelta(seconds=15)  # renewed while the worker lives (InboxWorker's heartbeat)
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 300.0
 
@@ -135,6 +135,20 @@ def _set_aside_crashed(session: Session, ids: list[int]) -> None:
     for row in rows:
         log.error("inbox: %s delivery %s set aside after %d attempts that never finished (row %d)",
                   row.platform, row.dedupe_key, MAX_ATTEMPTS, row.id)
+
+
+def renew(db: Database, rows: list[Claimed], now: datetime, lease: timedelta = LEASE) -> None:
+    """Extend the leases of rows this worker still holds (claimed, not finished): a live
+    worker keeps its rows however long they take; a dead one loses them within one lease."""
+    if not rows:
+        return
+    with db.session(ALL_TENANTS) as session:
+        for row in rows:
+            session.execute(
+                update(InboxEvent).where(InboxEvent.id == row.id, InboxEvent.state == "pending",
+                                         InboxEvent.locked_by == row.token)
+                .values(locked_until=now + lease).execution_options(synchronize_session=False)
+            )
 
 
 def mark_done(session: Session, row: Claimed, now: datetime) -> None:

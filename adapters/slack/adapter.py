@@ -1,26 +1,36 @@
 """The work done after the ack: deduplicate, translate, run the bot, send the replies.
 
-Bolt listeners only ack and call `SlackAdapter.submit`; everything here runs in a worker
-thread (adapters/slack/workers.py), so no database or matching work ever delays an ack.
+Bolt listeners only ack and call `SlackAdapter.accept`, which writes the delivery to the
+durable inbox (adapters/server.py `Pipeline`) before the acknowledgement goes out. The
+inbox worker hands each row back to `process_row` in a worker thread, so no matching work
+ever delays an ack and nothing acknowledged is lost. Exactly one effect per delivery: the
+idempotency keys a delivery claims (`_claim`) and its inbox row's "done" are written by the
+transaction of its main event (`handle_main`), so a retry after a crash either finds the
+work committed and skips it, or redoes it from the start.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from dataclasses import replace
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from adapters.slack import home, inbound
 from adapters.slack.client import Clients, Pacer, TokenSource, log_api_error
 from adapters.slack.render import FORM_CALLBACK, home_view, render_modal
 from adapters.slack.sender import Origin, SlackSender
-from adapters.slack.workers import Workers
 from bot.core import Bot
 from bot.types import ConversationKind, ConversationRef, Effect, Event, IncomingMessage, MembersChanged, UserRef
-from store.idempotency import claim
-from store.models.core import Conversation, Person
+from store.idempotency import claim, insert_ignore
+from store.inbox import Claimed
+from store.models.core import Conversation, Person, ProcessedEvent
+from store.models.base import utcnow
+from store.transient import Abandon
 
 log = logging.getLogger("adapters.slack")
 Body = Mapping[str, Any]
@@ -29,51 +39,196 @@ SHORTCUTS = {"causette_ask": "ask", "causette_idea": "idea"}
 PRIVACY_CHANGES: dict[str, ConversationKind] = {"channel_convert_to_private": "private", "channel_convert_to_public": "public"}
 MAX_MEMBER_PAGES = 50
 E = TypeVar("E")
+ACK_WRITE_SECONDS = 2.0  # how long the ack may wait for the inbox write (Slack's deadline is 3 s)
+DELIVERY_KINDS = {"command": "command", "button": "action", "profile_edit": "action", "form": "view",
+                  "profile_form": "view", "shortcut": "shortcut"}
+
+
+class Duplicate(Abandon):
+    """Another worker committed the same delivery's work first: roll this attempt back."""
+
+
+class InboxUnavailable(RuntimeError):
+    """The delivery could not be written to the inbox in time: it must not be acknowledged."""
+
+
+@dataclass
+class RowWork:
+    """The inbox row a worker thread is processing: the keys its work claims and its `finish`
+    (mark the row done), both written by the transaction of the delivery's main event."""
+
+    finish: Callable[[Session], None]
+    claims: list[tuple[str, str]] = field(default_factory=list)
+    main: bool = False
+    finished: bool = False
+
+    def commit(self, session: Session) -> None:
+        for tenant, key in self.claims:
+            if not insert_ignore(session, ProcessedEvent, {"tenant": tenant, "key": key[:300], "created_at": utcnow()}):
+                raise Duplicate(f"{key} was handled by another worker")
+        self.finish(session)
+        self.finished = True
+
+
+_WORK: ContextVar[RowWork | None] = ContextVar("slack_row_work", default=None)
+# Within one HTTP request, what became of its deliveries: "written", "delayed" or "failed".
+_ACKS: ContextVar["list[str] | None"] = ContextVar("slack_pending_acks", default=None)
+
+
+def delivery_key(kind: str, body: Body) -> str:
+    """The inbox's dedupe key: Slack's event id, or what makes a command or interaction unique."""
+    if kind == "event":
+        event_id = body.get("event_id")
+        if event_id:
+            return f"event:{event_id}"
+        return inbound.replay_key("event", body)
+    return inbound.replay_key(DELIVERY_KINDS.get(kind, kind), body)
 
 
 class SlackAdapter:
-    def __init__(self, bot: Bot, tokens: TokenSource, api_url: str, *, pace_seconds: float = 1.0, workers: int = 8) -> None:
+    def __init__(self, bot: Bot, tokens: TokenSource, api_url: str, *, pace_seconds: float = 1.0) -> None:
         self.bot = bot
         self.services = bot.services
         self.tokens = tokens
         self.clients = Clients(api_url)
         self.sender = SlackSender(self.services, tokens, self.clients, Pacer(pace_seconds), self.handle)
-        self.workers = Workers(workers, extra_busy=lambda: bool(self.sender.pending))
+        self.pipeline: Any = None  # adapters.server.Pipeline, set when mounted
         self._known: set[tuple[str, str]] = set()
         self._kinds: dict[tuple[str, str], ConversationKind] = {}  # (team, channel) → kind Slack gave
 
     # Plumbing -----------------------------------------------------------------
     def handle(self, event: Event) -> list[Effect]:
-        """The one door into the core (tests and the harness wrap it to record effects)."""
-        return self.bot.handle(event)
+        """The one door into the core (tests and the harness wrap it to record effects). The
+        delivery's main event carries its claims and its inbox row's "done" in its transaction."""
+        work = _WORK.get()
+        if work is None or not work.main or work.finished:
+            return self.bot.handle(event)
+        work.main = False
+        return self.bot.handle(event, in_transaction=work.commit)
 
-    def submit(self, fn: Callable[..., None], *args: Any, key: str | None = None) -> None:
-        """Run `fn(*args)` after the ack in a worker thread (see `Workers.submit`)."""
-        self.workers.submit(fn, *args, key=key)
+    def handle_main(self, event: Event) -> list[Effect]:
+        work = _WORK.get()
+        if work is not None:
+            work.main = True
+        return self.handle(event)
+
+    async def accept(self, kind: str, body: Body, context: Any, *, action: Body | None = None, key: str = "") -> None:
+        """Before the ack: write the delivery to the durable inbox. Raises InboxUnavailable when
+        that cannot be done in time, so the request is not acknowledged as received."""
+        payload: dict[str, Any] = {"body": body, "bot_user_id": getattr(context, "bot_user_id", None)}
+        if action is not None:
+            payload["action"] = action
+        acks = _ACKS.get()
+        write = asyncio.ensure_future(asyncio.to_thread(
+            self.pipeline.put, "slack", delivery_key(kind, body), kind, json.dumps(payload),
+            tenant=inbound.team_of(body), order_key=key, wake=acks is None))
+        try:
+            fresh = await asyncio.wait_for(asyncio.shield(write), ACK_WRITE_SECONDS)
+        except asyncio.TimeoutError:
+            if kind == "command" and acks is not None:
+                # The write goes on (a lock held elsewhere, under the busy timeout): the person
+                # is told their answer is late rather than getting Slack's error.
+                log.warning("slack: command still being written to the inbox after %.1f s; answered 'delayed'",
+                            ACK_WRITE_SECONDS)
+                write.add_done_callback(self._late_write_done)
+                acks.append("delayed")
+                return
+            log.error("slack: %s not written to the inbox in %.1f s; not acknowledged", kind, ACK_WRITE_SECONDS)
+            if acks is not None:
+                acks.append("failed")
+            raise InboxUnavailable(kind) from None
+        except Exception as exc:  # noqa: BLE001 - the database is away
+            log.error("slack: %s could not be written to the inbox (%s); not acknowledged", kind, type(exc).__name__)
+            if acks is not None:
+                acks.append("failed")
+            raise InboxUnavailable(kind) from exc
+        if not fresh:
+            log.info("slack: %s delivered again (%s); acknowledged, nothing more", kind, delivery_key(kind, body))
+        elif acks is not None:
+            acks.append("written")
+
+    def _late_write_done(self, write: "asyncio.Future[bool]") -> None:
+        if write.cancelled() or write.exception() is not None:
+            log.error("slack: a late inbox write failed; that command was lost after the person was told it was late")
+        elif self.pipeline is not None:
+            self.pipeline.worker.wake()
 
     def deferred(self) -> Any:
-        return self.workers.deferred()
+        """Within an HTTP request: wake the inbox worker only once the ack is written."""
+        from contextlib import contextmanager
 
-    def release(self, pending: Any) -> None:
-        self.workers.release(pending)
+        @contextmanager
+        def scope():  # type: ignore[no-untyped-def]
+            pending: list[str] = []
+            token = _ACKS.set(pending)
+            try:
+                yield pending
+            finally:
+                _ACKS.reset(token)
+
+        return scope()
+
+    def release(self, pending: list[str]) -> None:
+        if "written" in pending and self.pipeline is not None:
+            self.pipeline.worker.wake()
+        pending.clear()
 
     def busy(self) -> bool:
-        return self.workers.busy()
+        return bool(self.sender.pending) or (self.pipeline is not None and self.pipeline.worker.busy())
 
     async def drain(self, timeout: float = 30.0) -> None:
-        await self.workers.drain(timeout)
+        """Wait until every written delivery was processed and every backfill finished."""
+        if self.pipeline is not None:
+            await asyncio.to_thread(self.pipeline.worker.drain, timeout)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.busy() and loop.time() < deadline:
+            await asyncio.sleep(0.002)
 
     def close(self) -> None:
-        self.workers.close()
         self.sender.backfill_pool.shutdown(wait=True)
+
+    def process_row(self, row: Claimed, finish: Callable[[Session], None]) -> None:
+        """The inbox worker's processor for platform "slack": the work behind one delivery."""
+        data = json.loads(row.payload)
+        body = data.get("body") or {}
+        token = _WORK.set(RowWork(finish))
+        try:
+            if row.kind == "event":
+                self.on_event(body, None, data.get("bot_user_id"))
+            elif row.kind == "command":
+                self.on_command(body, None)
+            elif row.kind == "button":
+                self.on_button(body, data.get("action") or {}, None)
+            elif row.kind == "profile_edit":
+                self.open_profile_form(body, None)
+            elif row.kind == "form":
+                self.on_form(body, None)
+            elif row.kind == "profile_form":
+                self.on_profile_form(body, None)
+            elif row.kind == "shortcut":
+                self.on_shortcut(body, None)
+            else:
+                log.warning("slack: inbox row %d of unknown kind %r ignored", row.id, row.kind)
+        finally:
+            _WORK.reset(token)
 
     def deliver(self, effects: Sequence[Effect]) -> None:
         """The Outbox sender for platform "slack" (jobs: digests, notifications)."""
         self.sender.deliver(effects)
 
     def _claim(self, tenant: str, key: str) -> bool:
-        with self.services.db.session(tenant) as s:
-            return claim(s, tenant, key)
+        """True the first time `key` is seen. While an inbox row is processed the claim is only
+        checked here and written by the main event's transaction (see RowWork)."""
+        work = _WORK.get()
+        if work is None:
+            with self.services.db.session(tenant) as s:
+                return claim(s, tenant, key)
+        with self.services.db.session(tenant, readonly=True) as s:
+            if s.scalar(select(ProcessedEvent.id).where(ProcessedEvent.key == key[:300])) is not None:
+                return False
+        work.claims.append((tenant, key))
+        return True
 
     def ensure_profile(self, origin: Origin, user: str) -> None:
         """First sight of a person: their Slack profile (users.info) goes to the core."""
@@ -94,7 +249,7 @@ class SlackAdapter:
 
     def run_message(self, msg: IncomingMessage, origin: Origin) -> None:
         self.ensure_profile(origin, msg.sender.id)
-        self.sender.deliver(self.handle(msg), origin)
+        self.sender.deliver(self.handle_main(msg), origin)
 
     def replayed(self, tenant: str, kind: str, body: Body) -> bool:
         """True when this signed command or interaction was already handled: Slack only refuses
@@ -207,7 +362,7 @@ class SlackAdapter:
         if neutral is not None and hasattr(neutral, "conversation"):
             neutral = self.settled(neutral, origin, told)
         if neutral is not None:
-            self.sender.deliver(self.handle(neutral), origin)
+            self.sender.deliver(self.handle_main(neutral), origin)
 
     def _privacy_changed(self, origin: Origin, channel: str, kind: ConversationKind, bot_user_id: str | None) -> Event | None:
         """A channel made private: from now on what was indexed there is readable by its members

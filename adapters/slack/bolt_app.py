@@ -4,8 +4,9 @@ HTTP requests reach it through the front door (request_guard), already verified 
 its signature middleware is a second line that logs no body.
 
 `process_before_response=True` makes Bolt answer as soon as a listener returns, and every
-listener here returns right after `ack()` and `SlackAdapter.submit(...)`: no database or
-matching work happens before the acknowledgement.
+listener here returns right after `ack()` and `SlackAdapter.accept(...)`, which writes the
+delivery to the durable inbox: that one short write is the only database work before the
+acknowledgement, and a delivery that could not be written is not acknowledged.
 """
 from __future__ import annotations
 
@@ -57,12 +58,12 @@ def register(app: AsyncApp, adapter: SlackAdapter, command: str) -> None:
     @app.command(command)
     async def on_command(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         await ack()
-        adapter.submit(adapter.on_command, body, context.bot_token)
+        await adapter.accept("command", body, context)
 
     for name in EVENTS:
         @app.event(name)
         async def on_event(body: dict[str, Any], context: AsyncBoltContext) -> None:
-            adapter.submit(adapter.on_event, body, context.bot_token, context.bot_user_id, key=event_key(body))
+            await adapter.accept("event", body, context, key=event_key(body))
 
     @app.event(re.compile(".*"))
     async def on_other_event(body: dict[str, Any]) -> None:
@@ -71,12 +72,12 @@ def register(app: AsyncApp, adapter: SlackAdapter, command: str) -> None:
     @app.action(PROFILE_EDIT_ACTION)
     async def on_profile_edit(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         await ack()
-        adapter.submit(adapter.open_profile_form, body, context.bot_token)
+        await adapter.accept("profile_edit", body, context)
 
     @app.action(re.compile("^" + re.escape(ACTION_PREFIX)))
     async def on_button(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext) -> None:
         await ack()
-        adapter.submit(adapter.on_button, body, action, context.bot_token)
+        await adapter.accept("button", body, context, action=action)
 
     @app.action(re.compile(".*"))
     async def on_other_action(ack: AsyncAck) -> None:
@@ -85,12 +86,12 @@ def register(app: AsyncApp, adapter: SlackAdapter, command: str) -> None:
     @app.view_submission(FORM_CALLBACK)
     async def on_form(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         await ack()
-        adapter.submit(adapter.on_form, body, context.bot_token)
+        await adapter.accept("form", body, context)
 
     @app.view_submission(PROFILE_CALLBACK)
     async def on_profile_form(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         await ack()
-        adapter.submit(adapter.on_profile_form, body, context.bot_token)
+        await adapter.accept("profile_form", body, context)
 
     @app.view_closed(re.compile(".*"))
     async def on_view_closed(ack: AsyncAck) -> None:
@@ -100,7 +101,7 @@ def register(app: AsyncApp, adapter: SlackAdapter, command: str) -> None:
         @app.shortcut(callback)
         async def on_shortcut(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
             await ack()
-            adapter.submit(adapter.on_shortcut, body, context.bot_token)
+            await adapter.accept("shortcut", body, context)
 
     @app.shortcut(re.compile(".*"))
     async def on_other_shortcut(ack: AsyncAck) -> None:

@@ -16,6 +16,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 
+from adapters.server import pipeline_key
 from adapters.slack.adapter import SlackAdapter
 from adapters.slack.bolt_app import build_bolt_app
 from adapters.slack.client import InstalledTokens, SingleToken, TokenSource
@@ -36,7 +37,7 @@ class SlackRuntime:
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, bot: Bot, settings: Settings, *, pace_seconds: float = 1.0, workers: int = 8) -> "SlackRuntime":
+    def build(cls, bot: Bot, settings: Settings, *, pace_seconds: float = 1.0) -> "SlackRuntime":
         oauth = None
         tokens: TokenSource
         multi = bool(settings.slack_client_id and settings.slack_client_secret)
@@ -48,7 +49,7 @@ class SlackRuntime:
             oauth = oauth_mod.oauth_settings(settings.slack_client_id, settings.slack_client_secret, bot.services.db.engine, store)
         else:
             tokens = SingleToken(settings.slack_bot_token)
-        adapter = SlackAdapter(bot, tokens, settings.slack_api_url, pace_seconds=pace_seconds, workers=workers)
+        adapter = SlackAdapter(bot, tokens, settings.slack_api_url, pace_seconds=pace_seconds)
         bolt = build_bolt_app(adapter, signing_secret=settings.slack_signing_secret, api_url=settings.slack_api_url,
                               command=settings.command_name, token=None if multi else settings.slack_bot_token,
                               oauth_settings=oauth)
@@ -67,13 +68,18 @@ class SlackRuntime:
                 log.exception("slack: dispatch failed")
                 response = None
         try:
-            if response is None or response.status >= 500:
+            if "failed" in pending:  # not written to the inbox: Slack must not take it as received
+                reply = web.Response(status=503, text="try again")
+            elif "delayed" in pending:
+                text = self.adapter.services.prompts.t(self.settings.default_locale, "slack.delayed")
+                reply = web.json_response({"response_type": "ephemeral", "text": text})
+            elif response is None or response.status >= 500:
                 if response is not None:
                     log.error("slack: listener failed (%s); answered 200 so Slack does not retry or disable events", response.status)
                 reply = web.Response(status=200, text="")
             else:
                 reply = await to_aiohttp_response(response)
-            if pending:  # the ack goes out first; only then may the workers start
+            if pending:  # the ack goes out first; only then may the inbox worker start
                 await reply.prepare(request)
                 await reply.write_eof()
             return reply
@@ -98,6 +104,9 @@ class SlackRuntime:
             app.router.add_get(self.bolt.oauth_flow.install_path, self.handle_oauth)
             app.router.add_get(self.bolt.oauth_flow.redirect_uri_path, self.handle_oauth)
         outbox.register("slack", self.adapter.deliver)
+        pipeline = app[pipeline_key()]
+        self.adapter.pipeline = pipeline
+        pipeline.register("slack", self.adapter.process_row)
         if self.settings.slack_app_token:
             app.on_startup.append(self._start_socket_mode)
         app.on_cleanup.append(self._cleanup)
