@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from store.db import ALL_TENANTS, Database
@@ -153,7 +153,13 @@ def renew(db: Database, rows: list[Claimed], now: datetime, lease: timedelta = L
 
 def mark_done(session: Session, row: Claimed, now: datetime) -> None:
     """Inside the work's own transaction: the row is done when, and only when, the work commits.
-    Raises LeaseLost (so the work rolls back) when the row is no longer this worker's."""
+    Raises LeaseLost (so the work rolls back) when the row is no longer this worker's.
+
+    On PostgreSQL that commit need not wait for the disk: the delivery is already durable in
+    the inbox, and "done" is in the same transaction as the work, so a server crash that
+    loses the commit loses both and the row is simply processed again."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
     done = session.execute(
         update(InboxEvent).where(InboxEvent.id == row.id, InboxEvent.state == "pending", InboxEvent.locked_by == row.token)
         .values(state="done", done_at=now, locked_until=None)
