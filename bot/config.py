@@ -98,6 +98,8 @@ class Settings(BaseSettings):
         default="", validation_alias=AliasChoices("MicrosoftAppTenantId", "MICROSOFT_APP_TENANT_ID")
     )
     teams_enabled: bool = False
+    # Where the Bot Framework publishes its token signing keys (OpenID metadata); another cloud, or a test's own
+    teams_openid_metadata_url: str = ""
 
     @field_validator("database_url", mode="before")
     @classmethod

@@ -39,6 +39,7 @@ def test_replies_concurrent_turns_and_proactive_sends_share_one_connector_client
         runner, url = await serve(app)
         try:
             await post(url, personal_message(service, TENANT, "29:ana", "help", "k1"))
+            await mock.wait_for(1)  # answered first, processed by the inbox worker after
             first = list(kept(app)._connectors.values())
             statuses = await asyncio.gather(*(post(url, personal_message(service, TENANT, f"29:u{i}", "help", f"k{i + 2}"))
                                               for i in range(8)))

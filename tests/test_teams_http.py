@@ -48,15 +48,27 @@ def assert_cards_valid(schema: Any, bodies: list[Any]) -> int:
     return count
 
 
+_SERVED: dict[str, Any] = {}  # url → app, for `drained`
+
+
 @asynccontextmanager
 async def serving(bot: Bot, settings: Settings) -> AsyncIterator[tuple[str, Outbox]]:
     outbox = Outbox()
     app = build_app(bot, settings, outbox)
     runner, base = await serve_locally(app)  # type: ignore[arg-type]
+    _SERVED[base + "api/messages"] = app
     try:
         yield base + "api/messages", outbox
     finally:
+        _SERVED.pop(base + "api/messages", None)
         await runner.cleanup()
+
+
+async def drained(url: str) -> None:
+    """Every activity answered so far was processed (the answer comes before the work: the inbox)."""
+    from adapters.teams import inbox_key
+
+    await _SERVED[url][inbox_key()].drain(timeout=20)
 
 
 async def post(url: str, body: Any, headers: dict[str, str] | None = None, raw: bytes | None = None) -> int:
@@ -124,7 +136,7 @@ def test_private_reply_in_channel_goes_to_personal_chat_with_public_ack(bot: Bot
 def test_ambient_channel_message_is_indexed_silently_and_retries_are_deduplicated(bot: Bot, settings: Settings) -> None:
     seen: list[Any] = []
     original = bot.handle
-    bot.handle = lambda event: seen.append(event) or original(event)  # type: ignore[method-assign]
+    bot.handle = lambda event, **kw: seen.append(event) or original(event, **kw)  # type: ignore[method-assign]
 
     async def run() -> MockConnector:
         mock = MockConnector()
@@ -190,7 +202,7 @@ def test_unauthenticated_requests_get_401_when_an_app_id_is_configured(bot: Bot,
 def test_install_stores_reference_syncs_paged_roster_and_welcomes(bot: Bot, settings: Settings) -> None:
     events: list[Any] = []
     original = bot.handle
-    bot.handle = lambda event: events.append(event) or original(event)  # type: ignore[method-assign]
+    bot.handle = lambda event, **kw: events.append(event) or original(event, **kw)  # type: ignore[method-assign]
     team = "19:team@thread.tacv2"
 
     async def run() -> MockConnector:
@@ -225,7 +237,7 @@ def test_roster_paging_follows_continuation_tokens(bot: Bot, settings: Settings)
 
     events: list[Any] = []
     original = bot.handle
-    bot.handle = lambda event: events.append(event) or original(event)  # type: ignore[method-assign]
+    bot.handle = lambda event, **kw: events.append(event) or original(event, **kw)  # type: ignore[method-assign]
     original_init = TeamsTurn.__init__
 
     def small_pages(self: TeamsTurn, *args: Any, **kwargs: Any) -> None:
@@ -351,7 +363,7 @@ def test_rate_limited_send_is_retried_after_retry_after(bot: Bot, settings: Sett
 def test_card_buttons_come_back_as_commands(bot: Bot, settings: Settings) -> None:
     events: list[Any] = []
     original = bot.handle
-    bot.handle = lambda event: events.append(event) or original(event)  # type: ignore[method-assign]
+    bot.handle = lambda event, **kw: events.append(event) or original(event, **kw)  # type: ignore[method-assign]
 
     async def run() -> None:
         mock = MockConnector()
@@ -377,7 +389,7 @@ def test_card_buttons_come_back_as_commands(bot: Bot, settings: Settings) -> Non
 def test_a_private_channel_stays_private_when_teams_does_not_say(bot: Bot, settings: Settings) -> None:
     events: list[Any] = []
     original = bot.handle
-    bot.handle = lambda event: events.append(event) or original(event)  # type: ignore[method-assign]
+    bot.handle = lambda event, **kw: events.append(event) or original(event, **kw)  # type: ignore[method-assign]
     secret = "19:secret@thread.tacv2"
 
     async def run() -> None:
@@ -433,6 +445,7 @@ def test_removing_the_app_retires_the_reference(bot: Bot, settings: Settings, ca
                 removed["membersRemoved"], removed["membersAdded"] = removed.pop("membersAdded"), []
                 removed["channelData"]["eventType"] = "teamMemberRemoved"
                 assert await post(url, removed) in (200, 201)
+                await drained(url)
                 await asyncio.to_thread(outbox.send, [Outbound(Reply("digest", key="x"), ConversationRef("teams", TENANT, team, "public"))])
                 assert len(mock.messages()) == welcomed  # nothing posted after the removal
         finally:

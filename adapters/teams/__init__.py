@@ -1,7 +1,9 @@
 """Microsoft Teams adapter (Bot Framework). Import-light: botbuilder loads inside `mount`.
 
-`mount(app, bot, settings, outbox)` adds `/api/messages` to the aiohttp app and registers
-the "teams" sender in the outbox, so jobs' effects reach Teams proactively.
+`mount(app, bot, settings, outbox)` adds `/api/messages` to the aiohttp app, registers the
+"teams" processor with the app's durable inbox (adapters/teams/inbox.py: activities are written
+before they are answered, and processed by the inbox worker) and the "teams" sender in the
+outbox, so jobs' effects reach Teams proactively.
 """
 from __future__ import annotations
 
@@ -21,8 +23,10 @@ def mount(app: Any, bot: "Bot", settings: "Settings", outbox: "Outbox") -> Any:
     """Serve Teams on `app`; returns the TeamsTurn (tests and benchmarks reach in through it)."""
     import asyncio
 
+    from adapters.server import pipeline_key
     from adapters.teams.delivery import Delivery, run_sync
     from adapters.teams.http import build_adapter, handler
+    from adapters.teams.inbox import TeamsInbox
     from adapters.teams.turn import TeamsTurn
 
     if settings.teams_app_id and not settings.teams_app_password:
@@ -37,13 +41,21 @@ def mount(app: Any, bot: "Bot", settings: "Settings", outbox: "Outbox") -> Any:
     adapter = build_adapter(settings)
     delivery = Delivery(bot.services, adapter, settings.teams_app_id)
     turn = TeamsTurn(bot, delivery)
-    app.router.add_post(ROUTE, handler(adapter, turn.on_turn))
+    pipeline = app[pipeline_key()]
+    inbox = TeamsInbox(adapter, turn, pipeline)
+    pipeline.register("teams", inbox.process_row)
+    app.router.add_post(ROUTE, handler(adapter, inbox.accept, inbox.wake))
     loops: dict[str, asyncio.AbstractEventLoop] = {}
 
     async def remember_loop(_app: Any) -> None:
-        loops["main"] = asyncio.get_running_loop()
+        loops["main"] = inbox.loop = asyncio.get_running_loop()
+
+    async def finish_turns(_app: Any) -> None:
+        """After the inbox worker stopped (adapters/server.py): what was written is processed."""
+        await inbox.drain(timeout=10)
 
     app.on_startup.append(remember_loop)
+    app.on_cleanup.append(finish_turns)
 
     def send(effects: Any) -> None:
         items = list(effects)
@@ -53,6 +65,7 @@ def mount(app: Any, bot: "Bot", settings: "Settings", outbox: "Outbox") -> Any:
     if bot.services.deliver is None:
         bot.services.deliver = outbox.send
     app[turn_key()] = turn
+    app[inbox_key()] = inbox
     return turn
 
 
@@ -68,4 +81,17 @@ def turn_key() -> Any:
     return _TURN_KEY
 
 
+def inbox_key() -> Any:
+    """The aiohttp app key under which `mount` leaves its TeamsInbox (tests drain it)."""
+    from aiohttp import web
+
+    from adapters.teams.inbox import TeamsInbox
+
+    global _INBOX_KEY
+    if _INBOX_KEY is None:
+        _INBOX_KEY = web.AppKey("teams_inbox", TeamsInbox)
+    return _INBOX_KEY
+
+
 _TURN_KEY: Any = None
+_INBOX_KEY: Any = None

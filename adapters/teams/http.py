@@ -1,13 +1,21 @@
-"""The `/api/messages` endpoint: botbuilder's CloudAdapter behind a strict front door.
+"""The `/api/messages` endpoint: a strict front door, botbuilder's token check, then the inbox.
 
 Malformed requests get 400/413/415 with one log line, missing or invalid tokens 401 (when an
 app id is configured; signing keys come from adapters/teams/openid.py, never downloaded on the
-event loop), and a bug in a turn is logged, never a crash of the server.
+event loop). An authenticated activity is written to the durable inbox before it is answered
+(201; 503 when it cannot be written in time, see adapters/teams/inbox.py); its turn runs later
+under botbuilder's CloudAdapter, built by `build_adapter`.
+
+The bot's outgoing access token (client credentials from Azure AD) is fetched in a thread
+when a connector client is handed out (`ReusedClients.connector`), never by msrest on the
+event loop when a request is signed.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -30,6 +38,8 @@ from bot.config import Settings
 
 log = logging.getLogger(__name__)
 MAX_BODY = 512 * 1024
+TOKEN_MARGIN = 600.0      # seconds: a token closer than this to its expiry is renewed (in a thread)
+TOKEN_UNKNOWN_LIFE = 1800.0  # the assumed life of a token whose expiry cannot be read
 
 
 class OwnRetries(Middleware):
@@ -97,11 +107,13 @@ class ReusedClients(ConfigurationBotFrameworkAuthentication):
         return client
 
     async def connector(self, factory: ConnectorFactory, app_id: str, service_url: str, audience: str | None) -> ConnectorClient:
+        """The kept client, its access token fetched (first use, renewal) in a thread."""
         key = (app_id, service_url or "", audience or self.get_originating_audience())  # None: the channel scope
         client = self._connectors.get(key)
         if client is None:
             client = await factory.create(service_url, audience)
             self._keep(self._connectors, key, client)
+        await token_ready(getattr(getattr(client, "config", None), "credentials", None))
         return client
 
     def _keep(self, kept: dict[Any, Any], key: Any, client: Any) -> None:
@@ -109,6 +121,58 @@ class ReusedClients(ConfigurationBotFrameworkAuthentication):
         if len(kept) >= self.max_clients:
             kept.pop(next(iter(kept)))
         kept[key] = client
+
+
+class PrefetchedToken:
+    """Takes the place of an AppCredentials' `get_access_token`, which msrest calls
+    synchronously, on the event loop, to sign every request (MSAL's ConfidentialClientApplication:
+    an authority discovery and a token request to Azure AD on first use, a new token request when
+    the cached one nears its expiry). `fetch` runs in a thread (`token_ready`); signing then
+    reads the token fetched there."""
+
+    def __init__(self, fetch: Any) -> None:
+        self.fetch = fetch
+        self.token = ""
+        self.expires_at = 0.0
+
+    def __call__(self, force_refresh: bool = False) -> str:
+        if self.token and not force_refresh and time.time() < self.expires_at:
+            return self.token
+        return self.renew()  # not prefetched (a client used without `token_ready`): blocking, as botbuilder did
+
+    def renew(self) -> str:
+        token = self.fetch()
+        self.token, self.expires_at = token, time.time() + token_life(token)
+        return token
+
+    @property
+    def fresh(self) -> bool:
+        return bool(self.token) and time.time() < self.expires_at - TOKEN_MARGIN
+
+
+def token_life(token: str) -> float:
+    """Seconds left before an Azure AD access token (a JWT) expires; an assumed life when unreadable."""
+    import jwt
+
+    try:
+        exp = jwt.decode(token, options={"verify_signature": False}).get("exp")
+    except Exception:  # noqa: BLE001 - not a JWT: use the assumed life
+        exp = None
+    return float(exp) - time.time() if isinstance(exp, (int, float)) else TOKEN_UNKNOWN_LIFE
+
+
+async def token_ready(credentials: Any) -> None:
+    """Make sure `credentials` hold a token good for the next minutes, fetched in a thread.
+    Anonymous credentials (no app id: local tests, the Emulator) sign nothing."""
+    app_id = getattr(credentials, "microsoft_app_id", None)
+    if not app_id or app_id == AuthenticationConstants.ANONYMOUS_SKILL_APP_ID:
+        return
+    prefetched = vars(credentials).get("get_access_token")
+    if not isinstance(prefetched, PrefetchedToken):
+        prefetched = PrefetchedToken(credentials.get_access_token)
+        credentials.get_access_token = prefetched
+    if not prefetched.fresh:
+        await asyncio.to_thread(prefetched.renew)
 
 
 class _KeptConnectors(ConnectorFactory):
@@ -130,6 +194,10 @@ def app_id_of(claims_identity: ClaimsIdentity | None) -> str:
 
 
 def build_adapter(settings: Settings) -> CloudAdapter:
+    if settings.teams_openid_metadata_url:  # botbuilder reads it from this class attribute, process-wide
+        from botframework.connector.auth import ChannelValidation
+
+        ChannelValidation.open_id_metadata_endpoint = settings.teams_openid_metadata_url
     adapter = CloudAdapter(ReusedClients(auth_configuration(settings)))
     adapter.use(OwnRetries())
 
@@ -150,8 +218,11 @@ def too_large(size: int | None) -> web.Response:
     return web.json_response({"error": "activity too large"}, status=413)
 
 
-def handler(adapter: CloudAdapter, logic: Any) -> Any:
-    async def messages(request: web.Request) -> web.Response:
+def handler(adapter: CloudAdapter, accept: Any, written: Any) -> Any:
+    """`accept(body, auth) -> status` writes an authenticated activity to the inbox;
+    `written()` runs once the answer went out (wakes the inbox worker)."""
+
+    async def messages(request: web.Request) -> web.StreamResponse:
         if "application/json" not in request.headers.get("Content-Type", ""):
             return web.json_response({"error": "expected application/json"}, status=415)
         if (request.content_length or 0) > MAX_BODY:
@@ -177,13 +248,15 @@ def handler(adapter: CloudAdapter, logic: Any) -> Any:
         except Exception as exc:  # noqa: BLE001 - PermissionError, bad JWTs, unreachable key endpoints
             log.warning("teams: unauthorized request (%s: %s)", type(exc).__name__, str(exc)[:200])
             return web.json_response({"error": "unauthorized"}, status=401)
-        try:
-            invoke = await adapter.process_activity(auth, activity, logic)
-        except Exception:  # noqa: BLE001 - a failing turn must not take the server down
-            log.exception("teams: processing a %s activity failed", activity.type)
-            return web.json_response({"error": "internal error"}, status=500)
-        if invoke is not None:
-            return web.json_response(data=invoke.body, status=invoke.status)
-        return web.Response(status=201)
+        if body["type"] == "invoke":  # no invoke has an effect in Causette (adapters/teams/inbox.py)
+            return web.json_response(data=None, status=501)
+        status = await accept(body, auth)
+        if status >= 500:
+            return web.json_response({"error": "try again"}, status=status)
+        response = web.Response(status=status)
+        await response.prepare(request)  # the answer goes out first; only then may a worker start
+        await response.write_eof()
+        written()
+        return response
 
     return messages

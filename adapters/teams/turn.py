@@ -1,6 +1,12 @@
 """One Teams turn: parse the activity, deduplicate, store the reference, run the core, deliver.
 
-Adapter-agnostic: runs under botbuilder's CloudAdapter (HTTP) and its TestAdapter (tests).
+Adapter-agnostic: runs under botbuilder's CloudAdapter (the inbox worker rebuilds each turn
+from its stored activity, see adapters/teams/inbox.py) and its TestAdapter (tests).
+
+Deduplication: an activity's id is claimed once. Processing an inbox row (`work` given), the
+claim is only checked here and written by the transaction of the activity's main event (its
+last one), together with the row's "done" (`RowWork.commit`); without a row (TestAdapter) it
+is committed before the work, as a replayed activity must still have one effect.
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from botbuilder.core.teams import TeamsInfo
 from adapters.teams import inbound
 from adapters.teams import references as refs
 from adapters.teams.delivery import Delivery
+from adapters.teams.inbox import RowWork, already_handled
 from adapters.teams.roster import sync_roster
 from bot.core import Bot
 from bot.types import ConversationRef, Effect, Event, MembersChanged, Outbound, Reply
@@ -35,7 +42,7 @@ class TeamsTurn:
         self._stored: set[tuple[str, str, str]] = set()  # references already written by this process
         self._channel_types: dict[tuple[str, str], tuple[float | None, dict[str, str]]] = {}  # (tenant, team) → read at, id → type
 
-    async def on_turn(self, turn: TurnContext) -> None:
+    async def on_turn(self, turn: TurnContext, work: RowWork | None = None) -> None:
         activity: dict[str, Any] = to_dict(turn.activity)
         try:
             parsed = inbound.parse(activity)
@@ -54,12 +61,12 @@ class TeamsTurn:
         if not parsed.events and reference is None:
             return  # typing indicators, read receipts, the bot's own echoes: nothing to record
         if parsed.bot_joined or parsed.members_added:  # the roster is read between claiming and handling
-            fresh, events = await asyncio.to_thread(self._start, parsed, reference)
+            fresh, events = await asyncio.to_thread(self._start, parsed, reference, work)
             if fresh:
                 events = list(await sync_roster(turn, events[0].conversation if events else conv, parsed, self.page_size)) + events
-            effects = await asyncio.to_thread(self._handle, events) if fresh else []
+            effects = await asyncio.to_thread(self._handle, events, work) if fresh else []
         else:  # the common case: one hop to a worker thread for all store work
-            fresh, effects = await asyncio.to_thread(self._start_and_handle, parsed, reference)
+            fresh, effects = await asyncio.to_thread(self._start_and_handle, parsed, reference, work)
         if not fresh:
             log.info("teams: activity %s already handled (retried delivery)", parsed.dedup_key)
             return
@@ -68,29 +75,45 @@ class TeamsTurn:
         await self.delivery.deliver(effects, turn)
 
     # Worker-thread side ---------------------------------------------------------
-    def _start(self, parsed: inbound.Parsed, reference: dict[str, Any] | None) -> tuple[bool, list[Event]]:
-        """Claim the activity id, store the reference; the events to handle (None when retried)."""
+    def _start(self, parsed: inbound.Parsed, reference: dict[str, Any] | None,
+               work: RowWork | None = None) -> tuple[bool, list[Event]]:
+        """Claim the activity id (or, for an inbox row, check it and leave the claim to the main
+        event's transaction), store the reference; the events to handle (none when retried)."""
         conv = parsed.conversation
         assert conv is not None
+        db = self.bot.services.db
+        key = parsed.dedup_key
+        if work is not None and key is not None:
+            if already_handled(db, parsed.tenant, key):
+                return False, []
+            if parsed.events:
+                work.claims.append((parsed.tenant, key))
+            key = None  # the reference (idempotent) is stored now, the claim with the work
         sender_id = parsed.sender.id if parsed.sender else ""
         removed = any(isinstance(e, MembersChanged) and e.bot_left for e in parsed.events)
-        start = refs.start_turn(self.bot.services.db, parsed.tenant, parsed.dedup_key, conv.id, False, reference,
+        start = refs.start_turn(db, parsed.tenant, key, conv.id, False, reference,
                                 conv.kind, sender_id if conv.kind == "dm" else "", parsed.team_id,
                                 self.bot.services.clock.now(), installed=not removed)
         return (True, list(parsed.events)) if start.fresh else (False, [])
 
-    def _handle(self, events: list[Event]) -> list[Effect]:
+    def _handle(self, events: list[Event], work: RowWork | None = None) -> list[Effect]:
+        """Each event in its own transaction; the last one's also writes the inbox row's claim
+        and "done" (earlier ones, roster profiles and memberships, are safe to run again)."""
         effects: list[Effect] = []
-        for event in events:
-            produced = self.bot.handle(event)
+        for index, event in enumerate(events):
+            if work is not None and index == len(events) - 1:
+                produced = self.bot.handle(event, in_transaction=work.commit)
+            else:
+                produced = self.bot.handle(event)
             effects += produced
             if isinstance(event, MembersChanged) and event.bot_joined and self.welcome and not produced:
                 effects.append(self._welcome(event.conversation))  # the core had nothing to say on arrival
         return effects
 
-    def _start_and_handle(self, parsed: inbound.Parsed, reference: dict[str, Any] | None) -> tuple[bool, list[Effect]]:
-        fresh, events = self._start(parsed, reference)
-        return fresh, self._handle(events) if fresh else []
+    def _start_and_handle(self, parsed: inbound.Parsed, reference: dict[str, Any] | None,
+                          work: RowWork | None = None) -> tuple[bool, list[Effect]]:
+        fresh, events = self._start(parsed, reference, work)
+        return fresh, self._handle(events, work) if fresh else []
 
     # Conversation kind ------------------------------------------------------------
     async def _confirm_standard(self, turn: TurnContext, parsed: inbound.Parsed) -> inbound.Parsed:
