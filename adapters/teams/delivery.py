@@ -18,10 +18,11 @@ from botbuilder.core import TurnContext
 from botbuilder.schema import Activity, Attachment, ChannelAccount, ConversationParameters, ConversationReference, Mention
 
 from adapters.teams import references as refs
-from adapters.teams.pacing import Pacer, Retrying
+from adapters.teams.pacing import RETRY_STATUSES, Pacer, Retrying, http_status
 from adapters.teams.render import Names, render
 from adapters.teams.wire import to_wire
 from bot.context import Services
+from bot.delivery import DeliveryFailed
 from bot.text import marker_ids, ping_marker, reply_texts
 from bot.types import ConversationRef, Effect, FetchHistory, Outbound, Reply, UserRef
 
@@ -56,15 +57,26 @@ class Delivery:
 
     # Entry point -----------------------------------------------------------
     async def deliver(self, effects: Sequence[Effect], turn: TurnContext | None = None) -> None:
-        """Send every effect; a failure is logged and does not stop the others."""
+        """Send every effect; a failure is logged and does not stop the others. Proactive sends
+        (no `turn`: jobs, the outbox) then raise DeliveryFailed naming the effects whose retries
+        were spent (bot/delivery.py), so their caller retries them later."""
+        failed: list[DeliveryFailed] = []
         for effect in effects:
             try:
                 if isinstance(effect, FetchHistory):
                     await self._history_unavailable(effect, turn)
                 elif isinstance(effect, Outbound):
                     await self._outbound(effect, turn)
-            except Exception:  # noqa: BLE001 - one failed delivery must not lose the rest
+            except Exception as exc:  # noqa: BLE001 - one failed delivery must not lose the rest
+                status, retry_after = http_status(exc)
+                if (status is not None and (status in RETRY_STATUSES or status >= 500)) or \
+                        (status is None and isinstance(exc, (OSError, asyncio.TimeoutError))):  # Retrying gave up
+                    log.warning("teams: delivery of %s failed for now: %s", type(effect).__name__, status or repr(exc))
+                    failed.append(DeliveryFailed(f"teams: {status or type(exc).__name__}", failed=(effect,), retry_after=retry_after))
+                    continue
                 log.exception("teams: delivery of %s failed", type(effect).__name__)
+        if failed and turn is None:
+            raise DeliveryFailed.merge(failed)
 
     async def _outbound(self, effect: Outbound, turn: TurnContext | None) -> None:
         to = effect.to
