@@ -1,6 +1,7 @@
 """Queries and upserts for workspaces, people, conversations and roles."""
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 from dataclasses import dataclass
@@ -8,7 +9,8 @@ from datetime import datetime
 from functools import cache
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Connection, Engine, Select, and_, bindparam, create_engine, func, or_, select
+from sqlalchemy import Connection, Engine, Select, and_, bindparam, create_engine, func, or_, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
@@ -18,6 +20,10 @@ from store.db import ALL_TENANTS
 from store.idempotency import insert_ignore
 from store.models.base import utcnow
 from store.models.core import Conversation, ConversationMember, Person, Role, Workspace
+
+
+log = logging.getLogger(__name__)
+SIDE_LOCK_TIMEOUT_MS = 5000
 
 
 @dataclass(frozen=True)
@@ -105,11 +111,16 @@ def _create_person(session: Session, values: dict[str, object]) -> None:
     already knows, harmless if the event then fails. (SQLite runs one writer at a time: no
     such wait, and a second connection would wait for this session's own lock.)"""
     engine = _engine_of(session)
-    if engine.dialect.name != "postgresql":
-        insert_ignore(session, Person, values)
-        return
-    with _first_sight_engine(engine).begin() as conn:
-        conn.execute(_insert_person_pg(), values)
+    if engine.dialect.name == "postgresql":
+        try:
+            with _first_sight_engine(engine).begin() as conn:
+                # Bounded: were this very session holding the same new row, waiting would never end.
+                conn.execute(text(f"SET LOCAL lock_timeout = '{SIDE_LOCK_TIMEOUT_MS}ms'"))
+                conn.execute(_insert_person_pg(), values)
+            return
+        except OperationalError:
+            log.warning("first sight of a person: the side transaction failed; inserting in the event's own")
+    insert_ignore(session, Person, values)
 
 
 @cache

@@ -23,11 +23,13 @@ from typing import Sequence
 if __name__ == "__main__":  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.core import Bot
 from bot.text import mention_marker
 from bot.types import ConversationRef, IncomingMessage, Outbound, UserRef
+from store import people as people_store
 from store.models.core import Conversation, ConversationMember, Person
 from store.models.social import Message
 
@@ -135,6 +137,22 @@ def test_first_messages_in_two_processes(bot: Bot, db_url: str, tmp_path: Path) 
     assert max(r["started"] for r in results) < min(r["ended"] for r in results), "the workers did not overlap"
     replies = {eid: keys for r in results for eid, keys in r["replies"].items()}
     assert_each_once(bot, replies)
+
+
+def test_a_person_this_transaction_already_created_does_not_hang(bot: Bot, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL a new person is committed on a side connection; were the event's own
+    transaction holding the same new row, that wait must end (and the row be found)."""
+    monkeypatch.setattr(people_store, "SIDE_LOCK_TIMEOUT_MS", 200)
+    user = UserRef("slack", TENANT, "U-self", "Self")
+    with bot.services.db.session(TENANT) as s:
+        people_store.ensure_workspace(s, TENANT, "slack", "en")
+        s.add(Person(external_id="U-self", handle="self", display_name="Self"))
+        s.flush()
+        started = time.monotonic()
+        person = people_store.sync_person(s, None, user, bot.services.clock.now())
+        assert person.handle == "self" and time.monotonic() - started < 10
+    with bot.services.db.session(TENANT) as s:
+        assert s.scalar(select(func.count(Person.id))) == 1
 
 
 def main(argv: Sequence[str]) -> int:
