@@ -50,6 +50,9 @@ class InboxWorker:
         self._workers: list[threading.Thread] = []
         self._inflight = 0
         self._held: dict[int, Claimed] = {}  # claimed by this process and not finished: their leases are renewed
+        # Failed attempts whose failure could not be written (the database was away): written as
+        # soon as it is back, so those rows come back after their backoff, not after their lease.
+        self._unrecorded: dict[int, tuple[Claimed, str]] = {}
         self._lock = threading.Lock()
 
     # Life cycle ---------------------------------------------------------------------
@@ -105,6 +108,7 @@ class InboxWorker:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
+                self._record_failures()
                 done = self.run_once()
             except Exception as exc:  # noqa: BLE001 - the database may be away: keep polling
                 if not is_transient(exc):
@@ -125,21 +129,43 @@ class InboxWorker:
             rows = inbox_store.claim(self.db, self.name, self.batch, self.clock.now())
             with self._lock:
                 self._held.update((row.id, row) for row in rows)
-            # One conversation's rows run in arrival order; a batch may hold several of them.
-            for _key, group in groupby(sorted(rows, key=lambda r: (r.order_key, r.id)), key=lambda r: r.order_key):
-                for row in group:
-                    try:
-                        if self._stop.is_set() and self._workers:
-                            inbox_store.release(self.db, row)
-                            continue
-                        self.process(row)
-                    finally:
-                        with self._lock:
-                            self._held.pop(row.id, None)
+            try:
+                # One conversation's rows run in arrival order; a batch may hold several of them.
+                for _key, group in groupby(sorted(rows, key=lambda r: (r.order_key, r.id)), key=lambda r: r.order_key):
+                    for row in group:
+                        try:
+                            if self._stop.is_set() and self._workers:
+                                inbox_store.release(self.db, row)
+                                continue
+                            self.process(row)
+                        finally:
+                            with self._lock:
+                                self._held.pop(row.id, None)
+            finally:  # a batch cut short: its other rows must not have their leases renewed forever
+                with self._lock:
+                    for row in rows:
+                        self._held.pop(row.id, None)
             return len(rows)
         finally:
             with self._lock:
                 self._inflight -= 1
+
+    def _record_failures(self) -> None:
+        """Write the failures that could not be written when they happened (raises while the
+        database is still away; the rows stay listed)."""
+        with self._lock:
+            waiting = list(self._unrecorded.values())
+            self._unrecorded.clear()
+        for n, (row, reason) in enumerate(waiting):
+            try:
+                state = inbox_store.fail(self.db, row, reason, self.clock.now())
+            except Exception:
+                with self._lock:
+                    for later, why in waiting[n:]:
+                        self._unrecorded.setdefault(later.id, (later, why))
+                raise
+            if self.metrics is not None:
+                (self.metrics.poisoned if state == "poison" else self.metrics.retries).labels(row.platform).inc()
 
     def process(self, row: Claimed) -> None:
         processor = self.processors.get(row.platform)
@@ -169,8 +195,11 @@ class InboxWorker:
                 log.exception("inbox: %s row %d attempt %d failed", row.platform, row.id, row.attempts)
             try:
                 state = inbox_store.fail(self.db, row, reason, self.clock.now())
-            except Exception:  # noqa: BLE001 - the lease expires and the row comes back anyway
-                log.warning("inbox: could not record the failure of row %d; its lease will expire", row.id)
+            except Exception:  # noqa: BLE001 - written again later; at worst the lease expires
+                log.warning("inbox: could not record the failure of row %d yet; will again when the database answers",
+                            row.id)
+                with self._lock:
+                    self._unrecorded[row.id] = (row, reason)
                 return
             if self.metrics is not None:
                 (self.metrics.poisoned if state == "poison" else self.metrics.retries).labels(row.platform).inc()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence, TypeVar
@@ -30,7 +31,7 @@ from store.idempotency import claim, insert_ignore
 from store.inbox import Claimed
 from store.models.core import Conversation, Person, ProcessedEvent
 from store.models.base import utcnow
-from store.transient import Abandon
+from store.transient import Abandon, is_transient
 
 log = logging.getLogger("adapters.slack")
 Body = Mapping[str, Any]
@@ -40,6 +41,12 @@ PRIVACY_CHANGES: dict[str, ConversationKind] = {"channel_convert_to_private": "p
 MAX_MEMBER_PAGES = 50
 E = TypeVar("E")
 ACK_WRITE_SECONDS = 2.0  # how long the ack may wait for the inbox write (Slack's deadline is 3 s)
+# How long an inbox write goes on trying after a transient failure (a dropped connection, a
+# database restarting): an event, until shortly before its ack is due (then 503, and Slack
+# sends it again); a command, which Slack never sends again, for as long as the person told
+# "your answer is late" is asked to wait (slack.delayed).
+EVENT_WRITE_SECONDS = 1.5
+COMMAND_WRITE_SECONDS = 45.0
 DELIVERY_KINDS = {"command": "command", "button": "action", "profile_edit": "action", "form": "view",
                   "profile_form": "view", "shortcut": "shortcut"}
 
@@ -68,6 +75,10 @@ class RowWork:
                 raise Duplicate(f"{key} was handled by another worker")
         self.finish(session)
         self.finished = True
+
+
+def _nothing(_session: Session) -> None:
+    """An `in_transaction` that adds nothing: Bot.handle then lets transient failures through."""
 
 
 _WORK: ContextVar[RowWork | None] = ContextVar("slack_row_work", default=None)
@@ -101,6 +112,10 @@ class SlackAdapter:
         """The one door into the core (tests and the harness wrap it to record effects). The
         delivery's main event carries its claims and its inbox row's "done" in its transaction."""
         work = _WORK.get()
+        if work is not None and not work.main and not work.finished:
+            # Before the delivery's main event (a new person's profile): a transient failure
+            # retries the whole row rather than losing this event's writes.
+            return self.bot.handle(event, in_transaction=_nothing)
         if work is None or not work.main or work.finished:
             return self.bot.handle(event)
         work.main = False
@@ -120,7 +135,8 @@ class SlackAdapter:
             payload["action"] = action
         acks = _ACKS.get()
         write = asyncio.ensure_future(asyncio.to_thread(
-            self.pipeline.put, "slack", delivery_key(kind, body), kind, json.dumps(payload),
+            self._write, COMMAND_WRITE_SECONDS if kind == "command" else EVENT_WRITE_SECONDS,
+            "slack", delivery_key(kind, body), kind, json.dumps(payload),
             tenant=inbound.team_of(body), order_key=key, wake=acks is None))
         try:
             fresh = await asyncio.wait_for(asyncio.shield(write), ACK_WRITE_SECONDS)
@@ -146,6 +162,24 @@ class SlackAdapter:
             log.info("slack: %s delivered again (%s); acknowledged, nothing more", kind, delivery_key(kind, body))
         elif acks is not None:
             acks.append("written")
+
+    def _write(self, budget: float, *args: Any, **kwargs: Any) -> bool:
+        """`Pipeline.put`, tried again after a transient failure for up to `budget` seconds (a
+        connection the database dropped fails the one transaction that was using it)."""
+        deadline = time.monotonic() + budget
+        pause = 0.05
+        for attempt in range(1, 200):  # bounded by the deadline long before this count
+            try:
+                return bool(self.pipeline.put(*args, **kwargs))
+            except Exception as exc:  # noqa: BLE001 - only a transient failure is tried again
+                if not is_transient(exc) or time.monotonic() + pause > deadline:
+                    raise
+                (log.warning if attempt == 1 else log.debug)(
+                    "slack: inbox write failed (attempt %d, %s); trying again for up to %.1f s", attempt,
+                    type(exc).__name__, max(0.0, deadline - time.monotonic()))
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+        raise InboxUnavailable("inbox write attempts exhausted")
 
     def _late_write_done(self, write: "asyncio.Future[bool]") -> None:
         if write.cancelled() or write.exception() is not None:
@@ -210,6 +244,8 @@ class SlackAdapter:
                 self.on_shortcut(body, None)
             else:
                 log.warning("slack: inbox row %d of unknown kind %r ignored", row.id, row.kind)
+        except Duplicate as exc:  # its work is committed: this row is done (the worker marks it)
+            log.info("slack: inbox row %d rolled back: %s", row.id, exc)
         finally:
             _WORK.reset(token)
 
@@ -234,17 +270,21 @@ class SlackAdapter:
         """First sight of a person: their Slack profile (users.info) goes to the core."""
         if not user or (origin.team, user) in self._known:
             return
-        with self.services.db.session(origin.team) as s:
+        with self.services.db.session(origin.team, readonly=True) as s:
             known = s.scalar(select(Person.id).where(Person.external_id == user)) is not None
         if not known:
             client = self.sender.client_for(origin.team, origin)
             try:
                 info = client.users_info(user=user)
-                update = inbound.profile_update(info.get("user") or {}, origin.team)
-                if update is not None:
-                    self.sender.deliver(self.handle(update))
             except Exception as exc:  # noqa: BLE001
                 log_api_error("users.info", exc, user=user)
+            else:  # a database failure in handle is the row's to retry, not Slack's
+                update = inbound.profile_update(info.get("user") or {}, origin.team)
+                effects = self.handle(update) if update is not None else []
+                try:
+                    self.sender.deliver(effects)
+                except Exception as exc:  # noqa: BLE001
+                    log_api_error("users.info", exc, user=user)
         self._known.add((origin.team, user))
 
     def run_message(self, msg: IncomingMessage, origin: Origin) -> None:
@@ -274,7 +314,7 @@ class SlackAdapter:
         kind = self._kinds.get(key)
         if kind is not None:
             return kind
-        with self.services.db.session(origin.team) as s:
+        with self.services.db.session(origin.team, readonly=True) as s:
             stored = s.scalar(select(Conversation.kind).where(Conversation.external_id == channel))
         if stored in ("private", "group", "dm"):
             kind = stored
