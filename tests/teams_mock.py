@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,7 @@ class MockConnector:
     failures: deque[tuple[int, dict[str, str]]] = field(default_factory=deque)
     url: str = ""
     attempts: int = 0
+    stalled: bool = False     # messages are recorded on arrival, then answered only once this is False again
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -99,10 +101,18 @@ class MockConnector:
             return web.json_response({"error": {"code": "Throttled", "message": "slow down"}}, status=status, headers=headers)
         if request.method == "PUT":
             self._record(request, "update", body)
+            await self._hold()
             return web.json_response({"id": request.match_info["aid"]})
         kind = "reply" if "aid" in request.match_info else "send"
         self._record(request, kind, body)
+        await self._hold()
         return web.json_response({"id": f"msg-{next(self._ids)}"})
+
+    async def _hold(self, limit: float = 60.0) -> None:
+        """A slow Bot Connector: the message arrived (recorded), the answer is late."""
+        deadline = time.monotonic() + limit
+        while self.stalled and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
 
     async def _create(self, request: web.Request) -> web.Response:
         body = await request.json()

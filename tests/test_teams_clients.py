@@ -99,3 +99,48 @@ def test_clients_are_kept_per_app_id(settings: Settings) -> None:
     assert first_a is second_a and b is not first_a and len(made) == 2
     anonymous = ClaimsIdentity({}, True)
     assert asyncio.run(auth.create_user_token_client(anonymous)) is asyncio.run(auth.create_user_token_client(anonymous))
+
+
+def test_the_bots_access_token_is_fetched_in_a_thread_never_on_the_event_loop(settings: Settings) -> None:
+    """msrest signs each request on the event loop with `get_access_token`, which asks Azure AD
+    (a blocking HTTP call) on first use and when the token nears its expiry."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    import jwt
+    from botframework.connector.auth import MicrosoftAppCredentials
+
+    from adapters.teams.http import TOKEN_MARGIN
+
+    fetched_in: list[threading.Thread] = []
+
+    class AzureAd(MicrosoftAppCredentials):
+        def get_access_token(self, force_refresh: bool = False) -> str:
+            fetched_in.append(threading.current_thread())
+            time.sleep(0.05)  # the round trip to Azure AD
+            return jwt.encode({"exp": int(time.time() + 3600), "n": len(fetched_in)}, "a-test-signing-secret-of-32-bytes!", algorithm="HS256")
+
+    credentials = AzureAd("00000000-0000-0000-0000-000000000001", "secret")
+    client = SimpleNamespace(config=SimpleNamespace(credentials=credentials))
+    auth = ReusedClients(auth_configuration(settings))
+
+    class Factory:
+        async def create(self, service_url: str, audience: str | None = None) -> object:
+            return client
+
+    async def run() -> tuple[threading.Thread, list[str]]:
+        headers = []
+        for _ in range(2):  # the first send fetches; the second finds the token fresh
+            await auth.connector(Factory(), "A", "https://smba.example/", None)
+            headers.append(credentials.signed_session().headers["Authorization"])  # as msrest does, on the loop
+        prefetched = vars(credentials)["get_access_token"]
+        prefetched.expires_at = time.time() + TOKEN_MARGIN / 2  # nearing its expiry: renewed
+        await auth.connector(Factory(), "A", "https://smba.example/", None)
+        headers.append(credentials.signed_session().headers["Authorization"])
+        return threading.current_thread(), headers
+
+    loop_thread, headers = asyncio.run(run())
+    assert len(fetched_in) == 2 and all(t is not loop_thread for t in fetched_in)
+    numbers = [jwt.decode(h.removeprefix("Bearer "), options={"verify_signature": False})["n"] for h in headers]
+    assert numbers == [1, 1, 2]

@@ -381,7 +381,7 @@ def test_card_buttons_come_back_as_commands(bot: Bot, settings: Settings) -> Non
             await mock.stop()
 
     asyncio.run(run())
-    click, form = [e for e in events if getattr(e, "id", "") in ("b1", "b2")]
+    click, form = sorted((e for e in events if getattr(e, "id", "") in ("b1", "b2")), key=lambda e: e.id)
     assert (click.text, click.via, click.addressed, click.form_values) == ("help", "button", True, None)
     assert (form.text, form.via, form.form_values) == ("lang", "form", {"choice": "fr", "notify": "true"})
 

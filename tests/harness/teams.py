@@ -65,8 +65,8 @@ class TeamsHarness:
     def _wrap_bot(self) -> None:
         original = self.bot.handle
 
-        def handle(event: Any) -> list[Effect]:
-            effects = original(event)
+        def handle(event: Any, **kwargs: Any) -> list[Effect]:
+            effects = original(event, **kwargs)
             self.recorded += [e for e in effects if isinstance(e, Outbound)]
             return effects
 
