@@ -126,7 +126,7 @@ class InboxWorker:
         with self._lock:
             self._inflight += 1
         try:
-            rows = inbox_store.claim(self.db, self.name, self.batch, self.clock.now())
+            rows = inbox_store.claim(self.db, self.name, self.batch, self.clock.now(), platforms=list(self.processors))
             with self._lock:
                 self._held.update((row.id, row) for row in rows)
             try:

@@ -15,6 +15,7 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Sequence
 
 from sqlalchemy import and_, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
@@ -72,9 +73,10 @@ def put(db: Database, platform: str, dedupe_key: str, kind: str, payload: str, n
         return insert_ignore(session, InboxEvent, values)
 
 
-def _due(now: datetime):  # noqa: ANN202 - a SQLAlchemy clause
+def _due(now: datetime, platforms: Sequence[str] | None = None):  # noqa: ANN202 - a SQLAlchemy clause
     """Pending, due, not leased, and no earlier row of the same conversation leased now (so
-    one conversation's deliveries do not run side by side: a message before its edit)."""
+    one conversation's deliveries do not run side by side: a message before its edit); of
+    `platforms` only when given (a console sharing a server's database leaves its rows)."""
     earlier = aliased(InboxEvent)
     busy_before = (
         select(earlier.id).where(
@@ -82,24 +84,26 @@ def _due(now: datetime):  # noqa: ANN202 - a SQLAlchemy clause
             earlier.locked_until.is_not(None), earlier.locked_until >= now,
         ).exists()
     )
-    return and_(
+    clause = and_(
         InboxEvent.state == "pending", InboxEvent.next_attempt_at <= now,
         or_(InboxEvent.locked_until.is_(None), InboxEvent.locked_until < now),
         or_(InboxEvent.order_key == "", ~busy_before),
     )
+    return clause if platforms is None else and_(clause, InboxEvent.platform.in_(list(platforms)))
 
 
-def claim(db: Database, worker: str, limit: int, now: datetime, lease: timedelta = LEASE) -> list[Claimed]:
+def claim(db: Database, worker: str, limit: int, now: datetime, lease: timedelta = LEASE, *,
+          platforms: Sequence[str] | None = None) -> list[Claimed]:
     """Lease up to `limit` due rows, oldest first. Rows whose earlier attempts all died with
     their worker (kill -9 mid-work) are set aside once they reach MAX_ATTEMPTS. An idle
     inbox costs one indexed read."""
     token = f"{worker[:40]}:{uuid.uuid4().hex[:16]}"
     if db.dialect == "sqlite":  # a writing session waits for the file's write turn: look first
         with db.session(ALL_TENANTS, readonly=True) as session:
-            if session.execute(select(InboxEvent.id).where(_due(now)).limit(1)).first() is None:
+            if session.execute(select(InboxEvent.id).where(_due(now, platforms)).limit(1)).first() is None:
                 return []
     with db.session(ALL_TENANTS) as session:
-        due = select(InboxEvent.id, InboxEvent.attempts).where(_due(now)).order_by(InboxEvent.id).limit(limit)
+        due = select(InboxEvent.id, InboxEvent.attempts).where(_due(now, platforms)).order_by(InboxEvent.id).limit(limit)
         if session.get_bind().dialect.name == "postgresql":
             due = due.with_for_update(skip_locked=True)
         found = session.execute(due).all()

@@ -27,6 +27,7 @@ class InboxEvent(Base):
     __table_args__ = (
         UniqueConstraint("platform", "dedupe_key"),
         Index("ix_inbox_events_due", "state", "next_attempt_at"),
+        Index("ix_inbox_events_order", "order_key", "id"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     platform: Mapped[str] = mapped_column(String(20))

@@ -39,8 +39,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("platform", "dedupe_key", name=op.f("uq_inbox_events_platform_dedupe_key")),
     )
     op.create_index("ix_inbox_events_due", "inbox_events", ["state", "next_attempt_at"], unique=False)
+    op.create_index("ix_inbox_events_order", "inbox_events", ["order_key", "id"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_inbox_events_order", table_name="inbox_events")
     op.drop_index("ix_inbox_events_due", table_name="inbox_events")
     op.drop_table("inbox_events")
