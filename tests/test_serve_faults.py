@@ -175,9 +175,11 @@ def test_backends_terminated_mid_burst(db_url: str, db: Database, slack_api: Sla
 @pytest.mark.slow
 def test_database_away_for_six_seconds(db_url: str, db: Database, slack_api: SlackMock, tmp_path: Path) -> None:
     """The database refuses every connection for 6 s: events then are refused (503) and sent
-    again by Slack, or acknowledged and done after; /healthz stays 200, /readyz says 503."""
+    again by Slack, or acknowledged and done after; a command then is acknowledged with the
+    'delayed' notice and answered after; /healthz stays 200, /readyz says 503 until it is back."""
     admin, name = _admin(db_url)
-    with Served(db_url, slack_api.api_url, log=tmp_path / "serve.log") as served:
+    with Served(db_url, slack_api.api_url, log=tmp_path / "serve.log") as served, \
+            ThreadPoolExecutor(max_workers=1) as commands:
         before = [_message("AWAY", n) for n in range(5)]
         assert [served.post_event(p) for p in before] == [200] * 5
         during = [_message("AWAY", n) for n in range(5, 15)]
@@ -188,6 +190,8 @@ def test_database_away_for_six_seconds(db_url: str, db: Database, slack_api: Sla
             _allow_connections(admin, name, False)
             _terminate(admin, name)
             away_until = time.monotonic() + 6
+            command = commands.submit(served.post_command, command_fields(
+                slack_api, "away", "skills add kubernetes", user="UAWAY", channel="CGENERAL"))
             for payload in during:
                 statuses.append(served.post_event(payload))
                 health.append(served.get("/healthz"))
@@ -202,10 +206,14 @@ def test_database_away_for_six_seconds(db_url: str, db: Database, slack_api: Sla
             admin.dispose()
         assert set(health) == {200}
         assert 503 in ready and 200 not in ready, ready
+        status, body = command.result(timeout=10)
+        assert status == 200 and DELAYED in body.decode()  # Slack never sends a command again
         assert 503 in statuses  # the database was away: not acknowledged
         for payload, status in zip(during, statuses):
             served.deliver_event(payload, first=status)
         _assert_exactly_once(db, before + during)
+        assert wait_until(lambda: _answered(slack_api, "away"), DEADLINE)
+        _assert_answers(slack_api, ["away"])
         assert wait_until(lambda: served.get("/readyz") == 200, DEADLINE)
         assert served.get("/healthz") == 200
         assert wait_until(lambda: inbox_pending(db) == 0, DEADLINE)
@@ -313,4 +321,9 @@ def test_first_messages_of_new_people_through_serve(processes: int, db_url: str,
         assert people == Counter(f"UNEW{n:02d}" for n in range(20))
         assert s.scalar(select(func.count(Conversation.id)).where(Conversation.external_id.like("CNEW%"))) == 8
     for log in logs:
-        assert " ERROR " not in log and "Traceback" not in log, log[-3000:]
+        assert "Traceback" not in log, log[-3000:]
+        # An ack refused because the inbox write took over 2 s (Slack sends it again) is the one
+        # error allowed: the other process may hold SQLite's write lock that long.
+        errors = [line for line in log.splitlines() if " ERROR " in line and not any(
+            refusal in line for refusal in ("not written to the inbox in", "listener error: InboxUnavailable"))]
+        assert not errors, errors[:5]
