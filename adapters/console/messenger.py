@@ -8,19 +8,29 @@ Lines:
   /form a=1 | b=2     submit the last form       /quit            leave
   /causette <cmd>     the slash command; in /dm every line is a command; other lines are
                       channel messages (addressed when they @mention the bot).
+
+Every line the bot is to see goes through the durable inbox like a Slack or Teams delivery:
+written first, then processed by a transaction that also marks it done. A line left
+unanswered by a console that was killed is answered when the next one starts.
 """
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import sys
-from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Callable, TextIO
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Callable, TextIO
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from bot.core import Bot
+from bot.inbox import InboxWorker
+from store import inbox as inbox_store
+from store.inbox import Claimed
 from bot.text import mention_marker
 from bot.types import Action, Effect, FetchHistory, Form, IncomingMessage, Outbound, ConversationRef, UserRef
 from adapters.console.render import plain, render_card, render_form, target_label
@@ -52,6 +62,9 @@ class ConsoleMessenger:
         self._anchors: dict[str, int] = {}
         self._history = history
         self.command = bot.services.settings.command_name
+        self._run_id = uuid.uuid4().hex[:12]
+        self.inbox = InboxWorker(bot.services.db, bot.services.clock, {PLATFORM: self._process}, threads=0,
+                                 name=f"console:{self._run_id}")
 
     def _t(self, key: str, **params: object) -> str:
         """Console chrome in the current speaker's language (then the workspace default)."""
@@ -201,7 +214,13 @@ class ConsoleMessenger:
             permalink=f"console://{conv.id}/{msg_id}", via=via,  # type: ignore[arg-type]
             form_values=form_values,
         )
-        self.deliver(self.bot.handle(msg))
+        inbox_store.put(self.bot.services.db, PLATFORM, f"{self._run_id}:{msg_id}", "message", message_json(msg),
+                        self.bot.services.clock.now(), tenant=conv.tenant, order_key=conv.id)
+        self.inbox.drain(120)
+
+    def _process(self, row: Claimed, finish: Callable[[Session], None]) -> None:
+        """The inbox's processor for console lines: the bot's answer is printed once committed."""
+        self.deliver(self.bot.handle(message_from_json(row.payload), in_transaction=finish))
 
     # Output ----------------------------------------------------------------
     def deliver(self, effects: list[Effect]) -> None:
@@ -252,6 +271,7 @@ class ConsoleMessenger:
         interactive = stream.isatty()
         if interactive:
             self._print(self._t("console.welcome", command=self.command))
+        self.inbox.drain(120)  # lines a killed console left unanswered
         while True:
             try:
                 line = input(self.prompt()) if interactive else stream.readline()
@@ -265,3 +285,21 @@ class ConsoleMessenger:
                 self._print(f"{self.prompt()}{line.rstrip()}")
             self.handle_line(line)
         return 0
+
+
+def message_json(msg: IncomingMessage) -> str:
+    """A console line's message as the inbox keeps it."""
+    data: dict[str, Any] = asdict(msg)
+    data["sent_at"] = msg.sent_at.isoformat() if msg.sent_at else None
+    data["form_values"] = dict(msg.form_values) if msg.form_values is not None else None
+    return json.dumps(data, ensure_ascii=False)
+
+
+def message_from_json(payload: str) -> IncomingMessage:
+    data = json.loads(payload)
+    data["sender"] = UserRef(**data["sender"])
+    data["conversation"] = ConversationRef(**data["conversation"])
+    data["mentions"] = tuple(UserRef(**m) for m in data.get("mentions") or ())
+    data["hashtags"] = tuple(data.get("hashtags") or ())
+    data["sent_at"] = datetime.fromisoformat(data["sent_at"]) if data.get("sent_at") else None
+    return IncomingMessage(**data)
