@@ -21,6 +21,7 @@ from typing import Callable, Sequence
 
 from bot.config import Settings
 from bot.core import Bot
+from bot.delivery import DeliveryFailed, failed_effects
 from bot.inbox import InboxWorker, Processor
 from bot.metrics import Metrics
 from bot.types import Effect, FetchHistory, Outbound
@@ -41,9 +42,11 @@ class Outbox:
         self.senders[platform] = sender
 
     def send(self, effects: Sequence[Effect]) -> None:
-        """Deliver to every platform; then re-raise the first failure, so a caller that records
-        deliveries (digests) leaves the row pending instead of marking it sent."""
-        failure: Exception | None = None
+        """Deliver to every platform; then raise DeliveryFailed naming every effect that could not
+        be delivered for now (a sender's DeliveryFailed names its own; a sender that failed
+        otherwise counts all it was given), so a caller that records deliveries (digests, the
+        durable outbox) retries those alone. An effect for a platform nobody serves is dropped."""
+        failures: list[DeliveryFailed] = []
         by_platform: dict[str, list[Effect]] = defaultdict(list)
         for effect in effects:
             target = effect.to if isinstance(effect, Outbound) else effect.conversation if isinstance(effect, FetchHistory) else None
@@ -56,11 +59,14 @@ class Outbox:
                 continue
             try:
                 sender(items)
+            except DeliveryFailed as exc:
+                log.warning("delivery to %s: %s", platform, exc)
+                failures.append(DeliveryFailed(str(exc), failed=failed_effects(exc, items), retry_after=exc.retry_after))
             except Exception as exc:  # noqa: BLE001 - one platform failing must not stop the others
                 log.exception("delivery to %s failed", platform)
-                failure = failure or exc
-        if failure is not None:
-            raise failure
+                failures.append(DeliveryFailed(f"{platform}: {type(exc).__name__}", failed=items))
+        if failures:
+            raise DeliveryFailed.merge(failures)
 
 
 class Pipeline:

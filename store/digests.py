@@ -83,11 +83,13 @@ def runs_of(session: Session, digest_id: int) -> list[DigestRun]:
 
 # Deliveries ------------------------------------------------------------------
 def claim_deliveries(session: Session, now: datetime, lease: timedelta, limit: int, max_attempts: int) -> list[DigestDelivery]:
-    """Take up to `limit` deliveries to send now: pending ones, and "sending" ones whose
-    lease ran out (their process died mid-delivery). PostgreSQL skips rows another worker
-    has locked; on both backends the conditional update is what makes the claim exclusive.
-    At most one per target per call, so one tick never bursts into a single channel."""
-    ready = or_(DigestDelivery.status == "pending",
+    """Take up to `limit` deliveries to send now: pending ones (a failed attempt's row waits
+    until its `lease_until`, the retry time), and "sending" ones whose lease ran out (their
+    process died mid-delivery: the outcome of that attempt is unknown). PostgreSQL skips rows
+    another worker has locked; on both backends the conditional update is what makes the claim
+    exclusive. At most one per target per call, so one tick never bursts into a single channel."""
+    ready = or_(and_(DigestDelivery.status == "pending",
+                     or_(DigestDelivery.lease_until.is_(None), DigestDelivery.lease_until <= now)),
                 and_(DigestDelivery.status == "sending", DigestDelivery.lease_until < now))
     query = (select(DigestDelivery.id, DigestDelivery.target_key)
              .where(ready, DigestDelivery.attempts < max_attempts).order_by(DigestDelivery.id).limit(limit * 4))
@@ -117,10 +119,18 @@ def mark_sent(session: Session, delivery_id: int, now: datetime) -> None:
                     .values(status="sent", sent_at=now, lease_until=None))
 
 
-def give_up(session: Session, max_attempts: int) -> int:
-    """Deliveries that failed `max_attempts` times stop being retried."""
+def retry_later(session: Session, delivery_id: int, at: datetime) -> None:
+    """A failed attempt (the platform said 429/5xx, or could not be reached): pending again, not before `at`."""
+    session.execute(update(DigestDelivery).where(DigestDelivery.id == delivery_id, DigestDelivery.status == "sending")
+                    .values(status="pending", lease_until=at))
+
+
+def give_up(session: Session, max_attempts: int, now: datetime) -> int:
+    """Deliveries that failed `max_attempts` times stop being retried (not one being sent right now)."""
     result = session.execute(update(DigestDelivery).where(
-        DigestDelivery.status == "sending", DigestDelivery.attempts >= max_attempts).values(status="failed"))
+        DigestDelivery.attempts >= max_attempts,
+        or_(DigestDelivery.status == "pending",
+            and_(DigestDelivery.status == "sending", DigestDelivery.lease_until < now))).values(status="failed"))
     return int(result.rowcount or 0)
 
 

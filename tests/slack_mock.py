@@ -9,7 +9,17 @@ and answered `invalid_arguments`, as Slack would refuse it.
 
 The 2020 spec predates the external-upload flow that replaced `files.upload` (retired
 by Slack in 2025), so those two methods are described in `EXTRA_METHODS` from Slack's
-method reference.
+method reference, and so are the arguments newer than the spec that Causette uses
+(`EXTRA_ARGS`: message `metadata`, `include_all_metadata`).
+
+Faults: `failures` answers Slack error codes (HTTP 200, `ok: false`), `rate_limits` answers
+429s, `fail_http(method, status, times, retry_after=…)` answers HTTP 500/503/429… (with
+`Retry-After`) a given number of times, and `delays[method]` holds the answer that many
+seconds after the call took effect (a worker can be killed while Slack "is answering").
+The mock keeps the messages the bot posted per channel (`posts`, `visible(channel)`):
+chat.update edits them in place, and conversations.history asked with
+`include_all_metadata` lists them, newest first, with their metadata (the backfill
+fixtures of `history` stay as they are for other calls).
 """
 from __future__ import annotations
 
@@ -33,7 +43,14 @@ EXTRA_METHODS: dict[str, dict[str, tuple[str, bool]]] = {
     "files.completeUploadExternal": {"files": ("string", True), "channel_id": ("string", False), "channels": ("string", False),
                                      "initial_comment": ("string", False), "thread_ts": ("string", False)},
 }
-JSON_PARAMS = {"blocks", "view", "attachments", "files"}
+# Arguments newer than the 2020 spec (Slack's method reference): message metadata (2022).
+EXTRA_ARGS: dict[str, dict[str, tuple[str, bool]]] = {
+    "chat.postMessage": {"metadata": ("string", False)},
+    "chat.update": {"metadata": ("string", False)},
+    "conversations.history": {"include_all_metadata": ("boolean", False)},
+    "conversations.replies": {"include_all_metadata": ("boolean", False)},
+}
+JSON_PARAMS = {"blocks", "view", "attachments", "files", "metadata"}
 # slack_sdk adds `team_id` to every call of a client bound to a workspace (org-wide apps,
 # newer than the 2020 spec); Slack accepts it on every method.
 GLOBAL_PARAMS = {"team_id": ("string", False)}
@@ -58,6 +75,8 @@ def load_spec(path: Path) -> dict[str, dict[str, tuple[str, bool]]]:
                 params[p["name"]] = (p.get("type", "string"), bool(p.get("required")))
         methods[name.lstrip("/")] = params
     methods.update(EXTRA_METHODS)
+    for name, extra in EXTRA_ARGS.items():
+        methods[name] = {**methods.get(name, {}), **extra}
     return methods
 
 
@@ -142,6 +161,9 @@ class SlackMock:
     failures: dict[str, list[str]] = field(default_factory=dict)  # method → errors to answer, in turn
     rate_limits: dict[str, int] = field(default_factory=dict)     # method → how many 429s first
     hooks: list[Callable[[Call], None]] = field(default_factory=list)
+    http_failures: dict[str, list[tuple[int, str | None]]] = field(default_factory=dict)  # method → (status, Retry-After)
+    delays: dict[str, float] = field(default_factory=dict)  # method → seconds before answering
+    posts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # channel → messages the bot posted
     url: str = ""
 
     def __post_init__(self) -> None:
@@ -149,6 +171,7 @@ class SlackMock:
         self._ts = itertools.count(1)
         self._base_ts = 1_763_888_400
         self._runner: web.AppRunner | None = None
+        self._stop_event: asyncio.Event | None = None
         self.changed = threading.Condition()
         self.sockets: list[web.WebSocketResponse] = []
 
@@ -170,7 +193,13 @@ class SlackMock:
         self.url = f"http://127.0.0.1:{real_port}"
         return self.url
 
+    def _stopping(self) -> asyncio.Event:
+        if self._stop_event is None:
+            self._stop_event = asyncio.Event()
+        return self._stop_event
+
     async def stop(self) -> None:
+        self._stopping().set()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -202,6 +231,14 @@ class SlackMock:
                 self.changed.wait(left)
         return True
 
+    def fail_http(self, method: str, status: int, times: int = 1, retry_after: str | None = None) -> None:
+        """Answer `method` with HTTP `status` (and `Retry-After`) the next `times` calls."""
+        self.http_failures.setdefault(method, []).extend([(status, retry_after)] * times)
+
+    def visible(self, channel: str) -> list[dict[str, Any]]:
+        """The bot's messages a person sees in `channel` (a DM's channel is D…), oldest first."""
+        return list(self.posts.get(channel, []))
+
     def next_ts(self) -> str:
         return f"{self._base_ts + next(self._ts)}.000100"
 
@@ -224,13 +261,24 @@ class SlackMock:
         if problems:
             self.violations += [f"{method}: {p}" for p in problems]
             return web.json_response({"ok": False, "error": "invalid_arguments", "problems": problems})
+        if self.http_failures.get(method):
+            status, retry_after = self.http_failures[method].pop(0)
+            headers = {"Retry-After": retry_after} if retry_after is not None else {}
+            return web.json_response({"ok": False, "error": "ratelimited" if status == 429 else "internal_error"},
+                                     status=status, headers=headers)
         if self.rate_limits.get(method, 0) > 0:
             self.rate_limits[method] -= 1
             return web.json_response({"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "0"})
         if self.failures.get(method):
             error = self.failures[method].pop(0)
             return web.json_response({"ok": False, "error": error, **({"needed": "chat:write"} if error == "missing_scope" else {})})
-        return web.json_response(self.answer(method, args))
+        answer = self.answer(method, args)
+        if self.delays.get(method):
+            try:  # cut short when the mock stops (a delayed answer must not hold the test's teardown)
+                await asyncio.wait_for(self._stopping().wait(), self.delays[method])
+            except asyncio.TimeoutError:
+                pass
+        return web.json_response(answer)
 
     def validate(self, method: str, args: dict[str, Any], token: str) -> list[str]:
         params = self.methods.get(method)
@@ -265,6 +313,7 @@ class SlackMock:
             if channel.startswith("U"):
                 channel = "D" + channel[1:]
             ts = args.get("ts") or self.next_ts()
+            self._keep(method, channel, str(ts), args)
             return {"ok": True, "channel": channel, "ts": ts, "message": {"text": args.get("text", ""), "ts": ts}}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": self.next_ts()}
@@ -278,6 +327,9 @@ class SlackMock:
         if method == "conversations.open":
             users = str(args.get("users", ""))
             return {"ok": True, "channel": {"id": "D" + users.split(",")[0][1:]}}
+        if method == "conversations.history" and str(args.get("include_all_metadata", "")).lower() in ("1", "true"):
+            mine = list(reversed(self.posts.get(str(args.get("channel")), [])))[: int(args.get("limit") or 100)]
+            return {"ok": True, "messages": mine, "has_more": False, "response_metadata": {"next_cursor": ""}}
         if method == "conversations.history":
             messages = self.history.get(str(args.get("channel")), [])
             start = int(args.get("cursor") or 0)
@@ -313,6 +365,25 @@ class SlackMock:
             files = args["files"] if isinstance(args["files"], list) else json.loads(args["files"])
             return {"ok": True, "files": [{"id": f["id"], "title": f.get("title", "")} for f in files]}
         return {"ok": True}
+
+    def _keep(self, method: str, channel: str, ts: str, args: dict[str, Any]) -> None:
+        """The channel's state: a post adds a message, an update edits it in place."""
+        metadata = args.get("metadata")
+        if isinstance(metadata, str):
+            metadata = json.loads(metadata)
+        kept = self.posts.setdefault(channel, [])
+        if method == "chat.update":
+            for message in kept:
+                if message["ts"] == ts:
+                    message.update(text=args.get("text", ""), blocks=args.get("blocks"), edited=True)
+            return
+        message = {"type": "message", "ts": ts, "text": args.get("text", ""), "blocks": args.get("blocks"),
+                   "bot_id": self.bot_id, "user": self.bot_user}
+        if args.get("thread_ts"):
+            message["thread_ts"] = args["thread_ts"]
+        if metadata:
+            message["metadata"] = metadata
+        kept.append(message)
 
     async def _response_url(self, request: web.Request) -> web.Response:
         body = await request.json()

@@ -4,6 +4,7 @@ Imported only when Slack is configured (it imports slack_sdk).
 """
 from __future__ import annotations
 
+import http.client
 import logging
 import threading
 import time
@@ -26,8 +27,13 @@ HINTS = {
 }
 
 
+# Error codes Slack answers (sometimes with HTTP 200) for a failure on its side: worth a retry.
+TRANSIENT_CODES = frozenset({"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"})
+
+
 def with_retries(client: Any) -> Any:
-    """429 (honouring Retry-After) and 500/503 are retried; connection errors already are."""
+    """429 (honouring Retry-After) and 500/503 are retried; connection errors already are.
+    What is still failing after these retries is the caller's to retry later (`transient`)."""
     client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=3))
     client.retry_handlers.append(ServerErrorRetryHandler(max_retry_count=2))
     return client
@@ -52,6 +58,27 @@ def error_code(exc: BaseException) -> str:
         except Exception:  # noqa: BLE001
             return ""
     return ""
+
+
+def transient(exc: BaseException) -> tuple[bool, float | None]:
+    """(worth retrying later, Retry-After seconds) for a failed call whose SDK retries are spent:
+    HTTP 429 and 5xx, Slack's own "internal" error codes, connection errors and timeouts.
+    Anything else (channel_not_found, not_in_channel, missing_scope, invalid_blocks…) is
+    permanent: the same call would be refused again."""
+    if isinstance(exc, SlackApiError):
+        response = exc.response
+        status = int(getattr(response, "status_code", 200) or 200)
+        if status == 429 or status >= 500 or error_code(exc) in TRANSIENT_CODES:
+            headers = getattr(response, "headers", None) or {}
+            raw = headers.get("Retry-After") or headers.get("retry-after") if hasattr(headers, "get") else None
+            if isinstance(raw, list):
+                raw = raw[0] if raw else None
+            try:
+                return True, max(0.0, float(raw)) if raw is not None else None
+            except (TypeError, ValueError):
+                return True, None
+        return False, None
+    return isinstance(exc, (OSError, TimeoutError, http.client.HTTPException)), None
 
 
 def log_api_error(method: str, exc: BaseException, **where: object) -> str:

@@ -1,10 +1,22 @@
 """Effects → Slack Web API calls: messages, ephemerals, DMs, threads, in-place updates,
 modals, file uploads and history backfill. Runs in worker threads, never on the event loop.
+
+Failures are told truthfully (bot/delivery.py): `deliver` tries every effect, then raises
+`DeliveryFailed` naming those that hit a retryable failure (429, 5xx, connection error or
+timeout after slack_sdk's own retries); a permanent refusal (not_in_channel, missing_scope…)
+is logged, hinted to the person when there is one, and counts as done.
+
+Under `bot.delivery.attempt(key, retry=…)` (the durable outbox, digest deliveries) every
+message posted carries `key` in its Slack metadata (`event_type` "causette_delivery"); a retry
+first looks for a message so labelled in the channel's recent history and updates it in place
+instead of posting a second one. Ephemerals and response_url answers cannot be looked up:
+those are at-least-once (a retry after an unknown outcome may show them twice, to one person).
 """
 from __future__ import annotations
 
 import logging
 import re
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
@@ -12,9 +24,10 @@ from typing import Any, Callable, Sequence
 from sqlalchemy import select
 
 from adapters.slack import inbound
-from adapters.slack.client import HINTS, Clients, Pacer, TokenSource, error_code, log_api_error, make_webhook
+from adapters.slack.client import HINTS, Clients, Pacer, TokenSource, error_code, log_api_error, make_webhook, transient
 from adapters.slack.render import SlackMessage, Translate, mrkdwn, render_modal, render_reply
 from bot.context import Services
+from bot.delivery import Attempt, DeliveryFailed, current_attempt
 from bot.text import Names, link_marker, marker_ids, reply_texts
 from bot.types import Action, ConversationRef, Effect, Event, FetchHistory, Outbound, UserRef
 from store.idempotency import insert_ignore
@@ -24,6 +37,9 @@ from store.models.core import Conversation, Person, PostedMessage, Workspace
 log = logging.getLogger("adapters.slack")
 _TS = re.compile(r"^\d{9,12}\.\d{1,9}$")
 RESPONSE_URL_USES = 5
+META_EVENT = "causette_delivery"  # the metadata event_type of posts labelled with a delivery key
+TRIGGER_SECONDS = 3.0  # a trigger_id older than this cannot open a modal any more
+LOOKBACK = 100  # messages searched for an earlier attempt's post
 
 
 def is_ts(value: str | None) -> bool:
@@ -60,6 +76,22 @@ class Origin:
     def can_respond(self, channel: str) -> bool:
         return bool(self.response_url) and self.channel == channel and self.response_uses < RESPONSE_URL_USES
 
+    def stored(self, now: float) -> dict[str, Any]:
+        """What a durable outbox row keeps to answer this interaction after a restart: never the token."""
+        return {"team": self.team, "user": self.user, "channel": self.channel, "response_url": self.response_url,
+                "trigger_id": self.trigger_id, "trigger_at": now, "command_text": self.command_text,
+                "response_uses": self.response_uses}
+
+    @classmethod
+    def from_stored(cls, data: Any, now: float) -> "Origin | None":
+        """The interaction back from a stored row; its trigger_id only while still fresh."""
+        if not isinstance(data, dict) or not data.get("team"):
+            return None
+        fresh = now - float(data.get("trigger_at") or 0.0) < TRIGGER_SECONDS
+        return cls(team=str(data["team"]), user=str(data.get("user") or ""), channel=str(data.get("channel") or ""),
+                   response_url=data.get("response_url") or None, trigger_id=(data.get("trigger_id") or None) if fresh else None,
+                   command_text=str(data.get("command_text") or ""), response_uses=int(data.get("response_uses") or 0))
+
 
 class SlackSender:
     def __init__(self, services: Services, tokens: TokenSource, clients: Clients, pacer: Pacer,
@@ -74,6 +106,11 @@ class SlackSender:
 
     # Entry points -------------------------------------------------------------
     def deliver(self, effects: Sequence[Effect], origin: Origin | None = None) -> None:
+        """Send every effect; then raise DeliveryFailed naming those worth retrying."""
+        if origin is None:
+            attempt = current_attempt()
+            origin = Origin.from_stored(attempt.context.get("slack"), time.time()) if attempt is not None else None
+        failed: list[DeliveryFailed] = []
         for effect in effects:
             try:
                 if isinstance(effect, FetchHistory):
@@ -82,8 +119,12 @@ class SlackSender:
                     future.add_done_callback(self.pending.discard)
                 elif isinstance(effect, Outbound):
                     self.send(effect, origin)
-            except Exception:  # noqa: BLE001 - one failed reply must not lose the others
+            except DeliveryFailed as exc:
+                failed.append(DeliveryFailed(str(exc), failed=(effect,), retry_after=exc.retry_after))
+            except Exception:  # noqa: BLE001 - a bug or a refusal: retrying would fail the same way
                 log.exception("slack delivery failed")
+        if failed:
+            raise DeliveryFailed.merge(failed)
 
     def client_for(self, tenant: str, origin: Origin | None = None) -> Any:
         token = origin.token if origin is not None and origin.team == tenant and origin.token else self.tokens.bot_token(tenant)
@@ -174,14 +215,15 @@ class SlackSender:
         try:
             client.chat_postEphemeral(**kwargs)
         except Exception as exc:  # noqa: BLE001
-            code = log_api_error("chat.postEphemeral", exc, channel=to.id, user=user.id)
+            code = self._failed("chat.postEphemeral", exc, channel=to.id, user=user.id)
             if code in HINTS:  # the bot cannot write there: tell the person in a DM instead
                 self._post(client, to.tenant, user.id, message, None, None, None, t)
                 self._hint(client, to.tenant, code, user.id, None, t)
 
     def _post(self, client: Any, tenant: str, channel: str, message: SlackMessage, thread_ts: str | None,
               anchor: str | None, origin: Origin | None, t: Translate) -> str | None:
-        """chat.postMessage, or chat.update when `anchor` was posted before. Returns the channel id."""
+        """chat.postMessage, or chat.update when `anchor` was posted before (or, on a retry, when
+        an earlier attempt's labelled post is found). Returns the channel id."""
         if anchor:
             previous = self._anchor_ref(tenant, anchor, channel)
             if previous is not None:
@@ -191,17 +233,32 @@ class SlackSender:
                     return where
                 except Exception as exc:  # noqa: BLE001
                     if error_code(exc) not in ("message_not_found", "cant_update_message", "edit_window_closed"):
-                        log_api_error("chat.update", exc, channel=where)
+                        self._failed("chat.update", exc, channel=where)
                         return None
+        attempt = current_attempt()
+        if attempt is not None and attempt.retry:
+            found = self._find_labelled(client, channel, thread_ts, attempt)
+            if found is not None:
+                where, ts = found
+                log.info("slack: %s was posted by an earlier attempt (%s %s): updated in place", attempt.key, where, ts)
+                try:
+                    client.chat_update(channel=where, ts=ts, **self._payload(message))
+                except Exception as exc:  # noqa: BLE001
+                    self._failed("chat.update", exc, channel=where)
+                if anchor:
+                    self._remember(tenant, anchor, channel, where, ts)
+                return where
         kwargs: dict[str, Any] = {"channel": channel, **self._payload(message), "link_names": False,
                                   "unfurl_links": False, "unfurl_media": False}
         if thread_ts:
             kwargs["thread_ts"] = thread_ts
+        if attempt is not None:
+            kwargs["metadata"] = {"event_type": META_EVENT, "event_payload": {"id": attempt.key}}
         self.pacer.wait(channel)
         try:
             resp = client.chat_postMessage(**kwargs)
         except Exception as exc:  # noqa: BLE001
-            code = log_api_error("chat.postMessage", exc, channel=channel)
+            code = self._failed("chat.postMessage", exc, channel=channel)
             if code in HINTS and origin is not None:
                 if origin.can_respond(channel) and self.respond(origin, message, "in_channel"):
                     self._hint(client, tenant, code, origin.user, origin, t)
@@ -212,6 +269,40 @@ class SlackSender:
         if anchor and resp.get("ts"):
             self._remember(tenant, anchor, channel, posted_channel, str(resp["ts"]))
         return posted_channel
+
+    def _failed(self, method: str, exc: BaseException, **where: object) -> str:
+        """Log a failed call; raise DeliveryFailed when it is worth retrying later, else return
+        the Slack error code (a permanent refusal: the caller hints it or lets it go)."""
+        code = log_api_error(method, exc, **where)
+        retry, wait = transient(exc)
+        if retry:
+            raise DeliveryFailed(f"slack {method}: {code or type(exc).__name__}", retry_after=wait) from exc
+        return code
+
+    def _find_labelled(self, client: Any, channel: str, thread_ts: str | None, attempt: Attempt) -> tuple[str, str] | None:
+        """(channel, ts) of a message an earlier attempt posted with `attempt.key`, if any.
+        A DM's history is read from its D… channel (conversations.open)."""
+        where: str | None = channel
+        if channel[:1] in ("U", "W"):
+            where = self._open_dm(client, channel)
+        if not where:
+            return None
+        kwargs: dict[str, Any] = {"channel": where, "limit": LOOKBACK, "include_all_metadata": True}
+        if attempt.since is not None:
+            kwargs["oldest"] = f"{attempt.since.timestamp() - 60:.6f}"
+        try:
+            if thread_ts:
+                resp = client.conversations_replies(ts=thread_ts, **kwargs)
+            else:
+                resp = client.conversations_history(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - permanent: cannot look, post (at least once)
+            self._failed("conversations.replies" if thread_ts else "conversations.history", exc, channel=where)
+            return None
+        for message in resp.get("messages") or []:
+            meta = message.get("metadata") or {}
+            if meta.get("event_type") == META_EVENT and (meta.get("event_payload") or {}).get("id") == attempt.key and message.get("ts"):
+                return where, str(message["ts"])
+        return None
 
     def _hint(self, client: Any, tenant: str, code: str, user: str, origin: Origin | None, t: Translate) -> None:
         """Tell the person what to do about not_in_channel, channel_not_found, missing_scope…"""
@@ -230,7 +321,7 @@ class SlackSender:
             resp = client.conversations_open(users=user)
             return str((resp.get("channel") or {}).get("id") or "") or None
         except Exception as exc:  # noqa: BLE001
-            log_api_error("conversations.open", exc, user=user)
+            self._failed("conversations.open", exc, user=user)
             return None
 
     def _upload(self, client: Any, channel: str, attachment: tuple[str, bytes], thread_ts: str | None) -> None:
@@ -306,7 +397,10 @@ class SlackSender:
                     if msg is None:
                         continue
                     msg = replace(msg, conversation=conv, addressed=False, backfill=True, via="message")
-                    self.deliver(self.handle(msg))
+                    try:
+                        self.deliver(self.handle(msg))
+                    except DeliveryFailed as exc:  # what old messages trigger is not worth stopping the import
+                        log.warning("slack: backfill of %s: %s", conv.id, exc)
                     count += 1
                 cursor = (resp.get("response_metadata") or {}).get("next_cursor")
                 if progress:

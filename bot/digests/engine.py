@@ -9,10 +9,15 @@ APScheduler only ticks (`adapters/server.py:start_clock` calls `Bot.run_all_jobs
    with a conditional update. A second process inserting the same key gets nothing.
 2. `deliver_pending`: take a few pending deliveries (PostgreSQL `FOR UPDATE SKIP LOCKED`; on
    every backend a conditional update pending → sending with a lease), send each through
-   `services.deliver`, and mark it sent only after that returns. A process that dies
-   mid-delivery leaves the row "sending"; once its lease expires another tick sends it.
-   Deliveries carry the anchor `digest:<id>:<period>`, so the rare resend after a crash
-   between posting and marking updates the earlier post in place instead of adding one.
+   `services.deliver`, and mark it sent only after that returns. A retryable failure (the
+   sender's `DeliveryFailed`: 429, 5xx, unreachable) puts the row back to pending until the
+   platform's Retry-After or a growing backoff; after `MAX_ATTEMPTS` it is given up
+   ("failed", logged). A process that dies mid-delivery leaves the row "sending"; once its
+   lease expires another tick sends it. Each send runs under `bot.delivery.attempt(
+   "digest:<delivery id>", retry=<an earlier attempt may have posted>)`: Slack labels the post
+   with that key (message metadata) and, on a retry, updates an earlier attempt's post in
+   place instead of adding one (docs/digests.md, "Delivery"). Deliveries also carry the anchor
+   `digest:<id>:<period>`.
 
 A tick claims at most `DUE_PER_TICK` digests and sends at most `SENDS_PER_TICK` deliveries,
 one per target: Monday 09:00 does not burst every digest at once; adapters pace the rest.
@@ -31,6 +36,7 @@ from bot.digests.content import Content, build_channel, build_personal
 from bot.digests.cron import Cron, next_after, period_key, previous_wall
 from bot.digests.render import render_channel, render_personal
 from bot.digests.sources import contribution_source, follow_source
+from bot.delivery import DeliveryFailed, attempt
 from bot.types import ConversationRef, Effect, Outbound, UserRef
 from store import digests as store
 from store.db import ALL_TENANTS
@@ -42,6 +48,16 @@ DUE_PER_TICK = 200
 SENDS_PER_TICK = 60
 LEASE = timedelta(minutes=10)
 MAX_ATTEMPTS = 5
+BACKOFF = timedelta(minutes=1)  # after a failed attempt: 1, 2, 4, 8 minutes (or the platform's Retry-After)
+BACKOFF_CAP = timedelta(minutes=30)
+
+
+def retry_at(now: datetime, attempts: int, retry_after: float | None) -> datetime:
+    """When a delivery that failed its `attempts`-th time is tried again."""
+    wait = min(BACKOFF_CAP, BACKOFF * 2 ** max(0, attempts - 1))
+    if retry_after is not None:
+        wait = max(timedelta(seconds=min(retry_after, BACKOFF_CAP.total_seconds())), timedelta(seconds=1))
+    return now + wait
 
 
 def period_for(digest: Digest, occurrence: datetime) -> tuple[datetime, datetime]:
@@ -142,15 +158,22 @@ def deliver_pending(services: Services, now: datetime) -> list[Effect]:
     """Send a few queued deliveries. With `services.deliver` set (a running adapter) each is
     sent now and marked sent after; without it they are returned for the caller to send."""
     with services.db.session(ALL_TENANTS) as session:
-        claimed = [(d.id, d.payload) for d in store.claim_deliveries(session, now, LEASE, SENDS_PER_TICK, MAX_ATTEMPTS)]
+        claimed = [(d.id, d.payload, d.attempts, d.created_at)
+                   for d in store.claim_deliveries(session, now, LEASE, SENDS_PER_TICK, MAX_ATTEMPTS)]
     returned: list[Effect] = []
-    for delivery_id, text in claimed:
+    for delivery_id, text, attempts, created in claimed:
         outbound = payload.loads(text)
         if services.deliver is not None:
             try:
-                services.deliver([outbound])
-            except Exception:  # noqa: BLE001 - retried after the lease; others still go out
-                log.exception("digest delivery %s failed; it will be retried", delivery_id)
+                with attempt(f"digest:{delivery_id}", retry=attempts > 1, since=created):
+                    services.deliver([outbound])
+            except DeliveryFailed as exc:  # the platform said "later": retried then; the others still go out
+                log.warning("digest delivery %s failed (attempt %d): %s; retried later", delivery_id, attempts, exc)
+                with services.db.session(ALL_TENANTS) as session:
+                    store.retry_later(session, delivery_id, retry_at(now, attempts, exc.retry_after))
+                continue
+            except Exception:  # noqa: BLE001 - outcome unknown, like a crash: retried once the lease expires
+                log.exception("digest delivery %s failed (attempt %d); retried after its lease", delivery_id, attempts)
                 continue
         else:
             returned.append(outbound)
@@ -158,7 +181,7 @@ def deliver_pending(services: Services, now: datetime) -> list[Effect]:
             store.mark_sent(session, delivery_id, services.clock.now())
     if claimed:
         with services.db.session(ALL_TENANTS) as session:
-            failed = store.give_up(session, MAX_ATTEMPTS)
+            failed = store.give_up(session, MAX_ATTEMPTS, now)
         if failed:
             log.error("%d digest deliveries failed %d times and were given up", failed, MAX_ATTEMPTS)
     return returned
