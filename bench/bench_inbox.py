@@ -174,7 +174,7 @@ def _paced(report: Any, url: str) -> None:
     from bot.i18n import Prompts
     from handlers import build_registry
 
-    spec = ROOT.parent / "shared" / "specs" / "slack-web-openapi-v2.json"
+    spec = ROOT / "tests" / "specs" / "slack-web-openapi-v2.json"
     db = _fresh(url)
     services = Services(settings=Settings(database_url=url), db=db, prompts=Prompts.load(), clock=SystemClock(),
                         registry=build_registry())

@@ -41,7 +41,7 @@ from tests.slack_mock import LoopThread, SlackMock
 TENANT = "TBENCH"
 WARMUP = 30
 ROUNDS = 300
-SPEC = Path(__file__).resolve().parent.parent.parent / "shared" / "specs" / "slack-web-openapi-v2.json"
+SPEC = Path(__file__).resolve().parent.parent / "tests" / "specs" / "slack-web-openapi-v2.json"
 COMMANDS = ("help", "profile", "who knows kubernetes", "who knows pricing")
 
 
