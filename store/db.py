@@ -200,6 +200,14 @@ def _dbapi(conn: Connection) -> sqlite3.Connection:
     return conn.connection.dbapi_connection  # type: ignore[return-value]
 
 
+def _open_writer(gate: _WriteGate) -> Connection | None:
+    """This thread's connection with a write transaction open on the gate's file, if any."""
+    conn = gate.active
+    if conn is not None and (conn.closed or conn.invalidated or _OWNER not in conn.info):
+        gate.active = conn = None  # ended without an event (a connection lost or collected)
+    return conn
+
+
 def _can_suspend(conn: Connection) -> bool:
     """The transaction has written nothing (rows or schema) and has no open savepoint."""
     info = conn.info
@@ -217,7 +225,7 @@ def _suspend(gate: _WriteGate, conn: Connection) -> None:
 
 
 def _begin_immediate(gate: _WriteGate, conn: Connection, timeout: float, emit: Callable[[], object]) -> None:
-    active = gate.active
+    active = _open_writer(gate)
     if active is not None and active is not conn:
         if not _can_suspend(active):
             raise NestedWriteError("a write transaction on this SQLite file is open in this thread and has written")
@@ -377,7 +385,7 @@ class Database:
         gate = self._gate
         if gate is None or readonly:
             return self.new_session(tenant, readonly=readonly)
-        active = gate.active
+        active = _open_writer(gate)
         if active is not None and not _can_suspend(active):
             session = self._factory(bind=active, join_transaction_mode="create_savepoint")
             session.info.update(tenant=tenant, readonly=False, joined=True)
