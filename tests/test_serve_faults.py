@@ -291,7 +291,7 @@ def _first_words() -> list[dict[str, Any]]:
     return out
 
 
-@pytest.mark.parametrize("processes", [1, 2])
+@pytest.mark.parametrize("processes", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_first_messages_of_new_people_through_serve(processes: int, db_url: str, db: Database, slack_api: SlackMock,
                                                     tmp_path: Path) -> None:
     words = _first_words()
