@@ -17,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from datetime import datetime
 from typing import Callable, Sequence
 
+from bot import outbox as durable_outbox
 from bot.config import Settings
 from bot.core import Bot
 from bot.delivery import DeliveryFailed, failed_effects
@@ -26,6 +28,8 @@ from bot.inbox import InboxWorker, Processor
 from bot.metrics import Metrics
 from bot.types import Effect, FetchHistory, Outbound
 from store import inbox as inbox_store
+from store import outbox as outbox_store
+from store.db import Database
 
 log = logging.getLogger(__name__)
 Sender = Callable[[Sequence[Effect]], None]
@@ -68,6 +72,16 @@ class Outbox:
         if failures:
             raise DeliveryFailed.merge(failures)
 
+    def send_or_keep(self, effects: Sequence[Effect], db: Database, now: datetime) -> None:
+        """`send`, and what could not be delivered for now goes to the durable outbox, whose
+        sweeper retries it (a tick's job effects: nothing else would)."""
+        try:
+            self.send(effects)
+        except DeliveryFailed as exc:
+            kept = failed_effects(exc, effects)
+            durable_outbox.keep(db, kept, now, exc.retry_after, source="jobs")
+            log.warning("%d effect(s) kept in the outbox for a retry", len(kept))
+
 
 class Pipeline:
     """The durable inbox of one server: where adapters write deliveries before acknowledging
@@ -98,7 +112,8 @@ class Pipeline:
     def queue_figures(self) -> dict[str, float]:
         stats = inbox_store.stats(self.bot.services.db, self.bot.services.clock.now())
         return {"causette_inbox_depth": stats.pending, "causette_inbox_oldest_pending_seconds": stats.oldest_pending_seconds,
-                "causette_inbox_poison": stats.poison}
+                "causette_inbox_poison": stats.poison,
+                "causette_outbox_backlog": outbox_store.pending_count(self.bot.services.db)}
 
     def start(self) -> None:
         self.worker.start()

@@ -31,6 +31,7 @@ from store.models.core import Conversation, Person, Workspace
 
 log = logging.getLogger(__name__)
 InTransaction = Callable[[Session], None]
+RecordEffects = Callable[[Session, Sequence[Effect]], None]
 
 
 class Bot:
@@ -39,7 +40,8 @@ class Bot:
         self.registry = services.registry
 
     # Events ----------------------------------------------------------------
-    def handle(self, event: Event, *, in_transaction: InTransaction | None = None) -> list[Effect]:
+    def handle(self, event: Event, *, in_transaction: InTransaction | None = None,
+               record: RecordEffects | None = None) -> list[Effect]:
         """Handle one event in one transaction. Never raises for bad input or handler bugs.
 
         `in_transaction(session)` runs in that same transaction just before it commits: the
@@ -47,21 +49,26 @@ class Bot:
         it, failures worth retrying (the database unreachable or locked, a lost inbox lease)
         propagate to the caller instead of becoming an error reply; a handler bug is still
         answered with an error, and `in_transaction` then runs in a transaction of its own.
+        `record(session, effects)` runs just before `in_transaction`, in the same transaction,
+        with the effects about to be returned (the durable outbox writes them there, so the
+        replies a committed event decided cannot be lost); it sees the error reply too.
         """
         try:
             if isinstance(event, IncomingMessage):
-                return self._handle_message(event, in_transaction)
-            return self._handle_other(event, in_transaction)
+                return self._handle_message(event, in_transaction, record)
+            return self._handle_other(event, in_transaction, record)
         except Exception as exc:  # noqa: BLE001 - the adapters must always get an answer
             if in_transaction is not None and must_propagate(exc):
                 raise
             log.exception("event failed: %r", type(event).__name__)
-            if in_transaction is not None:
+            effects: list[Effect] = [self._error_reply(event)] if isinstance(event, IncomingMessage) and event.addressed else []
+            if in_transaction is not None or (record is not None and effects):
                 with self.services.db.session(ALL_TENANTS) as session:
-                    in_transaction(session)
-            if isinstance(event, IncomingMessage) and event.addressed:
-                return [self._error_reply(event)]
-            return []
+                    if record is not None and effects:
+                        record(session, effects)
+                    if in_transaction is not None:
+                        in_transaction(session)
+            return effects
 
     def _error_reply(self, msg: IncomingMessage) -> Outbound:
         lang = msg.locale or self.services.settings.default_locale
@@ -93,7 +100,8 @@ class Bot:
             rows = people_store.event_rows(session, tenant, user_id, conversation_id)
         return rows
 
-    def _handle_message(self, raw: IncomingMessage, in_transaction: InTransaction | None = None) -> list[Effect]:
+    def _handle_message(self, raw: IncomingMessage, in_transaction: InTransaction | None = None,
+                        record: RecordEffects | None = None) -> list[Effect]:
         text = sanitize(raw.text, keep=[m.id for m in raw.mentions])
         msg = replace(raw, text=text, hashtags=raw.hashtags or extract_hashtags(text))
         effects: list[Effect] = []
@@ -102,11 +110,14 @@ class Bot:
             effects += self._run_hooks(ctx, msg)
             if msg.addressed:
                 effects += self._dispatch(ctx, msg)
+            if record is not None and effects:
+                record(session, effects)
             if in_transaction is not None:
                 in_transaction(session)
         return effects
 
-    def _handle_other(self, event: Event, in_transaction: InTransaction | None = None) -> list[Effect]:
+    def _handle_other(self, event: Event, in_transaction: InTransaction | None = None,
+                      record: RecordEffects | None = None) -> list[Effect]:
         hooks = self.registry.hooks.get(type(event), [])
         if not hooks:
             if in_transaction is not None:
@@ -123,6 +134,8 @@ class Bot:
         with self.services.db.session((conv or user).tenant) as session:
             ctx = self._ctx(session, None, user, conv)
             effects += self._run_hooks(ctx, event)
+            if record is not None and effects:
+                record(session, effects)
             if in_transaction is not None:
                 in_transaction(session)
         return effects

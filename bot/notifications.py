@@ -9,12 +9,19 @@ zone) or while snoozed; pings over `settings.notify_daily_cap` (or the person's 
 for their local day are dropped (`capped`). A (person, thread_key) pair pings once, ever.
 `urgent=True` skips the grouping wait and goes out at once when the person is neither in
 quiet hours nor snoozed nor over the cap; it still counts against the cap.
+
+Nothing marked sent is lost: with a running adapter, `flush` writes its DMs to the durable
+outbox (bot/outbox.py) in the transaction that marks the pings sent, and the outbox sends them
+after the commit, retrying a DM the platform refused for now (429, 5xx) until it goes out.
+An urgent ping's DM is one of the effects of the command or job that made it: recorded by
+the inbox row's transaction (commands), or kept by the outbox when a job's delivery fails.
 """
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 from typing import Any, Sequence
 
+from bot import outbox
 from bot.context import Ctx, JobCtx, zone
 from bot.registry import Job, Registry
 from bot.types import Action, Card, Effect, Outbound, Reply, UserRef
@@ -165,6 +172,11 @@ def flush(jctx: JobCtx) -> list[Effect]:
         rows = queue.claim_pending(jctx.session, person.id)
         if rows:
             effects += _deliver(jctx.services, jctx.session, person, workspace, rows, jctx.now)
+    if effects and jctx.services.deliver is not None:
+        # A running adapter: the DMs go to the durable outbox in the transaction that marks the
+        # pings sent; the outbox job (same tick, right after) sends them and retries a 429/5xx.
+        outbox.record(jctx.session, effects, jctx.now, source="notify.flush")
+        return []
     return effects
 
 

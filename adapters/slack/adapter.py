@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import time
+import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence, TypeVar
@@ -25,7 +26,10 @@ from adapters.slack import home, inbound
 from adapters.slack.client import Clients, Pacer, TokenSource, log_api_error
 from adapters.slack.render import FORM_CALLBACK, home_view, render_modal
 from adapters.slack.sender import Origin, SlackSender
+from bot import outbox
 from bot.core import Bot
+from bot.delivery import DeliveryFailed
+from bot.outbox import Leased
 from bot.types import ConversationKind, ConversationRef, Effect, Event, IncomingMessage, MembersChanged, UserRef
 from store.idempotency import claim, insert_ignore
 from store.inbox import Claimed
@@ -68,6 +72,8 @@ class RowWork:
     claims: list[tuple[str, str]] = field(default_factory=list)
     main: bool = False
     finished: bool = False
+    origin: Origin | None = None  # the interaction the main event's replies answer
+    outbox: Leased | None = None  # its replies, recorded by the same transaction (bot/outbox.py)
 
     def commit(self, session: Session) -> None:
         for tenant, key in self.claims:
@@ -119,13 +125,34 @@ class SlackAdapter:
         if work is None or not work.main or work.finished:
             return self.bot.handle(event)
         work.main = False
-        return self.bot.handle(event, in_transaction=work.commit)
 
-    def handle_main(self, event: Event) -> list[Effect]:
+        def record(session: Session, effects: Sequence[Effect]) -> None:
+            context = {"slack": work.origin.stored(time.time())} if work.origin is not None else {}
+            work.outbox = outbox.record(session, effects, self.services.clock.now(), context=context, source="slack",
+                                        token=outbox.new_token("slack"))
+
+        return self.bot.handle(event, in_transaction=work.commit, record=record)
+
+    def handle_main(self, event: Event, origin: Origin | None = None) -> list[Effect]:
         work = _WORK.get()
         if work is not None:
             work.main = True
+            work.origin = origin
         return self.handle(event)
+
+    def send_main(self, effects: Sequence[Effect], origin: Origin) -> None:
+        """After the main event's commit: send its replies, through its outbox row when the
+        transaction recorded one (marked sent on success, retried by the sweeper otherwise)."""
+        work = _WORK.get()
+        leased = work.outbox if work is not None else None
+        if leased is None:
+            try:
+                self.sender.deliver(effects, origin)
+            except DeliveryFailed as exc:
+                log.error("slack: replies not delivered and not recorded: %s", exc)
+            return
+        work.outbox = None  # type: ignore[union-attr]
+        outbox.deliver(self.services.db, self.services.clock, leased, lambda items: self.sender.deliver(items, origin), effects)
 
     async def accept(self, kind: str, body: Body, context: Any, *, action: Body | None = None, key: str = "") -> None:
         """Before the ack: write the delivery to the durable inbox. Raises InboxUnavailable when
@@ -289,7 +316,7 @@ class SlackAdapter:
 
     def run_message(self, msg: IncomingMessage, origin: Origin) -> None:
         self.ensure_profile(origin, msg.sender.id)
-        self.sender.deliver(self.handle_main(msg), origin)
+        self.send_main(self.handle_main(msg, origin), origin)
 
     def replayed(self, tenant: str, kind: str, body: Body) -> bool:
         """True when this signed command or interaction was already handled: Slack only refuses
@@ -402,7 +429,7 @@ class SlackAdapter:
         if neutral is not None and hasattr(neutral, "conversation"):
             neutral = self.settled(neutral, origin, told)
         if neutral is not None:
-            self.sender.deliver(self.handle_main(neutral), origin)
+            self.send_main(self.handle_main(neutral, origin), origin)
 
     def _privacy_changed(self, origin: Origin, channel: str, kind: ConversationKind, bot_user_id: str | None) -> Event | None:
         """A channel made private: from now on what was indexed there is readable by its members
