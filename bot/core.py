@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any, Callable, Sequence
 
 from sqlalchemy import select
@@ -24,6 +26,7 @@ from bot.types import (
     ReactionAdded,
     Reply,
 )
+from store import jobs as jobs_store
 from store import people as people_store
 from store.db import ALL_TENANTS
 from store.transient import must_propagate
@@ -216,20 +219,84 @@ class Bot:
         return Outbound(reply=reply, to=msg.conversation, private_for=private_for, thread_id=thread)
 
     # Jobs ------------------------------------------------------------------
-    def run_job(self, job: Job) -> list[Effect]:
-        """Run one periodic job; failures are logged, never raised into the scheduler."""
+    def tick(self, now: datetime | None = None) -> list[Effect]:
+        """Run every registered job whose period (`Job.every`) has elapsed at `now`, at most once
+        per period across every process sharing the database (store/jobs.py claims the turn),
+        and return their effects for the caller to deliver. A job that raises is logged and
+        recorded (`job_runs.last_error`); the others still run. Never raises for a database
+        that is down or busy: the next tick tries again."""
+        now = now or self.services.clock.now()
+        db = self.services.db
+        periods = {job.name: job.every for job in self.registry.jobs}
+        try:
+            with db.session(ALL_TENANTS, readonly=True) as session:
+                due = set(jobs_store.due(session, periods, now))
+        except Exception:  # noqa: BLE001 - the next tick tries again
+            log.warning("tick: could not read the jobs' last runs", exc_info=True)
+            return []
+        effects: list[Effect] = []
+        for job in self.registry.jobs:
+            if job.name not in due:
+                continue
+            try:
+                with db.session(ALL_TENANTS) as session:
+                    claimed = jobs_store.claim(session, job.name, job.every, now)
+            except Exception:  # noqa: BLE001 - the next tick tries again
+                log.warning("tick: could not claim job %s", job.name, exc_info=True)
+                continue
+            if claimed:
+                effects += self._run_claimed(job, now)
+        return effects
+
+    def _run_claimed(self, job: Job, now: datetime) -> list[Effect]:
+        started = time.monotonic()
+        effects, error = self._run(job, now)
+        finished_at = now + timedelta(seconds=time.monotonic() - started)
         try:
             with self.services.db.session(ALL_TENANTS) as session:
-                return list(job.run(JobCtx(self.services, session, self.services.clock.now())) or [])
-        except Exception:  # noqa: BLE001
+                jobs_store.finish(session, job.name, now, finished_at, error)
+        except Exception:  # noqa: BLE001 - the run happened; only its record is missing
+            log.warning("tick: could not record the end of job %s", job.name, exc_info=True)
+        return effects
+
+    def _run(self, job: Job, now: datetime) -> tuple[list[Effect], str | None]:
+        """One run of `job` in its own transaction: its effects, or no effects and the error."""
+        try:
+            with self.services.db.session(ALL_TENANTS) as session:
+                return list(job.run(JobCtx(self.services, session, now)) or []), None
+        except Exception as exc:  # noqa: BLE001
             log.exception("job %s failed", job.name)
-            return []
+            return [], f"{type(exc).__name__}: {exc}"
+
+    def run_job(self, job: Job, now: datetime | None = None) -> list[Effect]:
+        """Run one job now, whatever its period and whoever ran it last (tests); failures are
+        logged, never raised. Production code ticks (`tick`)."""
+        return self._run(job, now or self.services.clock.now())[0]
 
     def run_all_jobs(self) -> list[Effect]:
+        """Every job, now, ignoring periods (tests that want "run everything")."""
         effects: list[Effect] = []
         for job in self.registry.jobs:
             effects += self.run_job(job)
         return effects
+
+
+SIMULATED_STEP = timedelta(minutes=5)
+
+
+def advance_clock(bot: Bot, delta: timedelta, deliver: Callable[[list[Effect]], None],
+                  step: timedelta = SIMULATED_STEP) -> None:
+    """Move a movable clock (FixedClock, the console's OffsetClock) forward by `delta`, ticking
+    after every `step` of it and delivering each tick's effects before the next, as a server
+    would have over that time: each job runs once per elapsed period (jobs more frequent than
+    `step` once per step: simulated time does not need their cadence)."""
+    clock = bot.services.clock
+    moved = timedelta(0)
+    while moved < delta:
+        leap = min(step, delta - moved)
+        clock.advance(leap)  # type: ignore[attr-defined]
+        moved += leap
+        deliver(bot.tick(clock.now()))
 
 
 def ctx_for_job(services: Services, session: Session, workspace: Workspace, actor: Person, conversation: Conversation | None = None) -> Ctx:

@@ -55,8 +55,11 @@ class Match:
 
 @dataclass(frozen=True)
 class Job:
-    """A periodic task. `run(jctx)` returns effects to deliver; it must be safe to run in
-    several processes at once (claim work with unique rows, not in-memory flags)."""
+    """A periodic task. `run(jctx)` returns effects to deliver. `Bot.tick` runs it once per
+    `every`, counted from its last start, across every process sharing the database (never
+    more often; later when no process ticks or a run outlasts the period). It must still be
+    safe to run in several processes at once (a run longer than `every` may overlap the next,
+    `Bot.run_job` ignores the period): claim work with unique rows, not in-memory flags."""
 
     name: str
     every: timedelta
