@@ -143,19 +143,23 @@ def pipeline_key() -> "object":
     return _key("pipeline", Pipeline)
 
 
-def start_clock(bot: Bot, outbox: Outbox, every_seconds: int = 30) -> object:
-    """APScheduler as a clock only: it ticks; the jobs claim their work in the database."""
+def start_clock(bot: Bot, outbox: Outbox, every_seconds: float = 5) -> object:
+    """APScheduler as a clock only: every few seconds `Bot.tick` runs the jobs whose period has
+    elapsed (each once per period across every process: the turns are claimed in the database),
+    and their effects go out through the outbox (what cannot be delivered for now is kept in
+    the durable outbox for a retry)."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
     scheduler = BackgroundScheduler(timezone="UTC")
     def tick() -> None:
+        now = bot.services.clock.now()
         try:
-            outbox.send(bot.run_all_jobs())
+            outbox.send_or_keep(bot.tick(now), bot.services.db, now)
         except Exception:  # noqa: BLE001 - already logged per platform; the next tick goes on
             log.warning("some effects of this tick were not delivered")
 
     scheduler.add_job(tick, "interval", seconds=every_seconds,
-                      id="causette-tick", max_instances=1, coalesce=True, misfire_grace_time=every_seconds)
+                      id="causette-tick", max_instances=1, coalesce=True, misfire_grace_time=max(1, int(every_seconds)))
     scheduler.start()
     return scheduler
 

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import re
 import sys
+import threading
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -27,7 +29,7 @@ from typing import Any, Callable, TextIO
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.core import Bot
+from bot.core import Bot, advance_clock
 from bot.inbox import InboxWorker
 from store import inbox as inbox_store
 from store.inbox import Claimed
@@ -166,12 +168,7 @@ class ConsoleMessenger:
         n, unit = int(m.group(1)), m.group(2)
         delta = {"m": timedelta(minutes=n), "min": timedelta(minutes=n), "h": timedelta(hours=n),
                  "d": timedelta(days=n), "j": timedelta(days=n), "w": timedelta(weeks=n)}[unit]
-        step = min(delta, timedelta(minutes=5))
-        moved = timedelta(0)
-        while moved < delta:
-            moved += step
-            clock.advance(step)  # type: ignore[attr-defined]
-            self.deliver(self.bot.run_all_jobs())
+        advance_clock(self.bot, delta, self.deliver)
         self._print(self._t("console.now", when=f"{clock.now():%Y-%m-%d %H:%M}"))
 
     def _click(self, rest: str) -> None:
@@ -267,23 +264,51 @@ class ConsoleMessenger:
         print(text, file=self.out, flush=True)
 
     # Loop ------------------------------------------------------------------
-    def run(self, stream: TextIO = sys.stdin) -> int:
+    def run(self, stream: TextIO = sys.stdin, tick_seconds: float = 30.0) -> int:
+        """Read lines until the end. Interactive (a terminal), a background ticker runs the
+        jobs that are due every `tick_seconds` of wall time and prints their effects like any
+        proactive message; scripted (stdin not a tty), only `/clock` ticks, so the output of a
+        script does not depend on how long it takes."""
         interactive = stream.isatty()
         if interactive:
             self._print(self._t("console.welcome", command=self.command))
         self.inbox.drain(120)  # lines a killed console left unanswered
-        while True:
-            try:
-                line = input(self.prompt()) if interactive else stream.readline()
-            except EOFError:
-                break
-            if not interactive and line == "":
-                break
-            if line.strip() in ("/quit", "/exit"):
-                break
-            if not interactive and line.strip():
-                self._print(f"{self.prompt()}{line.rstrip()}")
-            self.handle_line(line)
+        turn = threading.Lock()  # one of the typed line and the ticker at a time
+        stop = threading.Event()
+
+        def background_ticks() -> None:
+            while not stop.wait(tick_seconds):
+                with turn:
+                    try:
+                        effects = self.bot.tick(self.bot.services.clock.now())
+                        if effects and not stop.is_set():
+                            self._print("")  # off the prompt line the user may be typing on
+                            self.deliver(effects)
+                            print(self.prompt(), end="", file=self.out, flush=True)
+                    except Exception:  # noqa: BLE001 - the next tick goes on
+                        logging.getLogger(__name__).exception("console tick failed")
+
+        ticker = threading.Thread(target=background_ticks, name="console-ticker", daemon=True)
+        if interactive:
+            ticker.start()
+        try:
+            while True:
+                try:
+                    line = input(self.prompt()) if interactive else stream.readline()
+                except EOFError:
+                    break
+                if not interactive and line == "":
+                    break
+                if line.strip() in ("/quit", "/exit"):
+                    break
+                with turn:
+                    if not interactive and line.strip():
+                        self._print(f"{self.prompt()}{line.rstrip()}")
+                    self.handle_line(line)
+        finally:
+            stop.set()
+            if ticker.is_alive():
+                ticker.join()
         return 0
 
 

@@ -17,7 +17,6 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlencode
@@ -30,6 +29,7 @@ from adapters.slack.runtime import RUNTIME_KEY
 from bot.core import Bot
 from bot.types import Effect, Event, Outbound
 from store.models.core import Conversation, Person
+from tests.harness import advance
 from tests.scenarios import Seen, Step
 from tests.slack_mock import Call, LoopThread, SlackMock
 
@@ -40,7 +40,6 @@ BOT_USER = "UCAUSETTE"
 CLIENT_ID = "1111.2222"
 _MENTION = re.compile(r"(?<![\w@<])@([\w.\-]+)")
 _CHANNEL = re.compile(r"(?<![\w&/#<|])#([\w\-]+)")
-_DURATION = re.compile(r"^\+?(\d+)\s*(m|min|h|d|j|w)$")
 _SLACK_TOKEN = re.compile(r"<([@#!])([^|>]+)(?:\|[^>]*)?>")
 REPLY_METHODS = ("chat.postMessage", "chat.postEphemeral", "chat.update", "response_url", "views.open")
 
@@ -266,17 +265,7 @@ class SlackHarness:
         return _CHANNEL.sub(channel, _MENTION.sub(person, escaped))
 
     def _advance(self, spec: str) -> None:
-        m = _DURATION.match(spec.replace(" ", ""))
-        assert m, f"bad advance {spec!r}"
-        n, unit = int(m.group(1)), m.group(2)
-        delta = {"m": timedelta(minutes=n), "min": timedelta(minutes=n), "h": timedelta(hours=n),
-                 "d": timedelta(days=n), "j": timedelta(days=n), "w": timedelta(weeks=n)}[unit]
-        clock = self.bot.services.clock
-        step, moved = min(delta, timedelta(minutes=5)), timedelta(0)
-        while moved < delta:
-            moved += step
-            clock.advance(step)  # type: ignore[attr-defined]
-            self.server.outbox.send(self.bot.run_all_jobs())
+        advance(self.bot, spec, self.server.outbox.send)
         self.server.drain()
 
     def run_step(self, step: Step) -> list[Seen]:

@@ -10,7 +10,6 @@ import asyncio
 import html
 import itertools
 import re
-from datetime import timedelta
 from typing import Any, Mapping
 
 from botbuilder.core.adapters import TestAdapter
@@ -27,13 +26,13 @@ from bot.core import Bot
 from bot.text import strip_markers
 from bot.types import Effect, Outbound
 from store.models.core import Conversation, Person
+from tests.harness import advance
 from tests.scenarios import Seen, Step
 
 TENANT = "tenant-demo"
 BOT_ID = "28:causette-bot"
 SERVICE_URL = "https://smba.trafficmanager.net/emea/"
 _MENTION = re.compile(r"(?<![\w@])@([\w.\-]+)")
-_DURATION = re.compile(r"^\+?(\d+)\s*(m|min|h|d|j|w)$")
 
 
 def user_id(handle: str) -> str:
@@ -137,21 +136,11 @@ class TeamsHarness:
         asyncio.run(self.adapter.receive_activity(Activity().deserialize(dict(activity))))
 
     def _advance(self, spec: str) -> None:
-        m = _DURATION.match(spec.replace(" ", ""))
-        if not m:
-            raise ValueError(f"bad advance {spec!r}")
-        n, unit = int(m.group(1)), m.group(2)
-        delta = {"m": timedelta(minutes=n), "min": timedelta(minutes=n), "h": timedelta(hours=n),
-                 "d": timedelta(days=n), "j": timedelta(days=n), "w": timedelta(weeks=n)}[unit]
-        step = min(delta, timedelta(minutes=5))
-        moved = timedelta(0)
-        clock = self.bot.services.clock
-        while moved < delta:
-            moved += step
-            clock.advance(step)  # type: ignore[attr-defined]
-            effects = self.bot.run_all_jobs()
+        def deliver(effects: list[Effect]) -> None:
             if effects:
                 asyncio.run(self.delivery.deliver(effects))
+
+        advance(self.bot, spec, deliver)
 
     # Harness protocol -----------------------------------------------------------
     def run_step(self, step: Step) -> list[Seen]:
