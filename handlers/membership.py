@@ -52,9 +52,11 @@ def on_members_changed(ctx: Ctx, event: MembersChanged) -> None:
         conversation.bot_member = True
     if event.bot_left:
         conversation.bot_member = False
-    for user in event.joined:
+    # In platform-id order: two events adding the same new people in opposite orders would
+    # otherwise each wait on PostgreSQL for the rows the other wrote first (a deadlock).
+    for user in sorted(event.joined, key=lambda u: u.id):
         person = people_store.upsert_person(ctx.session, user, now)
-        people_store.ensure_member(ctx.session, conversation, person, ctx.now())
+        people_store.ensure_member(ctx.session, conversation, person, now)
     left_ids = [user.id for user in event.left]
     if left_ids:
         ids = list(ctx.session.scalars(select(Person.id).where(Person.external_id.in_(left_ids))))

@@ -27,7 +27,7 @@ from bot.types import (
 )
 from store import people as people_store
 from store import social
-from store.models.core import ConversationMember
+from store.models.core import ConversationMember, Person
 
 INDEXED_VIA = ("message", "mention")
 THANKS = re.compile(r"\b(merci|thanks|thank you|thx|cheers|bravo|kudos)\b")
@@ -48,12 +48,26 @@ def indexable(ctx: Ctx, sender: UserRef) -> bool:
 
 
 def mention_ids(ctx: Ctx, mentions: tuple[UserRef, ...]) -> tuple[int, ...]:
+    """The mentioned people's ids, in mention order, the people the bot has not seen yet
+    created in platform-id order (see `people_in_order`)."""
+    people = people_in_order(ctx, mentions)
     ids: list[int] = []
     for ref in mentions:
-        person = people_store.upsert_person(ctx.session, ref, ctx.now())
+        person = people[ref.id]
         if not person.is_bot and person.id not in ids:
             ids.append(person.id)
     return tuple(ids)
+
+
+def people_in_order(ctx: Ctx, refs: tuple[UserRef, ...]) -> dict[str, Person]:
+    """Each of `refs` as stored (created on first sight), by platform id, written in
+    platform-id order: two events naming the same new people in opposite orders would
+    otherwise each wait on PostgreSQL for the row the other wrote first (a deadlock)."""
+    people: dict[str, Person] = {}
+    for ref in sorted(refs, key=lambda r: r.id):
+        if ref.id not in people:
+            people[ref.id] = people_store.upsert_person(ctx.session, ref, ctx.now())
+    return people
 
 
 def post_of(ctx: Ctx, external_id: str, text: str, hashtags: tuple[str, ...], mentions: tuple[UserRef, ...],
@@ -135,9 +149,9 @@ def on_members(ctx: Ctx, event: MembersChanged) -> list[Effect]:
     conv = ctx.conversation
     if conv is None:
         return []
-    for ref in event.joined:
-        people_store.ensure_member(ctx.session, conv, people_store.upsert_person(ctx.session, ref, ctx.now()), ctx.now())
-    for ref in event.left:
+    for person in people_in_order(ctx, event.joined).values():  # memberships too, in one order
+        people_store.ensure_member(ctx.session, conv, person, ctx.now())
+    for ref in sorted(event.left, key=lambda r: r.id):
         person = people_store.find_person(ctx.session, ref.id)
         if person is not None and person.external_id == ref.id:
             ctx.session.execute(delete(ConversationMember).where(

@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session
 
 from bot.text import norm_key, topic_key
 from store import driver_sql, evidence_log
+from store.db import ALL_TENANTS, TenantError
+from store.idempotency import insert_ignore
 from store.models.core import Conversation, Evidence, EvidenceBatch, Person, PersonSkill, Skill, SkillAlias, Workspace
 from store.visibility import readable_by
 
@@ -79,13 +81,20 @@ def current_version(session: Session, tenant: str) -> int:
     return session.scalar(select(Workspace.expertise_version).where(Workspace.id == tenant)) or 0
 
 
-def get_or_create_skill(session: Session, name: str) -> Skill:
+def get_or_create_skill(session: Session, name: str, tenant: str | None = None) -> Skill:
+    """The skill `name` stands for, created on its first declaration. Two people declaring
+    a new skill at once must both go on with the one row: INSERT … ON CONFLICT DO NOTHING,
+    then read it (on PostgreSQL the insert waits for the other's transaction to end)."""
+    tenant = tenant or session.info.get("tenant")
+    if tenant in (None, ALL_TENANTS):
+        raise TenantError("a skill is created in one workspace")
     key = norm_key(name)
-    skill = session.scalar(select(Skill).where(Skill.key == key))
+    query = select(Skill).where(Skill.tenant == tenant, Skill.key == key)
+    skill = session.scalar(query)
     if skill is None:
-        skill = Skill(name=name.strip()[:MAX_SKILL_CHARS], key=key)
-        session.add(skill)
-        session.flush()
+        insert_ignore(session, Skill, {"tenant": tenant, "key": key, "name": name.strip()[:MAX_SKILL_CHARS]})
+        skill = session.scalar(query)
+        assert skill is not None
     return skill
 
 
@@ -100,22 +109,36 @@ def person_skills(session: Session, person: Person) -> list[tuple[Skill, PersonS
 
 
 def add_skills(session: Session, tenant: str, person: Person, names: Iterable[str], now: datetime) -> tuple[list[str], list[str]]:
-    """Declare skills; returns (added, already declared and now confirmed again)."""
+    """Declare skills; returns (added, already declared and now confirmed again), in the
+    order given.
+
+    Race-free: the same declaration sent twice at once (a double submit, two processes) adds
+    the skill once and confirms it once instead of failing on a unique key. Rows are written
+    in key order, so two declarations of the same new skills in opposite orders cannot wait
+    for each other on PostgreSQL."""
+    first: dict[str, str] = {}
+    for name in names:
+        first.setdefault(norm_key(name), name)  # one declaration per skill, its first spelling
+    outcome: dict[str, tuple[Skill, bool]] = {}
+    for key in sorted(first):
+        skill = get_or_create_skill(session, first[key], tenant)
+        new = insert_ignore(session, PersonSkill, {
+            "tenant": tenant, "person_id": person.id, "skill_id": skill.id, "source": "declared",
+            "created_at": now, "confirmed_at": now, "reminded_at": None,
+        })
+        if not new:
+            link = session.scalar(
+                select(PersonSkill).where(PersonSkill.person_id == person.id, PersonSkill.skill_id == skill.id))
+            assert link is not None
+            link.confirmed_at = now
+            link.reminded_at = None
+        outcome[key] = (skill, new)
     added: list[str] = []
     confirmed: list[str] = []
     changes: list[Change] = []
-    for name in names:
-        skill = get_or_create_skill(session, name)
-        link = session.scalar(
-            select(PersonSkill).where(PersonSkill.person_id == person.id, PersonSkill.skill_id == skill.id)
-        )
-        if link is None:
-            session.add(PersonSkill(person_id=person.id, skill_id=skill.id, source="declared", created_at=now, confirmed_at=now))
-            added.append(skill.name)
-        else:
-            link.confirmed_at = now
-            link.reminded_at = None
-            confirmed.append(skill.name)
+    for key in first:
+        skill, new = outcome[key]
+        (added if new else confirmed).append(skill.name)
         changes.append(SkillLinked(person.id, skill.key, skill.name, now))
     session.flush()
     if changes:
@@ -148,14 +171,15 @@ def remove_skills(session: Session, tenant: str, person: Person, names: Iterable
 
 
 def add_alias(session: Session, tenant: str, alias: str, target: str) -> None:
-    key = norm_key(alias)
-    row = session.scalar(select(SkillAlias).where(SkillAlias.alias_key == key))
-    if row is None:
-        session.add(SkillAlias(alias_key=key, target=norm_key(target)))
-    else:
-        row.target = norm_key(target)
+    """Add or change an alias. Race-free: two admins adding the same alias at once end with
+    one row (the later write's target) instead of a unique-key failure."""
+    key, target_key = norm_key(alias), norm_key(target)
+    if not insert_ignore(session, SkillAlias, {"tenant": tenant, "alias_key": key, "target": target_key}):
+        row = session.scalar(select(SkillAlias).where(SkillAlias.alias_key == key))
+        assert row is not None
+        row.target = target_key
     session.flush()
-    bump_version(session, tenant, [AliasSet(key, norm_key(target))])
+    bump_version(session, tenant, [AliasSet(key, target_key)])
 
 
 def aliases(session: Session) -> list[tuple[str, str]]:
@@ -192,30 +216,17 @@ def add_evidence(
     key = topic_key(topic)
     if not key:
         return False
-    exists = session.scalar(
-        select(Evidence.id).where(
-            Evidence.kind == kind, Evidence.source_ref == source_ref, Evidence.person_id == person_id, Evidence.topic_key == key
-        )
-    )
-    if exists is not None:
-        return False
     new_topic = session.scalar(select(Evidence.id).where(Evidence.topic_key == key).limit(1)) is None
     label = topic.lstrip("#")[:200]
-    session.add(
-        Evidence(
-            batch=evidence_log.token(session),
-            person_id=person_id,
-            topic_key=key,
-            topic_label=label,
-            kind=kind,
-            weight=weight,
-            occurred_at=occurred_at,
-            source_ref=source_ref,
-            conversation_id=conversation_id,
-            snippet=snippet[:300],
-        )
-    )
-    session.flush()
+    # INSERT … ON CONFLICT DO NOTHING on the unique key: the same piece recorded by two
+    # events at once is written once, and the other goes on instead of failing.
+    written = insert_ignore(session, Evidence, {
+        "tenant": tenant, "batch": evidence_log.token(session), "person_id": person_id, "topic_key": key,
+        "topic_label": label, "kind": kind, "weight": weight, "occurred_at": occurred_at, "source_ref": source_ref,
+        "conversation_id": conversation_id, "snippet": snippet[:300],
+    })
+    if not written:
+        return False
     evidence_log.touched(session, tenant)
     if new_topic:
         bump_version(session, tenant, [TopicSeen(key, label)])

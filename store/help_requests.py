@@ -17,6 +17,7 @@ from typing import Iterable, Sequence
 from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from store.db import ALL_TENANTS, TenantError
 from store.idempotency import insert_ignore
 from store.ideas import next_number, similarity
 from store.models.contribution import ExpertAway, HelpChannel, HelpRequest, HelpRouting
@@ -328,10 +329,14 @@ def away_until(session: Session, person_id: int, now: datetime) -> datetime | No
 
 
 def set_away(session: Session, person_id: int, until: datetime, now: datetime) -> None:
-    row = session.scalar(select(ExpertAway).where(ExpertAway.person_id == person_id))
-    if row is None:
-        session.add(ExpertAway(person_id=person_id, until=until, created_at=now))
-    else:
+    """One row per person: INSERT … ON CONFLICT DO NOTHING, then update, so `away` sent twice
+    at once (a double submit, two processes) is no failure."""
+    tenant = session.info.get("tenant")
+    if tenant in (None, ALL_TENANTS):
+        raise TenantError("an absence belongs to one workspace")
+    if not insert_ignore(session, ExpertAway, {"tenant": tenant, "person_id": person_id, "until": until, "created_at": now}):
+        row = session.scalar(select(ExpertAway).where(ExpertAway.person_id == person_id))
+        assert row is not None
         row.until, row.created_at = until, now
     session.flush()
 

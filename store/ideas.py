@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.text import norm_key, topic_key
+from store.db import ALL_TENANTS, TenantError
 from store.idempotency import insert_ignore
 from store.models.contribution import ContributionSetting, Idea, IdeaCampaign, IdeaFollow, IdeaTag, IdeaVote
 from store.models.core import Conversation, Person
@@ -324,10 +325,15 @@ def get_setting(session: Session, name: str) -> str | None:
 
 
 def set_setting(session: Session, name: str, value: str, by: int, now: datetime) -> None:
-    row = session.scalar(select(ContributionSetting).where(ContributionSetting.name == name))
-    if row is None:
-        session.add(ContributionSetting(name=name, value=value, updated_by=by, updated_at=now))
-    else:
+    """Set a workspace setting. INSERT … ON CONFLICT DO NOTHING, then update: two admins
+    setting it for the first time at once end with one row (the later value), no failure."""
+    tenant = session.info.get("tenant")
+    if tenant in (None, ALL_TENANTS):
+        raise TenantError("a setting belongs to one workspace")
+    values = {"tenant": tenant, "name": name, "value": value, "updated_by": by, "updated_at": now}
+    if not insert_ignore(session, ContributionSetting, values):
+        row = session.scalar(select(ContributionSetting).where(ContributionSetting.name == name))
+        assert row is not None
         row.value, row.updated_by, row.updated_at = value, by, now
     session.flush()
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, aliased
 from bot.text import shorten, topic_key
 from store import evidence_log
 from store.expertise import bump_version
-from store.idempotency import claim
+from store.idempotency import claim, insert_ignore
 from store.models.core import Conversation, Evidence, Person, ProcessedEvent, Role
 from store.models.social import Follow, IndexOptOut, Message, MessageMention, MessageTopic, Topic
 from store.visibility import readable_by, readable_by_column
@@ -71,7 +71,9 @@ def topics_for(session: Session, tenant: str, tags: Iterable[str], now: datetime
     if not labels:
         return {}
     found = dict(session.execute(select(Topic.key, Topic.id).where(Topic.key.in_(list(labels)))).all())
-    missing = [k for k in labels if k not in found]
+    # In key order: two messages bringing the same new topics in opposite orders would
+    # otherwise each wait on PostgreSQL for the row the other inserted first (a deadlock).
+    missing = sorted(k for k in labels if k not in found)
     if missing:
         table = Topic.__table__
         session.execute(
@@ -262,14 +264,19 @@ def target_key(person: Person | None = None, topic: Topic | None = None) -> str:
 
 def follow(session: Session, follower: Person, *, person: Person | None = None, topic: Topic | None = None,
            level: str, now: datetime) -> str:
-    """Follow or subscribe; returns "new", "changed" or "same"."""
+    """Follow or subscribe; returns "new", "changed" or "same".
+
+    INSERT … ON CONFLICT DO NOTHING, then read: the same follow submitted twice at once
+    (a double click, a platform retry in another process) is one row, never a failure."""
     key = target_key(person, topic)
-    row = session.scalar(select(Follow).where(Follow.follower_id == follower.id, Follow.target_key == key))
-    if row is None:
-        session.add(Follow(follower_id=follower.id, target_key=key, person_id=person.id if person else None,
-                           topic_id=topic.id if topic else None, level=level, created_at=now))
-        session.flush()
+    if insert_ignore(session, Follow, {
+        "tenant": follower.tenant, "follower_id": follower.id, "target_key": key,
+        "person_id": person.id if person else None, "topic_id": topic.id if topic else None,
+        "level": level, "created_at": now,
+    }):
         return "new"
+    row = session.scalar(select(Follow).where(Follow.follower_id == follower.id, Follow.target_key == key))
+    assert row is not None
     if row.level == level:
         return "same"
     row.level = level
