@@ -30,6 +30,7 @@ MAX_ATTEMPTS = 8
 LEASE = timedelta(seconds=15)  # renewed while the worker lives (InboxWorker's heartbeat)
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 300.0
+CLAIM_LOCK = 7_274_301  # PostgreSQL advisory lock key taken by each claim's transaction
 
 
 class LeaseLost(Abandon):
@@ -105,6 +106,10 @@ def claim(db: Database, worker: str, limit: int, now: datetime, lease: timedelta
     with db.session(ALL_TENANTS) as session:
         due = select(InboxEvent.id, InboxEvent.attempts).where(_due(now, platforms)).order_by(InboxEvent.id).limit(limit)
         if session.get_bind().dialect.name == "postgresql":
+            # Claims take turns (a few milliseconds each): a claim must see the leases the
+            # previous one committed, or two workers could take rows of one conversation
+            # at once. SQLite's single writer gives the same order for free.
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK})
             due = due.with_for_update(skip_locked=True)
         found = session.execute(due).all()
         if not found:

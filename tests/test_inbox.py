@@ -235,3 +235,26 @@ def test_a_delivery_that_kills_every_worker_is_set_aside(db: Database, clock: Fi
         assert inbox_store.claim(db, "w", 5, clock.now()) == []
     assert _state(db, "deadly").state == "poison"
     assert any("never finished" in r.getMessage() for r in caplog.records)
+
+
+def test_concurrent_claims_never_take_two_rows_of_one_conversation(db: Database, clock: FixedClock) -> None:
+    """Many workers claiming at once: while a row of a conversation is leased, no other
+    worker holds a later row of the same conversation."""
+    import threading
+
+    for n in range(40):
+        inbox_store.put(db, "slack", f"c{n}", "event", str(n), clock.now(), order_key=f"C{n % 4}")
+    held: list[list[str]] = []
+    barrier = threading.Barrier(8)
+
+    def claimer(name: str) -> None:
+        barrier.wait(5)
+        held.append([r.order_key for r in inbox_store.claim(db, name, 3, clock.now())])
+
+    threads = [threading.Thread(target=claimer, args=(f"w{i}",)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    keys = [k for batch in held for k in set(batch)]
+    assert len(keys) == len(set(keys)), held  # no conversation in two workers' hands
