@@ -30,6 +30,9 @@ from tests.slack_mock import Call, LoopThread, SlackMock
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMAND = "/causette"
+# Message timestamps start an hour before the tests run: recent enough for the retention job
+# (which forgets old messages within seconds of a start), in the past for everything else.
+BASE_TS = int(time.time()) - 3600
 START_SECONDS = 90.0  # two cores shared by a whole team: a cold start of serve can be slow
 
 
@@ -168,6 +171,11 @@ def event_payload(event_id: str, event: Mapping[str, Any], team: str = TEAM) -> 
     return {"token": "legacy", "team_id": team, "api_app_id": "A0CAUSETTE", "type": "event_callback",
             "event_id": event_id, "event_time": int(time.time()), "event": dict(event),
             "authorizations": [{"team_id": team, "user_id": BOT_USER, "is_bot": True}]}
+
+
+def message_ts(n: int, series: int = 0) -> str:
+    """The Slack timestamp of test message `n` of `series` (n < 3600), unique within a series."""
+    return f"{BASE_TS + n}.{series:06d}"
 
 
 def channel_message(event_id: str, text: str, *, user: str, channel: str, ts: str) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from sqlalchemy.pool import NullPool
 from store.db import Database
 from store.models.core import Conversation, Person
 from tests.served import (Served, answers, channel_message, command_fields, inbox_pending, indexed_ids,  # noqa: F401
-                          slack_api, wait_until)
+                          message_ts, slack_api, wait_until)
 from tests.slack_mock import SlackMock
 
 ERROR_TEXTS = ("Sorry, something went wrong", "Désolé, quelque chose s'est mal passé")
@@ -49,7 +49,7 @@ def sqlite_only(backend: str) -> None:
 
 def _message(tag: str, n: int, *, user: str | None = None, channel: str = "CGENERAL", text_: str | None = None) -> dict[str, Any]:
     return channel_message(f"Ev{tag}{n:04d}", text_ or f"{tag} update {n} on the #rollout{n % 5} plan",
-                           user=user or f"UPERSON{n % 9}", channel=channel, ts=f"{1764100000 + n}.{len(tag):06d}")
+                           user=user or f"UPERSON{n % 9}", channel=channel, ts=message_ts(n, len(tag)))
 
 
 def _answered(mock: SlackMock, key: str) -> bool:

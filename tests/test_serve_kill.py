@@ -11,7 +11,8 @@ from bot.clock import SystemClock
 from store import inbox as inbox_store
 from store.db import Database
 from tests.harness.slack import BOT_USER, TEAM
-from tests.served import Served, channel_message, inbox_pending, indexed, slack_api, wait_until  # noqa: F401 - a fixture
+from tests.served import (Served, channel_message, inbox_pending, indexed, message_ts,  # noqa: F401 - a fixture
+                          slack_api, wait_until)
 from tests.slack_mock import SlackMock
 
 BURST = 60
@@ -19,7 +20,7 @@ BURST = 60
 
 def _event(n: int) -> dict[str, object]:
     return channel_message(f"EvKILL{n:04d}", f"Status update {n} on the #rollout{n % 5} plan",
-                           user=f"UPERSON{n % 9}", channel="CGENERAL", ts=f"{1764000000 + n}.000100")
+                           user=f"UPERSON{n % 9}", channel="CGENERAL", ts=message_ts(n, 100))
 
 
 @pytest.mark.slow
