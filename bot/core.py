@@ -150,8 +150,10 @@ class Bot:
             try:
                 effects += list(hook(ctx, event) or [])
                 savepoint.commit()
-            except Exception:  # noqa: BLE001 - one broken hook must not lose the message
+            except Exception as exc:  # noqa: BLE001 - one broken hook must not lose the message
                 savepoint.rollback()
+                if must_propagate(exc):  # a lost connection or a deadlock: the whole event is retried
+                    raise
                 log.exception("hook %s failed", getattr(hook, "__qualname__", hook))
         return effects
 

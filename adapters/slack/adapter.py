@@ -14,7 +14,6 @@ import asyncio
 import json
 import logging
 import time
-import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence, TypeVar

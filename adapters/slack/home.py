@@ -66,7 +66,7 @@ def home_blocks(bot: Bot, tenant: str, user: str, channel: str, t: Translate) ->
 
 
 def profile_form(bot: Bot, tenant: str, user: str, t: Translate) -> Form:
-    with bot.services.db.session(tenant) as s:
+    with bot.services.db.session(tenant, readonly=True) as s:
         person = s.scalar(select(Person).where(Person.external_id == user))
         current = {name: str(getattr(person, name, "") or "") for name in PROFILE_FIELDS} if person else {}
     fields = tuple(FormField(name, t(f"slack.profile_field_{name}"), value=current.get(name, ""), max_length=200)
@@ -85,7 +85,7 @@ def profile_commands(values: dict[str, str], current: dict[str, str]) -> list[st
 
 
 def current_profile(bot: Bot, tenant: str, user: str) -> dict[str, str]:
-    with bot.services.db.session(tenant) as s:
+    with bot.services.db.session(tenant, readonly=True) as s:
         person = s.scalar(select(Person).where(Person.external_id == user))
         return {name: str(getattr(person, name, "") or "") for name in PROFILE_FIELDS} if person else {}
 

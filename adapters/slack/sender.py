@@ -51,7 +51,7 @@ def names_for(services: Services, tenant: str, texts: Sequence[str]) -> Names:
     users, channels = marker_ids(list(texts))
     if not users and not channels:
         return Names()
-    with services.db.session(tenant) as s:
+    with services.db.session(tenant, readonly=True) as s:
         people = {p.external_id: p.display_name or p.handle for p in
                   s.scalars(select(Person).where(Person.external_id.in_(users)))} if users else {}
         convs = {c.external_id: c.name for c in
@@ -142,7 +142,7 @@ class SlackSender:
 
     def _locale(self, tenant: str, user_id: str | None) -> str:
         default = self.services.settings.default_locale
-        with self.services.db.session(tenant) as s:
+        with self.services.db.session(tenant, readonly=True) as s:
             person = s.scalar(select(Person).where(Person.external_id == user_id)) if user_id else None
             if person is not None and person.locale:
                 return person.locale
@@ -353,7 +353,7 @@ class SlackSender:
 
     # Anchors ------------------------------------------------------------------
     def _anchor_ref(self, tenant: str, anchor: str, target: str) -> tuple[str, str] | None:
-        with self.services.db.session(tenant) as s:
+        with self.services.db.session(tenant, readonly=True) as s:
             row = s.scalar(select(PostedMessage).where(PostedMessage.anchor == anchor,
                                                        PostedMessage.conversation_external_id == target))
             if row is None:
