@@ -116,10 +116,14 @@ class Pipeline:
                 "causette_outbox_backlog": outbox_store.pending_count(self.bot.services.db)}
 
     def start(self) -> None:
+        self._stop_counting = self.metrics.count_api_errors()
         self.worker.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self.worker.stop(timeout)
+        stop_counting = getattr(self, "_stop_counting", None)
+        if stop_counting is not None:
+            stop_counting()
 
 
 _KEYS: dict[str, object] = {}

@@ -15,6 +15,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
+_API_ERROR_LISTENERS: list[Callable[[str, str], None]] = []
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -69,5 +70,23 @@ class Metrics:
     def api_error(self, platform: str, method: str) -> None:
         self.api_errors.labels(platform, method).inc()
 
+    def count_api_errors(self) -> Callable[[], None]:
+        """Count every platform API error this process reports (`report_api_error`) until the
+        returned function is called (a server's life)."""
+        _API_ERROR_LISTENERS.append(self.api_error)
+
+        def stop() -> None:
+            if self.api_error in _API_ERROR_LISTENERS:
+                _API_ERROR_LISTENERS.remove(self.api_error)
+
+        return stop
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def report_api_error(platform: str, method: str) -> None:
+    """An adapter's API call failed (after its own retries, or one retried attempt): counted by
+    every running server's metrics. Adapters call it where they log the failure."""
+    for listener in list(_API_ERROR_LISTENERS):
+        listener(platform, method)

@@ -83,3 +83,25 @@ def test_not_ready_when_the_database_is_unreachable(settings: Settings, services
             await runner.cleanup()
 
     assert asyncio.run(scenario()) == (200, 503, 200)
+
+
+def test_platform_api_errors_are_counted_while_the_server_runs(bot: Bot) -> None:
+    from slack_sdk.errors import SlackApiError
+    from slack_sdk.web import SlackResponse
+
+    from adapters.slack.client import log_api_error
+    from bot.metrics import report_api_error
+
+    pipeline = Pipeline(bot, threads=1)
+    pipeline.start()
+    try:
+        response = SlackResponse(client=None, http_verb="POST", api_url="x", req_args={}, data={"ok": False, "error": "fatal_error"},
+                                 headers={}, status_code=500)
+        log_api_error("chat.postMessage", SlackApiError("boom", response), channel="C1")
+        report_api_error("teams", "send_to_conversation")
+    finally:
+        pipeline.stop()
+    report_api_error("teams", "send_to_conversation")  # after the server stopped: not counted
+    exposition = pipeline.metrics.exposition().decode()
+    assert 'causette_platform_api_errors_total{method="chat.postMessage",platform="slack"} 1.0' in exposition
+    assert 'causette_platform_api_errors_total{method="send_to_conversation",platform="teams"} 1.0' in exposition

@@ -16,6 +16,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
 from slack_sdk.webhook import WebhookClient
 
+from bot.metrics import report_api_error
+
 log = logging.getLogger("adapters.slack")
 
 # Errors a person can fix, with the prompt that tells them how.
@@ -82,8 +84,9 @@ def transient(exc: BaseException) -> tuple[bool, float | None]:
 
 
 def log_api_error(method: str, exc: BaseException, **where: object) -> str:
-    """One clear log line per failed call; returns the Slack error code."""
+    """One clear log line per failed call (and one count in /metrics); returns the Slack error code."""
     code = error_code(exc)
+    report_api_error("slack", method)
     place = " ".join(f"{k}={v}" for k, v in where.items() if v)
     if code == "missing_scope":
         needed = exc.response.get("needed", "?") if isinstance(exc, SlackApiError) else "?"  # type: ignore[union-attr]

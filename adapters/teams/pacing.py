@@ -14,6 +14,8 @@ from collections import deque
 from email.utils import parsedate_to_datetime
 from typing import Any, Awaitable, Callable, TypeVar
 
+from bot.metrics import report_api_error
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 RETRY_STATUSES = frozenset({429, 412, 502, 504})
@@ -108,6 +110,7 @@ class Retrying:
                 return await call()
             except Exception as exc:  # noqa: BLE001 - classified below, re-raised when not retryable
                 status, retry_after = http_status(exc)
+                report_api_error("teams", what)
                 if status not in RETRY_STATUSES or attempt == self.attempts - 1:
                     raise
                 wait = self.delay(attempt, retry_after)
