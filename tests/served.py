@@ -42,6 +42,32 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def kill_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL: the process gets no chance to finish anything."""
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within 20 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def reap(proc: subprocess.Popen[Any]) -> None:
+    """After a helper process's test, passed or failed: kill it if it still runs, close its output pipe."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(10)
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
 class Served:
     """One `python app.py serve` process on a loopback port. With `log`, its stderr (the
     server's log) goes to that file, for the tests that read it."""
@@ -139,17 +165,10 @@ class Served:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
+        kill_process(self.proc)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None

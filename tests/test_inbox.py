@@ -25,6 +25,7 @@ from store.db import ALL_TENANTS, Database
 from store.inbox import LeaseLost
 from store.models.core import PersonSkill
 from store.models.inbox import InboxEvent
+from tests.served import reap
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -200,11 +201,7 @@ def test_killed_worker_loses_nothing_and_repeats_nothing(db_url: str, db: Databa
         first.send_signal(signal.SIGKILL)
         first.wait(10)
     finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait(10)
-        if first.stdout is not None:
-            first.stdout.close()
+        reap(first)
     assert inbox_store.stats(db, SystemClock().now()).pending > 0, "the first worker finished before it was killed"
     # The second worker comes up after the first one's leases expired (a restart).
     clock.set(SystemClock().now() + inbox_store.LEASE + timedelta(seconds=1))

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.core import Bot
-from bot.types import Effect, Event, IncomingMessage
+from bot.types import IncomingMessage
 from store.models.contribution import Idea
 from tests.conftest import spec_file
-from tests.harness.slack import TEAM, SlackServer, channel_id, seed_people, user_id
+from tests.harness.slack import TEAM, SlackServer, channel_id, record_events, seed_people, user_id
 from tests.harness.teams import TeamsHarness
 from tests.scenarios import Step
 
@@ -32,16 +32,7 @@ def server(bot: Bot) -> Iterator[SlackServer]:
 
 @pytest.fixture
 def handled(server: SlackServer) -> list[IncomingMessage]:
-    seen: list[IncomingMessage] = []
-    inner = server.adapter.handle
-
-    def recording(event: Event) -> list[Effect]:
-        if isinstance(event, IncomingMessage):
-            seen.append(event)
-        return inner(event)
-
-    server.adapter.handle = recording  # type: ignore[method-assign]
-    return seen
+    return record_events(server, IncomingMessage)
 
 
 def replies(server: SlackServer) -> int:

@@ -25,7 +25,7 @@ from sqlalchemy.pool import NullPool
 
 from store.db import Database
 from store.models.core import Conversation, Person
-from tests.served import (Served, answers, channel_message, command_fields, inbox_pending, indexed_ids,  # noqa: F401
+from tests.served import (Served, answers, channel_message, command_fields, inbox_pending, indexed_ids, reap,  # noqa: F401
                           message_ts, slack_api, wait_until)
 from tests.slack_mock import SlackMock
 
@@ -259,11 +259,7 @@ def test_another_process_holds_the_sqlite_write_lock(sqlite_only: None, db_url: 
             answered_in = time.monotonic() - locked_at
             assert holder.wait(15) == 0
         finally:
-            if holder.poll() is None:
-                holder.kill()
-                holder.wait(5)
-            if holder.stdout is not None:
-                holder.stdout.close()
+            reap(holder)
         assert answered_in < 3.5, "the acknowledgements waited for the lock"
         assert set(event_statuses) <= {200, 503}
         for payload, status in zip(events, event_statuses):

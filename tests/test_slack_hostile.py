@@ -20,9 +20,9 @@ from urllib.parse import urlencode
 import pytest
 
 from bot.core import Bot
-from bot.types import Effect, Event, IncomingMessage
+from bot.types import Event, IncomingMessage
 from tests.conftest import spec_file
-from tests.harness.slack import SECRET, TEAM, HttpResult, SlackServer, channel_id, seed_people, sign, user_id
+from tests.harness.slack import SECRET, TEAM, HttpResult, SlackServer, channel_id, record_events, seed_people, sign, user_id
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
@@ -39,15 +39,7 @@ def server(bot: Bot) -> Iterator[SlackServer]:
 
 @pytest.fixture
 def events(server: SlackServer) -> list[Event]:
-    seen: list[Event] = []
-    inner = server.adapter.handle
-
-    def recording(event: Event) -> list[Effect]:
-        seen.append(event)
-        return inner(event)
-
-    server.adapter.handle = recording  # type: ignore[method-assign]
-    return seen
+    return record_events(server)
 
 
 def signed_with(body: bytes, timestamp: str) -> str:

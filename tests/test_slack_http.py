@@ -14,7 +14,7 @@ from bot.core import Bot
 from bot.types import Effect, Event, IncomingMessage, MembersChanged, MessageDeleted, MessageEdited, ProfileUpdate, ReactionAdded
 from store.models.core import Person
 from tests.conftest import spec_file
-from tests.harness.slack import BOT_USER, TEAM, SlackServer, channel_id, seed_people, sign, user_id
+from tests.harness.slack import BOT_USER, TEAM, SlackServer, channel_id, record_events, seed_people, sign, user_id
 
 
 @pytest.fixture
@@ -29,15 +29,7 @@ def server(bot: Bot) -> Iterator[SlackServer]:
 @pytest.fixture
 def events(server: SlackServer) -> list[Event]:
     """Every neutral event the adapter handed to the core."""
-    seen: list[Event] = []
-    inner = server.adapter.handle
-
-    def recording(event: Event) -> list[Effect]:
-        seen.append(event)
-        return inner(event)
-
-    server.adapter.handle = recording  # type: ignore[method-assign]
-    return seen
+    return record_events(server)
 
 
 def replies(server: SlackServer) -> list[str]:

@@ -9,9 +9,9 @@ import pytest
 
 from adapters.slack.sender import Origin
 from bot.core import Bot
-from bot.types import ConversationRef, Effect, Event, FetchHistory, Form, FormField, IncomingMessage, Outbound, Reply, UserRef
+from bot.types import ConversationRef, FetchHistory, Form, FormField, IncomingMessage, Outbound, Reply, UserRef
 from tests.conftest import spec_file
-from tests.harness.slack import TEAM, SlackServer, channel_id, user_id
+from tests.harness.slack import TEAM, SlackServer, channel_id, record_events, user_id
 
 GENERAL = ConversationRef("slack", TEAM, channel_id("general"), "public")
 THOMAS = UserRef("slack", TEAM, user_id("thomas"))
@@ -116,15 +116,8 @@ def test_outbox_routes_job_effects_to_slack(server: SlackServer) -> None:
 
 
 def test_history_backfill_pages_and_reports_progress(server: SlackServer) -> None:
-    seen: list[Event] = []
-    inner = server.adapter.handle
-
-    def recording(event: Event) -> list[Effect]:
-        seen.append(event)
-        return inner(event)
-
-    server.adapter.handle = recording  # type: ignore[method-assign]
-    server.adapter.sender.handle = recording
+    seen = record_events(server)
+    server.adapter.sender.handle = server.adapter.handle
     server.mock.history[GENERAL.id] = [
         {"type": "message", "user": user_id("lucas"), "text": f"message {i} #kubernetes", "ts": f"17630000{i:02d}.000100"} for i in range(5)
     ] + [{"type": "message", "bot_id": "B1", "text": "a bot", "ts": "1763000099.000100"}]

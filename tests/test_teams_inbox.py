@@ -14,8 +14,6 @@ import asyncio
 import http.client
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,6 +33,7 @@ from store.db import Database
 from store.models.core import ProcessedEvent
 from store.models.inbox import InboxEvent
 from store.models.social import Message
+from tests.served import free_port, kill_process, stop_process
 from tests.slack_mock import LoopThread
 from tests.teams_mock import MockConnector, bot_added_to_team, channel_message, personal_message
 from tests.test_teams_hostile import APP_ID, KeyServer, token
@@ -47,17 +46,11 @@ TEAM = "19:inbox-team@thread.tacv2"  # its General channel has the team's id
 BURST = 40
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Served:
     """One `python app.py serve` for Teams (app id set: tokens are checked) on a loopback port."""
 
     def __init__(self, db_url: str, metadata_url: str) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         env = {k: v for k, v in os.environ.items()
                if not k.upper().startswith(("SLACK_", "CAUSETTE_", "MICROSOFT"))}
         env.update({"DATABASE_URL": db_url, "MicrosoftAppId": APP_ID, "MicrosoftAppPassword": "secret",
@@ -90,17 +83,10 @@ class Served:
                              {"Content-Type": "application/json", "Authorization": "Bearer " + bearer})
 
     def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
+        kill_process(self.proc)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
 
 
 @pytest.fixture

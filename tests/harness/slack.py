@@ -18,7 +18,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, TypeVar
 from urllib.parse import urlencode
 
 from sqlalchemy import select
@@ -183,6 +183,24 @@ def seed_people(bot: Bot, tenant: str = TEAM) -> None:
         s.add(Person(external_id=BOT_USER, handle="causette", display_name="Causette", is_bot=True, created_at=now, updated_at=now))
         for name, kind, lang in CHANNELS:
             s.add(Conversation(external_id=channel_id(name), name=name, kind=kind, language=lang, created_at=now))
+
+
+E = TypeVar("E", bound=Event)
+
+
+def record_events(server: SlackServer, kind: type[E] = Event) -> list[E]:  # type: ignore[assignment]
+    """Every neutral event of `kind` the adapter hands to the core from now on, in order
+    (`server.adapter.handle` is wrapped; its keyword arguments pass through)."""
+    seen: list[E] = []
+    inner = server.adapter.handle
+
+    def recording(event: Event, **kwargs: Any) -> list[Effect]:
+        if isinstance(event, kind):
+            seen.append(event)
+        return inner(event, **kwargs)
+
+    server.adapter.handle = recording  # type: ignore[method-assign]
+    return seen
 
 
 def slack_plain(text: str) -> str:
