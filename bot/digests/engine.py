@@ -1,6 +1,8 @@
 """The digest job: find due schedules, claim each (digest, period) once, post it once.
 
-APScheduler only ticks (`adapters/server.py:start_clock` calls `Bot.run_all_jobs`). Each tick:
+APScheduler only ticks: `adapters/server.py:start_clock` calls `Bot.tick`, which runs this job
+once its period (`Job.every`, one minute: handlers/digests.py) has elapsed, once per period across
+every process sharing the database (store/jobs.py claims the turn). Each run:
 
 1. `claim_due`: for every active digest whose `next_run_at` has come, pick the occurrence to
    post (the latest one not older than `settings.digest_grace_hours`; older ones are skipped
@@ -13,13 +15,13 @@ APScheduler only ticks (`adapters/server.py:start_clock` calls `Bot.run_all_jobs
    sender's `DeliveryFailed`: 429, 5xx, unreachable) puts the row back to pending until the
    platform's Retry-After or a growing backoff; after `MAX_ATTEMPTS` it is given up
    ("failed", logged). A process that dies mid-delivery leaves the row "sending"; once its
-   lease expires another tick sends it. Each send runs under `bot.delivery.attempt(
+   lease expires a later run sends it. Each send runs under `bot.delivery.attempt(
    "digest:<delivery id>", retry=<an earlier attempt may have posted>)`: Slack labels the post
    with that key (message metadata) and, on a retry, updates an earlier attempt's post in
    place instead of adding one (docs/digests.md, "Delivery"). Deliveries also carry the anchor
    `digest:<id>:<period>`.
 
-A tick claims at most `DUE_PER_TICK` digests and sends at most `SENDS_PER_TICK` deliveries,
+A run claims at most `DUE_PER_TICK` digests and sends at most `SENDS_PER_TICK` deliveries,
 one per target: Monday 09:00 does not burst every digest at once; adapters pace the rest.
 """
 from __future__ import annotations
