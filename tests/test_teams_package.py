@@ -85,3 +85,12 @@ def test_commands_follow_the_registry() -> None:
 def test_bad_app_id_is_refused(tmp_path: Path) -> None:
     assert package.main(["--app-id", "not-a-guid", "--out", str(tmp_path / "x.zip")]) == 2
     assert not (tmp_path / "x.zip").exists()
+
+
+def test_bad_environment_variable_is_one_line_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("PORT", "not-a-port")
+    assert package.main(["--app-id", APP_ID, "--out", str(tmp_path / "x.zip")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "PORT" in err and "Traceback" not in err
+    assert not (tmp_path / "x.zip").exists()

@@ -144,7 +144,7 @@ def is_guid(value: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bot.config import Settings
+    from bot.config import ConfigError, load_settings
     from handlers import build_registry
 
     parser = argparse.ArgumentParser(prog="teams-package", description="Build Causette's Microsoft Teams app package.")
@@ -153,7 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--website", default="https://github.com/causette-social/causette", help="https URL for the developer info")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
-    settings = Settings()
+    try:
+        settings = load_settings()
+    except ConfigError as err:  # one line naming the variable, as `app.py` prints it
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     app_id = args.app_id or settings.teams_app_id or PLACEHOLDER_APP_ID
     if not is_guid(app_id):
         print(f"error: the app id must be a GUID, got {app_id!r}", file=sys.stderr)
