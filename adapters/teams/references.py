@@ -94,10 +94,6 @@ def any_reference(session: Session) -> StoredReference | None:
     return _stored(row)
 
 
-def stored_kind(session: Session, conversation_id: str) -> str | None:
-    return session.scalar(select(Conversation.kind).where(Conversation.external_id == conversation_id))
-
-
 def posted_activity(session: Session, anchor: str, conversation_id: str) -> str | None:
     return session.scalar(select(PostedMessage.message_ref).where(PostedMessage.anchor == anchor,
                                                                   PostedMessage.conversation_external_id == conversation_id))
@@ -114,22 +110,19 @@ def remember_posted(session: Session, tenant: str, anchor: str, conversation_id:
 @dataclass(frozen=True)
 class TurnStart:
     fresh: bool             # False: a retried delivery already handled
-    stored_kind: str | None
 
 
-def start_turn(db: Database, tenant: str, key: str | None, conversation_id: str, need_kind: bool,
+def start_turn(db: Database, tenant: str, key: str | None, conversation_id: str,
                reference: Mapping[str, Any] | None, ref_kind: str, user_id: str, team_id: str, now: datetime,
                installed: bool = True) -> TurnStart:
-    """One short transaction per activity: claim its id, read what the shell must know,
-    store the conversation reference when given."""
+    """One short transaction per activity: claim its id, store the conversation reference when given."""
     with db.session(tenant) as session:
         if key is not None and not claim(session, tenant, key):
-            return TurnStart(False, None)
-        kind = stored_kind(session, conversation_id) if need_kind else None
+            return TurnStart(False)
         if reference is not None:
             save_reference(session, tenant, conversation_id=conversation_id, kind=ref_kind, user_id=user_id,
                            team_id=team_id, reference=reference, now=now, installed=installed)
-        return TurnStart(True, kind)
+        return TurnStart(True)
 
 
 def names_for(db: Database, tenant: str, user_ids: Iterable[str], channel_ids: Iterable[str]) -> Names:

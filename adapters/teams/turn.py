@@ -91,7 +91,7 @@ class TeamsTurn:
             key = None  # the reference (idempotent) is stored now, the claim with the work
         sender_id = parsed.sender.id if parsed.sender else ""
         removed = any(isinstance(e, MembersChanged) and e.bot_left for e in parsed.events)
-        start = refs.start_turn(db, parsed.tenant, key, conv.id, False, reference,
+        start = refs.start_turn(db, parsed.tenant, key, conv.id, reference,
                                 conv.kind, sender_id if conv.kind == "dm" else "", parsed.team_id,
                                 self.bot.services.clock.now(), installed=not removed)
         return (True, list(parsed.events)) if start.fresh else (False, [])
