@@ -115,11 +115,17 @@ def channel_settings(session: Session, conversation_id: int) -> HelpChannel | No
 
 
 def set_channel(session: Session, conversation_id: int, enabled: bool, hours: float | None, by: int, now: datetime) -> HelpChannel:
+    """One row per conversation: INSERT … ON CONFLICT DO NOTHING, then update, so two people
+    setting up the same channel at once end with one row (the later values), no failure."""
+    tenant = session.info.get("tenant")
+    if tenant in (None, ALL_TENANTS):
+        raise TenantError("a help channel belongs to one workspace")
+    values = {"tenant": tenant, "conversation_id": conversation_id, "enabled": enabled, "escalation_hours": hours,
+              "updated_by": by, "updated_at": now}
+    inserted = insert_ignore(session, HelpChannel, values)
     row = channel_settings(session, conversation_id)
-    if row is None:
-        row = HelpChannel(conversation_id=conversation_id, enabled=enabled, escalation_hours=hours, updated_by=by, updated_at=now)
-        session.add(row)
-    else:
+    assert row is not None
+    if not inserted:
         row.enabled, row.updated_by, row.updated_at = enabled, by, now
         if hours is not None:
             row.escalation_hours = hours

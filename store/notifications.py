@@ -10,6 +10,7 @@ from typing import Any, Sequence
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from store.db import ALL_TENANTS, TenantError
 from store.idempotency import insert_ignore
 from store.models.core import Person, Workspace
 from store.models.notifications import Notification, NotifySettings
@@ -29,11 +30,14 @@ def settings_row(session: Session, person_id: int) -> NotifySettings | None:
 
 
 def settings_for_update(session: Session, person_id: int) -> NotifySettings:
+    """The person's row, created if missing with INSERT … ON CONFLICT DO NOTHING: two commands
+    of one person changing their settings at once find the same row, no failure."""
+    tenant = session.info.get("tenant")
+    if tenant in (None, ALL_TENANTS):
+        raise TenantError("notification settings belong to one workspace")
+    insert_ignore(session, NotifySettings, {"tenant": tenant, "person_id": person_id})
     row = settings_row(session, person_id)
-    if row is None:
-        row = NotifySettings(person_id=person_id)
-        session.add(row)
-        session.flush()
+    assert row is not None
     return row
 
 
