@@ -39,6 +39,11 @@ def _targets(ctx: Ctx, args: str) -> tuple[list[Person], list[Topic], list[str]]
 
 def _follow(ctx: Ctx, args: str, level: str) -> Reply:
     people, topics, names = _targets(ctx, args)
+    # Written in one order whatever the typed order (people by platform id, then topics by key):
+    # "follow @a @b" and "follow @b @a" from one person at once would otherwise each wait on
+    # PostgreSQL for the row the other inserted first (a deadlock). The reply keeps the typed order.
+    people = sorted(people, key=lambda p: p.external_id)
+    topics = sorted(topics, key=lambda t: t.key)
     results = [social.follow(ctx.session, ctx.actor, person=p, level=level, now=ctx.now()) for p in people]
     results += [social.follow(ctx.session, ctx.actor, topic=t, level=level, now=ctx.now()) for t in topics]
     key = "social.subscribed" if level == "subscribe" else "social.followed"
