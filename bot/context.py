@@ -1,17 +1,21 @@
 """What a handler gets: the store session, prompts in the actor's language, the clock,
-and small helpers to resolve people and channels and to build replies."""
+and the toolkit every feature shares, so that no handler reaches into the dispatcher:
+answering the message being handled, translating for someone else's language, reading
+numbered arguments, writing the audit log, and (in a job) acting as someone."""
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
 from bot.text import MARK_CLOSE, MARK_OPEN, link_marker, ping_marker, split_markers, strip_markers
 from bot.types import Card, ConversationRef, Effect, Form, IncomingMessage, Outbound, Reply, UserRef
+from store import audit as audit_store
 from store import people as people_store
 from store.models.core import Conversation, Person, Workspace
 
@@ -25,6 +29,13 @@ if TYPE_CHECKING:
 
 _PERSON_TOKEN = re.compile(MARK_OPEN + r"@([^" + MARK_CLOSE + r"]+)" + MARK_CLOSE + r"|@([\w.\-]+)")
 _CHANNEL_TOKEN = re.compile(MARK_OPEN + r"#([^" + MARK_CLOSE + r"]+)" + MARK_CLOSE + r"|#([\w\-]+)")
+_LEADING_NUMBER = re.compile(r"^#?(\d{1,9})\b")
+
+
+class Translate(Protocol):
+    """A prompt looked up in one fixed language: `tr("idea.card", id=3)`."""
+
+    def __call__(self, key: str, /, **params: object) -> str: ...
 
 
 class UserError(Exception):
@@ -50,6 +61,11 @@ class Services:
     deliver: Callable[[Sequence[Effect]], None] | None = None
 
 
+def person_locale(settings: "Settings", workspace: Workspace, person: Person) -> str:
+    """The language to write to `person` in: their own, else their workspace's, else the default."""
+    return person.locale or workspace.default_locale or settings.default_locale
+
+
 def is_admin(settings: "Settings", person: Person) -> bool:
     ids = {a.casefold() for a in settings.admins}
     return bool(ids & {person.external_id.casefold(), person.handle.casefold(), person.email.casefold()} - {""})
@@ -65,6 +81,14 @@ class Ctx:
     msg: IncomingMessage | None
     locale: str
     platform: str
+
+    @classmethod
+    def for_person(cls, services: "Services", session: Session, workspace: Workspace, person: Person,
+                   conversation: Conversation | None = None) -> "Ctx":
+        """A context acting as `person`, in their own language, with no message to answer
+        (jobs use `JobCtx.acting_as`; tests and benchmarks call this directly)."""
+        locale = person_locale(services.settings, workspace, person)
+        return cls(services, session, workspace, person, conversation, None, locale, workspace.platform)
 
     @property
     def settings(self) -> "Settings":
@@ -83,11 +107,29 @@ class Ctx:
     def t(self, key: str, **params: object) -> str:
         return self.services.prompts.t(self.locale, key, **params)
 
+    # Other people's languages ---------------------------------------------
     def t_for(self, person: Person, key: str, **params: object) -> str:
-        return self.services.prompts.t(self.locale_of(person), key, **params)
+        """A prompt in `person`'s language (a DM, a notification's parameters)."""
+        return self.t_in(self.locale_of(person), key, **params)
+
+    def t_in(self, locale: str, key: str, **params: object) -> str:
+        """A prompt in `locale`, whoever the actor is (a card posted in a channel)."""
+        return self.services.prompts.t(locale, key, **params)
+
+    def translator(self, locale: str) -> Translate:
+        """`t_in` bound to `locale`: for building a whole card in someone else's language."""
+        return partial(self.services.prompts.t, locale)
 
     def locale_of(self, person: Person) -> str:
-        return person.locale or self.workspace.default_locale or self.settings.default_locale
+        return person_locale(self.settings, self.workspace, person)
+
+    def locale_in(self, conversation: Conversation | None) -> str:
+        """The language of what everyone in `conversation` reads: the channel's, else the
+        workspace's; in a DM (or without a conversation), the actor's."""
+        if conversation is None or conversation.kind == "dm":
+            return self.locale
+        lang = conversation.language if conversation.language in ("en", "fr") else None
+        return lang or self.workspace.default_locale or self.settings.default_locale
 
     def reply(
         self,
@@ -110,6 +152,45 @@ class Ctx:
             form=form,
             attachment=attachment,
         )
+
+    def answer(self, reply: Reply, *, anchor: str | None = None) -> Outbound:
+        """`reply` as the answer to the message being handled, which is what a handler's
+        returned `Reply` becomes; build it yourself to return it among other effects. It goes
+        to the message's conversation and thread (a new thread under the message when
+        `reply.in_thread`), only to the sender when `reply.private` (outside a DM).
+        `anchor` makes a later send with the same anchor update it in place."""
+        msg = self.msg
+        if msg is None:
+            raise RuntimeError("nothing to answer: this context has no message (a job or a non-message hook)")
+        thread = msg.thread_id or msg.conversation.thread_id
+        if reply.in_thread and not thread:
+            thread = msg.id
+        private_for = msg.sender if reply.private and msg.conversation.kind != "dm" else None
+        return Outbound(reply=reply, to=msg.conversation, private_for=private_for, thread_id=thread, anchor=anchor)
+
+    def audit(self, action: str, detail: str = "") -> None:
+        """Record in the audit log that the actor did `action` now. Written in the command's
+        transaction: a command refused after this line leaves no entry."""
+        audit_store.record(self.session, action, detail, actor_id=self.actor.id, at=self.now())
+
+    # Arguments -------------------------------------------------------------
+    @staticmethod
+    def numbered(args: str) -> tuple[int | None, str]:
+        """The number `args` starts with (`12` or `#12`: "idea vote 12", "ask resolve #3 done")
+        and the rest, stripped; `(None, args stripped)` when it starts with no number."""
+        text = args.strip()
+        m = _LEADING_NUMBER.match(text)
+        if not m:
+            return None, text
+        return int(m.group(1)), text[m.end():].strip()
+
+    @staticmethod
+    def number_in(token: str, low: int, high: int) -> int | None:
+        """`token` as a whole number from `low` to `high` ("feed 2"), else None."""
+        if not token.isdecimal():
+            return None
+        value = int(token)
+        return value if low <= value <= high else None
 
     # People and channels -------------------------------------------------
     def mention(self, person: "Person | PersonCard") -> str:
@@ -204,7 +285,9 @@ def zone(name: str | None) -> ZoneInfo:
 
 @dataclass
 class JobCtx:
-    """What a periodic job gets: a session over all workspaces and the clock's time."""
+    """What a periodic job gets: a session over all workspaces and the clock's time. A job
+    opens a per-tenant session (`services.db.session(tenant)`) for its writes, and
+    `acting_as(...)` there when it needs a handler's toolkit on someone's behalf."""
 
     services: "Services"
     session: Session
@@ -212,6 +295,16 @@ class JobCtx:
 
     def t(self, locale: str | None, key: str, **params: object) -> str:
         return self.services.prompts.t(locale, key, **params)
+
+    def acting_as(self, session: Session, workspace: Workspace, person: Person,
+                  conversation: Conversation | None = None) -> Ctx:
+        """A handler's context in `session` (one workspace's), acting as `person` in their
+        own language: to reuse a feature's rendering and `notify` from a job."""
+        return Ctx.for_person(self.services, session, workspace, person, conversation)
+
+    def audit(self, session: Session, action: str, detail: str = "") -> None:
+        """Record in `session`'s workspace that the bot itself did `action` (no actor)."""
+        audit_store.record(session, action, detail, actor_id=None, at=self.now)
 
 
 EffectList = list[Effect]

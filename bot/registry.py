@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol, Sequence
 
 from rapidfuzz import fuzz, process
 
@@ -20,9 +20,23 @@ if TYPE_CHECKING:
     from bot.types import Effect, IncomingMessage, Reply
 
 Permission = Literal["anyone", "admin"]
-HandlerResult = "Reply | Sequence[Effect] | None"
-Handler = Callable[..., Any]
 _TOKEN = re.compile(r"\S+")
+
+
+class Handler(Protocol):
+    """A command: `handler(ctx, msg, args)`, `args` being the text after the command's alias.
+
+    It returns a `Reply` (sent as `ctx.answer(reply)`: to the message's conversation, privately
+    when `reply.private`), effects (build answers among them with `ctx.answer`), or None.
+    `raise UserError(key, **params)` refuses: its writes are rolled back, the refusal answered."""
+
+    def __call__(self, ctx: Ctx, msg: IncomingMessage, args: str, /) -> Reply | Sequence[Effect] | None: ...
+
+
+class Hook(Protocol):
+    """An ambient hook: `hook(ctx, event)` for every event of its type, addressed or not."""
+
+    def __call__(self, ctx: Ctx, event: Any, /) -> Sequence[Effect] | None: ...
 
 
 @dataclass(frozen=True)
@@ -63,13 +77,13 @@ class Job:
 
     name: str
     every: timedelta
-    run: Callable[["JobCtx"], Sequence["Effect"]]
+    run: Callable[[JobCtx], Sequence[Effect]]
 
 
 @dataclass
 class Registry:
     commands: list[CommandSpec] = field(default_factory=list)
-    hooks: dict[type, list[Callable[..., Any]]] = field(default_factory=dict)
+    hooks: dict[type, list[Hook]] = field(default_factory=dict)
     jobs: list[Job] = field(default_factory=list)
     _aliases: list[tuple[tuple[str, ...], str, CommandSpec]] = field(default_factory=list)
 
@@ -87,7 +101,7 @@ class Registry:
                 self._aliases.append((tokens, alias, spec))
         self._aliases.sort(key=lambda item: -len(item[0]))
 
-    def on(self, event_type: type, hook: Callable[..., Any]) -> None:
+    def on(self, event_type: type, hook: Hook) -> None:
         """`hook(ctx, event) -> Sequence[Effect] | None`, run for every event of that type."""
         self.hooks.setdefault(event_type, []).append(hook)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Callable
 from zoneinfo import ZoneInfo
 
 from bot.context import Ctx, zone
@@ -72,23 +71,6 @@ def parse_day(token: str) -> date | None:
 def end_of_day(day: date, tz: ZoneInfo) -> datetime:
     """The first instant after `day` in `tz`: "until the 15th" includes the 15th."""
     return datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).astimezone(timezone.utc)
-
-
-def conversation_locale(ctx: Ctx, conversation: Conversation | None) -> str:
-    """The language of a public card: the channel's, else the workspace's (a DM: the actor's)."""
-    if conversation is None or conversation.kind == "dm":
-        return ctx.locale
-    lang = conversation.language if conversation.language in ("en", "fr") else None
-    return lang or ctx.workspace.default_locale or ctx.settings.default_locale
-
-
-def translator(ctx: Ctx, locale: str) -> Callable[..., str]:
-    prompts = ctx.services.prompts
-
-    def tr(key: str, **params: object) -> str:
-        return prompts.t(locale, key, **params)
-
-    return tr
 
 
 def conversation_zone(conversation: Conversation | None, fallback: str | None) -> ZoneInfo:

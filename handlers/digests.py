@@ -11,23 +11,21 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from bot.context import Ctx, UserError, zone
-from bot.core import Bot
 from bot.digests import engine, payload
 from bot.digests.content import Sources
 from bot.digests.cron import Cron, next_after
 from bot.digests.parse import SECTIONS, check_tz, describe, parse_schedule
 from bot.registry import CommandSpec, Job, Registry
 from bot.text import MARK_CLOSE, MARK_OPEN, norm_token, topic_key
-from bot.types import Card, Effect, IncomingMessage, Outbound, Reply
+from bot.types import Card, Effect, IncomingMessage, Reply
 from store import digests as digest_store
 from store import people as people_store
 from store.idempotency import insert_ignore
-from store.models.core import AuditLog, Conversation
+from store.models.core import Conversation
 from store.models.digests import Digest, DigestRun
 
 _CHANNEL = re.compile(MARK_OPEN + r"#([^" + MARK_CLOSE + r"]+)" + MARK_CLOSE + r"|(?<![\w&/])#([\w\-]+)")
 _SANITIZED_CHANNEL = re.compile(r"\(#([\w\-]+)\)")
-_ID = re.compile(r"^#?(\d{1,9})$")
 _OFF = {"off", "stop", "arret", "arreter", "non", "no", "none", "aucun", "desactiver", "disable"}
 
 
@@ -79,15 +77,15 @@ def _sources(ctx: Ctx, text: str) -> tuple[list[Conversation], list[str], str]:
 
 
 def _digest_by_id(ctx: Ctx, args: str) -> Digest:
-    m = _ID.match(args.strip().split()[0] if args.strip() else "")
-    if not m:
+    number, _ = ctx.numbered(args)
+    if number is None:
         raise UserError("digest.bad_id", given=args.strip()[:30])
-    digest = ctx.session.get(Digest, int(m.group(1)))
+    digest = ctx.session.get(Digest, number)
     if digest is None or digest.tenant != ctx.tenant:
-        raise UserError("digest.not_found", id=m.group(1))
+        raise UserError("digest.not_found", id=number)
     if digest.kind == "personal":
         if digest.person_id != ctx.actor.id and not ctx.is_admin:
-            raise UserError("digest.not_found", id=m.group(1))
+            raise UserError("digest.not_found", id=number)
     else:
         ctx.require_role(("animator",), _channel_of(ctx, digest), "digest.action.manage")
     return digest
@@ -114,7 +112,7 @@ def _history_line(ctx: Ctx, past: digest_store.History) -> str:
 
 
 def _audit(ctx: Ctx, action: str, digest: Digest) -> None:
-    ctx.session.add(AuditLog(actor_id=ctx.actor.id, action=action, detail=f"digest {digest.id}", created_at=ctx.now()))
+    ctx.audit(action, f"digest {digest.id}")
 
 
 # Commands --------------------------------------------------------------------
@@ -223,9 +221,7 @@ def run_now(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect] | Reply:
         return ctx.reply("digest.run_already", private=True, id=digest.id)
     _audit(ctx, "digest.run", digest)
     ack = ctx.reply("digest.run_done", private=True, id=digest.id, target=_label(ctx, digest))
-    effects: list[Effect] = [built[0]]
-    effects.append(Bot.outbound_for(msg, ack))
-    return effects
+    return [built[0], ctx.answer(ack)]
 
 
 def me(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:

@@ -16,10 +16,10 @@ def feed_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     words = args.split()
     page = 1
     if words:
-        token = words[-1]
-        if not token.isdigit() or not 1 <= int(token) <= MAX_PAGE:
-            raise UserError("feed.bad_page", given=token[:20], max=MAX_PAGE)
-        page = int(token)
+        number = ctx.number_in(words[-1], 1, MAX_PAGE)
+        if number is None:
+            raise UserError("feed.bad_page", given=words[-1][:20], max=MAX_PAGE)
+        page = number
     items, more = social.feed(ctx.session, ctx.actor, page=page, size=PAGE_SIZE)
     if not items:
         if not social.following(ctx.session, ctx.actor):

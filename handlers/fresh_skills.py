@@ -10,7 +10,6 @@ from datetime import timedelta
 from sqlalchemy import and_, exists, func, select, update
 
 from bot.context import Ctx, JobCtx, UserError
-from bot.core import ctx_for_job
 from bot.expertise import track_changes
 from bot.notifications import notify
 from bot.registry import CommandSpec, Job, Registry
@@ -70,7 +69,7 @@ def remind(jctx: JobCtx) -> list[Effect]:
             for person_id, items in stale.items():
                 person = session.get(Person, person_id)
                 if person is not None:
-                    effects += _ask(ctx_for_job(jctx.services, session, workspace, person), person, items)
+                    effects += _ask(jctx.acting_as(session, workspace, person), person, items)
     return effects
 
 

@@ -6,8 +6,8 @@ from sqlalchemy import select
 from bot.context import Ctx, UserError
 from bot.registry import CommandSpec, Registry
 from bot.text import norm_token
-from bot.types import Action, Card, IncomingMessage, Reply
-from store.models.core import AuditLog, Conversation, Person, Role
+from bot.types import Card, IncomingMessage, Reply
+from store.models.core import Conversation, Person, Role
 
 ROLE_WORDS = {"animator": "animator", "animateur": "animator", "animatrice": "animator",
               "referent": "referent", "referente": "referent"}
@@ -95,7 +95,7 @@ def role_add(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
         if exists is None:
             ctx.session.add(Role(person_id=person.id, role=role, conversation_id=channel.id if channel else None,
                                  granted_by=ctx.actor.id, created_at=ctx.now()))
-    ctx.session.add(AuditLog(actor_id=ctx.actor.id, action="role.add", detail=f"{role} {[p.id for p in people]} {channel.id if channel else '*'}", created_at=ctx.now()))
+    ctx.audit("role.add", f"{role} {[p.id for p in people]} {channel.id if channel else '*'}")
     return ctx.reply("roles.added", names=", ".join(ctx.name(p) for p in people), role=ctx.t(f"role.{role}"),
                      scope=ctx.channel_link(channel) if channel else ctx.t("roles.everywhere"))
 
@@ -111,7 +111,7 @@ def role_remove(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
             removed += 1
     if not removed:
         raise UserError("roles.nothing_to_remove")
-    ctx.session.add(AuditLog(actor_id=ctx.actor.id, action="role.remove", detail=f"{role} {[p.id for p in people]}", created_at=ctx.now()))
+    ctx.audit("role.remove", f"{role} {[p.id for p in people]}")
     return ctx.reply("roles.removed", names=", ".join(ctx.name(p) for p in people), role=ctx.t(f"role.{role}"),
                      scope=ctx.channel_link(channel) if channel else ctx.t("roles.everywhere"))
 

@@ -17,21 +17,19 @@ from typing import Collection, Sequence
 from sqlalchemy import select
 
 from bot.context import Ctx, JobCtx, UserError
-from bot.core import Bot, ctx_for_job
 from bot.expertise import Candidate, track_changes
 from bot.notifications import notify
 from bot.registry import CommandSpec, Job, Registry
 from bot.text import one_line, shorten
 from bot.types import Action, Card, Effect, Form, FormField, IncomingMessage, Outbound, Reply
-from handlers.contribution_common import conversation_locale, conversation_zone, split_topics, strip_people, translator
+from handlers.contribution_common import conversation_zone, split_topics, strip_people
 from handlers.help_routing import add_working_hours, detect_topics, pick_experts
 from handlers.kudos import give
 from store import help_requests as store
 from store import people as people_store
 from store.expertise import add_evidence
-from store.ideas import parse_id
 from store.models.contribution import HelpRequest, Kudos
-from store.models.core import AuditLog, Conversation, Person, Workspace
+from store.models.core import Conversation, Person, Workspace
 
 QUESTION_MIN = 3
 QUESTION_MAX = 3000
@@ -58,7 +56,7 @@ def _outsiders(ctx: Ctx, req: HelpRequest, experts: Sequence[Candidate]) -> set[
 
 
 def _expert_lines(ctx: Ctx, experts: Sequence[Candidate], locale: str, *, dm_only: bool, outside: Collection[int] = ()) -> str:
-    tr = translator(ctx, locale)
+    tr = ctx.translator(locale)
     lines = []
     for c in experts:
         who = ctx.name(c.person) if dm_only or c.person.id in outside else ctx.mention(c.person)
@@ -76,7 +74,7 @@ def request_card(ctx: Ctx, req: HelpRequest, locale: str, *, experts: Sequence[C
                  similar: Sequence[HelpRequest] = (), dm_only: bool = False, question_only: bool = False) -> Card:
     """`question_only`: for an expert outside the request's private conversation (it was shared
     with them): the question, who asked and its state, not the answer nor who else was asked."""
-    tr = translator(ctx, locale)
+    tr = ctx.translator(locale)
     asker = ctx.session.get(Person, req.asker_id)
     fields: list[tuple[str, str]] = [(tr("helpreq.field.asker"), ctx.name(asker) if asker else "?"),
                                      (tr("helpreq.field.status"), tr(f"helpreq.status.{req.status}"))]
@@ -117,8 +115,8 @@ def card_outbound(ctx: Ctx, req: HelpRequest, *, experts: Sequence[Candidate] = 
     """The request's card in its thread; the anchor makes later sends update it in place."""
     conv = _conversation(ctx, req) or ctx.conversation
     assert conv is not None
-    locale = conversation_locale(ctx, conv)
-    tr = translator(ctx, locale)
+    locale = ctx.locale_in(conv)
+    tr = ctx.translator(locale)
     card = request_card(ctx, req, locale, experts=experts, similar=similar, dm_only=conv.kind == "dm")
     count = len(experts) or len(store.routed_ids(ctx.session, req.id))
     text = tr("helpreq.card", id=req.number, status=tr(f"helpreq.status.{req.status}"), count=count)
@@ -129,7 +127,7 @@ def card_outbound(ctx: Ctx, req: HelpRequest, *, experts: Sequence[Candidate] = 
 def _thread_post(ctx: Ctx, req: HelpRequest, key: str, **params: object) -> Outbound:
     conv = _conversation(ctx, req) or ctx.conversation
     assert conv is not None
-    tr = translator(ctx, conversation_locale(ctx, conv))
+    tr = ctx.translator(ctx.locale_in(conv))
     reply = Reply(text=tr(key, **params), key=key, params=dict(params))
     return Outbound(reply=reply, to=ctx.ref_of(conv), thread_id=req.thread_id or None)
 
@@ -159,14 +157,14 @@ def _ping_experts(ctx: Ctx, req: HelpRequest, experts: Sequence[Candidate], *, d
     return effects
 
 
-def _share_offer(ctx: Ctx, msg: IncomingMessage, req: HelpRequest, room: Conversation) -> Outbound:
+def _share_offer(ctx: Ctx, req: HelpRequest, room: Conversation) -> Outbound:
     """To the asker only: what sharing would show, and the one button that does it."""
     card = Card(title=ctx.t("helpreq.share_title"),
                 body=ctx.t("helpreq.share_body", channel=ctx.channel_link(room), name=ctx.name(ctx.actor),
                            question=shorten(req.question, 300)),
                 actions=(Action(ctx.t("helpreq.button.share"), f"ask share {req.number}"),))
-    return Bot.outbound_for(msg, ctx.reply("helpreq.share_offer", private=True, card=card, id=req.number,
-                                           channel=ctx.channel_link(room)))
+    return ctx.answer(ctx.reply("helpreq.share_offer", private=True, card=card, id=req.number,
+                                channel=ctx.channel_link(room)))
 
 
 # Opening a request ----------------------------------------------------------------
@@ -180,7 +178,7 @@ def open_request(ctx: Ctx, msg: IncomingMessage, question: str, *, thread_id: st
     conv = ctx.conversation
     existing = store.by_source(ctx.session, source_key)
     if existing is not None:
-        return [Bot.outbound_for(msg, ctx.reply("helpreq.already_asked", private=True, id=existing.number))]
+        return [ctx.answer(ctx.reply("helpreq.already_asked", private=True, id=existing.number))]
     topics = detect_topics(ctx, question, hashtags)
     now = ctx.now()
     settings_row = store.channel_settings(ctx.session, conv.id) if conv is not None else None
@@ -200,7 +198,7 @@ def open_request(ctx: Ctx, msg: IncomingMessage, question: str, *, thread_id: st
     effects += _ping_experts(ctx, req, experts, dm_all=in_dm)
     room = store.private_room(ctx.session, req)
     if room is not None:
-        effects.append(_share_offer(ctx, msg, req, room))
+        effects.append(_share_offer(ctx, req, room))
     return effects
 
 
@@ -246,7 +244,7 @@ def help_channel_hook(ctx: Ctx, msg: IncomingMessage) -> list[Effect] | None:
 
 # Buttons --------------------------------------------------------------------------
 def _request_arg(ctx: Ctx, args: str) -> tuple[HelpRequest, str]:
-    req_id, rest = parse_id(args)
+    req_id, rest = ctx.numbered(args)
     if req_id is None:
         raise UserError("helpreq.id_required", usage=ctx.t("helpreq.take_usage"))
     req = store.by_number(ctx.session, req_id, reader_id=ctx.actor.id)
@@ -275,8 +273,8 @@ def take_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
                           thread_key=f"help:{req.number}:taken")
     if not store.can_read_answer(ctx.session, req, ctx.actor.id):
         # An expert reached by sharing cannot see the thread: they hear it here, and answer the asker directly.
-        effects.append(Bot.outbound_for(msg, ctx.reply("helpreq.taken_outside", private=True, id=req.number,
-                                                       name=ctx.name(asker) if asker else "?")))
+        effects.append(ctx.answer(ctx.reply("helpreq.taken_outside", private=True, id=req.number,
+                                            name=ctx.name(asker) if asker else "?")))
     return effects
 
 
@@ -337,15 +335,15 @@ def resolve_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply | list[E
         if asker.id == ctx.actor.id:
             card = Card(title=ctx.t("helpreq.thank_title"), body=ctx.t("helpreq.thank_body", name=ctx.name(helper)),
                         actions=(Action(ctx.t("helpreq.button.thank", name=ctx.name(helper)), f"ask thank {req.number}", "primary"),))
-            effects.append(Bot.outbound_for(msg, ctx.reply("helpreq.resolved", private=True, card=card, id=req.number,
-                                                           name=ctx.name(helper))))
+            effects.append(ctx.answer(ctx.reply("helpreq.resolved", private=True, card=card, id=req.number,
+                                                name=ctx.name(helper))))
         else:
-            effects.append(Bot.outbound_for(msg, ctx.reply("helpreq.resolved_by_helper", private=True, id=req.number)))
+            effects.append(ctx.answer(ctx.reply("helpreq.resolved_by_helper", private=True, id=req.number)))
             effects += notify(ctx, asker, "helpreq.notify.resolved", params={"id": req.number, "name": ctx.name(helper)},
                               thread_key=f"help:{req.number}:resolved",
                               actions=(Action("helpreq.button.thank_short", f"ask thank {req.number}", "primary"),))
     else:
-        effects.append(Bot.outbound_for(msg, ctx.reply("helpreq.resolved_alone", private=True, id=req.number)))
+        effects.append(ctx.answer(ctx.reply("helpreq.resolved_alone", private=True, id=req.number)))
     return effects
 
 
@@ -364,7 +362,7 @@ def thank_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
         reason = ctx.t("helpreq.thanks_reason", id=req.number, question=shorten(req.question, 120))
     else:  # the kudos reaches the helper: not a private conversation's question they cannot read
         reason = ctx.t("helpreq.thanks_reason_private", id=req.number)
-    return give(ctx, msg, [helper], reason, split_topics(req.topics), help_request_id=req.id)
+    return give(ctx, [helper], reason, split_topics(req.topics), help_request_id=req.id)
 
 
 def more_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
@@ -380,10 +378,10 @@ def _widen(ctx: Ctx, req: HelpRequest, *, round_: int, key: str, empty_key: str,
     experts = pick_experts(ctx, req.question, split_topics(req.topics), exclude=exclude, count=SHOWN,
                            audience=store.audience(ctx.session, req))
     conv = _conversation(ctx, req)
-    locale = conversation_locale(ctx, conv)
+    locale = ctx.locale_in(conv)
     if not experts:
         if extra:
-            none = translator(ctx, locale)("helpreq.no_experts")
+            none = ctx.t_in(locale, "helpreq.no_experts")
             return [_thread_post(ctx, req, key, id=req.number, experts=none, referents=extra)]
         return [_thread_post(ctx, req, empty_key, id=req.number)]
     store.record_routing(ctx.session, ctx.tenant, req.id, [c.person.id for c in experts], round_, ctx.now())
@@ -411,9 +409,8 @@ def escalate(jctx: JobCtx) -> list[Effect]:
             if req is None or workspace is None or asker is None:
                 continue
             conv = session.get(Conversation, req.conversation_id) if req.conversation_id else None
-            ctx = ctx_for_job(jctx.services, session, workspace, asker, conv)
-            effects += _escalate_one(ctx, req, conv)
-            session.add(AuditLog(actor_id=None, action="help.escalated", detail=f"request {req.number}", created_at=jctx.now))
+            effects += _escalate_one(jctx.acting_as(session, workspace, asker, conv), req, conv)
+            jctx.audit(session, "help.escalated", f"request {req.number}")
     return effects
 
 
@@ -459,9 +456,9 @@ def share_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
     if not store.share(ctx.session, req.id, ctx.actor.id, ctx.now()):
         raise UserError("helpreq.already_shared", id=req.number)
     ctx.session.refresh(req)
-    ctx.session.add(AuditLog(actor_id=ctx.actor.id, action="help.shared", detail=f"request {req.number}", created_at=ctx.now()))
+    ctx.audit("help.shared", f"request {req.number}")
     effects = _widen(ctx, req, round_=2, key="helpreq.shared_post", empty_key="helpreq.shared_no_experts")
-    effects.append(Bot.outbound_for(msg, ctx.reply("helpreq.shared", private=True, id=req.number)))
+    effects.append(ctx.answer(ctx.reply("helpreq.shared", private=True, id=req.number)))
     return effects
 
 
@@ -507,7 +504,7 @@ def channel_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     if hours is not None and not 0.5 <= hours <= 200:
         raise UserError("helpreq.channel_hours", given=hours)
     row = store.set_channel(ctx.session, conv.id, switch, hours, ctx.actor.id, ctx.now())
-    ctx.session.add(AuditLog(actor_id=ctx.actor.id, action="help.channel", detail=f"{conv.id} {switch} {hours}", created_at=ctx.now()))
+    ctx.audit("help.channel", f"{conv.id} {switch} {hours}")
     delay = row.escalation_hours or ctx.settings.help_escalation_hours
     key = "helpreq.channel_on" if switch else "helpreq.channel_off"
     return ctx.reply(key, channel=ctx.channel_link(conv), hours=f"{delay:g}")

@@ -15,25 +15,16 @@ from typing import Sequence
 
 
 from bot.context import Ctx, JobCtx, UserError
-from bot.core import ctx_for_job
 from bot.expertise import topics_in
 from bot.notifications import notify
 from bot.registry import CommandSpec, Job, Registry
 from bot.text import extract_hashtags, norm_key, one_line, sanitize, shorten
 from bot.types import Action, Card, Effect, Form, FormField, IncomingMessage, Outbound, Reply
-from handlers.contribution_common import (
-    actor_day_start,
-    conversation_locale,
-    conversation_zone,
-    end_of_day,
-    parse_day,
-    translator,
-    truthy,
-)
+from handlers.contribution_common import actor_day_start, conversation_zone, end_of_day, parse_day, truthy
 from store import ideas as store
 from store import people as people_store
 from store.models.contribution import Idea, IdeaCampaign
-from store.models.core import AuditLog, Conversation, Person, Workspace
+from store.models.core import Conversation, Person, Workspace
 
 TITLE_MAX = 200
 DETAILS_MAX = 4000
@@ -95,24 +86,24 @@ def _tags_from_field(value: str) -> list[str]:
 def author_label(ctx: Ctx, idea: Idea, locale: str) -> str:
     """Everywhere an idea is shown: "anonymous" for anonymous ideas, whoever looks."""
     if idea.anonymous:
-        return translator(ctx, locale)("idea.anonymous")
+        return ctx.t_in(locale, "idea.anonymous")
     author = ctx.session.get(Person, idea.author_id)
     return ctx.name(author) if author is not None else "?"
 
 
 def status_label(ctx: Ctx, status: str, locale: str) -> str:
-    return translator(ctx, locale)(f"idea.status.{status}")
+    return ctx.t_in(locale, f"idea.status.{status}")
 
 
 def idea_line(ctx: Ctx, idea: Idea, locale: str) -> str:
-    return translator(ctx, locale)(
-        "idea.line", id=idea.number, title=idea.title, votes=idea.vote_count,
+    return ctx.t_in(
+        locale, "idea.line", id=idea.number, title=idea.title, votes=idea.vote_count,
         status=status_label(ctx, idea.status, locale), author=author_label(ctx, idea, locale),
     )
 
 
 def idea_card(ctx: Ctx, idea: Idea, locale: str) -> Card:
-    tr = translator(ctx, locale)
+    tr = ctx.translator(locale)
     fields: list[tuple[str, str]] = [
         (tr("idea.field.author"), author_label(ctx, idea, locale)),
         (tr("idea.field.votes"), str(idea.vote_count)),
@@ -141,17 +132,16 @@ def card_outbound(ctx: Ctx, idea: Idea) -> Outbound:
     """The idea's card where it was posted; the anchor makes every re-send an in-place update."""
     conv = ctx.session.get(Conversation, idea.conversation_id) if idea.conversation_id else ctx.conversation
     assert conv is not None
-    locale = conversation_locale(ctx, conv)
-    tr = translator(ctx, locale)
+    locale = ctx.locale_in(conv)
+    tr = ctx.translator(locale)
     text = tr("idea.card", id=idea.number, title=idea.title, votes=idea.vote_count, status=status_label(ctx, idea.status, locale))
     reply = Reply(text=text, card=idea_card(ctx, idea, locale), key="idea.card", params={"id": idea.number})
     return Outbound(reply=reply, to=ctx.ref_of(conv), anchor=f"idea:{idea.number}")
 
 
-def _ack(ctx: Ctx, msg: IncomingMessage, key: str, **params: object) -> Outbound:
-    from bot.core import Bot
-
-    return Bot.outbound_for(msg, ctx.reply(key, private=True, **params))
+def _ack(ctx: Ctx, key: str, **params: object) -> Outbound:
+    """A private answer to the command, returned among the card updates it caused."""
+    return ctx.answer(ctx.reply(key, private=True, **params))
 
 
 # Submitting -------------------------------------------------------------------
@@ -184,7 +174,7 @@ def _validate(ctx: Ctx, title: str, details: str) -> None:
         raise UserError("idea.details_too_long", limit=DETAILS_MAX, length=len(details))
 
 
-def submit(ctx: Ctx, msg: IncomingMessage, *, title: str, details: str, tags: Sequence[str], anonymous: bool,
+def submit(ctx: Ctx, *, title: str, details: str, tags: Sequence[str], anonymous: bool,
            source: str = "") -> list[Effect]:
     """Validate, offer look-alikes first (the new idea waits as a draft), else publish."""
     title, details = one_line(sanitize(title)), sanitize(details).strip()
@@ -197,20 +187,20 @@ def submit(ctx: Ctx, msg: IncomingMessage, *, title: str, details: str, tags: Se
                              anonymous=anonymous, status=status, now=ctx.now(), source_permalink=source[:500],
                              conversation_id=ctx.conversation.id if ctx.conversation is not None else None)
     if lookalikes:
-        return [_ack_duplicates(ctx, msg, idea, [i for i, _ in lookalikes])]
-    return publish(ctx, msg, idea)
+        return [_ack_duplicates(ctx, idea, [i for i, _ in lookalikes])]
+    return publish(ctx, idea)
 
 
-def _ack_duplicates(ctx: Ctx, msg: IncomingMessage, draft: Idea, similar: list[Idea]) -> Outbound:
+def _ack_duplicates(ctx: Ctx, draft: Idea, similar: list[Idea]) -> Outbound:
     lines = [idea_line(ctx, i, ctx.locale) for i in similar]
     actions = [Action(ctx.t("idea.button.vote_instead", id=i.number), f"idea vote {i.number}", "primary") for i in similar]
     actions.append(Action(ctx.t("idea.button.post_anyway"), f"idea post {draft.number}"))
     card = Card(title=ctx.t("idea.duplicates_title"), body="\n".join(lines), actions=tuple(actions),
                 footer=ctx.t("idea.duplicates_footer"))
-    return _ack(ctx, msg, "idea.duplicates", count=len(similar), title=draft.title, card=card)
+    return _ack(ctx, "idea.duplicates", count=len(similar), title=draft.title, card=card)
 
 
-def publish(ctx: Ctx, msg: IncomingMessage, idea: Idea) -> list[Effect]:
+def publish(ctx: Ctx, idea: Idea) -> list[Effect]:
     """Post the card: an idea from a private conversation stays in it; any other goes to its
     campaign's channel, else the ideas channel, else where it was typed."""
     source = ctx.session.get(Conversation, idea.conversation_id) if idea.conversation_id else ctx.conversation
@@ -229,7 +219,7 @@ def publish(ctx: Ctx, msg: IncomingMessage, idea: Idea) -> list[Effect]:
     effects: list[Effect] = [card_outbound(ctx, idea)]
     if ctx.conversation is None or conv is None or conv.id != ctx.conversation.id:
         where = ctx.channel_link(conv) if conv is not None else ""
-        effects.append(_ack(ctx, msg, "idea.posted_anon" if idea.anonymous else "idea.posted", id=idea.number, channel=where))
+        effects.append(_ack(ctx, "idea.posted_anon" if idea.anonymous else "idea.posted", id=idea.number, channel=where))
     return effects
 
 
@@ -237,14 +227,14 @@ def idea_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply | list[Effe
     if not args.strip():
         return _form(ctx, msg)
     title, details, tags = parse_idea_text(args)
-    return submit(ctx, msg, title=title, details=details, tags=tags, anonymous=False, source=msg.source_permalink)
+    return submit(ctx, title=title, details=details, tags=tags, anonymous=False, source=msg.source_permalink)
 
 
 def idea_anon_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply | list[Effect]:
     if not args.strip():
         return _form(ctx, msg, anonymous=True)
     title, details, tags = parse_idea_text(args)
-    return submit(ctx, msg, title=title, details=details, tags=tags, anonymous=True, source=msg.source_permalink)
+    return submit(ctx, title=title, details=details, tags=tags, anonymous=True, source=msg.source_permalink)
 
 
 def _form(ctx: Ctx, msg: IncomingMessage, *, anonymous: bool = False) -> Reply:
@@ -267,26 +257,26 @@ def idea_submit_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply | li
     values = dict(msg.form_values or {})
     if not values:
         return idea_command(ctx, msg, args)
-    return submit(ctx, msg, title=str(values.get("title", "")), details=str(values.get("details", "")),
+    return submit(ctx, title=str(values.get("title", "")), details=str(values.get("details", "")),
                   tags=_tags_from_field(str(values.get("tags", ""))), anonymous=truthy(values.get("anonymous")),
                   source=str(values.get("source", "") or msg.source_permalink))
 
 
 def idea_post_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
     """"Post mine anyway" after duplicates were offered."""
-    idea_id, _ = store.parse_id(args)
+    idea_id, _ = ctx.numbered(args)
     idea = store.get(ctx.session, idea_id, reader_id=ctx.actor.id, drafts=True) if idea_id else None
     if idea is None or idea.author_id != ctx.actor.id:
         raise UserError("idea.not_found", id=args.strip()[:20])
     if idea.status != "draft":
         raise UserError("idea.already_posted", id=idea.number)
     _check_limit(ctx)
-    return publish(ctx, msg, idea)
+    return publish(ctx, idea)
 
 
 # Votes and follows ----------------------------------------------------------
 def _idea_arg(ctx: Ctx, args: str) -> tuple[Idea, str]:
-    idea_id, rest = store.parse_id(args)
+    idea_id, rest = ctx.numbered(args)
     if idea_id is None:
         raise UserError("idea.id_required", usage=ctx.t("idea.vote_usage"))
     idea = store.get(ctx.session, idea_id, reader_id=ctx.actor.id)
@@ -300,9 +290,9 @@ def vote_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
     if idea.author_id == ctx.actor.id:
         raise UserError("idea.own_vote", id=idea.number)
     if not store.add_vote(ctx.session, ctx.tenant, idea, ctx.actor.id, ctx.now()):
-        return [_ack(ctx, msg, "idea.already_voted", id=idea.number, votes=idea.vote_count)]
+        return [_ack(ctx, "idea.already_voted", id=idea.number, votes=idea.vote_count)]
     idea.updated_at = ctx.now()
-    effects: list[Effect] = [card_outbound(ctx, idea), _ack(ctx, msg, "idea.voted", id=idea.number, votes=idea.vote_count)]
+    effects: list[Effect] = [card_outbound(ctx, idea), _ack(ctx, "idea.voted", id=idea.number, votes=idea.vote_count)]
     author = ctx.session.get(Person, idea.author_id)
     if author is not None:
         effects += notify(ctx, author, "idea.notify.voted", params={"id": idea.number, "title": idea.title},
@@ -313,9 +303,9 @@ def vote_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
 def unvote_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
     idea, _ = _idea_arg(ctx, args)
     if not store.remove_vote(ctx.session, idea, ctx.actor.id):
-        return [_ack(ctx, msg, "idea.not_voted", id=idea.number)]
+        return [_ack(ctx, "idea.not_voted", id=idea.number)]
     idea.updated_at = ctx.now()
-    return [card_outbound(ctx, idea), _ack(ctx, msg, "idea.unvoted", id=idea.number, votes=idea.vote_count)]
+    return [card_outbound(ctx, idea), _ack(ctx, "idea.unvoted", id=idea.number, votes=idea.vote_count)]
 
 
 def follow_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
@@ -365,9 +355,9 @@ def status_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
     idea.status = target
     idea.decline_reason = reason if target == "declined" else ""
     idea.updated_at = ctx.now()
-    ctx.session.add(AuditLog(actor_id=ctx.actor.id, action="idea.status", detail=f"idea {idea.id} #{idea.number} -> {target}", created_at=ctx.now()))
+    ctx.audit("idea.status", f"idea {idea.id} #{idea.number} -> {target}")
     effects: list[Effect] = [card_outbound(ctx, idea),
-                             _ack(ctx, msg, "idea.status_changed", id=idea.number, status=status_label(ctx, target, ctx.locale))]
+                             _ack(ctx, "idea.status_changed", id=idea.number, status=status_label(ctx, target, ctx.locale))]
     audience = store.audience(ctx.session, idea)
     people = people_store.people_by_ids(ctx.session, audience)
     for person_id in audience:
@@ -415,20 +405,19 @@ def channel_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     if conv.kind != "public":  # ideas from everywhere would land where only its members read them
         raise UserError("idea.channel_not_public", channel=ctx.channel_link(conv))
     store.set_setting(ctx.session, "ideas_channel", str(conv.id), ctx.actor.id, ctx.now())
-    ctx.session.add(AuditLog(actor_id=ctx.actor.id, action="idea.channel", detail=f"{conv.id}", created_at=ctx.now()))
+    ctx.audit("idea.channel", f"{conv.id}")
     return ctx.reply("idea.channel_set", private=True, channel=ctx.channel_link(conv))
 
 
 def author_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     """Admins only, for abuse handling; every look-up is written to the audit log. An admin
     is no exception to privacy: an idea they may not read is not found."""
-    idea_id, _ = store.parse_id(args)
+    idea_id, _ = ctx.numbered(args)
     idea = store.get(ctx.session, idea_id, reader_id=ctx.actor.id) if idea_id else None
     if idea is None:
         raise UserError("idea.not_found", id=args.strip()[:20])
     author = ctx.session.get(Person, idea.author_id)
-    ctx.session.add(AuditLog(actor_id=ctx.actor.id, action="idea.author_revealed",
-                             detail=f"idea {idea.id} #{idea.number} anonymous={idea.anonymous}", created_at=ctx.now()))
+    ctx.audit("idea.author_revealed", f"idea {idea.id} #{idea.number} anonymous={idea.anonymous}")
     return ctx.reply("idea.author_is", private=True, id=idea.number, name=ctx.name(author) if author else "?",
                      anonymous=ctx.t("idea.yes") if idea.anonymous else ctx.t("idea.no"))
 
@@ -461,8 +450,7 @@ def campaign_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
         raise UserError("idea.title_too_long", limit=TITLE_MAX, length=len(title))
     campaign = store.create_campaign(ctx.session, title=title, tags=tags, conversation_id=channel.id if channel else None,
                                      created_by=ctx.actor.id, ends_at=ends_at, now=ctx.now())
-    locale = conversation_locale(ctx, channel)
-    tr = translator(ctx, locale)
+    tr = ctx.translator(ctx.locale_in(channel))
     tag_text = " ".join("#" + t for t in tags)
     card = Card(title=tr("idea.campaign_title", title=title), body=tr("idea.campaign_body", tags=tag_text, date=day.isoformat()),
                 actions=(Action(tr("idea.button.submit"), "idea"),), footer=tr("idea.campaign_footer", tags=tag_text))
@@ -471,7 +459,7 @@ def campaign_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
         reply = Reply(text=tr("idea.campaign_card", title=title, date=day.isoformat()), card=card, key="idea.campaign_card",
                       params={"id": campaign.id})
         effects.append(Outbound(reply=reply, to=ctx.ref_of(channel), anchor=f"idea-campaign:{campaign.id}"))
-    effects.append(_ack(ctx, msg, "idea.campaign_started", id=campaign.id, title=title, date=day.isoformat()))
+    effects.append(_ack(ctx, "idea.campaign_started", id=campaign.id, title=title, date=day.isoformat()))
     return effects
 
 
@@ -489,7 +477,7 @@ def campaign_summaries(jctx: JobCtx) -> list[Effect]:
             if campaign is None or workspace is None or creator is None:
                 continue
             conv = session.get(Conversation, campaign.conversation_id) if campaign.conversation_id else None
-            ctx = ctx_for_job(jctx.services, session, workspace, creator, conv)
+            ctx = jctx.acting_as(session, workspace, creator, conv)
             conv = conv or ideas_channel(ctx, None)
             if conv is None:
                 continue
@@ -499,8 +487,8 @@ def campaign_summaries(jctx: JobCtx) -> list[Effect]:
 
 def _summary(ctx: Ctx, campaign: IdeaCampaign, conv: Conversation) -> Outbound:
     """Posted in `conv`: only the ideas everyone reading it may read, and their count."""
-    locale = conversation_locale(ctx, conv)
-    tr = translator(ctx, locale)
+    locale = ctx.locale_in(conv)
+    tr = ctx.translator(locale)
     top = store.campaign_ideas(ctx.session, campaign.id, shown_in=conv)
     total = store.campaign_count(ctx.session, campaign.id, shown_in=conv)
     body = "\n".join(idea_line(ctx, i, locale) for i in top) or tr("idea.campaign_no_ideas")

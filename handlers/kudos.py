@@ -13,7 +13,7 @@ from bot.expertise import track_changes
 from bot.notifications import notify
 from bot.registry import CommandSpec, Registry
 from bot.text import extract_hashtags, one_line
-from bot.types import Card, Effect, IncomingMessage, Outbound, Reply
+from bot.types import Card, Effect, IncomingMessage, Reply
 from handlers.contribution_common import actor_day_start, join_topics, strip_people
 from store import kudos as store
 from store import people as people_store
@@ -41,14 +41,14 @@ def parse_reason(args: str) -> str:
 
 def give(
     ctx: Ctx,
-    msg: IncomingMessage,
     recipients: Sequence[Person],
     reason: str,
     skills: Sequence[str],
     *,
     help_request_id: int | None = None,
 ) -> list[Effect]:
-    """Record kudos to each recipient and build the card and DMs. Raises UserError on refusal."""
+    """Record kudos to each recipient and build the card (public, in the thread of the message
+    being handled) and DMs. Raises UserError on refusal."""
     if not recipients:
         raise UserError("kudos.who", usage=ctx.t("kudos.usage"))
     if any(p.id == ctx.actor.id for p in recipients):
@@ -87,8 +87,7 @@ def give(
                 fields=((ctx.t("kudos.field.skills"), tags),) if skills else (), footer=ctx.t("kudos.card_footer"))
     public = Reply(text=ctx.t("kudos.card", giver=ctx.name(ctx.actor), names=names, reason=reason), card=card, key="kudos.card",
                    params={"count": len(recipients)})
-    thread = msg.thread_id or (msg.conversation.thread_id if msg.conversation else None)
-    effects: list[Effect] = [Outbound(reply=public, to=msg.conversation, thread_id=thread)]
+    effects: list[Effect] = [ctx.answer(public)]
     for person in recipients:
         effects += notify(ctx, person, "kudos.notify.received",
                           params={"giver": ctx.name(ctx.actor), "reason": reason, "skills": tags},
@@ -100,7 +99,7 @@ def thanks_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
     people, missing = ctx.find_people(args)
     if missing:
         raise UserError("error.unknown_person", who=", ".join(missing))
-    return give(ctx, msg, people, parse_reason(args), extract_hashtags(args))
+    return give(ctx, people, parse_reason(args), extract_hashtags(args))
 
 
 def top_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:

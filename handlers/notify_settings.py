@@ -50,10 +50,11 @@ def show(ctx: Ctx) -> Reply:
 
 
 def set_cap(ctx: Ctx, value: str) -> Reply:
-    if not value.isdigit() or not (0 <= int(value) <= MAX_CAP):
+    cap = ctx.number_in(value, 0, MAX_CAP)
+    if cap is None:
         raise UserError("notify.bad_cap", given=value[:20], max=MAX_CAP)
-    queue.settings_for_update(ctx.session, ctx.actor.id).daily_cap = int(value)
-    return ctx.reply("notify.cap_set", private=True, cap=int(value))
+    queue.settings_for_update(ctx.session, ctx.actor.id).daily_cap = cap
+    return ctx.reply("notify.cap_set", private=True, cap=cap)
 
 
 def set_quiet(ctx: Ctx, value: str) -> Reply:
