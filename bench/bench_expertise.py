@@ -24,8 +24,7 @@ from sqlalchemy import select
 from bench.org import BASE_SKILLS, NOW, build_org
 from bot.clock import FixedClock
 from bot.config import Settings
-from bot.context import Services
-from bot.core import ctx_for_job
+from bot.context import Ctx, Services
 from bot.expertise import find_experts, index_for
 from bot.i18n import Prompts
 from bot.registry import Registry
@@ -102,7 +101,7 @@ def run(report) -> None:  # noqa: ANN001 - bench.__main__.Report
             names = [n for (n,) in session.execute(select(Skill.name).order_by(Skill.id))]
             workspace = session.get(Workspace, TENANT)
             actor = session.scalar(select(Person).where(Person.external_id == "u1"))
-            ctx = ctx_for_job(services, session, workspace, actor)  # type: ignore[arg-type]
+            ctx = Ctx.for_person(services, session, workspace, actor)  # type: ignore[arg-type]
             started, cpu = time.perf_counter(), time.process_time()
             index = index_for(ctx)
             report.figure("index_build_s", time.perf_counter() - started)

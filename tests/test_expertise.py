@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from bot.clock import FixedClock
 from bot.context import Ctx, Services
-from bot.core import Bot, ctx_for_job
+from bot.core import Bot
 from bot.expertise import find_experts, index_for, topics_in
 from bot.expertise.evidence import EvidenceBook
 from bot.types import ConversationRef, IncomingMessage, Outbound, ProfileUpdate, UserRef
@@ -60,7 +60,7 @@ def session_ctx(bot: Bot) -> Iterator[callable]:
         opened.append(session)
         workspace = session.get(Workspace, TENANT)
         actor = session.scalar(select(Person).where(Person.external_id == handle))
-        return ctx_for_job(bot.services, session, workspace, actor)  # type: ignore[arg-type]
+        return Ctx.for_person(bot.services, session, workspace, actor)  # type: ignore[arg-type]
 
     yield make
     for s in opened:

@@ -16,8 +16,8 @@ from typing import Iterator
 import pytest
 from sqlalchemy import func, select
 
-from bot.context import Services
-from bot.core import Bot, ctx_for_job
+from bot.context import Ctx, Services
+from bot.core import Bot
 from bot.expertise import find_experts
 from bot.expertise.evidence import EvidenceBook
 from bot.types import MessageDeleted
@@ -43,7 +43,7 @@ def experts(bot: Bot, asker: str, topic: str) -> dict[str, tuple[str, ...]]:
     with bot.services.db.session(TENANT) as s:
         workspace = s.get(Workspace, TENANT)
         actor = s.scalar(select(Person).where(Person.external_id == asker))
-        result = find_experts(ctx_for_job(bot.services, s, workspace, actor), topic)  # type: ignore[arg-type]
+        result = find_experts(Ctx.for_person(bot.services, s, workspace, actor), topic)  # type: ignore[arg-type]
         return {c.person.external_id: c.why for c in result.candidates}
 
 

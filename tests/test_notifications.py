@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from bot import notifications as notif
-from bot.context import Services
-from bot.core import Bot, ctx_for_job
+from bot.context import Ctx, Services
+from bot.core import Bot
 from bot.types import Action, ConversationRef, IncomingMessage, Outbound, UserRef
 from store import notifications as queue
 from store.db import ALL_TENANTS
@@ -31,7 +31,7 @@ def _person(services: Services, handle: str, tz: str = "Europe/Paris", locale: s
 def _notify(services: Services, person_id: int, key: str = "notify.single_title", **kw: object) -> list:
     with services.db.session(TENANT) as s:
         person = s.get(Person, person_id)
-        ctx = ctx_for_job(services, s, s.get(Workspace, TENANT), person)
+        ctx = Ctx.for_person(services, s, s.get(Workspace, TENANT), person)
         return notif.notify(ctx, person, key, params=kw.pop("params", {}), **kw)  # type: ignore[arg-type]
 
 
