@@ -283,24 +283,6 @@ class Bot:
         return effects
 
 
-SIMULATED_STEP = timedelta(minutes=5)
-
-
-def advance_clock(bot: Bot, delta: timedelta, deliver: Callable[[list[Effect]], None],
-                  step: timedelta = SIMULATED_STEP) -> None:
-    """Move a movable clock (FixedClock, the console's OffsetClock) forward by `delta`, ticking
-    after every `step` of it and delivering each tick's effects before the next, as a server
-    would have over that time: each job runs once per elapsed period (jobs more frequent than
-    `step` once per step: simulated time does not need their cadence)."""
-    clock = bot.services.clock
-    moved = timedelta(0)
-    while moved < delta:
-        leap = min(step, delta - moved)
-        clock.advance(leap)  # type: ignore[attr-defined]
-        moved += leap
-        deliver(bot.tick(clock.now()))
-
-
 def ctx_for_job(services: Services, session: Session, workspace: Workspace, actor: Person, conversation: Conversation | None = None) -> Ctx:
     """A handler-style context inside a job, acting for `actor` in their own language."""
     locale = actor.locale or workspace.default_locale or services.settings.default_locale

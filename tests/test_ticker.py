@@ -16,7 +16,8 @@ from adapters.console.messenger import ConsoleMessenger
 from bot.clock import FixedClock
 from bot.config import Settings
 from bot.context import JobCtx, Services
-from bot.core import Bot, advance_clock
+from bot.core import Bot
+from bot.ticker import advance_clock
 from bot.i18n import Prompts
 from bot.registry import Job, Registry
 from bot.types import Effect, Outbound, Reply, UserRef

@@ -29,7 +29,8 @@ from typing import Any, Callable, TextIO
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.core import Bot, advance_clock
+from bot.core import Bot
+from bot.ticker import advance_clock
 from bot.inbox import InboxWorker
 from store import inbox as inbox_store
 from store.inbox import Claimed

@@ -5,7 +5,8 @@ import re
 from datetime import timedelta
 from typing import Callable
 
-from bot.core import Bot, advance_clock
+from bot.core import Bot
+from bot.ticker import advance_clock
 from bot.types import Effect
 
 _DURATION = re.compile(r"^\+?(\d+)\s*(m|min|h|d|j|w)$")
@@ -15,7 +16,7 @@ _UNITS = {"m": timedelta(minutes=1), "min": timedelta(minutes=1), "h": timedelta
 
 def advance(bot: Bot, spec: str, deliver: Callable[[list[Effect]], None]) -> None:
     """A step's `advance="+2h"`: move the test clock forward, ticking as a server would have
-    (`bot.core.advance_clock`: every job whose period elapsed runs, once per period), each
+    (`bot.ticker.advance_clock`: each job runs once per elapsed period, or per resolution), each
     tick's effects handed to `deliver` (the harness's own sending path)."""
     m = _DURATION.match(spec.replace(" ", ""))
     if not m:
