@@ -26,6 +26,7 @@ from bot.types import (
     ReactionAdded,
     Reply,
 )
+from bot.unit import unit
 from store import jobs as jobs_store
 from store import people as people_store
 from store.db import ALL_TENANTS
@@ -45,7 +46,9 @@ class Bot:
     # Events ----------------------------------------------------------------
     def handle(self, event: Event, *, in_transaction: InTransaction | None = None,
                record: RecordEffects | None = None) -> list[Effect]:
-        """Handle one event in one transaction. Never raises for bad input or handler bugs.
+        """Handle one event in one transaction (a savepoint of the inbox worker's batch
+        transaction while it processes a batch: bot/unit.py). Never raises for bad input or
+        handler bugs.
 
         `in_transaction(session)` runs in that same transaction just before it commits: the
         durable inbox marks its row done there, so the work and "done" commit together. With
@@ -66,7 +69,7 @@ class Bot:
             log.exception("event failed: %r", type(event).__name__)
             effects: list[Effect] = [self._error_reply(event)] if isinstance(event, IncomingMessage) and event.addressed else []
             if in_transaction is not None or (record is not None and effects):
-                with self.services.db.session(ALL_TENANTS) as session:
+                with unit(self.services.db, ALL_TENANTS) as session:
                     if record is not None and effects:
                         record(session, effects)
                     if in_transaction is not None:
@@ -108,7 +111,7 @@ class Bot:
         text = sanitize(raw.text, keep=[m.id for m in raw.mentions])
         msg = replace(raw, text=text, hashtags=raw.hashtags or extract_hashtags(text))
         effects: list[Effect] = []
-        with self.services.db.session(msg.conversation.tenant) as session:
+        with unit(self.services.db, msg.conversation.tenant) as session:
             ctx = self._ctx(session, msg, msg.sender, msg.conversation)
             effects += self._run_hooks(ctx, msg)
             if msg.addressed:
@@ -124,7 +127,7 @@ class Bot:
         hooks = self.registry.hooks.get(type(event), [])
         if not hooks:
             if in_transaction is not None:
-                with self.services.db.session(ALL_TENANTS) as session:
+                with unit(self.services.db, ALL_TENANTS) as session:
                     in_transaction(session)
             return []
         conv = getattr(event, "conversation", None)
@@ -134,7 +137,7 @@ class Bot:
 
             user = UserRef(conv.platform, conv.tenant, "causette-system", "Causette", is_bot=True)
         effects: list[Effect] = []
-        with self.services.db.session((conv or user).tenant) as session:
+        with unit(self.services.db, (conv or user).tenant) as session:
             ctx = self._ctx(session, None, user, conv)
             effects += self._run_hooks(ctx, event)
             if record is not None and effects:

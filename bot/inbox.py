@@ -8,6 +8,11 @@ does the work. A processor that returns without calling `finish` (nothing to sto
 Causette ignores) has its row marked done by the worker. An exception means "try again
 later": the row backs off, and is set aside (poison) after `store.inbox.MAX_ATTEMPTS`.
 
+A processor marked `bot.unit.batched` (its work goes through `bot.unit.unit` and it sends
+only through `bot.unit.after_commit`) has the rows of a claim processed in ONE transaction,
+each in a savepoint: one commit per batch instead of one per row. A failing row rolls back
+its savepoint only; the others commit, then their replies go out.
+
 On start, a worker picks up whatever a crashed process left behind: pending rows, and rows
 whose lease expired with their worker.
 """
@@ -17,13 +22,13 @@ import logging
 import os
 import threading
 import time
-from itertools import groupby
 from typing import Callable
 
 from sqlalchemy.orm import Session
 
 from bot.clock import Clock
 from bot.metrics import Metrics
+from bot.unit import Batch, batch_row, batchable, run_kept, unit
 from store import inbox as inbox_store
 from store.db import ALL_TENANTS, Database
 from store.inbox import Claimed, LeaseLost
@@ -131,12 +136,17 @@ class InboxWorker:
                 self._held.update((row.id, row) for row in rows)
             try:
                 # One conversation's rows run in arrival order; a batch may hold several of them.
-                for _key, group in groupby(sorted(rows, key=lambda r: (r.order_key, r.id)), key=lambda r: r.order_key):
-                    for row in group:
+                ordered = sorted(rows, key=lambda r: (r.order_key, r.id))
+                if self._stop.is_set() and self._workers:
+                    for row in ordered:
+                        inbox_store.release(self.db, row)
+                    return len(rows)
+                together = [row for row in ordered if batchable(self.processors.get(row.platform))]
+                if together:
+                    self._process_together(together)
+                for row in ordered:
+                    if not batchable(self.processors.get(row.platform)):
                         try:
-                            if self._stop.is_set() and self._workers:
-                                inbox_store.release(self.db, row)
-                                continue
                             self.process(row)
                         finally:
                             with self._lock:
@@ -149,6 +159,70 @@ class InboxWorker:
         finally:
             with self._lock:
                 self._inflight -= 1
+
+    def _process_together(self, rows: list[Claimed]) -> None:
+        """Rows of batchable processors in one transaction, each in a savepoint (bot/unit.py):
+        a row that fails rolls back its own savepoint only and is retried alone; the others are
+        done when, and only when, the batch commits (their `done_at` is the commit's time).
+        A processor about to wait for the network has the batch commit what is done so far."""
+        started = time.monotonic()
+        committed: list[Claimed] = []
+        done: list[Claimed] = []
+        failed: dict[int, tuple[Claimed, BaseException]] = {}
+        batch: Batch | None = None
+        try:
+            with self.db.session(ALL_TENANTS) as session:
+                inbox_store.relax_commit(session)
+
+                def checkpoint() -> None:
+                    if done:
+                        inbox_store.stamp_done(session, done, self.clock.now())
+                    session.commit()
+                    committed.extend(done)
+                    done.clear()
+                    assert batch is not None
+                    run_kept(batch)
+
+                batch = Batch(session, checkpoint)
+                for row in rows:
+                    try:
+                        self._process_row(batch, row)
+                    except LeaseLost:
+                        log.warning("inbox: row %d was taken over by another worker; this attempt is dropped", row.id)
+                    except Exception as exc:  # noqa: BLE001 - any failure means: this row, later
+                        failed[row.id] = (row, exc)
+                    else:
+                        done.append(row)
+                if done:
+                    inbox_store.stamp_done(session, done, self.clock.now())
+            committed.extend(done)
+            if batch is not None:
+                run_kept(batch)
+        except Exception as exc:  # noqa: BLE001 - the batch's commit failed: its uncommitted rows are retried
+            settled = {row.id for row in committed} | set(failed)
+            failed.update((row.id, (row, exc)) for row in rows if row.id not in settled)
+        for row, exc in failed.values():
+            self._failed(row, exc)
+        if self.metrics is not None:
+            elapsed = (time.monotonic() - started) / max(1, len(rows))
+            for row in committed:
+                self._count_done(row, elapsed)
+
+    def _process_row(self, batch: Batch, row: Claimed) -> None:
+        """One row of `batch`: its work, then "done" if the work did not mark it."""
+        processor = self.processors[row.platform]
+        finished = False
+
+        def finish(session: Session) -> None:
+            nonlocal finished
+            inbox_store.mark_done(session, row, self.clock.now())
+            finished = True
+
+        with batch_row(batch):
+            processor(row, finish)
+            if not finished:
+                with unit(self.db, ALL_TENANTS) as session:
+                    finish(session)
 
     def _record_failures(self) -> None:
         """Write the failures that could not be written when they happened (raises while the
@@ -168,6 +242,7 @@ class InboxWorker:
                 (self.metrics.poisoned if state == "poison" else self.metrics.retries).labels(row.platform).inc()
 
     def process(self, row: Claimed) -> None:
+        """One row in a transaction of its own (processors that send as soon as they committed)."""
         processor = self.processors.get(row.platform)
         started = time.monotonic()
         finished = False
@@ -188,25 +263,32 @@ class InboxWorker:
             log.warning("inbox: row %d was taken over by another worker; this attempt is dropped", row.id)
             return
         except Exception as exc:  # noqa: BLE001 - any failure means: later
-            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
-            if is_transient(exc):
-                log.warning("inbox: %s row %d attempt %d failed, will retry: %s", row.platform, row.id, row.attempts, reason)
-            else:
-                log.exception("inbox: %s row %d attempt %d failed", row.platform, row.id, row.attempts)
-            try:
-                state = inbox_store.fail(self.db, row, reason, self.clock.now())
-            except Exception:  # noqa: BLE001 - written again later; at worst the lease expires
-                log.warning("inbox: could not record the failure of row %d yet; will again when the database answers",
-                            row.id)
-                with self._lock:
-                    self._unrecorded[row.id] = (row, reason)
-                return
-            if self.metrics is not None:
-                (self.metrics.poisoned if state == "poison" else self.metrics.retries).labels(row.platform).inc()
+            self._failed(row, exc)
+            return
+        self._count_done(row, time.monotonic() - started)
+
+    def _failed(self, row: Claimed, exc: BaseException) -> None:
+        """After a failed attempt: the row backs off (or is set aside), now or once the database answers."""
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+        if is_transient(exc):
+            log.warning("inbox: %s row %d attempt %d failed, will retry: %s", row.platform, row.id, row.attempts, reason)
+        else:
+            log.error("inbox: %s row %d attempt %d failed", row.platform, row.id, row.attempts, exc_info=exc)
+        try:
+            state = inbox_store.fail(self.db, row, reason, self.clock.now())
+        except Exception:  # noqa: BLE001 - written again later; at worst the lease expires
+            log.warning("inbox: could not record the failure of row %d yet; will again when the database answers",
+                        row.id)
+            with self._lock:
+                self._unrecorded[row.id] = (row, reason)
             return
         if self.metrics is not None:
-            elapsed = time.monotonic() - started
-            self.metrics.processed.labels(row.platform).inc()
-            self.metrics.processing.labels(row.platform).observe(elapsed)
-            waited = (self.clock.now() - row.received_at).total_seconds()
-            self.metrics.ack_to_done.labels(row.platform).observe(max(0.0, waited))
+            (self.metrics.poisoned if state == "poison" else self.metrics.retries).labels(row.platform).inc()
+
+    def _count_done(self, row: Claimed, elapsed: float) -> None:
+        if self.metrics is None:
+            return
+        self.metrics.processed.labels(row.platform).inc()
+        self.metrics.processing.labels(row.platform).observe(elapsed)
+        waited = (self.clock.now() - row.received_at).total_seconds()
+        self.metrics.ack_to_done.labels(row.platform).observe(max(0.0, waited))

@@ -15,7 +15,7 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Sequence
+from typing import Any, Sequence
 
 from sqlalchemy import and_, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
@@ -30,7 +30,9 @@ MAX_ATTEMPTS = 8
 LEASE = timedelta(seconds=15)  # renewed while the worker lives (InboxWorker's heartbeat)
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 300.0
-CLAIM_LOCK = 7_274_301  # PostgreSQL advisory lock key taken by each claim's transaction
+_ASYNC_COMMIT = "inbox_async_commit"  # session.info: the transaction that set synchronous_commit off
+CLAIM_LOCK = 7_274_301
+CANDIDATES = 4  # a claim looks at this many times its limit of due rows, to take whole conversations  # PostgreSQL advisory lock key taken by each claim's transaction
 
 
 class LeaseLost(Abandon):
@@ -95,16 +97,17 @@ def _due(now: datetime, platforms: Sequence[str] | None = None):  # noqa: ANN202
 
 def claim(db: Database, worker: str, limit: int, now: datetime, lease: timedelta = LEASE, *,
           platforms: Sequence[str] | None = None) -> list[Claimed]:
-    """Lease up to `limit` due rows, oldest first. Rows whose earlier attempts all died with
-    their worker (kill -9 mid-work) are set aside once they reach MAX_ATTEMPTS. An idle
-    inbox costs one indexed read."""
+    """Lease up to `limit` due rows, oldest first, whole conversations at a time (see
+    `_by_conversation`). Rows whose earlier attempts all died with their worker (kill -9
+    mid-work) are set aside once they reach MAX_ATTEMPTS. An idle inbox costs one indexed read."""
     token = f"{worker[:40]}:{uuid.uuid4().hex[:16]}"
     if db.dialect == "sqlite":  # a writing session waits for the file's write turn: look first
         with db.session(ALL_TENANTS, readonly=True) as session:
             if session.execute(select(InboxEvent.id).where(_due(now, platforms)).limit(1)).first() is None:
                 return []
     with db.session(ALL_TENANTS) as session:
-        due = select(InboxEvent.id, InboxEvent.attempts).where(_due(now, platforms)).order_by(InboxEvent.id).limit(limit)
+        due = (select(InboxEvent.id, InboxEvent.attempts, InboxEvent.order_key).where(_due(now, platforms))
+               .order_by(InboxEvent.id).limit(limit * CANDIDATES))
         if session.get_bind().dialect.name == "postgresql":
             # Claims take turns (a few milliseconds each): a claim must see the leases the
             # previous one committed, or two workers could take rows of one conversation
@@ -117,7 +120,7 @@ def claim(db: Database, worker: str, limit: int, now: datetime, lease: timedelta
         crashed = [r.id for r in found if r.attempts >= MAX_ATTEMPTS]
         if crashed:
             _set_aside_crashed(session, crashed)
-        chosen = [r.id for r in found if r.attempts < MAX_ATTEMPTS]
+        chosen = _by_conversation([r for r in found if r.attempts < MAX_ATTEMPTS], limit)
         if not chosen:
             return []
         rows = session.execute(
@@ -130,6 +133,22 @@ def claim(db: Database, worker: str, limit: int, now: datetime, lease: timedelta
     claimed = [Claimed(r.id, r.platform, r.kind, r.tenant, r.order_key, r.payload, r.attempts, token, r.received_at)
                for r in rows]
     return sorted(claimed, key=lambda c: c.id)
+
+
+def _by_conversation(rows: Sequence[Any], limit: int) -> list[int]:
+    """Up to `limit` of `rows` (due, oldest first), a conversation's rows together, the
+    conversations in the order of their oldest row. One row of each of many conversations
+    would keep all of them from every other worker until this batch ends (a conversation's
+    rows run one at a time); a few whole conversations leave the rest to the other workers."""
+    groups: dict[str, list[int]] = {}
+    for row in rows:
+        groups.setdefault(row.order_key or f"#{row.id}", []).append(row.id)
+    chosen: list[int] = []
+    for ids in groups.values():
+        if len(chosen) >= limit:
+            break
+        chosen += ids[: limit - len(chosen)]
+    return chosen
 
 
 def _set_aside_crashed(session: Session, ids: list[int]) -> None:
@@ -160,6 +179,17 @@ def renew(db: Database, rows: list[Claimed], now: datetime, lease: timedelta = L
             )
 
 
+def relax_commit(session: Session) -> None:
+    """PostgreSQL: this transaction's commit need not wait for the disk (see `mark_done`). Once
+    per transaction; a batch sets it before its first savepoint, whose rollback would undo it."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    transaction = session.get_transaction()
+    if transaction is None or session.info.get(_ASYNC_COMMIT) is not transaction:
+        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+        session.info[_ASYNC_COMMIT] = session.get_transaction()
+
+
 def mark_done(session: Session, row: Claimed, now: datetime) -> None:
     """Inside the work's own transaction: the row is done when, and only when, the work commits.
     Raises LeaseLost (so the work rolls back) when the row is no longer this worker's.
@@ -167,8 +197,7 @@ def mark_done(session: Session, row: Claimed, now: datetime) -> None:
     On PostgreSQL that commit need not wait for the disk: the delivery is already durable in
     the inbox, and "done" is in the same transaction as the work, so a server crash that
     loses the commit loses both and the row is simply processed again."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+    relax_commit(session)
     done = session.execute(
         update(InboxEvent).where(InboxEvent.id == row.id, InboxEvent.state == "pending", InboxEvent.locked_by == row.token)
         .values(state="done", done_at=now, locked_until=None)
@@ -176,6 +205,15 @@ def mark_done(session: Session, row: Claimed, now: datetime) -> None:
     ).first()
     if done is None:
         raise LeaseLost(f"inbox row {row.id} is no longer leased by this worker")
+
+
+def stamp_done(session: Session, rows: Sequence[Claimed], now: datetime) -> None:
+    """Just before a batch's commit: its done rows' `done_at` is that commit's time, not the
+    time each row's work ended (what "done" means to a reader is "committed")."""
+    session.execute(
+        update(InboxEvent).where(InboxEvent.id.in_([row.id for row in rows]), InboxEvent.state == "done")
+        .values(done_at=now).execution_options(synchronize_session=False)
+    )
 
 
 def backoff_seconds(attempts: int) -> float:

@@ -30,6 +30,7 @@ from bot.core import Bot
 from bot.delivery import DeliveryFailed
 from bot.outbox import Leased
 from bot.types import ConversationKind, ConversationRef, Effect, Event, IncomingMessage, MembersChanged, UserRef
+from bot.unit import after_commit, batched, before_waiting, reading
 from store.idempotency import claim, insert_ignore
 from store.inbox import Claimed
 from store.models.core import Conversation, Person, ProcessedEvent
@@ -141,17 +142,23 @@ class SlackAdapter:
 
     def send_main(self, effects: Sequence[Effect], origin: Origin) -> None:
         """After the main event's commit: send its replies, through its outbox row when the
-        transaction recorded one (marked sent on success, retried by the sweeper otherwise)."""
+        transaction recorded one (marked sent on success, retried by the sweeper otherwise).
+        In an inbox batch, once the batch has committed (bot/unit.py)."""
         work = _WORK.get()
         leased = work.outbox if work is not None else None
         if leased is None:
-            try:
-                self.sender.deliver(effects, origin)
-            except DeliveryFailed as exc:
-                log.error("slack: replies not delivered and not recorded: %s", exc)
+            if effects:
+                after_commit(lambda: self._deliver_unrecorded(effects, origin))
             return
         work.outbox = None  # type: ignore[union-attr]
-        outbox.deliver(self.services.db, self.services.clock, leased, lambda items: self.sender.deliver(items, origin), effects)
+        after_commit(lambda: outbox.deliver(self.services.db, self.services.clock, leased,
+                                            lambda items: self.sender.deliver(items, origin), effects))
+
+    def _deliver_unrecorded(self, effects: Sequence[Effect], origin: Origin) -> None:
+        try:
+            self.sender.deliver(effects, origin)
+        except DeliveryFailed as exc:
+            log.error("slack: replies not delivered and not recorded: %s", exc)
 
     async def accept(self, kind: str, body: Body, context: Any, *, action: Body | None = None, key: str = "") -> None:
         """Before the ack: write the delivery to the durable inbox. Raises InboxUnavailable when
@@ -248,8 +255,10 @@ class SlackAdapter:
     def close(self) -> None:
         self.sender.backfill_pool.shutdown(wait=True)
 
+    @batched
     def process_row(self, row: Claimed, finish: Callable[[Session], None]) -> None:
-        """The inbox worker's processor for platform "slack": the work behind one delivery."""
+        """The inbox worker's processor for platform "slack": the work behind one delivery. Its
+        units of work and sends go through bot/unit.py, so the worker may batch its rows."""
         data = json.loads(row.payload)
         body = data.get("body") or {}
         token = _WORK.set(RowWork(finish))
@@ -279,27 +288,37 @@ class SlackAdapter:
         """The Outbox sender for platform "slack" (jobs: digests, notifications)."""
         self.sender.deliver(effects)
 
-    def _claim(self, tenant: str, key: str) -> bool:
+    def _claim(self, tenant: str, key: str, *, check: bool = True) -> bool:
         """True the first time `key` is seen. While an inbox row is processed the claim is only
-        checked here and written by the main event's transaction (see RowWork)."""
+        checked here (`check=False`: not even) and written by the main event's transaction,
+        which a duplicate rolls back (see RowWork)."""
         work = _WORK.get()
         if work is None:
             with self.services.db.session(tenant) as s:
                 return claim(s, tenant, key)
-        with self.services.db.session(tenant, readonly=True) as s:
+        if not check:
+            work.claims.append((tenant, key))
+            return True
+        with reading(self.services.db, tenant) as s:
             if s.scalar(select(ProcessedEvent.id).where(ProcessedEvent.key == key[:300])) is not None:
                 return False
         work.claims.append((tenant, key))
         return True
 
+    def _client(self, team: str, origin: Origin | None = None) -> Any:
+        """The Web API client for `team`, once an inbox batch has committed what it did so far
+        (bot/unit.py: no transaction waits on the network)."""
+        before_waiting()
+        return self.sender.client_for(team, origin)
+
     def ensure_profile(self, origin: Origin, user: str) -> None:
         """First sight of a person: their Slack profile (users.info) goes to the core."""
         if not user or (origin.team, user) in self._known:
             return
-        with self.services.db.session(origin.team, readonly=True) as s:
+        with reading(self.services.db, origin.team) as s:
             known = s.scalar(select(Person.id).where(Person.external_id == user)) is not None
         if not known:
-            client = self.sender.client_for(origin.team, origin)
+            client = self._client(origin.team, origin)
             try:
                 info = client.users_info(user=user)
             except Exception as exc:  # noqa: BLE001
@@ -307,11 +326,15 @@ class SlackAdapter:
             else:  # a database failure in handle is the row's to retry, not Slack's
                 update = inbound.profile_update(info.get("user") or {}, origin.team)
                 effects = self.handle(update) if update is not None else []
-                try:
-                    self.sender.deliver(effects)
-                except Exception as exc:  # noqa: BLE001
-                    log_api_error("users.info", exc, user=user)
+                if effects:
+                    after_commit(lambda: self._deliver_profile_effects(effects, user))
         self._known.add((origin.team, user))
+
+    def _deliver_profile_effects(self, effects: Sequence[Effect], user: str) -> None:
+        try:
+            self.sender.deliver(effects)
+        except Exception as exc:  # noqa: BLE001
+            log_api_error("users.info", exc, user=user)
 
     def run_message(self, msg: IncomingMessage, origin: Origin) -> None:
         self.ensure_profile(origin, msg.sender.id)
@@ -346,7 +369,7 @@ class SlackAdapter:
             kind = stored
         else:
             try:
-                info = self.sender.client_for(origin.team, origin).conversations_info(channel=channel).get("channel") or {}
+                info = self._client(origin.team, origin).conversations_info(channel=channel).get("channel") or {}
                 kind = inbound.kind_of_info(info)
             except Exception as exc:  # noqa: BLE001
                 log_api_error("conversations.info", exc, channel=channel)
@@ -368,7 +391,7 @@ class SlackAdapter:
         cursor = ""
         try:
             for _ in range(MAX_MEMBER_PAGES):
-                resp = self.sender.client_for(origin.team, origin).conversations_members(channel=channel, limit=1000, cursor=cursor or None)
+                resp = self._client(origin.team, origin).conversations_members(channel=channel, limit=1000, cursor=cursor or None)
                 members += [UserRef(inbound.PLATFORM, origin.team, str(u)) for u in resp.get("members") or [] if u and u != bot_user_id]
                 cursor = str((resp.get("response_metadata") or {}).get("next_cursor") or "")
                 if not cursor:
@@ -392,10 +415,6 @@ class SlackAdapter:
         event = body.get("event") or {}
         tenant = inbound.team_of(body)
         if not tenant or not isinstance(event, Mapping):
-            return
-        event_id = body.get("event_id")
-        if event_id and not self._claim(tenant, f"slack:event:{event_id}"):
-            log.info("slack: duplicate delivery of %s ignored", event_id)
             return
         kind = event.get("type")
         channel = str(event.get("channel") or "")
@@ -450,8 +469,11 @@ class SlackAdapter:
             return
         if not mention and msg.conversation.kind != "dm" and inbound.mentions_bot(event, bot_user_id):
             return  # the app_mention event of the same message carries it, addressed
-        # app_mention + message (or a DM mention) arrive for one message: handle it once.
-        if not self._claim(tenant, f"slack:msg:{msg.conversation.id}:{msg.id}"):
+        # app_mention + message (or a DM mention) arrive for one message: handle it once. (An
+        # ambient channel message comes as one event, which the inbox takes once, and is
+        # indexed once whatever delivers it again: it needs no claim.) The claim is checked
+        # when the work commits (RowWork): the pair is rare, reading first for it is not worth it.
+        if msg.addressed and not self._claim(tenant, f"slack:msg:{msg.conversation.id}:{msg.id}", check=False):
             return
         self.run_message(self.settled(msg, origin, told), origin)
 
@@ -508,7 +530,7 @@ class SlackAdapter:
         form = home.profile_form(self.bot, tenant, user, t)
         view = render_modal(form, {"ch": user, "k": "dm"}, t, callback_id=home.PROFILE_CALLBACK)
         try:
-            self.sender.client_for(tenant, origin).views_open(trigger_id=body.get("trigger_id"), view=view)
+            self._client(tenant, origin).views_open(trigger_id=body.get("trigger_id"), view=view)
         except Exception as exc:  # noqa: BLE001
             log_api_error("views.open", exc, user=user)
 
@@ -529,7 +551,7 @@ class SlackAdapter:
         if not channel or not ts:
             return ""
         try:
-            resp = self.sender.client_for(origin.team, origin).chat_getPermalink(channel=channel, message_ts=ts)
+            resp = self._client(origin.team, origin).chat_getPermalink(channel=channel, message_ts=ts)
             return str(resp.get("permalink") or "")
         except Exception as exc:  # noqa: BLE001
             log_api_error("chat.getPermalink", exc, channel=channel)
@@ -543,7 +565,7 @@ class SlackAdapter:
         t = self.sender.translator(tenant, user)
         view = home_view(home.home_blocks(self.bot, tenant, user, channel, t), t)
         try:
-            self.sender.client_for(tenant, origin).views_publish(user_id=user, view=view)
+            self._client(tenant, origin).views_publish(user_id=user, view=view)
         except Exception as exc:  # noqa: BLE001
             log_api_error("views.publish", exc, user=user)
 

@@ -1,0 +1,116 @@
+"""The inbox worker's batches: several rows in one transaction, each in a savepoint. A row that
+fails loses nothing of the others and repeats nothing; replies go out only once committed."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, text
+
+from bot.clock import FixedClock
+from bot.inbox import InboxWorker
+from bot.unit import after_commit, batched, before_waiting, unit
+from store import inbox as inbox_store
+from store.db import ALL_TENANTS, Database
+from store.models.inbox import InboxEvent
+
+
+@pytest.fixture
+def db(db_url: str):  # type: ignore[no-untyped-def]
+    database = Database(db_url)
+    with database.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE IF NOT EXISTS batch_work (inbox_id INTEGER, payload TEXT)"))
+    yield database
+    with database.engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS batch_work"))
+    database.dispose()
+
+
+def _work_rows(db: Database) -> list[tuple[int, str]]:
+    with db.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text("SELECT inbox_id, payload FROM batch_work ORDER BY inbox_id"))]
+
+
+def _states(db: Database) -> dict[str, str]:
+    with db.engine.connect() as conn:
+        return dict(conn.execute(select(InboxEvent.dedupe_key, InboxEvent.state)).all())
+
+
+def _write(db: Database, row, finish) -> None:  # type: ignore[no-untyped-def]
+    with unit(db, ALL_TENANTS) as session:
+        session.execute(text("INSERT INTO batch_work (inbox_id, payload) VALUES (:i, :p)"), {"i": row.id, "p": row.payload})
+        finish(session)
+
+
+def test_a_failing_row_rolls_back_alone_and_is_retried_alone(db: Database, clock: FixedClock) -> None:
+    for n in range(5):
+        inbox_store.put(db, "test", f"e{n}", "event", f"p{n}", clock.now(), order_key=f"C{n}")
+    sent: list[tuple[str, dict[str, str]]] = []
+    attempts = {"p2": 0}
+
+    @batched
+    def work(row, finish) -> None:  # type: ignore[no-untyped-def]
+        _write(db, row, finish)
+        if row.payload == "p2":
+            attempts["p2"] += 1
+            if attempts["p2"] == 1:
+                raise ValueError("this payload cannot be handled yet")
+        # What a reply sees when it goes out: its row committed as done.
+        after_commit(lambda: sent.append((row.payload, _states(db))))
+
+    worker = InboxWorker(db, clock, {"test": work}, batch=10)
+    assert worker.run_once() == 5
+    assert _states(db) == {"e0": "done", "e1": "done", "e2": "pending", "e3": "done", "e4": "done"}
+    assert [p for _i, p in _work_rows(db)] == ["p0", "p1", "p3", "p4"]
+    assert [payload for payload, _ in sent] == ["p0", "p1", "p3", "p4"]
+    assert all(states[f"e{payload[1]}"] == "done" for payload, states in sent)
+
+    clock.advance(timedelta(seconds=3))  # past the failed row's backoff
+    assert worker.run_once() == 1
+    assert set(_states(db).values()) == {"done"}
+    assert sorted(p for _i, p in _work_rows(db)) == ["p0", "p1", "p2", "p3", "p4"]  # each once
+    assert [payload for payload, _ in sent][-1] == "p2"
+
+
+def test_rows_done_before_a_network_wait_are_committed_before_it(db: Database, clock: FixedClock) -> None:
+    for n in range(3):
+        inbox_store.put(db, "test", f"e{n}", "event", f"p{n}", clock.now(), order_key="C")
+    seen_while_waiting: list[dict[str, str]] = []
+
+    @batched
+    def work(row, finish) -> None:  # type: ignore[no-untyped-def]
+        if row.payload == "p1":
+            before_waiting()  # e.g. users.info for a person seen for the first time
+            seen_while_waiting.append(_states(db))
+        _write(db, row, finish)
+
+    worker = InboxWorker(db, clock, {"test": work}, batch=10)
+    assert worker.run_once() == 3
+    assert seen_while_waiting == [{"e0": "done", "e1": "pending", "e2": "pending"}]
+    assert set(_states(db).values()) == {"done"}
+    assert [p for _i, p in _work_rows(db)] == ["p0", "p1", "p2"]
+
+
+def test_a_row_whose_lease_was_lost_is_rolled_back_and_the_others_commit(db: Database, clock: FixedClock) -> None:
+    for n in range(3):
+        inbox_store.put(db, "test", f"e{n}", "event", f"p{n}", clock.now(), order_key=f"C{n}")
+
+    @batched
+    def work(row, finish) -> None:  # type: ignore[no-untyped-def]
+        if row.payload == "p1":  # another worker took this row over meanwhile
+            with db.session(ALL_TENANTS) as s:
+                s.execute(text("UPDATE inbox_events SET locked_by = 'someone else' WHERE id = :i"), {"i": row.id})
+        _write(db, row, finish)
+
+    worker = InboxWorker(db, clock, {"test": work}, batch=10)
+    assert worker.run_once() == 3
+    assert _states(db) == {"e0": "done", "e1": "pending", "e2": "done"}
+    assert [p for _i, p in _work_rows(db)] == ["p0", "p2"]
+
+
+def test_a_claim_takes_whole_conversations(db: Database, clock: FixedClock) -> None:
+    for n, conversation in enumerate(["A", "B", "A", "B", "A"]):
+        inbox_store.put(db, "slack", f"e{n}", "event", f"{conversation}{n}", clock.now(), order_key=conversation)
+    first = inbox_store.claim(db, "w1", 3, clock.now())
+    assert [r.payload for r in first] == ["A0", "A2", "A4"]
+    assert [r.payload for r in inbox_store.claim(db, "w2", 3, clock.now())] == ["B1", "B3"]
