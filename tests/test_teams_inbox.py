@@ -281,3 +281,54 @@ def test_an_activity_that_cannot_be_written_is_answered_503_and_an_invoke_writes
     assert [(c.kind, c.activity_id) for c in mock.messages()] == [("reply", "away-1")]
     with bot.services.db.session("*", readonly=True) as s:
         assert list(s.scalars(select(InboxEvent.kind))) == ["message"]
+
+
+def test_an_answered_activity_is_processed_at_once_by_one_claimer(bot: Bot, settings: Settings,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The express lane takes the row as soon as the answer went out: no wait for the worker's
+    poll (30 s here), and not every worker thread claiming at once; a burst is answered once each."""
+    from adapters.server import Pipeline, build_app
+    from store import inbox as inbox_store
+    from tests.teams_mock import serve_locally
+
+    claims: list[int] = []
+    original = inbox_store.claim
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        rows = original(*args, **kwargs)
+        claims.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(inbox_store, "claim", counted)
+
+    async def run() -> tuple[list[float], MockConnector]:
+        mock = MockConnector()
+        service = await mock.start()
+        pipeline = Pipeline(bot)
+        pipeline.worker.poll_seconds = 30.0
+        runner, base = await serve_locally(build_app(bot, local(settings), pipeline=pipeline))  # type: ignore[arg-type]
+        url = base + "api/messages"
+        waits: list[float] = []
+        try:
+            await asyncio.sleep(0.1)  # the worker's threads made their first (empty) claims
+            claims.clear()
+            for n in range(5):
+                started = time.monotonic()
+                assert await post(url, personal_message(service, TENANT, "29:ana", "help", f"one-{n}")) == 201
+                await mock.wait_for(n + 1, timeout=5)
+                waits.append(time.monotonic() - started)
+            assert sum(1 for c in claims if c) == 5 and len(claims) <= 10  # one claim and one empty look each
+            statuses = await asyncio.gather(*(post(url, personal_message(service, TENANT, f"29:p{n}", "help", f"many-{n}"))
+                                              for n in range(20)))
+            assert statuses == [201] * 20
+            await mock.wait_for(25, timeout=20)
+            await asyncio.sleep(0.3)  # a second reply to anything would arrive now
+        finally:
+            await runner.cleanup()
+            await mock.stop()
+        return waits, mock
+
+    waits, mock = asyncio.run(run())
+    assert max(waits) < 2.0
+    replied = sorted(c.activity_id for c in mock.messages())
+    assert replied == sorted([f"one-{n}" for n in range(5)] + [f"many-{n}" for n in range(20)])

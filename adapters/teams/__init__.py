@@ -49,9 +49,11 @@ def mount(app: Any, bot: "Bot", settings: "Settings", outbox: "Outbox") -> Any:
 
     async def remember_loop(_app: Any) -> None:
         loops["main"] = inbox.loop = asyncio.get_running_loop()
+        inbox.express.start()
 
     async def finish_turns(_app: Any) -> None:
         """After the inbox worker stopped (adapters/server.py): what was written is processed."""
+        await asyncio.to_thread(inbox.express.stop)
         await inbox.drain(timeout=10)
 
     app.on_startup.append(remember_loop)

@@ -7,7 +7,8 @@ claims, the outbound audience and caller id, never the bearer token) to the inbo
 written within ACK_WRITE_SECONDS the answer is 503, so the Bot Connector retries; a
 duplicate (a retry of an activity already written) is answered 201 with nothing more.
 
-The inbox worker hands each row to `process_row` in a worker thread. It rebuilds the turn
+Once the answer went out, the express lane (adapters/teams/express.py, one claimer instead
+of every worker thread at once) or the inbox worker hands each row to `process_row` in a thread. It rebuilds the turn
 with botbuilder's `CloudAdapter.process_activity` on the stored activity and identity (so
 replies go to the stored serviceUrl with the bot's own credentials) and runs it on the
 server's event loop. Exactly one effect per activity: its idempotency claim and its inbox
@@ -36,6 +37,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from adapters.teams import inbound
+from adapters.teams.express import ExpressLane
 from store.idempotency import insert_ignore
 from store.inbox import Claimed
 from store.models.base import utcnow
@@ -120,6 +122,7 @@ class TeamsInbox:
         self.turn = turn                  # adapters.teams.turn.TeamsTurn
         self.pipeline = pipeline          # adapters.server.Pipeline
         self.loop: asyncio.AbstractEventLoop | None = None  # the server's, set on startup
+        self.express = ExpressLane(pipeline.worker)  # started and stopped with the server
         self._turns = 0
         self._lock = threading.Lock()
 
@@ -150,11 +153,11 @@ class TeamsInbox:
 
     def _late_write_done(self, write: "asyncio.Future[bool]") -> None:
         if not write.cancelled() and write.exception() is None and write.result():
-            self.pipeline.worker.wake()
+            self.express.poke()
 
     def wake(self) -> None:
-        """After the HTTP answer went out: let a worker take the row."""
-        self.pipeline.worker.wake()
+        """After the HTTP answer went out: the express lane takes the row (adapters/teams/express.py)."""
+        self.express.poke()
 
     # Worker side (a worker thread) -------------------------------------------------------
     def process_row(self, row: Claimed, finish: Callable[[Session], None]) -> None:

@@ -89,6 +89,8 @@ class TeamsTurn:
             if parsed.events:
                 work.claims.append((parsed.tenant, key))
             key = None  # the reference (idempotent) is stored now, the claim with the work
+        if key is None and reference is None:  # nothing to write: no empty write transaction
+            return True, list(parsed.events)
         sender_id = parsed.sender.id if parsed.sender else ""
         removed = any(isinstance(e, MembersChanged) and e.bot_left for e in parsed.events)
         start = refs.start_turn(db, parsed.tenant, key, conv.id, reference,
