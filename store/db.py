@@ -100,6 +100,38 @@ class ReadOnlyError(RuntimeError):
     """A write attempted in a session opened with readonly=True."""
 
 
+class WouldWait(RuntimeError):
+    """A write asked not to wait (`Database.priority(wait=False)`) found the SQLite file's write
+    turn taken, by a writer of this process or by another process: nothing was written."""
+
+
+class _Priority(threading.local):
+    """This thread's way of taking write turns (`Database.priority`)."""
+
+    first = False  # ahead of every writer waiting without priority
+    wait = True  # False: WouldWait rather than wait for a turn in use
+
+
+_PRIORITY = _Priority()
+
+
+class _PriorityScope:
+    """`Database.priority`'s block (a plain object: it is entered once per acknowledgement)."""
+
+    __slots__ = ("wait", "saved")
+
+    def __init__(self, wait: bool) -> None:
+        self.wait = wait
+        self.saved = (False, True)
+
+    def __enter__(self) -> None:
+        self.saved = (_PRIORITY.first, _PRIORITY.wait)
+        _PRIORITY.first, _PRIORITY.wait = True, self.wait
+
+    def __exit__(self, *_exc: object) -> None:
+        _PRIORITY.first, _PRIORITY.wait = self.saved
+
+
 def is_busy(exc: BaseException) -> bool:
     """Whether `exc` says "busy, try again later": SQLite's SQLITE_BUSY / SQLITE_LOCKED ("database
     is locked"), PostgreSQL's serialization failure or deadlock."""
@@ -117,13 +149,16 @@ def _locked(detail: str) -> OperationalError:
 
 
 class _WriteGate:
-    """This process's turn to write one SQLite file, first come first served.
+    """This process's turn to write one SQLite file, first come first served (writers with
+    priority, `Database.priority`, first among themselves and before everyone else).
 
     SQLite lets one transaction write a file at a time. Its busy handler polls (sleeping up to
     100 ms, in no order), so with many writers some starve past any timeout; waiting here instead
     hands the turn to one writer per commit, in arrival order, and leaves SQLite's busy timeout
     to other processes. The turn is reentrant for its owning thread. `local.active` is the
-    connection whose write transaction this thread has open on the file.
+    connection whose write transaction this thread has open on the file. Priority is for the
+    acknowledgements' inbox writes: one short INSERT each, which must not queue behind every
+    worker transaction waiting (it still waits for the one holding the turn).
 
     Same-thread nesting (an outer unit of work open while an inner one starts, e.g. a job's
     session around per-tenant sessions): if the outer transaction has written nothing yet, it is
@@ -136,28 +171,37 @@ class _WriteGate:
         self._owner: int | None = None
         self._depth = 0
         self._queue: deque[int] = deque()
+        self._first: deque[int] = deque()  # tickets of writers with priority
         self._tickets = count()
         self.local = threading.local()
 
-    def acquire(self, timeout: float) -> bool:
+    def acquire(self, timeout: float, *, first: bool = False) -> bool:
+        """Wait up to `timeout` for the turn (0: take it only if nobody holds it or waits)."""
         me = threading.get_ident()
         with self._cond:
             if self._owner == me:
                 self._depth += 1
                 return True
+            if timeout <= 0 and (self._owner is not None or self._first or (self._queue and not first)):
+                return False
             ticket = next(self._tickets)
-            self._queue.append(ticket)
+            line = self._first if first else self._queue
+            line.append(ticket)
             deadline = time.monotonic() + timeout
-            while self._owner is not None or self._queue[0] != ticket:
+            while self._owner is not None or (self._first or line)[0] != ticket:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    self._queue.remove(ticket)
+                    line.remove(ticket)
                     self._cond.notify_all()
                     return False
                 self._cond.wait(left)
-            self._queue.popleft()
+            line.popleft()
             self._owner, self._depth = me, 1
             return True
+
+    def priority_waiting(self) -> bool:
+        """A writer with priority waits for the turn (a long transaction may end early for it)."""
+        return bool(self._first)
 
     def release(self, owner: int) -> None:
         with self._cond:
@@ -230,7 +274,9 @@ def _begin_immediate(gate: _WriteGate, conn: Connection, timeout: float, emit: C
         if not _can_suspend(active):
             raise NestedWriteError("a write transaction on this SQLite file is open in this thread and has written")
         _suspend(gate, active)
-    if not gate.acquire(timeout):
+    if not gate.acquire(timeout if _PRIORITY.wait else 0, first=_PRIORITY.first):
+        if not _PRIORITY.wait:
+            raise WouldWait("this process's write turn is in use")
         raise _locked(f"waited {timeout:g} s for this process's other writer")
     try:
         emit()
@@ -240,6 +286,19 @@ def _begin_immediate(gate: _WriteGate, conn: Connection, timeout: float, emit: C
     conn.info[_OWNER] = threading.get_ident()
     conn.info[_CHANGES] = _dbapi(conn).total_changes
     gate.active = conn
+
+
+def _begin_now(dbapi_connection: sqlite3.Connection, busy_timeout_s: float) -> None:
+    """BEGIN IMMEDIATE without SQLite's busy wait: WouldWait when another process writes."""
+    dbapi_connection.execute("PRAGMA busy_timeout=0")
+    try:
+        dbapi_connection.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if is_busy(exc):
+            raise WouldWait("another process holds the file's write lock") from None
+        raise
+    finally:
+        dbapi_connection.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
 
 
 def _end(gate: _WriteGate, info: dict[Any, Any], conn: Connection | None) -> None:
@@ -271,10 +330,12 @@ def _sqlite_transactions(engine: Engine, busy_timeout_s: float) -> None:
         cursor.close()
 
     def begin(conn: Connection) -> None:
-        if conn.get_execution_options().get(_BEGIN) == "IMMEDIATE":
+        if conn.get_execution_options().get(_BEGIN) != "IMMEDIATE":
+            conn.exec_driver_sql("BEGIN")
+        elif _PRIORITY.wait:
             _begin_immediate(gate, conn, busy_timeout_s, lambda: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         else:
-            conn.exec_driver_sql("BEGIN")
+            _begin_immediate(gate, conn, busy_timeout_s, lambda: _begin_now(_dbapi(conn), busy_timeout_s))
 
     def before_cursor_execute(conn: Connection, cursor: object, statement: str, parameters: object,
                               context: object, executemany: bool) -> None:
@@ -391,7 +452,9 @@ class Database:
             session.info.update(tenant=tenant, readonly=False, joined=True)
             return session
         # Wait for the turn before taking a pooled connection, so waiting writers hold none.
-        if not gate.acquire(self.busy_timeout_s):
+        if not gate.acquire(self.busy_timeout_s if _PRIORITY.wait else 0, first=_PRIORITY.first):
+            if not _PRIORITY.wait:
+                raise WouldWait("this process's write turn is in use")
             raise _locked(f"waited {self.busy_timeout_s:g} s for this process's other writer")
         try:
             session = self.new_session(tenant)
@@ -403,6 +466,19 @@ class Database:
         finally:
             gate.release(threading.get_ident())
         return session
+
+    def priority(self, *, wait: bool = True) -> _PriorityScope:
+        """Within the block, this thread's writing sessions take the next write turn ahead of
+        every writer waiting without priority (SQLite; nothing changes on PostgreSQL). For the
+        short writes a request waits for (the durable inbox before an acknowledgement).
+        `wait=False`: raise WouldWait at once, having written nothing, instead of waiting for a
+        turn in use here or for another process's write lock (the caller goes to a thread)."""
+        return _PriorityScope(wait)
+
+    def priority_waiting(self) -> bool:
+        """A writer with priority waits for this process's write turn on SQLite: a long unit of
+        work (a batch) may commit what it has and let it in."""
+        return self._gate is not None and self._gate.priority_waiting()
 
     def run(self, tenant: str, fn: Callable[[Session], T], *, deadline_s: float = 120.0) -> T:
         """`fn(session)` in a unit of work, run again from the start while the database is busy

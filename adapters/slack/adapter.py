@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 import time
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
@@ -167,12 +167,30 @@ class SlackAdapter:
         if action is not None:
             payload["action"] = action
         acks = _ACKS.get()
+        args = ("slack", delivery_key(kind, body), kind, json.dumps(payload))
+        options = {"tenant": inbound.team_of(body), "order_key": key, "wake": acks is None}
+        try:  # SQLite with its write turn free: written here, no thread hop (Pipeline.put_now)
+            fresh = self.pipeline.put_now(*args, **options)
+        except Exception as exc:  # noqa: BLE001 - the thread's write below tries again, or says why not
+            log.debug("slack: inbox write in the event loop failed (%s); trying in a thread", type(exc).__name__)
+            fresh = None
+        if fresh is None:
+            fresh = await self._write_in_thread(kind, acks, args, options)
+            if fresh is None:  # answered "delayed"
+                return
+        if not fresh:
+            log.info("slack: %s delivered again (%s); acknowledged, nothing more", kind, args[1])
+        elif acks is not None:
+            acks.append("written")
+
+    async def _write_in_thread(self, kind: str, acks: "list[str] | None", args: tuple[str, ...],
+                               options: dict[str, Any]) -> bool | None:
+        """`_write` in a worker thread, for up to ACK_WRITE_SECONDS; None when a command's
+        write goes on past them (its person is told their answer is late)."""
         write = asyncio.ensure_future(asyncio.to_thread(
-            self._write, COMMAND_WRITE_SECONDS if kind == "command" else EVENT_WRITE_SECONDS,
-            "slack", delivery_key(kind, body), kind, json.dumps(payload),
-            tenant=inbound.team_of(body), order_key=key, wake=acks is None))
+            self._write, COMMAND_WRITE_SECONDS if kind == "command" else EVENT_WRITE_SECONDS, *args, **options))
         try:
-            fresh = await asyncio.wait_for(asyncio.shield(write), ACK_WRITE_SECONDS)
+            return await asyncio.wait_for(asyncio.shield(write), ACK_WRITE_SECONDS)
         except asyncio.TimeoutError:
             if kind == "command" and acks is not None:
                 # The write goes on (a lock held elsewhere, under the busy timeout): the person
@@ -181,7 +199,7 @@ class SlackAdapter:
                             ACK_WRITE_SECONDS)
                 write.add_done_callback(self._late_write_done)
                 acks.append("delayed")
-                return
+                return None
             log.error("slack: %s not written to the inbox in %.1f s; not acknowledged", kind, ACK_WRITE_SECONDS)
             if acks is not None:
                 acks.append("failed")
@@ -191,10 +209,6 @@ class SlackAdapter:
             if acks is not None:
                 acks.append("failed")
             raise InboxUnavailable(kind) from exc
-        if not fresh:
-            log.info("slack: %s delivered again (%s); acknowledged, nothing more", kind, delivery_key(kind, body))
-        elif acks is not None:
-            acks.append("written")
 
     def _write(self, budget: float, *args: Any, **kwargs: Any) -> bool:
         """`Pipeline.put`, tried again after a transient failure for up to `budget` seconds (a
@@ -220,22 +234,16 @@ class SlackAdapter:
         elif self.pipeline is not None:
             self.pipeline.worker.wake()
 
-    def deferred(self) -> Any:
-        """Within an HTTP request: wake the inbox worker only once the ack is written."""
-        from contextlib import contextmanager
+    def deferred(self) -> "tuple[list[str], Token[list[str] | None]]":
+        """At the start of an HTTP request: what becomes of its deliveries is collected in the
+        list ("written", "delayed", "failed") and the inbox worker is woken only once the ack is
+        written (`release`, given the list and the token, always)."""
+        pending: list[str] = []
+        return pending, _ACKS.set(pending)
 
-        @contextmanager
-        def scope():  # type: ignore[no-untyped-def]
-            pending: list[str] = []
-            token = _ACKS.set(pending)
-            try:
-                yield pending
-            finally:
-                _ACKS.reset(token)
-
-        return scope()
-
-    def release(self, pending: list[str]) -> None:
+    def release(self, pending: list[str], token: "Token[list[str] | None] | None" = None) -> None:
+        if token is not None:
+            _ACKS.reset(token)
         if "written" in pending and self.pipeline is not None:
             self.pipeline.worker.wake()
         pending.clear()

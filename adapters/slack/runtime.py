@@ -61,13 +61,13 @@ class SlackRuntime:
             bolt_request = await admit(request, self.settings.slack_signing_secret)
         except Refused as refusal:
             return refusal_response(refusal)
-        with self.adapter.deferred() as pending:
+        pending, token = self.adapter.deferred()
+        try:
             try:
                 response = await self.bolt.async_dispatch(bolt_request)
             except Exception:  # noqa: BLE001
                 log.exception("slack: dispatch failed")
                 response = None
-        try:
             if "failed" in pending:  # not written to the inbox: Slack must not take it as received
                 reply = web.Response(status=503, text="try again")
             elif "delayed" in pending:
@@ -84,7 +84,7 @@ class SlackRuntime:
                 await reply.write_eof()
             return reply
         finally:
-            self.adapter.release(pending)
+            self.adapter.release(pending, token)
 
     async def handle_oauth(self, request: web.Request) -> web.Response:
         flow = self.bolt.oauth_flow
