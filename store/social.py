@@ -9,11 +9,12 @@ from functools import lru_cache
 from datetime import datetime
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Integer, Select, and_, bindparam, delete, func, or_, select, union_all, update
+from sqlalchemy import Integer, Select, and_, bindparam, delete, event, func, or_, select, union_all, update
 from sqlalchemy.orm import Session, aliased
 
 from bot.text import shorten, topic_key
-from store import evidence_log
+from store import driver_sql, evidence_log
+from store.db import ALL_TENANTS
 from store.expertise import bump_version
 from store.idempotency import claim, insert_ignore
 from store.models.core import Conversation, Evidence, Person, ProcessedEvent, Role
@@ -70,7 +71,13 @@ def topics_for(session: Session, tenant: str, tags: Iterable[str], now: datetime
             labels[key] = tag.lstrip("#")[:200]
     if not labels:
         return {}
-    found = dict(session.execute(select(Topic.key, Topic.id).where(Topic.key.in_(list(labels)))).all())
+    cache = _cache(session, _KNOWN_TOPICS)
+    found = {k: cache[(tenant, k)] for k in labels if (tenant, k) in cache}
+    unread = [k for k in labels if k not in found]
+    if unread:
+        read = dict(session.execute(select(Topic.key, Topic.id).where(Topic.key.in_(unread))).all())
+        cache.update(((tenant, k), i) for k, i in read.items())
+        found.update(read)
     # In key order: two messages bringing the same new topics in opposite orders would
     # otherwise each wait on PostgreSQL for the row the other inserted first (a deadlock).
     missing = sorted(k for k in labels if k not in found)
@@ -88,7 +95,31 @@ def opted_out(session: Session, person_ids: Iterable[int]) -> set[int]:
     ids = list(set(person_ids))
     if not ids:
         return set()
+    tenant = session.info.get("tenant")
+    if tenant not in (None, ALL_TENANTS):  # every indexed message asks: at the driver level
+        sql = f"SELECT person_id FROM index_opt_outs WHERE tenant = ? AND person_id IN ({driver_sql.placeholders(len(ids))})"
+        return {row[0] for row in driver_sql.fetch(session, sql, [tenant, *ids])}
     return set(session.scalars(select(IndexOptOut.person_id).where(IndexOptOut.person_id.in_(ids))))
+
+
+_KNOWN_TOPICS = "social_known_topics"  # session.info: {(tenant, key): topic id} read in this session
+_KNOWN_EVIDENCE = "social_known_evidence"  # session.info: {(tenant, key)} read to have evidence
+_CACHES_HOOKED = "social_caches_hooked"
+
+
+def _cache(session: Session, name: str) -> Any:
+    """A per-session memo of rows read (never of rows this session wrote), so an inbox batch
+    (one session, many messages) reads a topic once. Forgotten on any rollback, a savepoint's
+    included: a row read after this session wrote it could be rolled back with it."""
+    if not session.info.get(_CACHES_HOOKED):
+        session.info[_CACHES_HOOKED] = True
+        event.listen(session, "after_soft_rollback", _forget_caches)
+    return session.info.setdefault(name, {} if name == _KNOWN_TOPICS else set())
+
+
+def _forget_caches(session: Session, _previous: Any) -> None:
+    session.info.pop(_KNOWN_TOPICS, None)
+    session.info.pop(_KNOWN_EVIDENCE, None)
 
 
 def ingest(session: Session, tenant: str, posts: Sequence[Post], now: datetime) -> list[Indexed]:
@@ -170,7 +201,12 @@ def _attach(session: Session, tenant: str, items: list[Indexed], now: datetime) 
         session.execute(_insert(session)(MessageMention.__table__).on_conflict_do_nothing(), mention_rows)
     if evidence:
         keys = {row["topic_key"] for row in evidence.values()}
-        known = set(session.scalars(select(Evidence.topic_key).where(Evidence.topic_key.in_(list(keys))).distinct()))
+        seen = _cache(session, _KNOWN_EVIDENCE)
+        known = {k for k in keys if (tenant, k) in seen}
+        if keys - known:
+            read = set(session.scalars(select(Evidence.topic_key).where(Evidence.topic_key.in_(list(keys - known))).distinct()))
+            seen.update((tenant, k) for k in read)
+            known |= read
         session.execute(_insert(session)(Evidence.__table__).on_conflict_do_nothing(), list(evidence.values()))
         evidence_log.touched(session, tenant)
         if keys - known:
@@ -335,7 +371,7 @@ def subscribers(session: Session, conversation_id: int, author_id: int, topic_id
     target = Follow.person_id == author_id
     if topic_ids:
         target = or_(target, Follow.topic_id.in_(list(topic_ids)))
-    if session.scalar(select(Follow.id).where(Follow.level == "subscribe", target).limit(1)) is None:
+    if not _any_subscriber(session, author_id, topic_ids):
         return []  # the common case, answered by one small indexed query
     query = (
         select(Person)
@@ -347,6 +383,19 @@ def subscribers(session: Session, conversation_id: int, author_id: int, topic_id
         .order_by(Person.id)
     )
     return list(session.scalars(query))
+
+
+def _any_subscriber(session: Session, author_id: int, topic_ids: Sequence[int]) -> bool:
+    tenant = session.info.get("tenant")
+    if tenant in (None, ALL_TENANTS):
+        target = Follow.person_id == author_id
+        if topic_ids:
+            target = or_(target, Follow.topic_id.in_(list(topic_ids)))
+        return session.scalar(select(Follow.id).where(Follow.level == "subscribe", target).limit(1)) is not None
+    # Every indexed message asks: at the driver level.
+    topics = f" OR topic_id IN ({driver_sql.placeholders(len(topic_ids))})" if topic_ids else ""
+    sql = f"SELECT 1 FROM follows WHERE tenant = ? AND level = 'subscribe' AND (person_id = ?{topics}) LIMIT 1"
+    return bool(driver_sql.fetch(session, sql, [tenant, author_id, *topic_ids]))
 
 
 # Feed ----------------------------------------------------------------------

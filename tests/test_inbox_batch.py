@@ -114,3 +114,14 @@ def test_a_claim_takes_whole_conversations(db: Database, clock: FixedClock) -> N
     first = inbox_store.claim(db, "w1", 3, clock.now())
     assert [r.payload for r in first] == ["A0", "A2", "A4"]
     assert [r.payload for r in inbox_store.claim(db, "w2", 3, clock.now())] == ["B1", "B3"]
+
+
+def test_a_live_worker_renews_its_leases_and_only_its_own(db: Database, clock: FixedClock) -> None:
+    for n in range(2):
+        inbox_store.put(db, "slack", f"e{n}", "event", f"p{n}", clock.now(), order_key=f"C{n}")
+    [mine] = inbox_store.claim(db, "w1", 1, clock.now())
+    [theirs] = inbox_store.claim(db, "w2", 1, clock.now())
+    clock.advance(inbox_store.LEASE - timedelta(seconds=1))
+    inbox_store.renew(db, [mine], clock.now())
+    clock.advance(timedelta(seconds=2))  # past the first lease: only the renewed row is still held
+    assert [r.payload for r in inbox_store.claim(db, "w3", 5, clock.now())] == [theirs.payload]

@@ -31,9 +31,10 @@ from bot.delivery import DeliveryFailed
 from bot.outbox import Leased
 from bot.types import ConversationKind, ConversationRef, Effect, Event, IncomingMessage, MembersChanged, UserRef
 from bot.unit import after_commit, batched, before_waiting, reading
+from store import driver_sql
 from store.idempotency import claim, insert_ignore
 from store.inbox import Claimed
-from store.models.core import Conversation, Person, ProcessedEvent
+from store.models.core import Conversation, ProcessedEvent
 from store.models.base import utcnow
 from store.transient import Abandon, is_transient
 
@@ -324,7 +325,7 @@ class SlackAdapter:
         if not user or (origin.team, user) in self._known:
             return
         with reading(self.services.db, origin.team) as s:
-            known = s.scalar(select(Person.id).where(Person.external_id == user)) is not None
+            known = bool(driver_sql.fetch(s, "SELECT 1 FROM people WHERE tenant = ? AND external_id = ?", [origin.team, user]))
         if not known:
             client = self._client(origin.team, origin)
             try:
