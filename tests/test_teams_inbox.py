@@ -332,3 +332,45 @@ def test_an_answered_activity_is_processed_at_once_by_one_claimer(bot: Bot, sett
     assert max(waits) < 2.0
     replied = sorted(c.activity_id for c in mock.messages())
     assert replied == sorted([f"one-{n}" for n in range(5)] + [f"many-{n}" for n in range(20)])
+
+
+def test_a_reply_the_connector_refused_is_sent_again_by_the_outbox_once(bot: Bot, settings: Settings,
+                                                                          clock: FixedClock) -> None:
+    """The Bot Connector answers the reply with 500, then 200: the activity's work is done once,
+    its reply recorded with it, sent again by the outbox sweeper, and seen once."""
+    from bot import outbox as durable_outbox
+    from store.models.outbox import OutboxEntry
+
+    def outbox_rows() -> list[tuple[str, str, int]]:
+        with bot.services.db.session("*", readonly=True) as s:
+            return [(r.source, r.state, r.attempts) for r in s.execute(
+                select(OutboxEntry.source, OutboxEntry.state, OutboxEntry.attempts).order_by(OutboxEntry.id))]
+
+    async def run() -> tuple[MockConnector, list[tuple[str, str, int]]]:
+        mock = MockConnector()
+        service = await mock.start()
+        try:
+            async with serving(bot, local(settings)) as (url, sender):
+                mock.fail_next(500)
+                assert await post(url, personal_message(service, TENANT, "29:ana", "idea Bike sheds", "fault-1")) == 201
+                await drained(url)
+                assert mock.attempts == 1 and mock.messages() == []
+                after_failure = await asyncio.to_thread(outbox_rows)
+                clock.advance(timedelta(minutes=11))  # past the row's backoff
+                for _ in range(2):  # the second sweep finds nothing left to send
+                    assert await asyncio.to_thread(durable_outbox.sweep, bot.services.db, clock, sender.send) == []
+                await mock.wait_for(1)
+                await asyncio.sleep(0.2)
+        finally:
+            await mock.stop()
+        return mock, after_failure
+
+    mock, after_failure = asyncio.run(run())
+    assert after_failure == [("teams", "pending", 1)]
+    assert [c.conversation_id for c in mock.messages()] == ["a:dm-29:ana"]
+    assert "Bike sheds" in json.dumps(mock.messages()[0].body)
+    assert outbox_rows() == [("teams", "sent", 2)]
+    with bot.services.db.session(TENANT, readonly=True) as s:
+        from store.models.contribution import Idea
+
+        assert list(s.scalars(select(Idea.title))) == ["Bike sheds"]

@@ -56,10 +56,11 @@ class Delivery:
         self.observer = observer
 
     # Entry point -----------------------------------------------------------
-    async def deliver(self, effects: Sequence[Effect], turn: TurnContext | None = None) -> None:
+    async def deliver(self, effects: Sequence[Effect], turn: TurnContext | None = None, *, strict: bool = False) -> None:
         """Send every effect; a failure is logged and does not stop the others. Proactive sends
-        (no `turn`: jobs, the outbox) then raise DeliveryFailed naming the effects whose retries
-        were spent (bot/delivery.py), so their caller retries them later."""
+        (no `turn`: jobs, the outbox) and `strict` ones (a turn's replies recorded in the outbox)
+        then raise DeliveryFailed naming the effects whose retries were spent (bot/delivery.py),
+        so their caller retries them later."""
         failed: list[DeliveryFailed] = []
         for effect in effects:
             try:
@@ -75,7 +76,7 @@ class Delivery:
                     failed.append(DeliveryFailed(f"teams: {status or type(exc).__name__}", failed=(effect,), retry_after=retry_after))
                     continue
                 log.exception("teams: delivery of %s failed", type(effect).__name__)
-        if failed and turn is None:
+        if failed and (turn is None or strict):
             raise DeliveryFailed.merge(failed)
 
     async def _outbound(self, effect: Outbound, turn: TurnContext | None) -> None:

@@ -7,16 +7,20 @@ claims, the outbound audience and caller id, never the bearer token) to the inbo
 written within ACK_WRITE_SECONDS the answer is 503, so the Bot Connector retries; a
 duplicate (a retry of an activity already written) is answered 201 with nothing more.
 
-Once the answer went out, the express lane (adapters/teams/express.py, one claimer instead
-of every worker thread at once) or the inbox worker hands each row to `process_row` in a thread. It rebuilds the turn
-with botbuilder's `CloudAdapter.process_activity` on the stored activity and identity (so
-replies go to the stored serviceUrl with the bot's own credentials) and runs it on the
-server's event loop. Exactly one effect per activity: its idempotency claim and its inbox
-row's "done" are written by the transaction of the activity's main event (`RowWork`, passed
-to `Bot.handle(..., in_transaction=...)` by adapters/teams/turn.py), so a retry after a
-crash either finds the work committed and skips it, or redoes it from the start. Replies go
-out after that commit: a crash between the commit and the reply loses the reply, never
-doubles the work (the Bot Connector has no idempotent send).
+Once the answer went out, the express lane (adapters/teams/express.py: one claimer instead
+of every worker thread at once) or the inbox worker hands each row to `process_row` in a
+thread. It rebuilds the turn with botbuilder's `CloudAdapter.process_activity` on the stored
+activity and identity (so replies go to the stored serviceUrl with the bot's own
+credentials) and runs it on the server's event loop. Exactly one effect per activity: its
+idempotency claim and its inbox row's "done" are written by the transaction of the
+activity's main event (`RowWork`, passed to `Bot.handle(..., in_transaction=...)` by
+adapters/teams/turn.py), so a retry after a crash either finds the work committed and skips
+it, or redoes it from the start. That transaction also records the event's replies in the
+durable outbox (bot/outbox.py); they go out after the commit, and the outbox row is marked
+sent once the Bot Connector took them. A reply that failed (429 or 5xx after the paced
+retries) or that a crash interrupted is sent again, proactively, by the outbox sweeper; the
+work is never done twice (the Bot Connector has no idempotent send: a reply whose outcome
+was unknown may arrive twice).
 
 Invokes are not written: Causette's cards submit with `Action.Submit`, which Teams delivers
 as message activities (they go through the inbox like any message), and Causette offers no
@@ -38,6 +42,8 @@ from sqlalchemy.orm import Session
 
 from adapters.teams import inbound
 from adapters.teams.express import ExpressLane
+from bot.outbox import Leased
+from bot.types import Effect
 from store.idempotency import insert_ignore
 from store.inbox import Claimed
 from store.models.base import utcnow
@@ -64,6 +70,8 @@ class RowWork:
 
     finish: Callable[[Session], None]
     claims: list[tuple[str, str]] = field(default_factory=list)
+    outbox: Leased | None = None  # the main event's replies, recorded by the same transaction (bot/outbox.py)
+    recorded: list[Effect] = field(default_factory=list)  # those replies
 
     def commit(self, session: Session) -> None:
         for tenant, key in self.claims:

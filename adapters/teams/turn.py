@@ -13,24 +13,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from botbuilder.core import TurnContext
 from botbuilder.core.teams import TeamsInfo
+from sqlalchemy.orm import Session
 
 from adapters.teams import inbound
 from adapters.teams import references as refs
 from adapters.teams.delivery import Delivery
 from adapters.teams.inbox import RowWork, already_handled
 from adapters.teams.roster import sync_roster
+from bot import outbox
 from bot.core import Bot
+from bot.outbox import Leased
 from bot.types import ConversationRef, Effect, Event, MembersChanged, Outbound, Reply
 
 log = logging.getLogger(__name__)
 _STORES_REFERENCE = ("message", "conversationUpdate", "installationUpdate")
 CHANNEL_LIST_SECONDS = 600.0
 CHANNEL_LIST_TIMEOUT = 5
+SENDER_THREADS = 8
+SEND_SECONDS = 300.0  # one reply's paced, retried send; past it the outbox row backs off and is retried
 
 
 class TeamsTurn:
@@ -41,6 +47,9 @@ class TeamsTurn:
         self.welcome = welcome
         self._stored: set[tuple[str, str, str]] = set()  # references already written by this process
         self._channel_types: dict[tuple[str, str], tuple[float | None, dict[str, str]]] = {}  # (tenant, team) → read at, id → type
+        # Threads that wait on sends (`_send_recorded`), apart from the loop's default executor,
+        # which the sends themselves use: waiting there could take every thread they need.
+        self._senders = ThreadPoolExecutor(max_workers=SENDER_THREADS, thread_name_prefix="teams-send")
 
     async def on_turn(self, turn: TurnContext, work: RowWork | None = None) -> None:
         activity: dict[str, Any] = to_dict(turn.activity)
@@ -72,7 +81,26 @@ class TeamsTurn:
             return
         if reference is not None:
             self._stored.add(cache_key)
-        await self.delivery.deliver(effects, turn)
+        leased = work.outbox if work is not None else None
+        if leased is None:
+            await self.delivery.deliver(effects, turn)
+            return
+        recorded = {id(e) for e in work.recorded}  # type: ignore[union-attr]
+        await self.delivery.deliver([e for e in effects if id(e) not in recorded], turn)  # the roster's, the welcome
+        await self._send_recorded(turn, leased, work.recorded)  # type: ignore[union-attr]
+
+    async def _send_recorded(self, turn: TurnContext, leased: Leased, effects: Sequence[Effect]) -> None:
+        """The committed main event's replies, in this turn, through its outbox row: marked sent
+        when the Bot Connector took them all; else the row backs off and the outbox sweeper sends
+        what is left, proactively (bot/outbox.py). `outbox.deliver` blocks (its database writes,
+        each send awaited): it runs in a thread of its own pool, each send on this loop."""
+        loop = asyncio.get_running_loop()
+        services = self.bot.services
+
+        def send(items: Sequence[Effect]) -> None:
+            asyncio.run_coroutine_threadsafe(self.delivery.deliver(items, turn, strict=True), loop).result(SEND_SECONDS)
+
+        await loop.run_in_executor(self._senders, lambda: outbox.deliver(services.db, services.clock, leased, send, effects))
 
     # Worker-thread side ---------------------------------------------------------
     def _start(self, parsed: inbound.Parsed, reference: dict[str, Any] | None,
@@ -104,13 +132,23 @@ class TeamsTurn:
         effects: list[Effect] = []
         for index, event in enumerate(events):
             if work is not None and index == len(events) - 1:
-                produced = self.bot.handle(event, in_transaction=work.commit)
+                produced = self.bot.handle(event, in_transaction=work.commit, record=self._recorder(work))
             else:
                 produced = self.bot.handle(event)
             effects += produced
             if isinstance(event, MembersChanged) and event.bot_joined and self.welcome and not produced:
                 effects.append(self._welcome(event.conversation))  # the core had nothing to say on arrival
         return effects
+
+    def _recorder(self, work: RowWork) -> Callable[[Session, Sequence[Effect]], None]:
+        """Writes the main event's replies to the durable outbox, in its transaction, leased to
+        this process, which sends them right after the commit (`_send_recorded`)."""
+        def record(session: Session, effects: Sequence[Effect]) -> None:
+            work.outbox = outbox.record(session, effects, self.bot.services.clock.now(), source="teams",
+                                        token=outbox.new_token("teams"))
+            work.recorded = list(effects)
+
+        return record
 
     def _start_and_handle(self, parsed: inbound.Parsed, reference: dict[str, Any] | None,
                           work: RowWork | None = None) -> tuple[bool, list[Effect]]:
