@@ -11,6 +11,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 from zoneinfo import ZoneInfo
 
+from babel.lists import format_list
 from sqlalchemy.orm import Session
 
 from bot.text import MARK_CLOSE, MARK_OPEN, link_marker, ping_marker, split_markers, strip_markers
@@ -224,17 +225,22 @@ class Ctx:
         return self.is_admin or people_store.has_role(self.session, self.actor, roles, conversation)
 
     def require_role(self, roles: Sequence[str], conversation: Conversation | None, action_key: str) -> None:
-        """Raise a refusal that names who can do it (admins and the role holders)."""
+        """Raise a refusal that names the action (the prompt `action_key`), the roles that may
+        do it ("référents or animators") and who holds them, each with their own role."""
         if self.has_role(roles, conversation):
             return
-        holders = people_store.role_holders(self.session, roles, conversation)
-        names = [self.name(p) for p in holders]
-        names += [a for a in self.settings.admins if a not in names]
+        labelled: dict[str, str] = {}
+        for role in roles:  # a person holding two of these roles is named once, with the first
+            for person in people_store.role_holders(self.session, (role,), conversation):
+                labelled.setdefault(self.name(person), self.t(f"role.one.{role}"))
+        for admin in self.settings.admins:
+            labelled.setdefault(admin, self.t("role.one.admin"))
+        who = [self.t("error.person_role", name=name, role=role) for name, role in list(labelled.items())[:8]]
         raise UserError(
             "error.not_allowed",
             action=self.t(action_key),
-            roles=", ".join(self.t(f"role.{r}") for r in roles),
-            who=", ".join(names[:8]) or self.t("error.no_one"),
+            roles=format_list([self.t(f"role.{r}") for r in dict.fromkeys((*roles, "admin"))], style="or", locale=self.locale),
+            who=", ".join(who) or self.t("error.no_one"),
         )
 
     def find_people(self, text: str) -> tuple[list[Person], list[str]]:

@@ -1,6 +1,8 @@
 """digest schedule | preview | list | pause | resume | delete | run, and personal `digest me`.
 
-Channel digests are managed by the channel's animators and admins. The schedule lives in
+Channel digests are managed by the channel's animators and admins. A channel holds one digest
+per rhythm (daily, weekly, monthly, custom) and content (sources, hashtags, sections): a second
+one would post the same news twice and is refused, naming the first. The schedule lives in
 the `digests` table; `bot.digests.engine.run` (registered as a job) posts each period once.
 """
 from __future__ import annotations
@@ -111,6 +113,12 @@ def _history_line(ctx: Ctx, past: digest_store.History) -> str:
                  outcome=ctx.t(f"digest.outcome.{status}"), posts=past.posts, sections=sections or "—")
 
 
+def _same_content(a: Sources, b: Sources) -> bool:
+    """Two digests of one channel built from the same channels, hashtags and sections: on the
+    same rhythm they would post the same news twice (the rule: one per rhythm and content)."""
+    return (set(a.channels), set(a.hashtags), set(a.sections)) == (set(b.channels), set(b.hashtags), set(b.sections))
+
+
 def _audit(ctx: Ctx, action: str, digest: Digest) -> None:
     ctx.audit(action, f"digest {digest.id}")
 
@@ -132,6 +140,11 @@ def schedule(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
         Digest.kind == "channel", Digest.conversation_id == channel.id, Digest.cron == request.schedule.cron, Digest.tz == tz))
     if duplicate is not None:
         raise UserError("digest.already", id=duplicate, channel="#" + channel.name)
+    overlap = next((d for d in digest_store.channel_digests(ctx.session, channel.id, request.schedule.frequency)
+                    if _same_content(Sources.loads(d.sources), sources)), None)
+    if overlap is not None:
+        raise UserError("digest.overlaps", id=overlap.id, channel="#" + channel.name,
+                        when=_when(ctx, overlap.frequency, overlap.cron), tz=overlap.tz)
     now = ctx.now()
     digest = Digest(kind="channel", conversation_id=channel.id, created_by=ctx.actor.id, frequency=request.schedule.frequency,
                     cron=request.schedule.cron, tz=tz, sources=sources.dumps(), status="active",

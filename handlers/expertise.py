@@ -41,7 +41,7 @@ def who_knows_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     topic = clean_topic(args)
     if not norm_key(topic):
         raise UserError("error.missing_argument", usage=ctx.t("expert.usage"))
-    result = find_experts(ctx, topic)
+    result = find_experts(ctx, topic, exclude=(ctx.actor.id,))  # the asker knows what they know
     shown = topic[:80]
     if not result.candidates:
         if result.suggestions:

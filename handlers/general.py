@@ -6,7 +6,7 @@ from sqlalchemy import select
 from bot.context import Ctx, UserError
 from bot.registry import CommandSpec, Registry
 from bot.text import norm_token
-from bot.types import Card, IncomingMessage, Reply
+from bot.types import Card, Effect, IncomingMessage, Reply
 from store.models.core import Conversation, Person, Role
 
 ROLE_WORDS = {"animator": "animator", "animateur": "animator", "animatrice": "animator",
@@ -20,13 +20,34 @@ def help_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     if args:
         match = registry.match(args)
         if match is None:
-            raise UserError("help.no_such_command", command=args[:60])
+            return _help_family(ctx, args)
         spec = match.spec
         usage = ctx.t(spec.usage_key) if spec.usage_key else registry.spelling(spec, ctx.locale)
         card = Card(title=registry.spelling(spec, ctx.locale), body=ctx.t(spec.help_key), fields=((ctx.t("help.usage"), usage),))
         return ctx.reply("help.command", private=True, card=card, command=registry.spelling(spec, ctx.locale), description=ctx.t(spec.help_key))
     card, count = _overview(ctx)
     return ctx.reply("help.overview", private=True, card=card, count=count)
+
+
+def _visible(ctx: Ctx, spec: CommandSpec) -> bool:
+    return not spec.hidden and (spec.permission != "admin" or ctx.is_admin)
+
+
+def _help_family(ctx: Ctx, words: str) -> Reply:
+    """`help role`, `aide idée`, `help kudos`: the commands whose name starts with these words
+    (in any language), or the group so named; refused only when there is none."""
+    registry = ctx.services.registry
+    probe = tuple(norm_token(w) for w in words.split())
+    wanted = norm_token(words.strip())
+    group_named = {g for g in GROUP_ORDER if wanted in (norm_token(g), norm_token(ctx.t(f"help.group.{g}")))}
+    found = [spec for spec in registry.commands if _visible(ctx, spec) and (
+        spec.group in group_named
+        or any(tuple(norm_token(t) for t in alias.split())[:len(probe)] == probe for alias in (spec.name, spec.fr, *spec.aliases)))]
+    if not found:
+        raise UserError("help.no_such_command", command=words[:60])
+    lines = [f"`{registry.spelling(spec, ctx.locale)}` — {ctx.t(spec.help_key)}" for spec in found]
+    card = Card(title=ctx.t("help.family_title", words=words[:60]), body="\n".join(lines), footer=ctx.t("help.footer"))
+    return ctx.reply("help.family", private=True, card=card, words=words[:60], count=len(found))
 
 
 def _overview(ctx: Ctx) -> tuple[Card, int]:
@@ -44,7 +65,7 @@ def _build_overview(ctx: Ctx) -> tuple[Card, int]:
     registry = ctx.services.registry
     groups: dict[str, list[str]] = {}
     for spec in registry.commands:
-        if spec.hidden or (spec.permission == "admin" and not ctx.is_admin):
+        if not _visible(ctx, spec):
             continue
         line = f"`{registry.spelling(spec, ctx.locale)}` — {ctx.t(spec.help_key)}"
         groups.setdefault(spec.group, []).append(line)
@@ -86,8 +107,10 @@ def _parse_role_args(ctx: Ctx, args: str) -> tuple[list[Person], str, Conversati
     return people, role, channel
 
 
-def role_add(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
+def role_add(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
     people, role, channel = _parse_role_args(ctx, args)
+    added: list[Person] = []
+    had: list[Person] = []
     for person in people:
         exists = ctx.session.scalar(select(Role.id).where(
             Role.person_id == person.id, Role.role == role,
@@ -95,9 +118,21 @@ def role_add(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
         if exists is None:
             ctx.session.add(Role(person_id=person.id, role=role, conversation_id=channel.id if channel else None,
                                  granted_by=ctx.actor.id, created_at=ctx.now()))
-    ctx.audit("role.add", f"{role} {[p.id for p in people]} {channel.id if channel else '*'}")
-    return ctx.reply("roles.added", names=", ".join(ctx.name(p) for p in people), role=ctx.t(f"role.{role}"),
-                     scope=ctx.channel_link(channel) if channel else ctx.t("roles.everywhere"))
+            added.append(person)
+        else:
+            had.append(person)
+    scope = ctx.channel_link(channel) if channel else ctx.t("roles.everywhere")
+    role_name = ctx.t(f"role.one.{role}")
+    if not added:
+        raise UserError("roles.already_has", names=", ".join(ctx.name(p) for p in had), role=role_name, scope=scope,
+                        count=len(had))
+    ctx.audit("role.add", f"{role} {[p.id for p in added]} {channel.id if channel else '*'}")
+    effects: list[Effect] = [ctx.answer(ctx.reply("roles.added", names=", ".join(ctx.name(p) for p in added),
+                                                  role=ctx.t(f"role.{role}"), scope=scope))]
+    if had:
+        effects.append(ctx.answer(ctx.reply("roles.already_has", private=True, names=", ".join(ctx.name(p) for p in had),
+                                            role=role_name, scope=scope, count=len(had))))
+    return effects
 
 
 def role_remove(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:

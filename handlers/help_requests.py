@@ -421,9 +421,14 @@ def _escalate_one(ctx: Ctx, req: HelpRequest, conv: Conversation | None) -> list
         return [p for p in people_store.role_holders(ctx.session, (role,), conv)
                 if p.id != req.asker_id and (audience is None or p.id in audience)]
 
-    referents = holders("referent") or holders("animator")
+    role, referents = "referent", holders("referent")
+    if not referents:  # no référent: the animators, named as what they are
+        role, referents = "animator", holders("animator")
     dm_only = conv is None or conv.kind == "dm"
-    names = ", ".join(ctx.name(p) if dm_only else ctx.mention(p) for p in referents) or ctx.t("helpreq.no_referent")
+    locale = ctx.locale_in(conv)
+    label = ctx.t_in(locale, f"role.one.{role}")
+    names = ", ".join(ctx.t_in(locale, "error.person_role", name=ctx.name(p) if dm_only else ctx.mention(p), role=label)
+                      for p in referents) or ctx.t_in(locale, "helpreq.no_referent")
     effects: list[Effect] = [card_outbound(ctx, req)]
     effects += _widen(ctx, req, round_=3, key="helpreq.escalated", empty_key="helpreq.no_more", extra=names)
     asker = ctx.session.get(Person, req.asker_id)

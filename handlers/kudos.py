@@ -1,7 +1,7 @@
 """Kudos: `thanks @someone <reason> [#skill]`. A public card, a DM to each recipient (within
 their notification budget), expertise evidence for #skills, with reciprocal thanks between
-the same two people counting less, and a leaderboard that names without pinging and counts
-only the thanks everyone reading it may read (a private channel's thanks stay among its members)."""
+the same two people counting less, one thank-you per recipient a day, and a leaderboard
+answered privately that names without pinging and counts only the thanks its reader may read."""
 from __future__ import annotations
 
 import re
@@ -64,6 +64,10 @@ def give(
     used = store.given_since(ctx.session, ctx.actor.id, actor_day_start(ctx))
     if used + len(recipients) > allowance:
         raise UserError("kudos.allowance", allowance=allowance, left=max(0, allowance - used))
+    day = ctx.now().astimezone(ctx.tz()).date()
+    already = [p for p in recipients if p.id in store.thanked_on(ctx.session, ctx.actor.id, day)]
+    if already:
+        raise UserError("kudos.already_today", names=", ".join(ctx.name(p) for p in already))
     now = ctx.now()
     conv = ctx.conversation
     shareable = conv is not None and conv.kind != "dm"
@@ -72,8 +76,12 @@ def give(
     for person in recipients:
         reciprocal = store.received_from(ctx.session, ctx.actor.id, person.id, now - RECIPROCITY_WINDOW)
         weight = RECIPROCAL_WEIGHT if reciprocal else 1.0
-        row = store.add(ctx.session, giver_id=ctx.actor.id, recipient_id=person.id, reason=reason, skills=join_topics(skills),
-                        conversation_id=conv.id if conv else None, weight=weight, now=now, help_request_id=help_request_id)
+        try:
+            row = store.add(ctx.session, giver_id=ctx.actor.id, recipient_id=person.id, reason=reason, skills=join_topics(skills),
+                            conversation_id=conv.id if conv else None, weight=weight, now=now, day=day,
+                            help_request_id=help_request_id)
+        except store.AlreadyThanked:  # the same thanks sent twice at once: the other one counted
+            raise UserError("kudos.already_today", names=ctx.name(person)) from None
         for skill in skills:
             # Evidence without a conversation is readable by everyone: a DM's thanks keep no text.
             evidence |= add_evidence(ctx.session, ctx.tenant, person.id, skill, "kudos", now, weight=weight,
@@ -103,12 +111,14 @@ def thanks_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
 
 
 def top_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
+    """Looking is private: the leaderboard is answered to the asker alone, counting what they
+    may read (there is no option to post it for everyone)."""
     word = args.split()[0].casefold() if args.split() else "month"
     if word not in PERIODS:
         raise UserError("kudos.period_unknown", given=args[:30], usage=ctx.t("kudos.top_usage"))
     days = PERIODS[word]
     since = ctx.now() - timedelta(days=days) if days else None
-    rows = store.top(ctx.session, since, reader_id=ctx.actor.id, shown_in=ctx.conversation)  # the reply is public
+    rows = store.top(ctx.session, since, reader_id=ctx.actor.id, shown_in=None)  # the reader alone sees it
     period = ctx.t(f"kudos.period.{'all' if days is None else 'week' if days == 7 else 'month'}")
     if not rows:
         return ctx.reply("kudos.top_empty", private=True, period=period)
@@ -116,7 +126,7 @@ def top_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     lines = [ctx.t("kudos.top_line", rank=i, name=ctx.name(people[pid]), count=n)
              for i, (pid, n) in enumerate(rows, 1) if pid in people]
     card = Card(title=ctx.t("kudos.top_title", period=period), body="\n".join(lines))
-    return ctx.reply("kudos.top", private=False, card=card, period=period, count=len(lines))
+    return ctx.reply("kudos.top", private=True, card=card, period=period, count=len(lines))
 
 
 def register(r: Registry) -> None:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any, Iterator
+
+from sqlalchemy import select
 
 from bot.context import Ctx, JobCtx, UserError
 from bot.registry import CommandSpec, Job, Registry
-from bot.text import norm_token
+from bot.text import MARK_OPEN, marker_ids, norm_token, split_markers
 from bot.types import Action, Card, Effect, IncomingMessage, Reply
 from store import notifications as notification_store
 from store import social, social_privacy
 from store.idempotency import claim
+from store.models.core import Conversation, Person
 
 ON = {"on", "oui", "yes", "active", "activer", "activé"}
 OFF = {"off", "non", "no", "stop", "desactiver", "désactiver"}
@@ -69,8 +73,55 @@ def privacy_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     raise UserError("privacy.usage_error")
 
 
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _strings(item)
+
+
+def _named(ctx: Ctx, data: Any) -> Any:
+    """The export with the stored markers (`⟦@U123⟧`, `⟦#C123⟧`, code spans) shown as a reader
+    would see them: `@Display Name`, `#channel`, `` `code` ``."""
+    user_ids, channel_ids = marker_ids([t for t in _strings(data) if MARK_OPEN in t])
+    people = {p.external_id: p.display_name or p.handle for p in ctx.session.scalars(
+        select(Person).where(Person.external_id.in_(user_ids)))} if user_ids else {}
+    channels = {c.external_id: c.name for c in ctx.session.scalars(
+        select(Conversation).where(Conversation.external_id.in_(channel_ids)))} if channel_ids else {}
+
+    def plain(text: str) -> str:
+        if MARK_OPEN not in text:
+            return text
+        out = []
+        for kind, part in split_markers(text):
+            if kind == "text":
+                out.append(part)
+            elif kind == "code":
+                out.append(f"`{part}`")
+            elif kind in ("user", "ping"):
+                out.append("@" + people.get(part, part))
+            else:
+                out.append("#" + channels.get(part, part))
+        return "".join(out)
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            return plain(value)
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [walk(v) for v in value]
+        return value
+
+    return walk(data)
+
+
 def export_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
-    data = social_privacy.export_person(ctx.session, ctx.actor)
+    data = _named(ctx, social_privacy.export_person(ctx.session, ctx.actor))
     data["exported_at"] = ctx.now().isoformat()
     content = json.dumps(data, ensure_ascii=False, indent=2, default=str).encode("utf-8")
     name = f"causette-{ctx.actor.handle or ctx.actor.external_id}.json"

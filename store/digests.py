@@ -39,6 +39,12 @@ class Newcomer:
 
 
 # Schedules -------------------------------------------------------------------
+def channel_digests(session: Session, conversation_id: int, frequency: str) -> list[Digest]:
+    """The channel digests of `conversation_id` on this rhythm (paused ones too), oldest first."""
+    return list(session.scalars(select(Digest).where(Digest.kind == "channel", Digest.conversation_id == conversation_id,
+                                                     Digest.frequency == frequency).order_by(Digest.id)))
+
+
 def due(session: Session, now: datetime, limit: int) -> list[tuple[int, str]]:
     """(digest id, tenant) of active digests whose next run has come, oldest first."""
     rows = session.execute(

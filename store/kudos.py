@@ -4,12 +4,16 @@ Privacy: a thank-you given in a private channel or group chat counts only for it
 members (`store.visibility`); every query that shows or counts other people's kudos takes
 the reader and where the answer is shown. `given_since` and `received_from` read the
 giver's own rows for the allowance and the reciprocity discount and show nothing.
+
+One thank-you per recipient a day: `add` takes the giver's local date and a unique key on
+(giver, recipient, day) refuses a second one, even from two processes at once.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from store.models.contribution import Kudos
@@ -30,6 +34,15 @@ def received_from(session: Session, recipient_id: int, giver_id: int, since: dat
     return found is not None
 
 
+class AlreadyThanked(Exception):
+    """The giver already thanked this recipient on this day."""
+
+
+def thanked_on(session: Session, giver_id: int, day: date) -> set[int]:
+    """The people `giver_id` already thanked on their local `day`."""
+    return set(session.scalars(select(Kudos.recipient_id).where(Kudos.giver_id == giver_id, Kudos.day == day)))
+
+
 def add(
     session: Session,
     *,
@@ -40,12 +53,20 @@ def add(
     conversation_id: int | None,
     weight: float,
     now: datetime,
+    day: date,
     help_request_id: int | None = None,
 ) -> Kudos:
+    """One thank-you; raises AlreadyThanked when this giver thanked this recipient on `day`."""
     row = Kudos(giver_id=giver_id, recipient_id=recipient_id, reason=reason, skills=skills,
-                conversation_id=conversation_id, weight=weight, created_at=now, help_request_id=help_request_id)
-    session.add(row)
-    session.flush()
+                conversation_id=conversation_id, weight=weight, created_at=now, day=day, help_request_id=help_request_id)
+    savepoint = session.begin_nested()
+    try:
+        session.add(row)
+        session.flush()
+    except IntegrityError as err:
+        savepoint.rollback()
+        raise AlreadyThanked(recipient_id) from err
+    savepoint.commit()
     return row
 
 

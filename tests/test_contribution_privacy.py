@@ -205,7 +205,7 @@ def _kudos(d: Driver) -> None:
 
 @pytest.mark.parametrize("who, where, sees", [
     ("emma", "#general", False), ("emma", "dm", False), ("nathan", "#engineering", False),
-    ("thomas", "#general", False),  # a member, but the answer is posted for all of #general
+    ("thomas", "#general", True),  # a member, and the answer is his alone
     ("thomas", "#direction", True), ("julien", "dm", True), ("camille", "#direction", True),
 ])
 def test_kudos_top_counts_private_thanks_only_for_their_members(d: Driver, who: str, where: str, sees: bool) -> None:

@@ -2,9 +2,9 @@
 experts, experts' away periods, kudos, and per-workspace contribution settings."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Date, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models.base import Base, TenantScoped, UTCDateTime, utcnow
@@ -169,12 +169,15 @@ class ExpertAway(TenantScoped, Base):
 
 
 class Kudos(TenantScoped, Base):
-    """One thank-you from `giver` to one recipient (a kudos to three people is three rows)."""
+    """One thank-you from `giver` to one recipient (a kudos to three people is three rows).
+    `day` is the giver's local date: one thank-you per recipient a day (rows older than the
+    rule have none)."""
 
     __tablename__ = "kudos"
     __table_args__ = (
         Index("ix_kudos_giver_time", "tenant", "giver_id", "created_at"),
         Index("ix_kudos_recipient_time", "tenant", "recipient_id", "created_at"),
+        UniqueConstraint("tenant", "giver_id", "recipient_id", "day", name="uq_kudos_one_a_day"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     giver_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
@@ -185,3 +188,4 @@ class Kudos(TenantScoped, Base):
     help_request_id: Mapped[int | None] = mapped_column(ForeignKey("help_requests.id", ondelete="SET NULL"), nullable=True)
     weight: Mapped[float] = mapped_column(Float, default=1.0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    day: Mapped[date | None] = mapped_column(Date, nullable=True)

@@ -11,7 +11,8 @@ SCENARIOS = [
              contains=("kubernetes", "appel d'offres")),
         Step("james", "#sales", "lang fr", expect=("lang.set",)),
         Step("james", "#sales", "qui connaît appel d'offres", expect=("expert.results",),
-             contains=("Correspondent à", "James", "a déclaré appel d'offres")),
+             contains=("Correspondent à", "a déclaré appel d'offres"), absent=("James",)),  # never the asker
+        Step("chloe", "#sales", "qui connaît appel d'offres", expect=("expert.results",), contains=("James",)),
         Step("james", "#sales", "qui connait AO", expect=("expert.results",), contains=("appel d'offres",)),
         Step("james", "#sales", "expert negociation", expect=("expert.results",), contains=("négociation",)),
         Step("james", "#sales", "qui connaît la vannerie quantique", expect=("expert.none",),
