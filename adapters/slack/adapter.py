@@ -237,17 +237,19 @@ class SlackAdapter:
 
     def deferred(self) -> "tuple[list[str], Token[list[str] | None]]":
         """At the start of an HTTP request: what becomes of its deliveries is collected in the
-        list ("written", "delayed", "failed") and the inbox worker is woken only once the ack is
+        list ("written", "delayed", "failed"), and the inbox worker is poked only once the ack is
         written (`release`, given the list and the token, always)."""
         pending: list[str] = []
         return pending, _ACKS.set(pending)
 
-    def release(self, pending: list[str], token: "Token[list[str] | None] | None" = None) -> None:
+    def release(self, pending: list[str], token: "Token[list[str] | None] | None" = None) -> bool:
+        """Once the ack is written: True when a delivery was written for the inbox worker to
+        take now (the caller pokes it: SlackRuntime's express lane)."""
         if token is not None:
             _ACKS.reset(token)
-        if "written" in pending and self.pipeline is not None:
-            self.pipeline.worker.wake()
+        written = "written" in pending
         pending.clear()
+        return written
 
     def busy(self) -> bool:
         return bool(self.sender.pending) or (self.pipeline is not None and self.pipeline.worker.busy())
