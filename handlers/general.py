@@ -30,11 +30,12 @@ def help_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
 
 
 def _visible(ctx: Ctx, spec: CommandSpec) -> bool:
+    """Listed in help: not a button-only command, and admin-only ones for admins alone."""
     return not spec.hidden and (spec.permission != "admin" or ctx.is_admin)
 
 
 def _help_family(ctx: Ctx, words: str) -> Reply:
-    """`help role`, `aide idée`, `help kudos`: the commands whose name starts with these words
+    """`help role`, `aide rôle`, `help administration`: the commands whose name starts with these words
     (in any language), or the group so named; refused only when there is none."""
     registry = ctx.services.registry
     probe = tuple(norm_token(w) for w in words.split())
