@@ -26,7 +26,7 @@ from bot.types import (
     ReactionAdded,
     Reply,
 )
-from bot.unit import unit
+from bot.unit import guarded, unit
 from store import jobs as jobs_store
 from store import people as people_store
 from store.db import ALL_TENANTS
@@ -149,12 +149,10 @@ class Bot:
     def _run_hooks(self, ctx: Ctx, event: Event) -> list[Effect]:
         effects: list[Effect] = []
         for hook in self.registry.hooks.get(type(event), []):
-            savepoint = ctx.session.begin_nested()
             try:
-                effects += list(hook(ctx, event) or [])
-                savepoint.commit()
+                with guarded(ctx.session):  # a savepoint (none in an optimistic inbox batch: bot/unit.py)
+                    effects += list(hook(ctx, event) or [])
             except Exception as exc:  # noqa: BLE001 - one broken hook must not lose the message
-                savepoint.rollback()
                 if must_propagate(exc):  # a lost connection or a deadlock: the whole event is retried
                     raise
                 log.exception("hook %s failed", getattr(hook, "__qualname__", hook))
@@ -194,12 +192,10 @@ class Bot:
         if spec.needs_args and not args and not msg.form_values:
             reply = ctx.reply("error.missing_argument", private=True, usage=ctx.t(spec.usage_key or spec.help_key))
             return self._as_effects(ctx, msg, reply)
-        savepoint = ctx.session.begin_nested()
         try:
-            result = spec.handler(ctx, msg, args)
-            savepoint.commit()
+            with guarded(ctx.session):
+                result = spec.handler(ctx, msg, args)
         except UserError as err:
-            savepoint.rollback()
             # Refusals echo what was typed: never let an echoed mention ping anyone.
             params = {k: ctx.plain(v) if isinstance(v, str) else v for k, v in err.params.items()}
             result = ctx.reply(err.key, private=True, **params)

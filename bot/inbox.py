@@ -39,6 +39,10 @@ Finish = Callable[[Session], None]
 Processor = Callable[[Claimed, Finish], None]
 
 
+class _Doomed(Exception):
+    """An optimistic batch failed somewhere: roll it back (bot/unit.py)."""
+
+
 class InboxWorker:
     def __init__(self, db: Database, clock: Clock, processors: dict[str, Processor], *, threads: int = 4,
                  batch: int = 8, poll_seconds: float = 0.5, metrics: Metrics | None = None, name: str = "") -> None:
@@ -161,14 +165,30 @@ class InboxWorker:
                 self._inflight -= 1
 
     def _process_together(self, rows: list[Claimed]) -> None:
-        """Rows of batchable processors in one transaction, each in a savepoint (bot/unit.py):
-        a row that fails rolls back its own savepoint only and is retried alone; the others are
-        done when, and only when, the batch commits (their `done_at` is the commit's time).
-        A processor about to wait for the network has the batch commit what is done so far."""
+        """Rows of batchable processors in one transaction (bot/unit.py): first optimistically,
+        without savepoints; when anything fails there, that attempt is rolled back and the rows
+        not yet committed are done again each in its savepoint, so a row that fails rolls back
+        alone and is retried alone. Rows are done when, and only when, their batch commits
+        (their `done_at` is the commit's time)."""
         started = time.monotonic()
         committed: list[Claimed] = []
-        done: list[Claimed] = []
         failed: dict[int, tuple[Claimed, BaseException]] = {}
+        if self._batch(rows, True, committed, failed):
+            settled = {row.id for row in committed}
+            self._batch([row for row in rows if row.id not in settled], False, committed, failed)
+        for row, exc in failed.values():
+            self._failed(row, exc)
+        if self.metrics is not None:
+            elapsed = (time.monotonic() - started) / max(1, len(rows))
+            for row in committed:
+                self._count_done(row, elapsed)
+
+    def _batch(self, rows: list[Claimed], optimistic: bool, committed: list[Claimed],
+               failed: dict[int, tuple[Claimed, BaseException]]) -> bool:
+        """One transaction over `rows`: the committed ones appended to `committed`, the failed
+        ones to `failed`. True when an optimistic attempt was doomed (rolled back, to redo).
+        A processor about to wait for the network has the batch commit what is done so far."""
+        done: list[Claimed] = []
         batch: Batch | None = None
         try:
             with self.db.session(ALL_TENANTS) as session:
@@ -183,30 +203,32 @@ class InboxWorker:
                     assert batch is not None
                     run_kept(batch)
 
-                batch = Batch(session, checkpoint)
+                batch = Batch(session, checkpoint, optimistic=optimistic)
                 for row in rows:
                     try:
                         self._process_row(batch, row)
                     except LeaseLost:
-                        log.warning("inbox: row %d was taken over by another worker; this attempt is dropped", row.id)
+                        if not optimistic:
+                            log.warning("inbox: row %d was taken over by another worker; this attempt is dropped",
+                                        row.id)
                     except Exception as exc:  # noqa: BLE001 - any failure means: this row, later
-                        failed[row.id] = (row, exc)
+                        if not optimistic:
+                            failed[row.id] = (row, exc)
                     else:
                         done.append(row)
+                    if batch.doomed:
+                        raise _Doomed
                 if done:
                     inbox_store.stamp_done(session, done, self.clock.now())
             committed.extend(done)
             if batch is not None:
                 run_kept(batch)
+        except _Doomed:
+            return True
         except Exception as exc:  # noqa: BLE001 - the batch's commit failed: its uncommitted rows are retried
             settled = {row.id for row in committed} | set(failed)
             failed.update((row.id, (row, exc)) for row in rows if row.id not in settled)
-        for row, exc in failed.values():
-            self._failed(row, exc)
-        if self.metrics is not None:
-            elapsed = (time.monotonic() - started) / max(1, len(rows))
-            for row in committed:
-                self._count_done(row, elapsed)
+        return False
 
     def _process_row(self, batch: Batch, row: Claimed) -> None:
         """One row of `batch`: its work, then "done" if the work did not mark it."""

@@ -16,6 +16,11 @@ nothing.
 
 A row writes only through `unit`: its first unit of work is the row's savepoint itself
 (created then), later ones nest in it.
+
+A batch is first tried optimistically: no savepoint at all (not for its rows, nor for the
+hooks and commands `guarded` wraps), since each costs two statements and failures are rare.
+Any failure there dooms the batch (`Redo`): the worker rolls it back and does its rows again,
+this time each in its savepoints, so a failing row is rolled back and retried alone.
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ from typing import Any, Callable, Iterator, TypeVar
 from sqlalchemy.orm import Session, SessionTransaction
 
 from store.db import Database
+from store.transient import Abandon
 
 log = logging.getLogger(__name__)
 Action = Callable[[], None]
@@ -59,6 +65,23 @@ class Batch:
     row: list[Action] = field(default_factory=list)
     savepoint: SessionTransaction | None = None
     depth: int = 0
+    optimistic: bool = False
+    doomed: bool = False
+
+
+class Redo(Abandon):
+    """A step failed in an optimistic batch, which has no savepoint to roll it back to: the
+    batch is rolled back and done again with savepoints."""
+
+
+def _doom(batch: Batch, exc: Exception) -> Redo:
+    """`exc` happened in an optimistic batch: the batch is doomed; the exception to raise."""
+    batch.doomed = True
+    if isinstance(exc, Redo):
+        return exc
+    redo = Redo(f"{type(exc).__name__} in an optimistic batch")
+    redo.__cause__ = exc
+    return redo
 
 
 _BATCH: ContextVar[Batch | None] = ContextVar("inbox_batch", default=None)
@@ -72,6 +95,17 @@ def batch_row(batch: Batch) -> Iterator[Session]:
     tenant = session.info.get("tenant")
     batch.row, batch.savepoint, batch.depth = [], None, 0
     token = _BATCH.set(batch)
+    if batch.optimistic:
+        try:
+            yield session
+            batch.kept += batch.row
+        except Exception as exc:
+            raise _doom(batch, exc)  # noqa: B904 - its cause is set
+        finally:
+            batch.row = []
+            session.info["tenant"] = tenant
+            _BATCH.reset(token)
+        return
     try:
         yield session
         if batch.savepoint is not None:
@@ -98,6 +132,15 @@ def unit(db: Database, tenant: str) -> Iterator[Session]:
     session = batch.session
     outer = session.info.get("tenant")
     session.info["tenant"] = tenant
+    if batch.optimistic:
+        try:
+            yield session
+            session.flush()  # while the tenant guard still stamps `tenant`
+        except Exception as exc:
+            raise _doom(batch, exc)  # noqa: B904 - its cause is set
+        finally:
+            session.info["tenant"] = outer
+        return
     own = batch.savepoint is None  # the row's first write: its savepoint is this unit's
     savepoint = session.begin_nested()
     if own:
@@ -118,6 +161,28 @@ def unit(db: Database, tenant: str) -> Iterator[Session]:
     finally:
         batch.depth -= 1
         session.info["tenant"] = outer
+
+
+@contextmanager
+def guarded(session: Session) -> Iterator[None]:
+    """One step of a unit whose failure must not undo the rest (a hook, a command): in a
+    savepoint, rolled back when the step raises. In an optimistic batch, no savepoint: a
+    failure dooms the batch (`Redo`)."""
+    batch = _BATCH.get()
+    if batch is not None and batch.optimistic and batch.session is session:
+        try:
+            yield
+        except Exception as exc:
+            raise _doom(batch, exc)  # noqa: B904 - its cause is set
+        return
+    savepoint = session.begin_nested()
+    try:
+        yield
+        savepoint.commit()
+    except BaseException:
+        if savepoint.is_active:
+            savepoint.rollback()
+        raise
 
 
 @contextmanager
