@@ -6,13 +6,17 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from bot.clock import FixedClock
+from bot.context import Services
+from bot.core import Bot
 from bot.inbox import InboxWorker
+from bot.types import ConversationRef, IncomingMessage, UserRef
 from bot.unit import after_commit, batched, before_waiting, unit
 from store import inbox as inbox_store
 from store.db import ALL_TENANTS, Database
+from store.models.core import PersonSkill
 from store.models.inbox import InboxEvent
 
 
@@ -127,3 +131,37 @@ def test_a_live_worker_renews_its_leases_and_only_its_own(db: Database, clock: F
     inbox_store.renew(db, [mine], clock.now())
     clock.advance(timedelta(seconds=2))  # past the first lease: only the renewed row is still held
     assert [r.payload for r in inbox_store.claim(db, "w3", 5, clock.now())] == [theirs.payload]
+
+
+def test_a_hook_failing_in_a_batch_loses_neither_its_message_nor_the_others(services: Services, bot: Bot,
+                                                                            clock: FixedClock) -> None:
+    db = services.db
+    for n, skill in enumerate(["kubernetes", "pricing", "rollout"]):
+        inbox_store.put(db, "console", f"line-{n}", "message", f"skills add {skill}", clock.now())
+    failures: list[str] = []
+
+    def broken_hook(ctx, msg):  # type: ignore[no-untyped-def]
+        if "pricing" in msg.text:
+            failures.append(msg.text)
+            raise RuntimeError("a hook bug")
+        return []
+
+    bot.registry.on(IncomingMessage, broken_hook)
+    replies: list[str] = []
+
+    @batched
+    def work(row, finish) -> None:  # type: ignore[no-untyped-def]
+        user = UserRef("console", "acme", f"U{row.id}", "Alice")
+        msg = IncomingMessage(id=str(row.id), text=row.payload, sender=user,
+                              conversation=ConversationRef("console", "acme", f"D{row.id}", "dm"), addressed=True,
+                              sent_at=clock.now())
+        effects = bot.handle(msg, in_transaction=finish)
+        after_commit(lambda: replies.extend(e.reply.key for e in effects))  # type: ignore[union-attr]
+
+    worker = InboxWorker(db, clock, {"console": work}, batch=10)
+    assert worker.run_once() == 3
+    assert set(_states(db).values()) == {"done"}
+    assert len(failures) == 2  # the optimistic attempt, then the row in its savepoints
+    assert len(replies) == 3 and "error.internal" not in replies
+    with db.session("acme") as s:
+        assert s.scalar(select(func.count(PersonSkill.id))) == 3  # each command once, the failing hook's too
