@@ -2,7 +2,8 @@
 
     python app.py                 console on SQLite with the demo organisation, or the HTTP
                                   server when Slack or Teams credentials are configured
-    python app.py console --demo  the console messenger (scriptable: pipe lines on stdin)
+    python app.py console --demo  the console messenger (scriptable: pipe lines on stdin); its own
+                                  lines are in the default language: English, `--lang fr` for French
     python app.py serve           the HTTP server (Slack /slack/events, Teams /api/messages)
     python app.py migrate         bring the database schema up to date
     python app.py check-config    print what the configuration was understood as (secrets masked);
@@ -52,7 +53,7 @@ def run_console(settings: Settings, args: argparse.Namespace) -> int:
     bot = Bot(build_services(settings, clock))
     if args.demo:
         seed_demo(bot)
-    messenger = ConsoleMessenger(bot, DEMO_TENANT, args.as_user, history=demo_history)
+    messenger = ConsoleMessenger(bot, DEMO_TENANT, args.as_user, history=demo_history, lang=settings.default_locale)
     return messenger.run(sys.stdin)
 
 
@@ -99,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     console.add_argument("--demo", action="store_true", help="seed the demo organisation (once)")
     console.add_argument("--as", dest="as_user", default="sophie", help="who you are at start (a demo handle)")
     console.add_argument("--clock", help="start the clock at this ISO time (UTC offset required), for scripts")
+    console.add_argument("--lang", dest="console_lang",
+                         help="the console's language, en (default) or fr: its own lines, and the default for new workspaces")
     sub.add_parser("serve", help="serve Slack and Teams over HTTP")
     sub.add_parser("migrate", help="upgrade the database schema")
     sub.add_parser("check-config", help="print the configuration as understood (secrets masked) and whether it is valid")
@@ -107,8 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     overrides: dict[str, object] = {}
     if args.database_url:
         overrides["database_url"] = args.database_url
-    if args.lang:
-        overrides["default_locale"] = args.lang
+    lang = getattr(args, "console_lang", None) or args.lang
+    if lang:
+        overrides["default_locale"] = lang
     if args.admins:
         overrides["admins"] = args.admins[0] if len(args.admins) == 1 else ",".join(args.admins)
     try:

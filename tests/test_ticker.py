@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import threading
 import time
 from datetime import timedelta
@@ -17,7 +18,7 @@ from bot.clock import FixedClock
 from bot.config import Settings
 from bot.context import JobCtx, Services
 from bot.core import Bot
-from bot.ticker import advance_clock
+from bot.ticker import MAX_STOPS, advance_clock, resolution_for
 from bot.i18n import Prompts
 from bot.registry import Job, Registry
 from bot.types import Effect, Outbound, Reply, UserRef
@@ -119,6 +120,62 @@ def test_advancing_a_test_clock_runs_each_job_once_per_elapsed_period(make_bot, 
     assert delivered.count("six-hourly ran") == 1
     assert [when for name, when in runs.seen if name == "hourly"] == [start + timedelta(minutes=5),
                                                                       start + timedelta(minutes=65)]
+
+
+def test_advancing_jumps_from_one_due_time_to_the_next(make_bot, runs: Runs, clock: FixedClock) -> None:
+    """Ten hours with an hourly job: 11 ticks (ten runs and the end), not 120 five-minute steps."""
+    bot = make_bot(runs.job("hourly", timedelta(hours=1)))
+    start = clock.now()
+    done = advance_clock(bot, timedelta(hours=10), lambda effects: None)
+    assert [when - start for name, when in runs.seen] == [timedelta(minutes=5 + 60 * h) for h in range(10)]
+    assert done.ticks == 11 and done.runs == {"hourly": 10}
+    assert clock.now() == start + timedelta(hours=10)
+
+
+def test_a_month_takes_a_bounded_number_of_ticks_and_long_periods_keep_theirs(make_bot, runs: Runs,
+                                                                               clock: FixedClock) -> None:
+    bot = make_bot(runs.job("minutely", timedelta(minutes=1)), runs.job("hourly", timedelta(hours=1)),
+                   runs.job("daily", timedelta(days=1)))
+    start = clock.now()
+    seen: list[float] = []
+    done = advance_clock(bot, timedelta(days=30), lambda effects: None, lambda now, fraction: seen.append(fraction))
+    assert resolution_for(timedelta(days=30)) == timedelta(hours=3)
+    assert done.ticks == MAX_STOPS == len(seen)
+    assert seen == sorted(seen) and seen[-1] == 1.0  # the progress reaches the end once per tick
+    # Shorter than the resolution: once a tick; the daily job once a day.
+    assert done.runs == {"minutely": MAX_STOPS, "hourly": MAX_STOPS, "daily": 30}
+    assert runs.count("daily") == 30 and runs.count("minutely") == MAX_STOPS
+    assert clock.now() == start + timedelta(days=30)
+
+
+def test_the_resolution_grows_with_the_advance_up_to_the_digests_grace() -> None:
+    assert resolution_for(timedelta(days=2)) == timedelta(minutes=12)
+    assert resolution_for(timedelta(hours=2)) == timedelta(minutes=5)
+    assert resolution_for(timedelta(days=365), grace=timedelta(hours=6)) == timedelta(hours=6)  # no digest skipped
+
+
+def test_a_month_of_the_real_jobs_in_the_console(bot: Bot) -> None:
+    """`/clock +30d` on the demo: every real job runs, a bounded number of times, and the
+    reminders to the whole company are one line each."""
+    from adapters.console.seed import seed_demo
+    from store.demo import DEMO_TENANT
+
+    seed_demo(bot)
+    out = io.StringIO()
+    console = ConsoleMessenger(bot, DEMO_TENANT, "sophie", out=out)
+    console.handle_line("/clock +30d")
+    shown = out.getvalue()
+    ticks, runs, messages, recipients = (int(n.replace(",", "")) for n in re.search(
+        r"\+30d: (\d+) clock ticks, ([\d,]+) job runs, messages: (\d+) \(recipients: (\d+)\)", shown).groups())
+    assert ticks == MAX_STOPS
+    rows = job_runs(bot)
+    assert set(rows) == {job.name for job in bot.registry.jobs}
+    assert ticks * 5 <= runs <= ticks * len(rows)  # the five frequent jobs at every tick, no job more often
+    lines = shown.splitlines()
+    reminders = [line for line in lines if line.startswith("→ @") and "(DM) Causette:" in line]
+    assert len(reminders) == messages == recipients > 10  # one stale-skills reminder each, one line each
+    assert all(len(line.split("Causette: ", 1)[1]) <= 100 for line in reminders)
+    assert not any(line.startswith("│ [1]") for line in lines)  # their buttons are theirs to see
 
 
 def test_bots_ticking_at_the_same_moment_run_a_job_once(make_bot, runs: Runs, clock: FixedClock) -> None:

@@ -9,6 +9,11 @@ Lines:
   /causette <cmd>     the slash command; in /dm every line is a command; other lines are
                       channel messages (addressed when they @mention the bot).
 
+The console's own lines are in the keyboard's language (`lang`: `console --lang fr`, else the
+settings' default language), whoever is speaking; the bot answers each person in theirs. At a
+terminal, lines are edited with readline (arrows, history); Ctrl-C and Ctrl-D leave. Escape
+sequences and control characters typed or pasted are dropped before a line becomes an event.
+
 Every line the bot is to see goes through the durable inbox like a Slack or Teams delivery:
 written first, then processed by a transaction that also marks it done. A line left
 unanswered by a console that was killed is answered when the next one starts.
@@ -29,14 +34,15 @@ from typing import Any, Callable, TextIO
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from adapters.console.render import group_by_recipient, plain, recipient_label, recipient_of, render_card, render_form, target_label
+from adapters.console.terminal import strip_controls
 from bot.core import Bot
-from bot.ticker import advance_clock
 from bot.inbox import InboxWorker
+from bot.text import mention_marker
+from bot.ticker import Advanced, advance_clock
+from bot.types import Action, Effect, FetchHistory, Form, IncomingMessage, Outbound, ConversationRef, UserRef
 from store import inbox as inbox_store
 from store.inbox import Claimed
-from bot.text import mention_marker
-from bot.types import Action, Effect, FetchHistory, Form, IncomingMessage, Outbound, ConversationRef, UserRef
-from adapters.console.render import plain, render_card, render_form, target_label
 from store.models.core import Conversation, Person
 
 PLATFORM = "console"
@@ -57,8 +63,12 @@ class ConsoleState:
 
 class ConsoleMessenger:
     def __init__(self, bot: Bot, tenant: str, user: str, out: TextIO = sys.stdout,
-                 history: Callable[[FetchHistory], list[IncomingMessage]] | None = None) -> None:
+                 history: Callable[[FetchHistory], list[IncomingMessage]] | None = None,
+                 lang: str | None = None) -> None:
         self.bot = bot
+        self.lang = lang or bot.services.settings.default_locale
+        self._proactive = False  # printing the jobs' messages: other people's DMs in one line
+        self._headed = False  # printing a group of messages under its recipient's header
         self.state = ConsoleState(tenant=tenant, user=user)
         self.out = out
         self._ids = itertools.count(1)
@@ -70,10 +80,8 @@ class ConsoleMessenger:
                                  name=f"console:{self._run_id}")
 
     def _t(self, key: str, **params: object) -> str:
-        """Console chrome in the current speaker's language (then the workspace default)."""
-        person = self._people().get(self.state.user)
-        locale = person.locale if person is not None and person.locale else None
-        return self.bot.services.prompts.t(locale, key, **params)
+        """Console chrome in the keyboard's language, whoever is speaking."""
+        return self.bot.services.prompts.t(self.lang, key, **params)
 
     # Directory -------------------------------------------------------------
     def _people(self) -> dict[str, Person]:
@@ -101,7 +109,7 @@ class ConsoleMessenger:
         return f"{self.state.user}@{where}> "
 
     def handle_line(self, line: str) -> None:
-        line = line.rstrip("\n")
+        line = strip_controls(line.rstrip("\n"))
         if not line.strip():
             return
         stripped = line.strip()
@@ -169,8 +177,32 @@ class ConsoleMessenger:
         n, unit = int(m.group(1)), m.group(2)
         delta = {"m": timedelta(minutes=n), "min": timedelta(minutes=n), "h": timedelta(hours=n),
                  "d": timedelta(days=n), "j": timedelta(days=n), "w": timedelta(weeks=n)}[unit]
-        advance_clock(self.bot, delta, self.deliver)
+        shown: list[Effect] = []
+        live = self.out.isatty()
+
+        def progress(now: datetime, fraction: float) -> None:
+            line = self._t("console.clock_progress", when=f"{now:%Y-%m-%d %H:%M}", percent=round(fraction * 100))
+            print(f"\r\x1b[K{line}", end="", file=self.out, flush=True)
+
+        try:
+            done = advance_clock(self.bot, delta, shown.extend, progress if live else None)
+        except KeyboardInterrupt:  # leaving: still show what the jobs sent until then
+            self._erase_progress(live)
+            self.show_proactive(shown)
+            raise
+        self._erase_progress(live)
+        self._print(self._clock_summary(f"{n}{unit}", done, shown))
+        self.show_proactive(shown)
         self._print(self._t("console.now", when=f"{clock.now():%Y-%m-%d %H:%M}"))
+
+    def _erase_progress(self, live: bool) -> None:
+        if live:
+            print("\r\x1b[K", end="", file=self.out, flush=True)
+
+    def _clock_summary(self, delta: str, done: Advanced, effects: list[Effect]) -> str:
+        groups = group_by_recipient(effects)
+        return self._t("console.clock_done", delta=delta, ticks=done.ticks, runs=done.job_runs,
+                       messages=sum(len(group) for _key, group in groups), recipients=len(groups))
 
     def _click(self, rest: str) -> None:
         try:
@@ -221,6 +253,32 @@ class ConsoleMessenger:
         self.deliver(self.bot.handle(message_from_json(row.payload), in_transaction=finish))
 
     # Output ----------------------------------------------------------------
+    def show_proactive(self, effects: list[Effect]) -> None:
+        """Messages the bot sent on its own (jobs), grouped by recipient (a header over a group of
+        several): the person speaking's and the channels' first and in full, then each DM to
+        someone else in one line a message (`/as` them to act on theirs), so a month of
+        reminders to the whole company stays readable."""
+        self.deliver([e for e in effects if not isinstance(e, Outbound)])
+        channels = self._channels()
+
+        def channel_name(cid: str) -> str:
+            return channels[cid].name if cid in channels else cid
+
+        groups = sorted(group_by_recipient(effects), key=lambda item: self._for_someone_else(item[1][0]))
+        self._proactive = True
+        try:
+            for key, group in groups:
+                self._headed = len(group) > 1
+                if self._headed:
+                    self._print(recipient_label(key, len(group), channel_name, self._t))
+                self.deliver(list(group))
+        finally:
+            self._proactive = self._headed = False
+
+    def _for_someone_else(self, effect: Outbound) -> bool:
+        kind, ident = recipient_of(effect)
+        return kind == "@" and ident != self.state.user
+
     def deliver(self, effects: list[Effect]) -> None:
         people = self._people()
         channels = self._channels()
@@ -240,12 +298,17 @@ class ConsoleMessenger:
                 self.deliver([e for m in backfill for e in self.bot.handle(m)])
                 continue
             label = target_label(effect, user_name, channel_name, self._t)
+            if self._headed:  # the group's header names the recipient
+                label = "  " + label if effect.thread_id or effect.private_for else " "
             if effect.anchor:
                 updated = effect.anchor in self._anchors
                 self._anchors.setdefault(effect.anchor, len(self._anchors) + 1)
                 if updated:
                     label += " " + self._t("console.updated")
             reply = effect.reply
+            if self._proactive and self._for_someone_else(effect):
+                self._print(f"{label} Causette: {_first_line(fmt(reply.text))}")
+                continue
             self._print(f"{label} Causette: {fmt(reply.text)}")
             if reply.card is not None:
                 start = 1
@@ -266,14 +329,15 @@ class ConsoleMessenger:
 
     # Loop ------------------------------------------------------------------
     def run(self, stream: TextIO = sys.stdin, tick_seconds: float = 30.0) -> int:
-        """Read lines until the end. Interactive (a terminal), a background ticker runs the
-        jobs that are due every `tick_seconds` of wall time and prints their effects like any
-        proactive message; scripted (stdin not a tty), only `/clock` ticks, so the output of a
-        script does not depend on how long it takes."""
+        """Read lines until the end, /quit, Ctrl-D or Ctrl-C (exit status 0 for all of them).
+
+        Interactive (a terminal): lines are edited with readline (arrows, in-session history),
+        and a background ticker runs the jobs that are due every `tick_seconds` of wall time,
+        printing their messages above the line being typed. Scripted (stdin not a tty): each
+        line is echoed after the prompt, and only `/clock` ticks, so the output of a script does
+        not depend on how long it takes."""
         interactive = stream.isatty()
-        if interactive:
-            self._print(self._t("console.welcome", command=self.command))
-        self.inbox.drain(120)  # lines a killed console left unanswered
+        editing = _line_editing() if interactive else None
         turn = threading.Lock()  # one of the typed line and the ticker at a time
         stop = threading.Event()
 
@@ -283,34 +347,57 @@ class ConsoleMessenger:
                     try:
                         effects = self.bot.tick(self.bot.services.clock.now())
                         if effects and not stop.is_set():
-                            self._print("")  # off the prompt line the user may be typing on
-                            self.deliver(effects)
-                            print(self.prompt(), end="", file=self.out, flush=True)
+                            print("\r\x1b[K", end="", file=self.out)  # off the line being typed
+                            self.show_proactive(effects)
+                            typed = editing.get_line_buffer() if editing is not None else ""
+                            print(self.prompt() + typed, end="", file=self.out, flush=True)
                     except Exception:  # noqa: BLE001 - the next tick goes on
                         logging.getLogger(__name__).exception("console tick failed")
 
         ticker = threading.Thread(target=background_ticks, name="console-ticker", daemon=True)
-        if interactive:
-            ticker.start()
         try:
+            if interactive:
+                self._print(self._t("console.welcome", command=self.command))
+            self.inbox.drain(120)  # lines a killed console left unanswered
+            if interactive:
+                ticker.start()
             while True:
                 try:
                     line = input(self.prompt()) if interactive else stream.readline()
                 except EOFError:
+                    if interactive:
+                        self._print("")
                     break
                 if not interactive and line == "":
                     break
-                if line.strip() in ("/quit", "/exit"):
+                if strip_controls(line).strip() in ("/quit", "/exit"):
                     break
                 with turn:
                     if not interactive and line.strip():
-                        self._print(f"{self.prompt()}{line.rstrip()}")
+                        self._print(f"{self.prompt()}{strip_controls(line).rstrip()}")
                     self.handle_line(line)
+        except KeyboardInterrupt:  # Ctrl-C: leave, like Ctrl-D; an unfinished line stays in the inbox
+            self._print("")
         finally:
             stop.set()
             if ticker.is_alive():
                 ticker.join()
         return 0
+
+
+def _line_editing() -> Any:
+    """The readline module, imported for its side effect on `input()` (line editing, history
+    with the arrows), or None where Python was built without it."""
+    try:
+        import readline
+    except ImportError:
+        return None
+    return readline
+
+
+def _first_line(text: str, limit: int = 100) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[:limit - 1].rstrip() + "…"
 
 
 def message_json(msg: IncomingMessage) -> str:

@@ -4,10 +4,10 @@ A terminal has no markup: text is printed as is, people and channels (live or no
 `@handle` / `#name`, code spans in backticks."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 from bot.text import split_markers
-from bot.types import Card, ConversationRef, Form, Outbound, UserRef
+from bot.types import Card, ConversationRef, Effect, Form, Outbound, UserRef
 
 
 def plain(text: str, user_name: Callable[[str], str], channel_name: Callable[[str], str]) -> str:
@@ -65,3 +65,33 @@ def render_form(form: Form, fmt: Callable[[str], str], form_word: str) -> list[s
     example = " | ".join(f"{f.name}=…" for f in form.fields)
     lines.append(f"└ /form {example}")
     return lines
+
+
+RecipientKey = tuple[str, str]
+
+
+def recipient_of(outbound: Outbound) -> RecipientKey:
+    """Who reads a message: ("@", person) for a DM (to the person, or in the DM conversation the
+    console names `dm-<handle>`), ("#", conversation) otherwise."""
+    to = outbound.to
+    if isinstance(to, UserRef):
+        return ("@", to.id)
+    if to.kind == "dm" and to.id.startswith("dm-"):
+        return ("@", to.id[3:])
+    return ("#", to.id)
+
+
+def group_by_recipient(effects: Sequence[Effect]) -> list[tuple[RecipientKey, list[Outbound]]]:
+    """The messages among `effects`, grouped by recipient: groups in the order of their first
+    message, messages in their order within a group."""
+    groups: dict[RecipientKey, list[Outbound]] = {}
+    for effect in effects:
+        if isinstance(effect, Outbound):
+            groups.setdefault(recipient_of(effect), []).append(effect)
+    return list(groups.items())
+
+
+def recipient_label(key: RecipientKey, count: int, channel_name: Callable[[str], str], t: Callable[..., str]) -> str:
+    kind, ident = key
+    target = f"→ @{ident} ({t('console.dm')})" if kind == "@" else "#" + channel_name(ident)
+    return t("console.group", target=target, count=count)
