@@ -37,6 +37,7 @@ def test_done_when_script(tmp_path: Path) -> None:
         f"/causette {profile_command}",
         "/causette skills add kubernetes, appel d'offres",
         "/causette lang fr",
+        "/as sophie",
         "/causette qui connaît appel d'offres",
     ])
     assert done.returncode == 0, done.stderr
