@@ -32,7 +32,7 @@ def feed_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
             "feed.item_heading",
             author=item.author or ctx.t("feed.someone"),
             channel="#" + item.channel,
-            when=item.sent_at.astimezone(tz).strftime("%d/%m %H:%M"),
+            when=item.sent_at.astimezone(tz),
         )
         body = readable_text(ctx, item.text, 300)
         if item.permalink:

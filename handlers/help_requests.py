@@ -120,7 +120,7 @@ def card_outbound(ctx: Ctx, req: HelpRequest, *, experts: Sequence[Candidate] = 
     card = request_card(ctx, req, locale, experts=experts, similar=similar, dm_only=conv.kind == "dm")
     count = len(experts) or len(store.routed_ids(ctx.session, req.id))
     text = tr("helpreq.card", id=req.number, status=tr(f"helpreq.status.{req.status}"), count=count)
-    reply = Reply(text=text, card=card, key="helpreq.card", params={"id": req.number, "experts": len(experts)})
+    reply = Reply(text=text, card=card, key="helpreq.card", params={"id": req.number, "count": count})
     return Outbound(reply=reply, to=ctx.ref_of(conv), thread_id=req.thread_id or None, anchor=f"help:{req.number}")
 
 
@@ -512,7 +512,7 @@ def channel_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     ctx.audit("help.channel", f"{conv.id} {switch} {hours}")
     delay = row.escalation_hours or ctx.settings.help_escalation_hours
     key = "helpreq.channel_on" if switch else "helpreq.channel_off"
-    return ctx.reply(key, channel=ctx.channel_link(conv), hours=f"{delay:g}")
+    return ctx.reply(key, channel=ctx.channel_link(conv), hours=delay)
 
 
 def register(r: Registry) -> None:

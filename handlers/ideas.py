@@ -439,7 +439,7 @@ def campaign_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
         raise UserError("idea.campaign_date", usage=ctx.t("idea.campaign_usage"))
     ends_at = end_of_day(day, conversation_zone(channel, ctx.actor.tz))
     if ends_at <= ctx.now():
-        raise UserError("idea.campaign_past", date=day.isoformat())
+        raise UserError("idea.campaign_past", date=day)
     quoted = _QUOTED.search(text)
     title = quoted.group(1) if quoted else text[: until.start()] if until else ""
     title = one_line(_TRAILING_TAGS.sub("", title.replace("#", " #")).strip(" \"“”«»"))
@@ -452,14 +452,14 @@ def campaign_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
                                      created_by=ctx.actor.id, ends_at=ends_at, now=ctx.now())
     tr = ctx.translator(ctx.locale_in(channel))
     tag_text = " ".join("#" + t for t in tags)
-    card = Card(title=tr("idea.campaign_title", title=title), body=tr("idea.campaign_body", tags=tag_text, date=day.isoformat()),
+    card = Card(title=tr("idea.campaign_title", title=title), body=tr("idea.campaign_body", tags=tag_text, date=day),
                 actions=(Action(tr("idea.button.submit"), "idea"),), footer=tr("idea.campaign_footer", tags=tag_text))
     effects: list[Effect] = []
     if channel is not None:
-        reply = Reply(text=tr("idea.campaign_card", title=title, date=day.isoformat()), card=card, key="idea.campaign_card",
+        reply = Reply(text=tr("idea.campaign_card", title=title, date=day), card=card, key="idea.campaign_card",
                       params={"id": campaign.id})
         effects.append(Outbound(reply=reply, to=ctx.ref_of(channel), anchor=f"idea-campaign:{campaign.id}"))
-    effects.append(_ack(ctx, "idea.campaign_started", id=campaign.id, title=title, date=day.isoformat()))
+    effects.append(_ack(ctx, "idea.campaign_started", id=campaign.id, title=title, date=day))
     return effects
 
 

@@ -74,8 +74,7 @@ def participation(prompts: Prompts, locale: str, content: Content, frequency: st
     if content.members <= 0:
         return prompts.t(locale, "digest.participation_no_members", count=content.contributors, period=period)
     percent = round(100 * content.contributors / max(content.members, content.contributors))
-    key = "digest.participation_one" if content.contributors == 1 else "digest.participation"
-    return prompts.t(locale, key, count=content.contributors, period=period, percent=percent)
+    return prompts.t(locale, "digest.participation", count=content.contributors, period=period, percent=percent)
 
 
 def render_channel(prompts: Prompts, locale: str, content: Content, channel: str, frequency: str, command: str) -> Reply:
