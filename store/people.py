@@ -7,7 +7,7 @@ import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from sqlalchemy import Connection, Engine, Select, and_, bindparam, create_engine, func, or_, select, text
 from sqlalchemy.exc import OperationalError
@@ -110,17 +110,28 @@ def _create_person(session: Session, values: dict[str, object]) -> None:
     deadlock that loses a message. A person committed alone is only an identity the platform
     already knows, harmless if the event then fails. (SQLite runs one writer at a time: no
     such wait, and a second connection would wait for this session's own lock.)"""
+    if not insert_aside(session, _insert_person_pg, [values], "a person"):
+        insert_ignore(session, Person, values)
+
+
+def insert_aside(session: Session, statement: Callable[[], Any], rows: list[dict[str, Any]], what: str) -> bool:
+    """PostgreSQL: `statement()` (an INSERT … ON CONFLICT DO NOTHING of rows that are only
+    identities, harmless if the work then fails) in a transaction of its own, committed at
+    once, for the reason `_create_person` gives; an inbox batch (bot/unit.py) would otherwise
+    hold them until its end and make every other worker wait. False on SQLite, or when that
+    transaction failed: the caller inserts in its own."""
     engine = _engine_of(session)
-    if engine.dialect.name == "postgresql":
-        try:
-            with _first_sight_engine(engine).begin() as conn:
-                # Bounded: were this very session holding the same new row, waiting would never end.
-                conn.execute(text(f"SET LOCAL lock_timeout = '{SIDE_LOCK_TIMEOUT_MS}ms'"))
-                conn.execute(_insert_person_pg(), values)
-            return
-        except OperationalError:
-            log.warning("first sight of a person: the side transaction failed; inserting in the event's own")
-    insert_ignore(session, Person, values)
+    if engine.dialect.name != "postgresql":
+        return False
+    try:
+        with _first_sight_engine(engine).begin() as conn:
+            # Bounded: were this very session holding the same new row, waiting would never end.
+            conn.execute(text(f"SET LOCAL lock_timeout = '{SIDE_LOCK_TIMEOUT_MS}ms'"))
+            conn.execute(statement(), rows)
+        return True
+    except OperationalError:
+        log.warning("first sight of %s: the side transaction failed; inserting in the event's own", what)
+        return False
 
 
 @cache

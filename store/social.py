@@ -17,6 +17,7 @@ from store import driver_sql, evidence_log
 from store.db import ALL_TENANTS
 from store.expertise import bump_version
 from store.idempotency import claim, insert_ignore
+from store.people import insert_aside
 from store.models.core import Conversation, Evidence, Person, ProcessedEvent, Role
 from store.models.social import Follow, IndexOptOut, Message, MessageMention, MessageTopic, Topic
 from store.visibility import readable_by, readable_by_column
@@ -82,13 +83,18 @@ def topics_for(session: Session, tenant: str, tags: Iterable[str], now: datetime
     # otherwise each wait on PostgreSQL for the row the other inserted first (a deadlock).
     missing = sorted(k for k in labels if k not in found)
     if missing:
-        table = Topic.__table__
-        session.execute(
-            _insert(session)(table).on_conflict_do_nothing(),
-            [{"tenant": tenant, "key": k, "label": labels[k], "created_at": now} for k in missing],
-        )
+        rows = [{"tenant": tenant, "key": k, "label": labels[k], "created_at": now} for k in missing]
+        if not insert_aside(session, _insert_topic_pg, rows, "a topic"):
+            session.execute(_insert(session)(Topic.__table__).on_conflict_do_nothing(), rows)
         found.update(session.execute(select(Topic.key, Topic.id).where(Topic.key.in_(missing))).all())
     return found
+
+
+@lru_cache(maxsize=1)
+def _insert_topic_pg() -> Any:
+    from sqlalchemy.dialects.postgresql import insert
+
+    return insert(Topic.__table__).on_conflict_do_nothing()
 
 
 def opted_out(session: Session, person_ids: Iterable[int]) -> set[int]:

@@ -15,6 +15,8 @@ from bot.inbox import InboxWorker
 from bot.types import ConversationRef, IncomingMessage, UserRef
 from bot.unit import after_commit, batched, before_waiting, unit
 from store import inbox as inbox_store
+from store import people as people_store
+from store import social
 from store.db import ALL_TENANTS, Database
 from store.models.core import PersonSkill
 from store.models.inbox import InboxEvent
@@ -165,3 +167,15 @@ def test_a_hook_failing_in_a_batch_loses_neither_its_message_nor_the_others(serv
     assert len(replies) == 3 and "error.internal" not in replies
     with db.session("acme") as s:
         assert s.scalar(select(func.count(PersonSkill.id))) == 3  # each command once, the failing hook's too
+
+
+def test_a_new_topic_is_committed_at_once_so_other_workers_do_not_wait(db: Database, clock: FixedClock) -> None:
+    if db.dialect != "postgresql":
+        pytest.skip("PostgreSQL: SQLite writes one transaction at a time")
+    with db.session("T1") as s:
+        people_store.ensure_workspace(s, "T1", "slack", "en")
+    with db.session("T1") as s:  # a batch's transaction, still open
+        [(key, topic_id)] = social.topics_for(s, "T1", ["#rollout"], clock.now()).items()
+        with db.engine.connect() as other:  # another worker meanwhile
+            found = other.execute(text("SELECT id FROM topics WHERE tenant = 'T1' AND key = :k"), {"k": key}).scalar()
+        assert found == topic_id
