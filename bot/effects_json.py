@@ -1,10 +1,10 @@
 """Effects as JSON and back, exactly: every frozen dataclass of bot/types.py (Outbound, Reply,
 Card, Form, FormField, Action, ConversationRef, UserRef, FetchHistory…), tuples, attachment
-bytes and datetimes. What the durable outbox and digest deliveries store, so a row resumed by
+bytes, datetimes and dates. What the durable outbox and digest deliveries store, so a row resumed by
 another process sends exactly what was decided.
 
 The encoding is generic: a dataclass is `{"$": "ClassName", field: value…}`, a tuple
-`{"$tuple": […]}`, bytes `{"$bytes": base64}`, a datetime `{"$dt": iso}`; only classes of
+`{"$tuple": […]}`, bytes `{"$bytes": base64}`, a datetime `{"$dt": iso}`, a date `{"$date": iso}`; only classes of
 bot/types.py decode, so a row cannot name anything else.
 
 Pings and channel links (`bot.text.ping_marker`/`link_marker`) carry this process's random
@@ -21,7 +21,7 @@ import base64
 import dataclasses
 import json
 import secrets
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Callable, Sequence
 
 from bot import types as neutral
@@ -54,6 +54,8 @@ def _encode(value: Any, text: Callable[[str], str]) -> Any:
         return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
     if isinstance(value, datetime):
         return {"$dt": value.isoformat()}
+    if isinstance(value, date):  # a prompt parameter (Reply.params), formatted for the reader
+        return {"$date": value.isoformat()}
     if isinstance(value, dict) or hasattr(value, "items"):
         items = {str(k): _encode(v, text) for k, v in value.items()}
         if any(k.startswith("$") for k in items):
@@ -81,6 +83,8 @@ def _decode(value: Any, text: Callable[[str], str]) -> Any:
         return base64.b64decode(value["$bytes"])
     if "$dt" in value:
         return datetime.fromisoformat(value["$dt"])
+    if "$date" in value:
+        return date.fromisoformat(value["$date"])
     if "$dict" in value:
         return {k: _decode(v, text) for k, v in value["$dict"]}
     return {k: _decode(v, text) for k, v in value.items()}

@@ -3,7 +3,7 @@ commit, retrying only what failed, resending what a crash left behind, and notif
 that are not lost when the platform answers 5xx."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
@@ -28,7 +28,7 @@ def _rich() -> list[Effect]:
     form = Form("Ask", "ask submit", (FormField("q", "Question", "multiline", "", True, (), 500),
                                       FormField("k", "Kind", "select", "a", False, (("a", "A"), ("b", "B")))), "Send")
     card = Card("Title", "Body", (("k", "v"),), (Action("Vote", "idea vote 3", "primary"),), "footer", (("h", "b"),))
-    reply = Reply(text="hello " + text_module.ping_marker("UJULIEN"), card=card, key="x.y", params={"n": 2, "$odd": "z"},
+    reply = Reply(text="hello " + text_module.ping_marker("UJULIEN"), card=card, key="x.y", params={"n": 2, "$odd": "z", "day": date(2026, 12, 7), "at": datetime(2026, 12, 7, 9, tzinfo=timezone.utc)},
                   private=True, in_thread=True, form=form, attachment=("export.json", b"\x00\xff{}"))
     return [Outbound(reply, CHANNEL, private_for=SOPHIE, thread_id="1700000000.000100", anchor="idea:3",
                      response_url="https://hooks.slack.com/x"),
