@@ -10,28 +10,17 @@ from typing import Any, Callable, Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.addressing import command_text
 from bot.context import Ctx, JobCtx, Services, UserError
 from bot.registry import CommandSpec, Job
 from bot.text import extract_hashtags, sanitize
-from bot.types import (
-    ConversationRef,
-    Effect,
-    Event,
-    IncomingMessage,
-    MembersChanged,
-    MessageDeleted,
-    MessageEdited,
-    Outbound,
-    ProfileUpdate,
-    ReactionAdded,
-    Reply,
-)
+from bot.types import ConversationRef, Effect, Event, IncomingMessage, Outbound, Reply
 from bot.unit import guarded, unit
 from store import jobs as jobs_store
 from store import people as people_store
 from store.db import ALL_TENANTS
 from store.transient import must_propagate
-from store.models.core import Conversation, Person, Workspace
+from store.models.core import Workspace
 
 log = logging.getLogger(__name__)
 InTransaction = Callable[[Session], None]
@@ -108,8 +97,12 @@ class Bot:
 
     def _handle_message(self, raw: IncomingMessage, in_transaction: InTransaction | None = None,
                         record: RecordEffects | None = None) -> list[Effect]:
-        text = sanitize(raw.text, keep=[m.id for m in raw.mentions])
-        msg = replace(raw, text=text, hashtags=raw.hashtags or extract_hashtags(text))
+        keep = [m.id for m in raw.mentions]
+        text = sanitize(raw.text, keep=keep)
+        at = raw.bot_mention_at
+        if at is not None:  # sanitizing drops characters: where the bot's mention stood moves with them
+            at = len(sanitize(raw.text[: max(0, min(at, len(raw.text)))], keep=keep))
+        msg = replace(raw, text=text, hashtags=raw.hashtags or extract_hashtags(text), bot_mention_at=at)
         effects: list[Effect] = []
         with unit(self.services.db, msg.conversation.tenant) as session:
             ctx = self._ctx(session, msg, msg.sender, msg.conversation)
@@ -160,10 +153,8 @@ class Bot:
 
     # Commands --------------------------------------------------------------
     def _dispatch(self, ctx: Ctx, msg: IncomingMessage) -> list[Effect]:
-        text = msg.text.strip()
         command = self.services.settings.command_name
-        if text.startswith(command + " ") or text == command:
-            text = text[len(command) :].strip()
+        text = command_text(msg.text, msg.bot_mention_at, self.registry.match, command)
         if not text:
             return self._as_effects(ctx, msg, ctx.reply("error.empty_command", private=True, command=command))
         match = self.registry.match(text)
@@ -181,14 +172,10 @@ class Bot:
             reply = ctx.reply("error.too_long", private=True, limit=self.services.settings.max_argument_chars, length=len(args))
             return self._as_effects(ctx, msg, reply)
         if spec.permission == "admin" and not ctx.is_admin:
-            reply = ctx.reply(
-                "error.not_allowed",
-                private=True,
-                action=self._alias_for(ctx, spec),
-                roles=ctx.t("role.admin"),
-                who=", ".join(ctx.settings.admins) or ctx.t("error.no_one"),
-            )
-            return self._as_effects(ctx, msg, reply)
+            try:
+                ctx.require_role((), None, spec.action_key)
+            except UserError as refusal:
+                return self._as_effects(ctx, msg, ctx.reply(refusal.key, private=True, **refusal.params))
         if spec.needs_args and not args and not msg.form_values:
             reply = ctx.reply("error.missing_argument", private=True, usage=ctx.t(spec.usage_key or spec.help_key))
             return self._as_effects(ctx, msg, reply)
@@ -208,16 +195,8 @@ class Bot:
         if result is None:
             return []
         if isinstance(result, Reply):
-            return [self.outbound_for(msg, result)]
+            return [ctx.answer(result)]
         return list(result)
-
-    @staticmethod
-    def outbound_for(msg: IncomingMessage, reply: Reply) -> Outbound:
-        thread = msg.thread_id or msg.conversation.thread_id
-        if reply.in_thread and not thread:
-            thread = msg.id
-        private_for = msg.sender if reply.private and msg.conversation.kind != "dm" else None
-        return Outbound(reply=reply, to=msg.conversation, private_for=private_for, thread_id=thread)
 
     # Jobs ------------------------------------------------------------------
     def tick(self, now: datetime | None = None) -> list[Effect]:
@@ -280,12 +259,6 @@ class Bot:
         for job in self.registry.jobs:
             effects += self.run_job(job)
         return effects
-
-
-def ctx_for_job(services: Services, session: Session, workspace: Workspace, actor: Person, conversation: Conversation | None = None) -> Ctx:
-    """A handler-style context inside a job, acting for `actor` in their own language."""
-    locale = actor.locale or workspace.default_locale or services.settings.default_locale
-    return Ctx(services, session, workspace, actor, conversation, None, locale, workspace.platform)
 
 
 def workspaces(session: Session) -> list[Workspace]:

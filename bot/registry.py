@@ -46,6 +46,8 @@ class CommandSpec:
 
     `help_key` names the prompt with a one-line description; `usage_key` the usage line;
     both must exist in every language. `hidden` commands (button-only) are left out of help.
+    `action_key` names the action as a phrase for refusals ("change the workspace language"):
+    an admin-only command must have one.
     """
 
     name: str
@@ -58,6 +60,7 @@ class CommandSpec:
     group: str = "general"
     hidden: bool = False
     needs_args: bool = False
+    action_key: str = ""
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,6 @@ def register(r: Registry) -> None:
                  "whos the expert on", "who can help with", "qui sait", "expert en", "qui s'y connaît en"),
         group="people", needs_args=True))
     r.command(CommandSpec("alias add", "alias ajouter", alias_add_command, "expert.alias.help", "expert.alias.usage",
-                          permission="admin", group="admin", needs_args=True))
+                          permission="admin", group="admin", needs_args=True, action_key="expert.alias.action_add"))
     r.command(CommandSpec("alias list", "alias liste", alias_list_command, "expert.alias.list_help",
                           "expert.alias.list_usage", aliases=("aliases",), group="people"))

@@ -173,9 +173,9 @@ def register(r: Registry) -> None:
     r.command(CommandSpec("help", "aide", help_command, "help.help", "help.usage_line", aliases=("?", "commands", "commandes"), group="general"))
     r.command(CommandSpec("lang", "langue", lang_command, "lang.help", "lang.usage", aliases=("language",), group="general", needs_args=True))
     r.command(CommandSpec("workspace lang", "langue espace", workspace_lang_command, "lang.workspace_help", "lang.workspace_usage",
-                          permission="admin", group="admin", needs_args=True))
+                          permission="admin", group="admin", needs_args=True, action_key="lang.action_workspace"))
     r.command(CommandSpec("role add", "rôle ajouter", role_add, "roles.add_help", "roles.usage", aliases=("role grant",),
-                          permission="admin", group="admin", needs_args=True))
+                          permission="admin", group="admin", needs_args=True, action_key="roles.action_add"))
     r.command(CommandSpec("role remove", "rôle retirer", role_remove, "roles.remove_help", "roles.usage",
-                          permission="admin", group="admin", needs_args=True))
+                          permission="admin", group="admin", needs_args=True, action_key="roles.action_remove"))
     r.command(CommandSpec("role list", "rôles", role_list, "roles.list_help", "roles.list_usage", aliases=("roles", "rôle liste"), group="admin"))

@@ -518,8 +518,8 @@ def register(r: Registry) -> None:
     r.command(CommandSpec("idea campaign", "idée campagne", campaign_command, "idea.campaign_help", "idea.campaign_usage",
                           group=g, needs_args=True))
     r.command(CommandSpec("idea author", "idée auteur", author_command, "idea.author_help", "idea.vote_usage",
-                          permission="admin", group="admin", needs_args=True))
+                          permission="admin", group="admin", needs_args=True, action_key="idea.action_author"))
     r.command(CommandSpec("ideas", "idées", list_command, "idea.list_help", "idea.list_usage", aliases=("idees",), group=g))
     r.command(CommandSpec("ideas channel", "idées canal", channel_command, "idea.channel_help", "idea.channel_usage",
-                          permission="admin", group="admin", needs_args=True))
+                          permission="admin", group="admin", needs_args=True, action_key="idea.action_channel"))
     r.job(Job("ideas.campaign_summaries", timedelta(minutes=5), campaign_summaries))

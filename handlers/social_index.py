@@ -10,7 +10,6 @@ from datetime import timedelta
 from sqlalchemy import delete
 
 from bot.context import Ctx, UserError
-from bot.core import Bot
 from bot.notifications import notify
 from bot.registry import CommandSpec, Registry
 from bot.text import extract_hashtags, norm_key, sanitize, shorten, strip_markers
@@ -189,10 +188,9 @@ def index_history(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
             raise UserError("social.backfill_bad_days", max=MAX_BACKFILL_DAYS, given=days)
     anchor = f"backfill:{conv.external_id}"
     reply = ctx.reply("social.backfill_started", private=True, days=days, channel="#" + conv.name)
-    out = Bot.outbound_for(msg, reply)
     fetch = FetchHistory(ctx.ref_of(conv), ctx.now() - timedelta(days=days), requested_by=msg.sender,
                          progress_anchor=anchor)
-    return [Outbound(out.reply, out.to, private_for=out.private_for, thread_id=out.thread_id, anchor=anchor), fetch]
+    return [ctx.answer(reply, anchor=anchor), fetch]
 
 
 def register(r: Registry) -> None:
