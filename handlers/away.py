@@ -1,31 +1,33 @@
 """`away until <date>` and `back`: experts who are away get no help requests meanwhile."""
 from __future__ import annotations
 
-import re
-from datetime import datetime, time, timezone
+from datetime import timezone
 
 from bot.context import Ctx, UserError
 from bot.registry import CommandSpec, Registry
 from bot.types import IncomingMessage, Reply
-from handlers.contribution_common import parse_day
+from bot.words import parse_duration, parse_when, vocabulary
 from store import help_requests as store
 
-_DATE = re.compile(r"(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{4})")
 MAX_DAYS = 366
 
 
 def away_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
-    """"until 2026-12-01" means back on the 1st: away until that day starts, in your time zone."""
-    m = _DATE.search(args)
-    day = parse_day(m.group(1)) if m else None
-    if day is None:
+    """"until 2026-12-01" (or "jusqu'au 1er décembre") means back on the 1st: away until that
+    day starts, in your time zone; "dans 2 semaines"/"2 weeks" counts from now."""
+    words = vocabulary(ctx.services.prompts)
+    now = ctx.now()
+    until = parse_when(args, now, ctx.tz(), words, lenient=True)
+    if until is None and (span := parse_duration(args, words)) is not None:
+        until = (now + span).astimezone(ctx.tz())
+    if until is None:
         raise UserError("helpreq.away_date", usage=ctx.t("helpreq.away_usage"))
-    until = datetime.combine(day, time(0), tzinfo=ctx.tz()).astimezone(timezone.utc)
-    if until <= ctx.now():
+    day = until.date()
+    if until <= now:
         raise UserError("helpreq.away_past", date=day.isoformat())
-    if (until - ctx.now()).days > MAX_DAYS:
+    if (until - now).days > MAX_DAYS:
         raise UserError("helpreq.away_too_far", days=MAX_DAYS)
-    store.set_away(ctx.session, ctx.actor.id, until, ctx.now())
+    store.set_away(ctx.session, ctx.actor.id, until.astimezone(timezone.utc), now)
     return ctx.reply("helpreq.away_set", private=True, date=day.isoformat())
 
 

@@ -18,8 +18,9 @@ from bot.digests.content import Sources
 from bot.digests.cron import Cron, next_after
 from bot.digests.parse import SECTIONS, check_tz, describe, parse_schedule
 from bot.registry import CommandSpec, Job, Registry
-from bot.text import MARK_CLOSE, MARK_OPEN, norm_token, topic_key
+from bot.text import MARK_CLOSE, MARK_OPEN, topic_key
 from bot.types import Card, Effect, IncomingMessage, Reply
+from bot.words import parse_switch, vocabulary
 from store import digests as digest_store
 from store import people as people_store
 from store.idempotency import insert_ignore
@@ -28,14 +29,13 @@ from store.models.digests import Digest, DigestRun
 
 _CHANNEL = re.compile(MARK_OPEN + r"#([^" + MARK_CLOSE + r"]+)" + MARK_CLOSE + r"|(?<![\w&/])#([\w\-]+)")
 _SANITIZED_CHANNEL = re.compile(r"\(#([\w\-]+)\)")
-_OFF = {"off", "stop", "arret", "arreter", "non", "no", "none", "aucun", "desactiver", "disable"}
 
 
 # Helpers ---------------------------------------------------------------------
 def _when(ctx: Ctx, frequency: str, cron: str) -> str:
     params = describe(frequency, cron)
     if "weekday" in params:
-        params["weekday"] = ctx.t(f"digest.weekday.{params['weekday']}")
+        params["weekday"] = ctx.t(f"words.day_name.{params['weekday']}")
     return ctx.t(f"digest.when.{frequency}", **params)
 
 
@@ -130,7 +130,7 @@ def schedule(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     if channel.kind != "public":
         raise UserError("digest.not_public", channel="#" + channel.name)
     extra, hashtags, text = _sources(ctx, rest)
-    request = parse_schedule(text)
+    request = parse_schedule(text, vocab=vocabulary(ctx.services.prompts))
     if request.words:
         raise UserError("digest.unknown_words", words=" ".join(request.words)[:80], usage=ctx.t("digest.usage.schedule"))
     tz = request.schedule.tz or channel.tz or ctx.actor.tz or "UTC"
@@ -239,13 +239,14 @@ def run_now(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect] | Reply:
 
 def me(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     existing = ctx.session.scalar(select(Digest).where(Digest.kind == "personal", Digest.person_id == ctx.actor.id))
-    words = [norm_token(w) for w in args.split()]
-    if not words or words[0] in _OFF:
+    vocab = vocabulary(ctx.services.prompts)
+    words = args.split()
+    if not words or parse_switch(words[0], vocab) is False:
         if existing is None:
             return ctx.reply("digest.me_none", private=True, command=ctx.settings.command_name)
         ctx.session.delete(existing)
         return ctx.reply("digest.me_off", private=True)
-    request = parse_schedule(args, sections_allowed=False)
+    request = parse_schedule(args, sections_allowed=False, vocab=vocab)
     if request.words:
         raise UserError("digest.unknown_words", words=" ".join(request.words)[:80], usage=ctx.t("digest.usage.me"))
     if request.schedule.frequency not in ("daily", "weekly"):

@@ -22,6 +22,7 @@ from bot.notifications import notify
 from bot.registry import CommandSpec, Job, Registry
 from bot.text import one_line, shorten
 from bot.types import Action, Card, Effect, Form, FormField, IncomingMessage, Outbound, Reply
+from bot.words import parse_switch, vocabulary
 from handlers.contribution_common import conversation_zone, split_topics, strip_people
 from handlers.help_routing import add_working_hours, detect_topics, pick_experts
 from handlers.kudos import give
@@ -36,8 +37,6 @@ QUESTION_MAX = 3000
 ANSWER_MAX = 3000
 SHOWN = 3
 _HOURS = re.compile(r"^(\d+(?:[.,]\d+)?)\s*(h|hours?|heures?)?$", re.IGNORECASE)
-ON_WORDS = {"on": True, "yes": True, "oui": True, "activer": True, "enable": True,
-            "off": False, "no": False, "non": False, "desactiver": False, "désactiver": False, "disable": False}
 
 
 # Rendering ------------------------------------------------------------------------
@@ -498,11 +497,13 @@ def channel_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
         raise UserError("error.unknown_channel", channel=args.strip()[:60] or "#…")
     ctx.require_role(("animator",), conv, "helpreq.action.channel")
     words = [w.casefold() for w in args.split() if not w.startswith(("#", "(#", "\u27e6"))]
-    switch = next((ON_WORDS[w] for w in words if w in ON_WORDS), None)
+    vocab = vocabulary(ctx.services.prompts)
+    switches = [None if w[:1].isdigit() else parse_switch(w, vocab) for w in words]  # numbers are hours
+    switch = next((s for s in switches if s is not None), None)
     hours: float | None = None
-    for w in words:
+    for w, s in zip(words, switches):
         m = _HOURS.match(w)
-        if m and w not in ON_WORDS:
+        if m and s is None:
             hours = float(m.group(1).replace(",", "."))
     if switch is None:
         raise UserError("helpreq.channel_usage_error", usage=ctx.t("helpreq.channel_usage"))

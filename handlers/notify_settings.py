@@ -1,7 +1,6 @@
 """`notifications`, `quiet hours`, `snooze`: each person's real-time ping budget."""
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 
 from bot import notifications as notif
@@ -9,15 +8,11 @@ from bot.context import Ctx, UserError
 from bot.registry import CommandSpec, Registry
 from bot.text import norm_token
 from bot.types import Card, IncomingMessage, Reply
+from bot.words import parse_duration, parse_switch, parse_when, vocabulary
 from store import notifications as queue
 
 MAX_CAP = 100
-_DURATION = re.compile(r"^(\d{1,4})\s*(m|min|mins|minutes?|h|hours?|heures?|d|days?|j|jours?|w|weeks?|semaines?)$")
-WEEKDAYS = {
-    "monday": 0, "lundi": 0, "tuesday": 1, "mardi": 1, "wednesday": 2, "mercredi": 2, "thursday": 3, "jeudi": 3,
-    "friday": 4, "vendredi": 4, "saturday": 5, "samedi": 5, "sunday": 6, "dimanche": 6,
-}
-OFF_WORDS = {"off", "stop", "non", "no", "aucun", "none", "fin", "end"}
+DAY_LIMIT = timedelta(days=60)
 
 
 def _budget(ctx: Ctx) -> queue.Budget:
@@ -58,7 +53,10 @@ def set_cap(ctx: Ctx, value: str) -> Reply:
 
 
 def set_quiet(ctx: Ctx, value: str) -> Reply:
+    """"22:00-07:00" sets the window; "off", "non", "disable", "aucun"… clear it."""
     value = value.strip()
+    if parse_switch(value, vocabulary(ctx.services.prompts)) is False:
+        value = "off"
     try:
         window = notif.parse_quiet_hours(value)
     except ValueError:
@@ -73,35 +71,24 @@ def set_quiet(ctx: Ctx, value: str) -> Reply:
 
 
 def snooze_until(ctx: Ctx, args: str) -> datetime | None:
-    """The end of a snooze from "2h", "30m", "1d", "until monday", "jusqu'à 14:00"; None for "off"."""
-    words = [norm_token(w) for w in re.split(r"[\s']+", args.strip()) if w]
-    words = [w for w in words if w not in ("until", "jusqu", "jusqua", "a", "to", "for", "pendant", "pour")]
-    if not words:
+    """The end of a snooze from "2h", "30m", "1d", "until monday", "jusqu'à 14:00",
+    "jusqu'au 15 décembre"; None for "off"/"non"/"stop"."""
+    words = vocabulary(ctx.services.prompts)
+    text = " ".join(w for w, meaning in words.terms(args) if not {"until", "filler"} & set(meaning))
+    if not text:
         raise UserError("notify.bad_snooze", given=args[:40])
-    if words[0] in OFF_WORDS:
+    if parse_switch(text, words) is False:
         return None
     now = ctx.now()
-    text = " ".join(words)
-    m = _DURATION.match(text.replace(" ", "")) or _DURATION.match(text)
-    if m:
-        n, unit = int(m.group(1)), m.group(2)[0]
-        delta = {"m": timedelta(minutes=n), "h": timedelta(hours=n), "d": timedelta(days=n), "j": timedelta(days=n),
-                 "w": timedelta(weeks=n), "s": timedelta(weeks=n)}[unit]
-        if delta <= timedelta(0) or delta > timedelta(days=60):
+    span = parse_duration(text, words)
+    if span is not None:
+        if span > DAY_LIMIT:
             raise UserError("notify.bad_snooze", given=args[:40])
-        return now + delta
-    local = now.astimezone(ctx.tz())
-    if words[0] in WEEKDAYS:
-        days = (WEEKDAYS[words[0]] - local.weekday()) % 7 or 7
-        return (local + timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
-    if words[0] in ("tomorrow", "demain"):
-        return (local + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    try:
-        when = notif._hhmm(words[0])
-    except ValueError:
-        raise UserError("notify.bad_snooze", given=args[:40]) from None
-    target = local.replace(hour=when.hour, minute=when.minute, second=0, microsecond=0)
-    return target if target > local else target + timedelta(days=1)
+        return now + span
+    when = parse_when(text, now, ctx.tz(), words)
+    if when is None or when <= now or when - now > DAY_LIMIT:
+        raise UserError("notify.bad_snooze", given=args[:40])
+    return when
 
 
 def snooze_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:

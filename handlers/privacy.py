@@ -1,4 +1,5 @@
-"""`privacy` (what is stored, in plain words), `privacy me off|on`, `privacy channel off|on`,
+"""`privacy` (what is stored, in plain words), `privacy me off|on`, `privacy channel off|on`
+(any switch word of bot/words.py: enable, disable, oui, non…),
 `export my data`, `forget me` (+ confirmation), and the retention purge job."""
 from __future__ import annotations
 
@@ -12,25 +13,15 @@ from bot.context import Ctx, JobCtx, UserError
 from bot.registry import CommandSpec, Job, Registry
 from bot.text import MARK_OPEN, marker_ids, norm_token, split_markers
 from bot.types import Action, Card, Effect, IncomingMessage, Reply
+from bot.words import parse_switch, vocabulary
 from store import notifications as notification_store
 from store import social, social_privacy
 from store.idempotency import claim
 from store.models.core import Conversation, Person
 
-ON = {"on", "oui", "yes", "active", "activer", "activé"}
-OFF = {"off", "non", "no", "stop", "desactiver", "désactiver"}
 ME = {"me", "moi", "my", "mes"}
 CHANNEL = {"channel", "canal", "chaine", "chaîne", "salon"}
 JOB_TENANT = "_jobs"
-
-
-def _switch(word: str) -> bool | None:
-    w = norm_token(word)
-    if w in {norm_token(x) for x in ON}:
-        return True
-    if w in {norm_token(x) for x in OFF}:
-        return False
-    return None
 
 
 def explain(ctx: Ctx) -> Reply:
@@ -54,7 +45,7 @@ def privacy_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     if not words:
         return explain(ctx)
     head = norm_token(words[0])
-    switch = _switch(words[1]) if len(words) > 1 else None
+    switch = parse_switch(words[1], vocabulary(ctx.services.prompts)) if len(words) > 1 else None
     if head in {norm_token(w) for w in ME}:
         if switch is None:
             raise UserError("privacy.usage_error")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from zoneinfo import available_timezones
 
 from bot.context import Ctx, UserError
 from bot.expertise import track_changes
@@ -12,6 +11,7 @@ from bot.expertise.when import ago
 from bot.registry import CommandSpec, Registry
 from bot.text import norm_key, norm_token, one_line
 from bot.types import Card, IncomingMessage, Reply
+from bot.words import parse_switch, parse_timezone, vocabulary
 from store import expertise as xstore
 from store import people as people_store
 from store.models.core import Person
@@ -29,18 +29,7 @@ FIELDS = {
     "languages": "languages", "langues": "languages", "language": "languages",
     "mentions": "mentions", "mention": "mentions",
 }
-ON_WORDS = {"on", "yes", "oui", "true", "1", "activer", "active"}
-OFF_WORDS = {"off", "no", "non", "false", "0", "desactiver", "desactive"}
 LIST_WORDS = {"list", "liste", "mine", "mes", "miennes"}
-_TIMEZONES: dict[str, str] = {}
-
-
-def _zones() -> dict[str, str]:
-    if not _TIMEZONES:
-        _TIMEZONES.update({z.casefold(): z for z in available_timezones()})
-    return _TIMEZONES
-
-
 def _target(ctx: Ctx, args: str) -> Person:
     if not args.strip():
         return ctx.actor
@@ -114,16 +103,16 @@ def profile_set_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     value = one_line(rest)
     label = ctx.t(f"profile.field.{field}").lower()
     if field == "mentions":
-        choice = norm_token(value)
-        if choice not in ON_WORDS | OFF_WORDS:
+        choice = parse_switch(value, vocabulary(ctx.services.prompts))
+        if choice is None:
             raise UserError("profile.set.bad_mentions", value=value[:40])
-        ctx.actor.accepts_mentions = choice in ON_WORDS
+        ctx.actor.accepts_mentions = choice
         ctx.actor.updated_at = ctx.now()
         return ctx.reply("profile.set.mentions_on" if ctx.actor.accepts_mentions else "profile.set.mentions_off", private=True)
     if field == "tz":
         if not value:
             raise UserError("error.missing_argument", usage=ctx.t("profile.set.usage"))
-        zone = _zones().get(value.replace(" ", "_").casefold())
+        zone = parse_timezone(value)
         if zone is None:
             raise UserError("profile.set.bad_tz", value=value[:60])
         value = zone

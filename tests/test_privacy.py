@@ -77,7 +77,7 @@ def test_export_contains_everything_about_the_person(bot: Bot) -> None:
     command(bot, "alice", "notifications cap 3")
     data = json.loads(command(bot, "alice", "export my data")[0].reply.attachment[1])  # type: ignore[index]
     assert data["profile"]["external_id"] == "alice"
-    assert [m["text"] for m in data["messages"]] == ["hello #pricing", SECRET + " #reorg #pricing, thanks ⟦@eve⟧"]
+    assert [m["text"] for m in data["messages"]] == ["hello #pricing", SECRET + " #reorg #pricing, thanks @Eve"]
     assert sorted(data["messages"][1]["hashtags"]) == ["pricing", "reorg"]
     assert {f["person"] for f in data["followers"]} == {"Eve", "Boss"}
     assert {e["kind"] for e in data["expertise_evidence"]} == {"hashtag"}

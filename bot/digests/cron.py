@@ -25,6 +25,16 @@ _BOUNDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
 _SEARCH_DAYS = 366 * 8 + 2  # long enough for "29 2 *" landing on a leap Monday
 
 
+def cron_weekday(weekday: int) -> int:
+    """Cron's day-of-week number (0 = Sunday) for a `datetime.weekday()` one (0 = Monday)."""
+    return (weekday + 1) % 7
+
+
+def weekday_of_cron(dow: int) -> int:
+    """The `datetime.weekday()` number (0 = Monday) of cron's day of week (0 or 7 = Sunday)."""
+    return (dow - 1) % 7
+
+
 class CronError(ValueError):
     """The expression is not a valid five-field cron expression."""
 
@@ -93,7 +103,7 @@ class Cron:
         if day.month not in self.months:
             return False
         dom = day.day in self.days
-        dow = (day.weekday() + 1) % 7 in self.weekdays
+        dow = cron_weekday(day.weekday()) in self.weekdays
         if self.days_restricted and self.weekdays_restricted:
             return dom or dow
         return dom and dow

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.context import UserError
-from bot.digests.cron import Cron, CronError
+from bot.digests.cron import Cron, CronError, cron_weekday, weekday_of_cron
 from bot.text import norm_token
+from bot.words import Vocabulary, parse_timezone, parse_weekday
 
 SECTIONS = ("discussions", "ideas", "help", "kudos", "newcomers")
 
@@ -25,15 +25,6 @@ _FREQUENCIES = {
     "weekly": "weekly", "hebdo": "weekly", "hebdomadaire": "weekly", "semaine": "weekly", "week": "weekly",
     "monthly": "monthly", "mensuel": "monthly", "mensuelle": "monthly", "mensuellement": "monthly", "mois": "monthly",
     "month": "monthly",
-}
-_WEEKDAYS = {
-    "monday": 1, "mon": 1, "lundi": 1, "lun": 1, "mondays": 1, "lundis": 1,
-    "tuesday": 2, "tue": 2, "mardi": 2, "mar": 2, "tuesdays": 2, "mardis": 2,
-    "wednesday": 3, "wed": 3, "mercredi": 3, "mer": 3, "wednesdays": 3, "mercredis": 3,
-    "thursday": 4, "thu": 4, "jeudi": 4, "jeu": 4, "thursdays": 4, "jeudis": 4,
-    "friday": 5, "fri": 5, "vendredi": 5, "ven": 5, "fridays": 5, "vendredis": 5,
-    "saturday": 6, "sat": 6, "samedi": 6, "sam": 6, "saturdays": 6, "samedis": 6,
-    "sunday": 0, "sun": 0, "dimanche": 0, "dim": 0, "sundays": 0, "dimanches": 0,
 }
 _SECTION_WORDS = {
     "discussions": "discussions", "discussion": "discussions", "threads": "discussions", "fils": "discussions",
@@ -69,11 +60,11 @@ class Request:
 
 
 def check_tz(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise UserError("digest.bad_tz", tz=name[:60]) from None
-    return name
+    """The canonical IANA name, matched case-insensitively (`europe/paris` → `Europe/Paris`)."""
+    found = parse_timezone(name)
+    if found is None:
+        raise UserError("digest.bad_tz", tz=name[:60])
+    return found
 
 
 def _day(word: str) -> int | None:
@@ -99,8 +90,9 @@ def _time(token: str, *, bare_is_time: bool) -> tuple[int, int] | None:
     return hour, minute
 
 
-def parse_schedule(text: str, *, sections_allowed: bool = True) -> Request:
-    """Read frequency, day, time, time zone and section words from `text` (no #tokens)."""
+def parse_schedule(text: str, *, sections_allowed: bool = True, vocab: Vocabulary | None = None) -> Request:
+    """Read frequency, day, time, time zone and section words from `text` (no #tokens).
+    Weekday words come from `vocab` (bot/words.py; the shipped prompts' when None)."""
     cron_match = _CRON.search(text)
     frequency: str | None = None
     cron_expr = ""
@@ -116,10 +108,11 @@ def parse_schedule(text: str, *, sections_allowed: bool = True) -> Request:
     words = [(raw, norm_token(raw).strip(".!")) for raw in tokens]
     words = [(raw, word) for raw, word in words if word]
     weekday: int | None = None
+    weekdays = {word: day for _, word in words if (day := parse_weekday(word, vocab)) is not None}
     if frequency is None:
         strong = [_FREQUENCIES[w] for _, w in words if w in _FREQUENCIES and w not in _WEAK]
         weak = [_FREQUENCIES[w] for _, w in words if w in _WEAK]
-        has_weekday = any(w in _WEEKDAYS for _, w in words)
+        has_weekday = bool(weekdays)
         frequency = (strong or (["weekly"] if has_weekday else []) or weak or [None])[0]
     day_of_month: int | None = None
     at: tuple[int, int] | None = None
@@ -131,8 +124,8 @@ def parse_schedule(text: str, *, sections_allowed: bool = True) -> Request:
             tz = check_tz("UTC" if word == "utc" else raw)
         elif word in _FREQUENCIES:
             continue
-        elif word in _WEEKDAYS and frequency == "weekly":
-            weekday = _WEEKDAYS[word]
+        elif word in weekdays and frequency == "weekly":
+            weekday = weekdays[word]
         elif frequency == "monthly" and day_of_month is None and (day := _day(word)) is not None:
             if not 1 <= day <= 28:
                 raise UserError("digest.bad_day", day=raw[:10])
@@ -153,21 +146,22 @@ def parse_schedule(text: str, *, sections_allowed: bool = True) -> Request:
         if frequency == "daily":
             cron_expr = f"{minute} {hour} * * *"
         elif frequency == "weekly":
-            cron_expr = f"{minute} {hour} * * {1 if weekday is None else weekday}"
+            cron_expr = f"{minute} {hour} * * {cron_weekday(0 if weekday is None else weekday)}"
         else:
             cron_expr = f"{minute} {hour} {day_of_month or 1} * *"
     return Request(Schedule(frequency, cron_expr, tz), tuple(sections), tuple(unknown))
 
 
 def describe(schedule_frequency: str, cron: str) -> dict[str, object]:
-    """Parameters for the `digest.when.*` prompts: the frequency, day and time of a schedule."""
+    """Parameters for the `digest.when.*` prompts: the frequency, day and time of a schedule
+    (`weekday`: Monday = 0, as everywhere outside cron expressions)."""
     parts = cron.split()
     if schedule_frequency == "cron" or len(parts) != 5:
         return {"cron": cron}
     minute, hour, dom, _, dow = parts
     params: dict[str, object] = {"time": f"{int(hour):02d}:{int(minute):02d}"}
     if schedule_frequency == "weekly":
-        params["weekday"] = int(dow)
+        params["weekday"] = weekday_of_cron(int(dow))
     if schedule_frequency == "monthly":
         params["day"] = int(dom)
     return params
