@@ -1,46 +1,50 @@
-"""The console harness: drives ConsoleMessenger line by line and records every effect."""
+"""The console harness: drives ConsoleMessenger line by line; what a step saw is what the
+console printed for each reply (its label, text, card, form and attachment lines)."""
 from __future__ import annotations
 
 import io
-import re
-from datetime import timedelta
 
 from adapters.console.messenger import ConsoleMessenger
 from adapters.console.seed import demo_history, seed_demo
 from bot.core import Bot
-from bot.text import strip_markers
 from bot.types import Effect, Outbound
 from store.demo import DEMO_TENANT
 from tests.scenarios import Seen, Step
 
 
-class RecordingConsole(ConsoleMessenger):
+class PrintedConsole(ConsoleMessenger):
+    """The real messenger, delivering one effect at a time so each reply's printed lines are
+    known; the recorded text is read back from the output, not rebuilt from the reply."""
+
     def __init__(self, bot: Bot) -> None:
-        super().__init__(bot, DEMO_TENANT, "sophie", out=io.StringIO(), history=demo_history)
+        self.buffer = io.StringIO()
+        super().__init__(bot, DEMO_TENANT, "sophie", out=self.buffer, history=demo_history)
         self.seen: list[Seen] = []
 
     def deliver(self, effects: list[Effect]) -> None:
         for effect in effects:
+            start = self.buffer.tell()
+            super().deliver([effect])
             if isinstance(effect, Outbound):
-                reply = effect.reply
-                parts = [reply.text]
-                if reply.card is not None:
-                    card = reply.card
-                    parts += [card.title, card.body, card.footer]
-                    parts += [f"{k}: {v}" for k, v in card.fields]
-                    parts += [f"{h}\n{b}" for h, b in card.sections]
-                    parts += [a.label + " " + a.command for a in card.actions]
-                self.seen.append(Seen(reply.key, strip_markers("\n".join(p for p in parts if p))))
-        super().deliver(effects)
+                self.seen.append(Seen(effect.reply.key, _without_label(self.buffer.getvalue()[start:])))
+
+
+def _without_label(printed: str) -> str:
+    """What the console printed for one reply, less the `[#channel, only @x sees this]` label
+    in front of `Causette:` (it names the reader, which `absent=` checks must not count)."""
+    label, sep, rest = printed.partition(" Causette: ")
+    return rest if sep and "\n" not in label else printed
 
 
 class ConsoleHarness:
+    platform = "console"
+
     def __init__(self, bot: Bot) -> None:
         seed_demo(bot)
-        self.console = RecordingConsole(bot)
+        self.console = PrintedConsole(bot)
 
     def output(self) -> str:
-        return self.console.out.getvalue()  # type: ignore[attr-defined]
+        return self.console.buffer.getvalue()
 
     def run_step(self, step: Step) -> list[Seen]:
         c = self.console

@@ -5,7 +5,7 @@ fed signed requests, answering into a local mock of Slack's Web API.
 scenario steps: a slash command in a channel, a DM, or a plain channel message (with
 `@causette` it is delivered as Slack does: an `app_mention` plus a `message` event).
 It reports, for every Outbound the core produced, its prompt key and the plain text of
-what was actually posted to the mock API.
+what was actually posted to the mock API: one post per reply, or the step fails.
 """
 from __future__ import annotations
 
@@ -244,6 +244,8 @@ def rendered_text(call: Call) -> str:
 
 
 class SlackHarness:
+    platform = "slack"
+
     def __init__(self, bot: Bot, spec: Path) -> None:
         self.bot = bot
         seed_demo(bot, tenant=TEAM, platform="slack", user_id=user_id, channel_id=channel_id)
@@ -310,11 +312,9 @@ class SlackHarness:
         calls = [c for c in mock.calls[first_call:] if c.method in REPLY_METHODS]
         assert not mock.violations, mock.violations
         texts = [rendered_text(c) for c in calls]
-        seen = []
-        for i, outbound in enumerate(self.recorded):
-            text = texts[i] if len(texts) == len(self.recorded) else "\n".join(texts)
-            seen.append(Seen(outbound.reply.key, text))
-        return seen
+        keys = [o.reply.key for o in self.recorded]
+        assert len(texts) == len(keys), f"{step}: {len(keys)} replies {keys} but {len(texts)} posts: {texts}"
+        return [Seen(key, text) for key, text in zip(keys, texts)]
 
     def _channel_message(self, step: Step) -> None:
         name = step.where.lstrip("#")

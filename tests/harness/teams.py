@@ -2,7 +2,7 @@
 TestAdapter and the real Teams turn logic (parsing, dedup, core, rendering, delivery).
 
 It reports, for every Outbound the core produced, its prompt key and the plain text of
-the activity actually rendered for Teams.
+the activity actually rendered for Teams (empty when none was sent: `play` then fails).
 """
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from adapters.teams.pacing import Pacer
 from adapters.teams.render import plain_text
 from adapters.teams.turn import TeamsTurn
 from bot.core import Bot
-from bot.text import strip_markers
 from bot.types import Effect, Outbound
 from store.models.core import Conversation, Person
 from tests.harness import advance
@@ -44,6 +43,8 @@ def channel_id(name: str) -> str:
 
 
 class TeamsHarness:
+    platform = "teams"
+
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
         seed_demo(bot, tenant=TENANT, platform="teams", user_id=user_id, channel_id=channel_id)
@@ -148,4 +149,4 @@ class TeamsHarness:
             self._advance(step.advance)
         self.recorded = []
         self.send(self.activity(step))
-        return [Seen(o.reply.key, self.rendered.get(id(o), strip_markers(o.reply.text))) for o in self.recorded]
+        return [Seen(o.reply.key, self.rendered.get(id(o), "")) for o in self.recorded]

@@ -4,6 +4,10 @@ Each feature adds a module here with `SCENARIOS: list[Scenario]`. Steps are writ
 a person would type them in the console (`@handle`, `#channel`); each adapter's harness
 turns them into its own native payloads and reports the prompt keys and plain text of
 every reply the step produced.
+
+Every step states the prompt keys of its replies (`expect=()` when it gets none), and
+`play` checks them on every adapter, so all adapters answer every step with the same keys.
+A step that truly differs on one platform says so with `Differs(platform, keys, reason)`.
 """
 from __future__ import annotations
 
@@ -14,15 +18,27 @@ from typing import Protocol
 
 
 @dataclass(frozen=True)
+class Differs:
+    """On `platform`, this step answers with `expect` instead, for `reason`."""
+    platform: str
+    expect: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
 class Step:
     user: str                      # demo handle of who speaks
     where: str                     # "#channel" or "dm"
     text: str                      # what they type (without the slash command name)
-    expect: tuple[str, ...] = ()   # prompt keys of the replies, in order
+    expect: tuple[str, ...] | None = None  # prompt keys of the replies, in order (required)
     contains: tuple[str, ...] = () # substrings the replies' plain text must contain
     absent: tuple[str, ...] = ()   # substrings it must not contain
     command: bool = True           # slash command (True) or a plain channel message (False)
     advance: str = ""              # move the clock first, e.g. "+2h"
+    differs: tuple[Differs, ...] = ()  # platform-specific keys, each with its reason
+
+    def expected_on(self, platform: str) -> tuple[str, ...] | None:
+        return next((d.expect for d in self.differs if d.platform == platform), self.expect)
 
 
 @dataclass(frozen=True)
@@ -39,6 +55,8 @@ class Seen:
 
 
 class Harness(Protocol):
+    platform: str  # "console", "slack", "teams": which `Differs` apply
+
     def run_step(self, step: Step) -> list[Seen]: ...
 
 
@@ -58,8 +76,10 @@ def play(harness: Harness, scenario: Scenario) -> list[list[Seen]]:
         transcript.append(seen)
         where = f"{scenario.name} step {i + 1} ({step.user} in {step.where}: {step.text!r})"
         keys = tuple(s.key for s in seen)
-        if step.expect:
-            assert keys == step.expect, f"{where}: expected keys {step.expect}, got {keys}"
+        expected = step.expected_on(harness.platform)
+        assert expected is not None, f"{where}: the step states no expected keys"
+        assert keys == expected, f"{where} on {harness.platform}: expected keys {expected}, got {keys}"
+        assert all(s.text.strip() for s in seen), f"{where} on {harness.platform}: a reply was not shown: {seen}"
         blob = "\n".join(s.text for s in seen)
         for needle in step.contains:
             assert needle.casefold() in blob.casefold(), f"{where}: {needle!r} not in replies:\n{blob}"

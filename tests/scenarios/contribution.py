@@ -65,9 +65,9 @@ SCENARIOS = [
              contains=("Airbus template",)),
     )),
     Scenario("help: experts away and the weekly cap", (
-        Step("lucas", "#engineering", "skills add quantum annealing"),
-        Step("emma", "#engineering", "skills add quantum annealing"),
-        Step("hugo", "#engineering", "skills add quantum annealing"),
+        Step("lucas", "#engineering", "skills add quantum annealing", expect=("skills.added",)),
+        Step("emma", "#engineering", "skills add quantum annealing", expect=("skills.added",)),
+        Step("hugo", "#engineering", "skills add quantum annealing", expect=("skills.added",)),
         Step("hugo", "#engineering", "away until 2026-12-01", expect=("helpreq.away_set",)),
         Step("thomas", "#engineering", "ask Tuning quantum annealing, part 1 #quantumannealing", expect=("helpreq.card",)),
         Step("thomas", "#engineering", "ask show 1", expect=("helpreq.shown",), contains=("Lucas", "Emma"), absent=("Hugo",)),
@@ -91,7 +91,7 @@ SCENARIOS = [
         Step("thomas", "#sales", "ask show 1", advance="+2h", expect=("helpreq.shown",), absent=("Escalated",)),
         Step("thomas", "#sales", "ask show 1", advance="+3h", expect=("helpreq.shown",), contains=("Escalated",)),
         Step("julien", "#sales", "help channel #sales off", expect=("helpreq.channel_off",)),
-        Step("thomas", "#sales", "Just saying hello", command=False),
+        Step("thomas", "#sales", "Just saying hello", command=False, expect=()),
         Step("thomas", "#sales", "ask show 2", expect=("helpreq.not_found",)),
     )),
     Scenario("kudos: reasons, no self-kudos, allowance, leaderboard", (
