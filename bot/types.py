@@ -56,6 +56,9 @@ class IncomingMessage:
     source_permalink: str = ""
     source_id: str | None = None
     via: Literal["message", "command", "mention", "button", "form", "shortcut"] = "message"
+    # Where in `text` the bot's own mention stood before its adapter removed it (None: not
+    # mentioned): `bot.addressing.command_text` looks for the command after it, then before it.
+    bot_mention_at: int | None = None
 
 
 @dataclass(frozen=True)

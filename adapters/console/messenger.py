@@ -48,6 +48,7 @@ from store.models.core import Conversation, Person
 PLATFORM = "console"
 BOT_HANDLE = "causette"
 _MENTION = re.compile(r"(?<![\w@])@([\w.\-]+)")
+_BOT_MENTION = re.compile(rf"(?<![\w@])@{BOT_HANDLE}\b", re.IGNORECASE)
 _DURATION = re.compile(r"^\+?(\d+)\s*(m|min|h|d|j|w)$")
 
 
@@ -117,12 +118,12 @@ class ConsoleMessenger:
             self._send(stripped[len(self.command):].strip(), addressed=True, via="command")
         elif stripped.startswith("/"):
             self._console_command(stripped)
-        elif self.state.dm:
-            self._send(stripped, addressed=True, via="message")
         else:
-            addressed = bool(re.search(rf"(?<![\w@])@{BOT_HANDLE}\b", stripped, re.IGNORECASE))
-            text = re.sub(rf"(?<![\w@])@{BOT_HANDLE}\b[:,]?\s*", "", stripped, flags=re.IGNORECASE) if addressed else stripped
-            self._send(text, addressed=addressed, via="mention" if addressed else "message")
+            text, at = without_bot_mention(stripped)
+            if self.state.dm:
+                self._send(text, addressed=True, via="message", bot_at=at)
+            else:
+                self._send(text, addressed=at is not None, via="message" if at is None else "mention", bot_at=at)
 
     def _console_command(self, line: str) -> None:
         verb, _, rest = line.partition(" ")
@@ -224,7 +225,8 @@ class ConsoleMessenger:
                 values[name.strip()] = value.strip()
         self._send(form.submit_command, addressed=True, via="form", form_values=values)
 
-    def _send(self, text: str, *, addressed: bool, via: str, form_values: dict[str, str] | None = None) -> None:
+    def _send(self, text: str, *, addressed: bool, via: str, form_values: dict[str, str] | None = None,
+              bot_at: int | None = None) -> None:
         people = self._people()
         mentions: list[UserRef] = []
 
@@ -235,14 +237,18 @@ class ConsoleMessenger:
                 return mention_marker(handle)
             return m.group(0)
 
-        text = _MENTION.sub(to_marker, text)
+        if bot_at is None:
+            text = _MENTION.sub(to_marker, text)
+        else:  # handles before and after the bot's mention become markers: where it stood moves
+            before = _MENTION.sub(to_marker, text[:bot_at])
+            text, bot_at = before + _MENTION.sub(to_marker, text[bot_at:]), len(before)
         msg_id = f"{self.bot.services.clock.now().timestamp():.6f}-{next(self._ids)}"
         conv = self.conversation_ref()
         msg = IncomingMessage(
             id=msg_id, text=text, sender=self.user_ref(self.state.user), conversation=conv, addressed=addressed,
             mentions=tuple(mentions), sent_at=self.bot.services.clock.now(),
             permalink=f"console://{conv.id}/{msg_id}", via=via,  # type: ignore[arg-type]
-            form_values=form_values,
+            form_values=form_values, bot_mention_at=bot_at,
         )
         inbox_store.put(self.bot.services.db, PLATFORM, f"{self._run_id}:{msg_id}", "message", message_json(msg),
                         self.bot.services.clock.now(), tenant=conv.tenant, order_key=conv.id)
@@ -398,6 +404,17 @@ def _line_editing() -> Any:
 def _first_line(text: str, limit: int = 100) -> str:
     line = text.strip().splitlines()[0] if text.strip() else ""
     return line if len(line) <= limit else line[:limit - 1].rstrip() + "…"
+
+
+def without_bot_mention(line: str) -> tuple[str, int | None]:
+    """The line without `@causette` wherever it is, and where the first one stood (None: nowhere)."""
+    found = _BOT_MENTION.search(line)
+    if found is None:
+        return line, None
+    before = line[: found.start()].rstrip()
+    after = _BOT_MENTION.sub("", line[found.end():]).strip()
+    after = re.sub(r"\s{2,}", " ", after)
+    return (f"{before} {after}" if before and after else before + after), len(before)
 
 
 def message_json(msg: IncomingMessage) -> str:

@@ -42,12 +42,15 @@ def unescape(text: str) -> str:
 class ParsedText:
     text: str
     mentions: tuple[UserRef, ...]
+    stripped_at: int | None = None  # where the first mention of `strip_user` stood in `text`
 
 
 def parse_text(raw: str, tenant: str, *, strip_user: str | None = None) -> ParsedText:
-    """Slack mrkdwn → core text with markers. `strip_user` (the bot) is removed, not kept."""
+    """Slack mrkdwn → core text with markers. `strip_user` (the bot) is removed wherever it
+    is, not kept; `stripped_at` says where its first mention stood."""
     out: list[str] = []
     mentions: list[UserRef] = []
+    stripped_at: int | None = None
     pos = 0
     for m in _TOKEN.finditer(raw or ""):
         out.append(unescape(raw[pos : m.start()]))
@@ -57,6 +60,8 @@ def parse_text(raw: str, tenant: str, *, strip_user: str | None = None) -> Parse
         if target.startswith("@"):
             uid = target[1:]
             if uid == strip_user:
+                if stripped_at is None:
+                    stripped_at = sum(len(part) for part in out)
                 continue
             if uid and uid not in {u.id for u in mentions}:
                 mentions.append(UserRef(PLATFORM, tenant, uid, unescape(label)))
@@ -74,7 +79,7 @@ def parse_text(raw: str, tenant: str, *, strip_user: str | None = None) -> Parse
             else:
                 out.append(f"{text} ({url})")
     out.append(unescape((raw or "")[pos:]))
-    return ParsedText("".join(out), tuple(mentions))
+    return ParsedText("".join(out), tuple(mentions), stripped_at)
 
 
 def ts_to_datetime(ts: str | float | None) -> datetime | None:
@@ -188,10 +193,16 @@ def message_event(event: Payload, tenant: str, bot_user_id: str | None, *, menti
     kind = kind_from(channel_id, event.get("channel_type")) or "private"
     addressed = mention or kind == "dm"
     parsed = parse_text(str(event.get("text", "")), tenant, strip_user=bot_user_id if addressed else None)
+    text, mention_at = parsed.text, parsed.stripped_at
+    if addressed:
+        text = parsed.text.strip()
+        if mention_at is not None:
+            lead = len(parsed.text) - len(parsed.text.lstrip())
+            mention_at = min(max(0, mention_at - lead), len(text))
     thread_ts = event.get("thread_ts")
     return IncomingMessage(
         id=ts,
-        text=parsed.text.strip() if addressed else parsed.text,
+        text=text,
         sender=UserRef(PLATFORM, tenant, str(user)),
         conversation=conversation(tenant, channel_id, kind),
         addressed=addressed,
@@ -199,6 +210,7 @@ def message_event(event: Payload, tenant: str, bot_user_id: str | None, *, menti
         sent_at=ts_to_datetime(ts),
         thread_id=str(thread_ts) if thread_ts and thread_ts != ts else None,
         via="mention" if mention else "message",
+        bot_mention_at=mention_at,
     )
 
 
@@ -214,7 +226,7 @@ def edited_event(event: Payload, tenant: str, bot_user_id: str | None) -> Messag
     if isinstance(previous, Mapping) and previous.get("text") == new.get("text"):
         return None  # unfurls and reply counts also send message_changed
     channel_id = str(event.get("channel", ""))
-    parsed = parse_text(str(new.get("text", "")), tenant)
+    parsed = parse_text(str(new.get("text", "")), tenant, strip_user=bot_user_id)
     edited = new.get("edited") or {}
     return MessageEdited(
         id=str(new["ts"]),

@@ -32,6 +32,9 @@ _KNOWN_TAGS = re.compile(
     re.IGNORECASE,
 )
 _SPACE_RUNS = re.compile(r"[ \t\u00a0]+")
+# Stands where the bot's own `<at>` was until the text is plain; `sanitize` has replaced any
+# bracket a person typed, so only `convert_mentions` can have put it there.
+_BOT_MARK = "\u27e6\u27e7"
 _REACTIONS = {"like": "+1", "heart": "heart", "laugh": "laughing", "surprised": "open_mouth", "sad": "cry", "angry": "angry"}
 
 
@@ -143,8 +146,9 @@ def plain_text(text: str) -> str:
     return "\n".join(line.strip() for line in text.split("\n")).strip()
 
 
-def convert_mentions(text: str, entities: Any, bot_id: str, tenant: str) -> tuple[str, tuple[UserRef, ...], bool]:
-    """Replace each `<at>…</at>` mention by a marker (or nothing, for the bot itself).
+def convert_mentions(text: str, entities: Any, bot_id: str, tenant: str, *,
+                     bot_mark: str = " ") -> tuple[str, tuple[UserRef, ...], bool]:
+    """Replace each `<at>…</at>` mention by a marker, the bot's own by `bot_mark`.
 
     Returns the text, the people mentioned and whether the bot was mentioned.
     """
@@ -160,7 +164,7 @@ def convert_mentions(text: str, entities: Any, bot_id: str, tenant: str) -> tupl
         if str(who["id"]) == bot_id or (bot_id == "" and str(who["id"]).startswith("28:")):
             bot_mentioned = True
             if at_text:
-                text = text.replace(at_text, " ", 1)
+                text = text.replace(at_text, bot_mark, 1)
             continue
         target_type = str(who.get("type") or "").casefold()
         if target_type in ("tag", "team", "channel") or str(who["id"]).startswith("19:"):
@@ -258,11 +262,23 @@ def _message(activity: Mapping[str, Any], conversation: ConversationRef, sender:
         fields = {str(k): _form_value(v) for k, v in value.items() if k != "command"}
         return IncomingMessage(text=value["command"].strip(), addressed=True, via="form" if fields else "button",
                                form_values=fields or None, **common)  # type: ignore[arg-type]
-    text, mentions, bot_mentioned = convert_mentions(sanitize(str(activity.get("text") or "")), activity.get("entities"), bot_id, tenant)
-    text = plain_text(text)
+    text, mentions, bot_mentioned = convert_mentions(sanitize(str(activity.get("text") or "")), activity.get("entities"),
+                                                     bot_id, tenant, bot_mark=_BOT_MARK)
+    text, mention_at = cut_bot_mark(plain_text(text))
     addressed = conversation.kind == "dm" or bot_mentioned
     via = "mention" if bot_mentioned else "message"
-    return IncomingMessage(text=text, addressed=addressed, mentions=mentions, via=via, **common)  # type: ignore[arg-type]
+    return IncomingMessage(text=text, addressed=addressed, mentions=mentions, via=via, bot_mention_at=mention_at,
+                           **common)  # type: ignore[arg-type]
+
+
+def cut_bot_mark(text: str) -> tuple[str, int | None]:
+    """The plain text without the bot's mentions, and where the first one stood (None: nowhere)."""
+    if _BOT_MARK not in text:
+        return text, None
+    before, _, after = text.partition(_BOT_MARK)
+    before, after = before.rstrip(" "), after.replace(_BOT_MARK, " ").lstrip(" ")
+    glue = " " if before and after and not before.endswith("\n") and not after.startswith("\n") else ""
+    return _SPACE_RUNS.sub(" ", before + glue + after).strip(), len(before)
 
 
 def _form_value(value: Any) -> str:
