@@ -19,7 +19,8 @@ import sys
 from datetime import datetime
 
 from bot.clock import FixedClock, OffsetClock, SystemClock
-from bot.config import ConfigError, Settings, describe_settings, load_settings, messengers
+from adapters.base import served, statuses, titles
+from bot.config import ConfigError, Settings, describe_settings, load_settings
 from bot.context import Services
 from bot.core import Bot
 from bot.i18n import Prompts
@@ -75,15 +76,14 @@ def check_config(settings: Settings) -> int:
     for env, _field, shown in rows:
         print(f"  {env.ljust(width)}  {shown}")
     print("Messengers:")
-    found = messengers(settings)
-    for messenger in found:
-        print(f"  {messenger.name.ljust(8)}{'configured: ' if messenger.configured else ''}{messenger.detail}")
-    served = [m for m in found if m.configured]
-    if served:
-        names = " and ".join(m.name for m in served)
-        print(f"`python app.py` serves {names} on http://{settings.host}:{settings.port}")
+    found = statuses(settings)
+    for status in found:
+        print(f"  {status.title.ljust(8)}{'configured: ' if status.configured else ''}{status.detail}")
+    serving = [s.title for s in found if s.configured]
+    if serving:
+        print(f"`python app.py` serves {' and '.join(serving)} on http://{settings.host}:{settings.port}")
     else:
-        print("`python app.py` starts the console (no Slack or Teams credentials)")
+        print(f"`python app.py` starts the console (no {titles()} credentials)")
     print("configuration is valid")
     return 0
 
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
 
     command = args.command
     if command is None:
-        if settings.slack_configured or settings.teams_configured:
+        if served(settings):
             command = "serve"
         else:
             command = "console"

@@ -20,6 +20,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Callable, Sequence
 
+from adapters.base import served, titles
 from bot import outbox as durable_outbox
 from bot.config import Settings
 from bot.core import Bot
@@ -223,14 +224,8 @@ def build_app(bot: Bot, settings: Settings, outbox: Outbox | None = None, pipeli
     app.router.add_get("/metrics", metrics)
     app[outbox_key()] = outbox
     app[pipeline_key()] = pipeline
-    if settings.slack_configured:
-        from adapters.slack import mount as mount_slack
-
-        mount_slack(app, bot, settings, outbox)
-    if settings.teams_configured:
-        from adapters.teams import mount as mount_teams
-
-        mount_teams(app, bot, settings, outbox)
+    for messenger in served(settings):  # adapters/base.py: every messenger whose settings are enough
+        messenger.serve_on(app, bot, settings, outbox)
     app.on_startup.append(start_pipeline)
     app.on_cleanup.insert(0, stop_pipeline)
     return app
@@ -265,8 +260,8 @@ def serve(bot: Bot, settings: Settings) -> int:
 
     outbox = Outbox()
     app = build_app(bot, settings, outbox)
-    if not (settings.slack_configured or settings.teams_configured):
-        log.warning("no Slack or Teams credentials: serving /healthz only (use `python app.py console` to try the bot)")
+    if not served(settings):
+        log.warning("no %s credentials: serving /healthz only (use `python app.py console` to try the bot)", titles())
     scheduler = start_clock(bot, outbox)
     try:
         web.run_app(app, host=settings.host, port=settings.port)  # type: ignore[arg-type]

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Annotated, Any, Mapping
 
 from pydantic import AliasChoices, BeforeValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from adapters.base import settings_models
+
 LOCALES = ("en", "fr")
 DATABASE_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg")
-SECRET_FIELDS = frozenset({
-    "slack_bot_token", "slack_signing_secret", "slack_app_token", "slack_client_secret", "teams_app_password",
-})
 UNREADABLE = "(unreadable URL)"
 _SEPARATORS = re.compile(r"[,\s]+")
 
@@ -50,8 +48,8 @@ def split_list(value: object) -> object:
 StrList = Annotated[list[str], NoDecode, BeforeValidator(split_list)]
 
 
-class Settings(BaseSettings):
-    """Every knob of Causette. Environment names are given in the README."""
+class CoreSettings(BaseSettings):
+    """The knobs of Causette itself, whatever the messenger."""
 
     model_config = SettingsConfigDict(env_prefix="CAUSETTE_", extra="ignore", populate_by_name=True)
 
@@ -80,26 +78,6 @@ class Settings(BaseSettings):
     # HTTP serving
     port: int = Field(default=3000, ge=1, le=65535, validation_alias=AliasChoices("PORT", "CAUSETTE_PORT"))
     host: str = "0.0.0.0"
-
-    # Slack
-    slack_bot_token: str = Field(default="", repr=False, validation_alias=AliasChoices("SLACK_BOT_TOKEN"))
-    slack_signing_secret: str = Field(default="", repr=False, validation_alias=AliasChoices("SLACK_SIGNING_SECRET"))
-    slack_app_token: str = Field(default="", repr=False, validation_alias=AliasChoices("SLACK_APP_TOKEN"))
-    slack_client_id: str = Field(default="", validation_alias=AliasChoices("SLACK_CLIENT_ID"))
-    slack_client_secret: str = Field(default="", repr=False, validation_alias=AliasChoices("SLACK_CLIENT_SECRET"))
-    slack_api_url: str = Field(default="https://slack.com/api/", validation_alias=AliasChoices("SLACK_API_URL"))
-
-    # Microsoft Teams
-    teams_app_id: str = Field(default="", validation_alias=AliasChoices("MicrosoftAppId", "MICROSOFT_APP_ID"))
-    teams_app_password: str = Field(
-        default="", repr=False, validation_alias=AliasChoices("MicrosoftAppPassword", "MICROSOFT_APP_PASSWORD")
-    )
-    teams_app_tenant_id: str = Field(
-        default="", validation_alias=AliasChoices("MicrosoftAppTenantId", "MICROSOFT_APP_TENANT_ID")
-    )
-    teams_enabled: bool = False
-    # Where the Bot Framework publishes its token signing keys (OpenID metadata); another cloud, or a test's own
-    teams_openid_metadata_url: str = ""
 
     @field_validator("database_url", mode="before")
     @classmethod
@@ -147,13 +125,6 @@ class Settings(BaseSettings):
             raise ValueError('is not a time range like "20:00-08:00" (or "off")') from None
         return value.strip()
 
-    @field_validator("slack_api_url", mode="before")
-    @classmethod
-    def _api_url(cls, value: object) -> object:
-        if isinstance(value, str) and not re.match(r"https?://[^/\s]+", value.strip()):
-            raise ValueError("is not an http(s) URL")
-        return value.strip() if isinstance(value, str) else value
-
     @field_validator("command_name", mode="before")
     @classmethod
     def _command(cls, value: object) -> object:
@@ -168,13 +139,15 @@ class Settings(BaseSettings):
         for name, value in super().__repr_args__():
             yield name, mask_url(value) if name == "database_url" else value
 
-    @property
-    def slack_configured(self) -> bool:
-        return bool(self.slack_app_token or (self.slack_signing_secret and (self.slack_bot_token or self.slack_client_id)))
 
-    @property
-    def teams_configured(self) -> bool:
-        return bool(self.teams_app_id or self.teams_enabled)
+class Settings(*reversed(settings_models()), CoreSettings):  # type: ignore[misc]
+    """Every knob of Causette: the core's and each registered messenger's own settings model
+    (adapters/base.py), as one object. The core's fields come first, then each messenger's in
+    the order of the list. Environment names are given in the README."""
+
+
+# Secrets (tokens, passwords) are the fields not shown in repr: never echoed, masked when shown.
+SECRET_FIELDS = frozenset(name for name, info in Settings.model_fields.items() if not info.repr)
 
 
 # Loading with one-line errors ----------------------------------------------------------
@@ -285,39 +258,6 @@ def mask_url(url: str) -> str:
         return UNREADABLE
     query = {k: ("hidden" if "password" in k.lower() or "secret" in k.lower() else v) for k, v in parsed.query.items()}
     return parsed.set(query=query).render_as_string(hide_password=True)
-
-
-@dataclass(frozen=True)
-class Messenger:
-    name: str
-    configured: bool
-    detail: str
-
-
-def messengers(settings: Settings) -> list[Messenger]:
-    """Which messengers `python app.py` will serve, how, and what is missing for the others."""
-    s = settings
-    oauth = bool(s.slack_client_id and s.slack_client_secret)
-    if s.slack_app_token:
-        lacks = "" if s.slack_bot_token or oauth else ", but SLACK_BOT_TOKEN is not set: replies cannot be sent"
-        slack = Messenger("Slack", True, "Socket Mode (SLACK_APP_TOKEN)" + lacks)
-    elif s.slack_signing_secret and s.slack_client_id:
-        lacks = "" if oauth else ", but SLACK_CLIENT_SECRET is not set"
-        slack = Messenger("Slack", True, "HTTP events, installed by OAuth in any workspace (SLACK_CLIENT_ID)" + lacks)
-    elif s.slack_signing_secret and s.slack_bot_token:
-        slack = Messenger("Slack", True, "HTTP events, one workspace (SLACK_BOT_TOKEN)")
-    elif s.slack_bot_token or s.slack_client_id or s.slack_signing_secret:
-        slack = Messenger("Slack", False, "incomplete: needs SLACK_SIGNING_SECRET with SLACK_BOT_TOKEN or SLACK_CLIENT_ID, "
-                                          "or SLACK_APP_TOKEN")
-    else:
-        slack = Messenger("Slack", False, "not configured")
-    if s.teams_app_id:
-        teams = Messenger("Teams", True, "Bot Framework" + ("" if s.teams_app_password else ", but MicrosoftAppPassword is not set"))
-    elif s.teams_enabled:
-        teams = Messenger("Teams", True, "without credentials (local Bot Framework Emulator only)")
-    else:
-        teams = Messenger("Teams", False, "not configured")
-    return [slack, teams]
 
 
 def describe_settings(settings: Settings) -> list[tuple[str, str, str]]:

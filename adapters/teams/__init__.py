@@ -3,12 +3,16 @@
 `mount(app, bot, settings, outbox)` adds `/api/messages` to the aiohttp app, registers the
 "teams" processor with the app's durable inbox (adapters/teams/inbox.py: activities are written
 before they are answered, and processed by the inbox worker) and the "teams" sender in the
-outbox, so jobs' effects reach Teams proactively.
+outbox, so jobs' effects reach Teams proactively. `REGISTRATION` is its entry in
+adapters/base.py's list (settings model: adapters/teams/settings.py).
 """
 from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING, Any
+
+from adapters.base import Registration
+from adapters.teams import settings as _settings
 
 if TYPE_CHECKING:
     from adapters.server import Outbox
@@ -97,3 +101,7 @@ def inbox_key() -> Any:
 
 _TURN_KEY: Any = None
 _INBOX_KEY: Any = None
+
+
+REGISTRATION = Registration(platform="teams", title=_settings.TITLE, settings_model=_settings.TeamsSettings,
+                            configured=_settings.configured, describe=_settings.describe, mount=mount)
