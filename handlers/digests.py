@@ -39,8 +39,9 @@ def _when(ctx: Ctx, frequency: str, cron: str) -> str:
     return ctx.t(f"digest.when.{frequency}", **params)
 
 
-def _local(when: datetime | None, tz: str) -> str:
-    return when.astimezone(zone(tz)).strftime("%Y-%m-%d %H:%M") if when else "—"
+def _local(when: datetime | None, tz: str) -> datetime | str:
+    """A run time in the digest's zone, formatted by the prompt for the reader's language."""
+    return when.astimezone(zone(tz)) if when else "—"
 
 
 def _split_target(ctx: Ctx, args: str) -> tuple[Conversation, str]:

@@ -14,14 +14,25 @@ from bot.expertise import track_changes
 from bot.notifications import notify
 from bot.registry import CommandSpec, Job, Registry
 from bot.text import norm_key, norm_token
+from bot.words import parse_switch
 from bot.types import Action, Effect, IncomingMessage, Reply
 from store.expertise import add_skills, person_skills, remove_skills
 from store.models.core import Evidence, Person, PersonSkill, Skill, Workspace
 
 BATCH = 200
 MAX_REMOVE_BUTTONS = 4  # plus "confirm all": the five buttons a notification carries
-YES = {"yes", "y", "oui", "o", "confirm", "confirmer", "true", "vrai", "still"}
-NO = {"no", "n", "non", "remove", "retirer", "supprimer", "false", "faux"}
+# The reminder's own answers, beside every yes/no word of prompts/*/words.yaml.
+CONFIRM = {"confirm", "confirmer", "still"}
+REMOVE = {"remove", "retirer", "supprimer"}
+
+
+def _answer(word: str) -> bool | None:
+    token = norm_token(word)
+    if token in CONFIRM:
+        return True
+    if token in REMOVE:
+        return False
+    return parse_switch(word)
 
 
 def stale_links(jctx: JobCtx) -> list[tuple[str, int]]:
@@ -92,8 +103,8 @@ def _ask(ctx: Ctx, person: Person, items: list[tuple[PersonSkill, Skill]]) -> li
 def still_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     """`skill still <skill>[, <skill>…] yes|no`: the Confirm / Remove buttons of the reminder."""
     words = args.split()
-    answer = norm_token(words[-1]) if words else ""
-    if len(words) < 2 or answer not in YES | NO:
+    answer = _answer(words[-1]) if words else None
+    if len(words) < 2 or answer is None:
         raise UserError("fresh.usage_error", usage=ctx.t("fresh.usage"))
     asked = [n.strip() for n in " ".join(words[:-1]).split(",") if n.strip()]
     declared = {norm_key(skill.name): skill.name for skill, _ in person_skills(ctx.session, ctx.actor)}
@@ -101,7 +112,7 @@ def still_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     if unknown or not asked:
         raise UserError("fresh.not_declared", skill=", ".join(unknown)[:120] or "…")
     labels = list(dict.fromkeys(declared[norm_key(n)] for n in asked))
-    if answer in YES:
+    if answer:
         add_skills(ctx.session, ctx.tenant, ctx.actor, labels, ctx.now())
         track_changes(ctx)
         return ctx.reply("fresh.confirmed", private=True, skill=", ".join(labels))

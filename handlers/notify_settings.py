@@ -28,7 +28,7 @@ def show(ctx: Ctx) -> Reply:
     tz = ctx.actor.tz or "UTC"
     quiet = ctx.t("notify.quiet_off") if (b.quiet_hours or "off") == "off" else b.quiet_hours
     snooze = (
-        ctx.t("notify.snoozed_until", when=b.snooze_until.astimezone(ctx.tz()).strftime("%a %d %b %H:%M"))
+        ctx.t("notify.snoozed_until", when=b.snooze_until.astimezone(ctx.tz()))
         if b.snooze_until and b.snooze_until > now else ctx.t("notify.not_snoozed")
     )
     card = Card(
@@ -97,7 +97,7 @@ def snooze_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     row.snooze_until = until
     if until is None:
         return ctx.reply("notify.snooze_off", private=True)
-    return ctx.reply("notify.snooze_set", private=True, when=until.astimezone(ctx.tz()).strftime("%a %d %b %H:%M"))
+    return ctx.reply("notify.snooze_set", private=True, when=until.astimezone(ctx.tz()))
 
 
 def notifications_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:

@@ -43,7 +43,7 @@ def digests(services: Services) -> list[Digest]:
 def test_animator_schedules_a_weekly_digest(bot: Bot, services: Services, org: Org) -> None:
     out = say(bot, "julien", "sales", "digest schedule #sales weekly monday 09:00 Europe/Paris sources #engineering #pricing ideas kudos")
     assert keys(out) == ["digest.scheduled"]
-    assert out[0].reply.private and "2026-11-30 09:00" in out[0].reply.text  # julien reads French
+    assert out[0].reply.private and "Prochain : lun. 30 nov. 09:00." in out[0].reply.text  # julien reads French
     [d] = digests(services)
     assert (d.kind, d.frequency, d.cron, d.tz, d.status) == ("channel", "weekly", "0 9 * * 1", "Europe/Paris", "active")
     assert d.next_run_at == datetime(2026, 11, 30, 8, tzinfo=timezone.utc)
