@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from babel.lists import format_list
 from sqlalchemy.orm import Session
 
+from bot import locale as locale_rule
 from bot.text import MARK_CLOSE, MARK_OPEN, link_marker, ping_marker, split_markers, strip_markers
 from bot.types import Card, ConversationRef, Effect, Form, IncomingMessage, Outbound, Reply, UserRef
 from store import audit as audit_store
@@ -63,8 +64,8 @@ class Services:
 
 
 def person_locale(settings: "Settings", workspace: Workspace, person: Person) -> str:
-    """The language to write to `person` in: their own, else their workspace's, else the default."""
-    return person.locale or workspace.default_locale or settings.default_locale
+    """The language to write to `person` in (the one locale rule, bot/locale.py)."""
+    return locale_rule.for_person(settings.default_locale, workspace, person)
 
 
 def is_admin(settings: "Settings", person: Person) -> bool:

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 
 from bot import outbox
 from bot.context import Ctx, JobCtx, zone
+from bot.locale import for_person
 from bot.registry import Job, Registry
 from bot.types import Action, Card, Effect, Outbound, Reply, UserRef
 from store import notifications as queue
@@ -134,7 +135,7 @@ def _deliver(services: Any, session: Any, person: Person, workspace: Workspace, 
 def render(services: Any, person: Person, workspace: Workspace, rows: Sequence[Notification]) -> Outbound:
     """One DM for one or several pings, in the recipient's language."""
     prompts = services.prompts
-    locale = person.locale or workspace.default_locale or services.settings.default_locale
+    locale = for_person(services.settings.default_locale, workspace, person)
     lines = [prompts.t(locale, r.key, **(r.params or {})) for r in rows]
     actions: list[Action] = []
     for r in rows:

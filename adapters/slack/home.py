@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlalchemy import select
 
+from adapters.shell import DeliveryShell
 from adapters.slack.inbound import PLATFORM
 from adapters.slack.render import ACTION_PREFIX, Block, Translate, mrkdwn, plain, reply_blocks
-from adapters.slack.sender import names_for
 from bot.core import Bot
 from bot.text import reply_texts
 from bot.types import ConversationRef, Form, FormField, IncomingMessage, Outbound, Reply, UserRef
@@ -42,6 +42,7 @@ def core_replies(bot: Bot, tenant: str, user: str, channel: str, command: str) -
 
 
 def home_blocks(bot: Bot, tenant: str, user: str, channel: str, t: Translate) -> list[Block]:
+    shell = DeliveryShell(bot.services)
     blocks: list[Block] = [{"type": "header", "text": {"type": "plain_text", "text": plain(t("slack.home_title"))[:150], "emoji": True}}]
     for command in HOME_COMMANDS:
         if not has_command(bot, command):
@@ -50,7 +51,7 @@ def home_blocks(bot: Bot, tenant: str, user: str, channel: str, t: Translate) ->
         if replies:
             blocks.append({"type": "divider"})
         for reply in replies:
-            blocks += reply_blocks(reply, names=names_for(bot.services, tenant, reply_texts(reply)))
+            blocks += reply_blocks(reply, names=shell.names(tenant, reply_texts(reply)))
     buttons: list[dict[str, Any]] = [{
         "type": "button", "action_id": PROFILE_EDIT_ACTION, "style": "primary", "value": "profile",
         "text": {"type": "plain_text", "text": plain(t("slack.home_edit_profile"))[:75], "emoji": True},
@@ -66,9 +67,7 @@ def home_blocks(bot: Bot, tenant: str, user: str, channel: str, t: Translate) ->
 
 
 def profile_form(bot: Bot, tenant: str, user: str, t: Translate) -> Form:
-    with bot.services.db.session(tenant, readonly=True) as s:
-        person = s.scalar(select(Person).where(Person.external_id == user))
-        current = {name: str(getattr(person, name, "") or "") for name in PROFILE_FIELDS} if person else {}
+    current = current_profile(bot, tenant, user)
     fields = tuple(FormField(name, t(f"slack.profile_field_{name}"), value=current.get(name, ""), max_length=200)
                    for name in PROFILE_FIELDS)
     return Form(title=t("slack.profile_form_title"), submit_command="profile set", fields=fields, submit_label=t("slack.form_submit"))

@@ -21,18 +21,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
-from sqlalchemy import select
-
+from adapters.shell import DeliveryShell
 from adapters.slack import inbound
 from adapters.slack.client import HINTS, Clients, Pacer, TokenSource, error_code, log_api_error, make_webhook, transient
 from adapters.slack.render import SlackMessage, Translate, mrkdwn, render_modal, render_reply
 from bot.context import Services
 from bot.delivery import Attempt, DeliveryFailed, current_attempt
-from bot.text import Names, link_marker, marker_ids, reply_texts
+from bot.text import link_marker, reply_texts
 from bot.types import Action, ConversationRef, Effect, Event, FetchHistory, Outbound, UserRef
-from store.idempotency import insert_ignore
-from store.models.base import utcnow
-from store.models.core import Conversation, Person, PostedMessage, Workspace
 
 log = logging.getLogger("adapters.slack")
 _TS = re.compile(r"^\d{9,12}\.\d{1,9}$")
@@ -44,19 +40,6 @@ LOOKBACK = 100  # messages searched for an earlier attempt's post
 
 def is_ts(value: str | None) -> bool:
     return bool(value) and bool(_TS.match(value or ""))
-
-
-def names_for(services: Services, tenant: str, texts: Sequence[str]) -> Names:
-    """Display names of the people and channels that `texts` name without pinging."""
-    users, channels = marker_ids(list(texts))
-    if not users and not channels:
-        return Names()
-    with services.db.session(tenant, readonly=True) as s:
-        people = {p.external_id: p.display_name or p.handle for p in
-                  s.scalars(select(Person).where(Person.external_id.in_(users)))} if users else {}
-        convs = {c.external_id: c.name for c in
-                 s.scalars(select(Conversation).where(Conversation.external_id.in_(channels)))} if channels else {}
-    return Names({k: v for k, v in people.items() if v}, {k: v for k, v in convs.items() if v})
 
 
 @dataclass
@@ -97,6 +80,7 @@ class SlackSender:
     def __init__(self, services: Services, tokens: TokenSource, clients: Clients, pacer: Pacer,
                  handle: Callable[[Event], list[Effect]], backfill_pool: ThreadPoolExecutor | None = None) -> None:
         self.services = services
+        self.shell = DeliveryShell(services)
         self.tokens = tokens
         self.clients = clients
         self.pacer = pacer
@@ -131,23 +115,8 @@ class SlackSender:
         return self.clients.get(token)
 
     def translator(self, tenant: str, user_id: str | None) -> Translate:
-        cache: dict[str, str] = {}
-
-        def t(key: str, **params: object) -> str:
-            if "lang" not in cache:
-                cache["lang"] = self._locale(tenant, user_id)
-            return self.services.prompts.t(cache["lang"], key, **params)
-
-        return t
-
-    def _locale(self, tenant: str, user_id: str | None) -> str:
-        default = self.services.settings.default_locale
-        with self.services.db.session(tenant, readonly=True) as s:
-            person = s.scalar(select(Person).where(Person.external_id == user_id)) if user_id else None
-            if person is not None and person.locale:
-                return person.locale
-            ws = s.get(Workspace, tenant)
-            return (ws.default_locale if ws is not None else None) or default
+        """Prompts in the language of what `user_id` alone reads (the one locale rule)."""
+        return self.shell.translator(tenant, user_id, private=True)
 
     # One outbound -------------------------------------------------------------
     def send(self, ob: Outbound, origin: Origin | None) -> None:
@@ -155,13 +124,14 @@ class SlackSender:
         tenant = to.tenant
         client = self.client_for(tenant, origin)
         reader = ob.private_for.id if ob.private_for else to.id if isinstance(to, UserRef) else origin.user if origin else None
-        t = self.translator(tenant, reader)
-        if reply.form is not None and self._open_form(client, ob, origin, t):
+        private = ob.private_for is not None or isinstance(to, UserRef) or to.kind == "dm"
+        t = self.shell.translator(tenant, reader, to.id if isinstance(to, ConversationRef) else None, private=private)
+        if reply.form is not None and self._open_form(client, ob, origin):
             return
         extra: tuple[Action, ...] = ()
         if reply.form is not None and origin is not None and origin.command_text:
             extra = (Action(t("slack.form_open"), origin.command_text, "primary"),)
-        message = render_reply(reply, t, extra, names_for(self.services, tenant, reply_texts(reply)))
+        message = render_reply(reply, t, extra, self.shell.names(tenant, reply_texts(reply)))
         thread_ts = ob.thread_id if is_ts(ob.thread_id) else None
         if ob.response_url and not reply.attachment and not ob.anchor:  # the core named the URL to answer
             direct = Origin(team=tenant, response_url=ob.response_url)
@@ -171,17 +141,17 @@ class SlackSender:
                 and not reply.attachment and origin.can_respond(to.id) and self.respond(origin, message, "ephemeral")):
             return  # a command typed in a DM (maybe between two people): only its author sees the answer
         if isinstance(to, UserRef):
-            channel = self._post(client, tenant, to.id, message, None, ob.anchor, origin, t)
+            channel = self._post(client, tenant, to.id, message, None, ob.anchor, origin)
             if reply.attachment and channel:
                 self._upload(client, channel, reply.attachment, None)
         elif ob.private_for is not None:
-            self._ephemeral(client, to, ob.private_for, message, thread_ts, origin, t)
+            self._ephemeral(client, to, ob.private_for, message, thread_ts, origin)
             if reply.attachment:
                 dm = self._open_dm(client, ob.private_for.id)
                 if dm:
                     self._upload(client, dm, reply.attachment, None)
         else:
-            channel = self._post(client, tenant, to.id, message, thread_ts, ob.anchor, origin, t)
+            channel = self._post(client, tenant, to.id, message, thread_ts, ob.anchor, origin)
             if reply.attachment and channel:
                 self._upload(client, channel, reply.attachment, thread_ts)
 
@@ -206,7 +176,7 @@ class SlackSender:
         return True
 
     def _ephemeral(self, client: Any, to: ConversationRef, user: UserRef, message: SlackMessage,
-                   thread_ts: str | None, origin: Origin | None, t: Translate) -> None:
+                   thread_ts: str | None, origin: Origin | None) -> None:
         if origin is not None and thread_ts is None and origin.can_respond(to.id) and self.respond(origin, message, "ephemeral"):
             return
         kwargs: dict[str, Any] = {"channel": to.id, "user": user.id, **self._payload(message)}
@@ -217,11 +187,11 @@ class SlackSender:
         except Exception as exc:  # noqa: BLE001
             code = self._failed("chat.postEphemeral", exc, channel=to.id, user=user.id)
             if code in HINTS:  # the bot cannot write there: tell the person in a DM instead
-                self._post(client, to.tenant, user.id, message, None, None, None, t)
-                self._hint(client, to.tenant, code, user.id, None, t)
+                self._post(client, to.tenant, user.id, message, None, None, None)
+                self._hint(client, to.tenant, code, user.id, None)
 
     def _post(self, client: Any, tenant: str, channel: str, message: SlackMessage, thread_ts: str | None,
-              anchor: str | None, origin: Origin | None, t: Translate) -> str | None:
+              anchor: str | None, origin: Origin | None) -> str | None:
         """chat.postMessage, or chat.update when `anchor` was posted before (or, on a retry, when
         an earlier attempt's labelled post is found). Returns the channel id."""
         if anchor:
@@ -261,9 +231,9 @@ class SlackSender:
             code = self._failed("chat.postMessage", exc, channel=channel)
             if code in HINTS and origin is not None:
                 if origin.can_respond(channel) and self.respond(origin, message, "in_channel"):
-                    self._hint(client, tenant, code, origin.user, origin, t)
+                    self._hint(client, tenant, code, origin.user, origin)
                     return None
-                self._hint(client, tenant, code, origin.user, origin, t)
+                self._hint(client, tenant, code, origin.user, origin)
             return None
         posted_channel = str(resp.get("channel") or channel)
         if anchor and resp.get("ts"):
@@ -304,10 +274,12 @@ class SlackSender:
                 return where, str(message["ts"])
         return None
 
-    def _hint(self, client: Any, tenant: str, code: str, user: str, origin: Origin | None, t: Translate) -> None:
-        """Tell the person what to do about not_in_channel, channel_not_found, missing_scope…"""
+    def _hint(self, client: Any, tenant: str, code: str, user: str, origin: Origin | None) -> None:
+        """Tell the person what to do about not_in_channel, channel_not_found, missing_scope…
+        (privately: in their language, whatever the channel's)."""
         if not user:
             return
+        t = self.translator(tenant, user)
         hint = SlackMessage(text=mrkdwn(t(HINTS[code], command=self.services.settings.command_name)))
         if origin is not None and origin.response_url and origin.response_uses < RESPONSE_URL_USES and self.respond(origin, hint, "ephemeral"):
             return
@@ -335,8 +307,9 @@ class SlackSender:
         except Exception as exc:  # noqa: BLE001
             log_api_error("files.upload", exc, channel=channel)
 
-    def _open_form(self, client: Any, ob: Outbound, origin: Origin | None, t: Translate) -> bool:
-        """A form opens as a modal while the interaction's trigger_id is fresh (one use)."""
+    def _open_form(self, client: Any, ob: Outbound, origin: Origin | None) -> bool:
+        """A form opens as a modal while the interaction's trigger_id is fresh (one use), for the
+        person of the interaction alone: in their language."""
         if origin is None or not origin.trigger_id or origin.trigger_used or ob.reply.form is None:
             return False
         origin.trigger_used = True
@@ -345,6 +318,7 @@ class SlackSender:
         if is_ts(ob.thread_id):
             meta["th"] = ob.thread_id
         try:
+            t = self.translator(to.tenant, origin.user)
             client.views_open(trigger_id=origin.trigger_id, view=render_modal(ob.reply.form, meta, t))
             return True
         except Exception as exc:  # noqa: BLE001
@@ -353,23 +327,12 @@ class SlackSender:
 
     # Anchors ------------------------------------------------------------------
     def _anchor_ref(self, tenant: str, anchor: str, target: str) -> tuple[str, str] | None:
-        with self.services.db.session(tenant, readonly=True) as s:
-            row = s.scalar(select(PostedMessage).where(PostedMessage.anchor == anchor,
-                                                       PostedMessage.conversation_external_id == target))
-            if row is None:
-                return None
-            channel, _, ts = row.message_ref.partition("|")
-            return (channel, ts) if ts else None
+        """(channel, ts) of the message `anchor` was posted as to `target`, if any."""
+        channel, _, ts = (self.shell.anchor(tenant, anchor, target) or "").partition("|")
+        return (channel, ts) if ts else None
 
     def _remember(self, tenant: str, anchor: str, target: str, channel: str, ts: str) -> None:
-        ref = f"{channel}|{ts}"
-        with self.services.db.session(tenant) as s:
-            if not insert_ignore(s, PostedMessage, {"tenant": tenant, "anchor": anchor[:200], "conversation_external_id": target,
-                                                    "message_ref": ref, "updated_at": utcnow()}):
-                row = s.scalar(select(PostedMessage).where(PostedMessage.anchor == anchor[:200],
-                                                           PostedMessage.conversation_external_id == target))
-                if row is not None:
-                    row.message_ref, row.updated_at = ref, utcnow()
+        self.shell.remember_anchor(tenant, anchor, target, f"{channel}|{ts}")
 
     # History backfill ---------------------------------------------------------
     def fetch_history(self, request: FetchHistory) -> None:

@@ -17,9 +17,10 @@ from typing import Any, Awaitable, Callable, Mapping, Sequence
 from botbuilder.core import TurnContext
 from botbuilder.schema import Activity, Attachment, ChannelAccount, ConversationParameters, ConversationReference, Mention
 
+from adapters.shell import DeliveryShell
 from adapters.teams import references as refs
 from adapters.teams.pacing import RETRY_STATUSES, Pacer, Retrying, http_status
-from adapters.teams.render import Names, render
+from adapters.teams.render import NO_NAMES, render
 from adapters.teams.wire import to_wire
 from bot.context import Services
 from bot.delivery import DeliveryFailed
@@ -49,6 +50,7 @@ class Delivery:
     def __init__(self, services: Services, adapter: Any, app_id: str, *, pacer: Pacer | None = None,
                  retrying: Retrying | None = None, observer: Observer | None = None) -> None:
         self.services = services
+        self.shell = DeliveryShell(services)
         self.adapter = adapter
         self.app_id = app_id
         self.pacer = pacer or Pacer()
@@ -92,45 +94,37 @@ class Delivery:
                 log.exception("teams: private answer to %s failed", person.id)
                 reached = False
             key = "teams.private_ack" if reached else "teams.private_unreachable"
-            locale = await self._locale(to.tenant, person.id, to.id)
-            ack = Reply(text=self._t(locale, key, name=ping_marker(person.id)), key=key)
+            locale = await asyncio.to_thread(self.shell.locale, to.tenant, conversation_id=to.id, private=False)  # everyone reads it
+            ack = Reply(text=self.services.prompts.t(locale, key, name=ping_marker(person.id)), key=key)
             await self._to_conversation(to, Outbound(ack, to, thread_id=effect.thread_id), turn, observe=False)
             return
         await self._to_conversation(to, effect, turn)
 
     async def _history_unavailable(self, effect: FetchHistory, turn: TurnContext | None) -> None:
-        person = effect.requested_by
-        locale = await self._locale(effect.conversation.tenant, person.id if person else None, effect.conversation.id)
-        reply = Reply(text=self._t(locale, "teams.history_unavailable"), key="teams.history_unavailable")
+        person, conv = effect.requested_by, effect.conversation
+        locale = await asyncio.to_thread(self.shell.locale, conv.tenant, person.id if person else None, conv.id,
+                                         private=person is not None)
+        reply = Reply(text=self.services.prompts.t(locale, "teams.history_unavailable"), key="teams.history_unavailable")
         if person is not None:
             await self._to_person(person, Outbound(reply, person), turn)
         else:
             await self._to_conversation(effect.conversation, Outbound(reply, effect.conversation), turn)
 
     # Rendering -------------------------------------------------------------
-    def _t(self, locale: str | None, key: str, **params: object) -> str:
-        return self.services.prompts.t(locale, key, **params)
-
-    async def _locale(self, tenant: str, person_id: str | None, conversation_id: str | None) -> str:
-        return await asyncio.to_thread(refs.locale_for, self.services.db, tenant, person_id, conversation_id,
-                                       self.services.settings.default_locale)
-
-    async def _render(self, reply: Reply, tenant: str, person_id: str | None, conversation_id: str | None) -> dict[str, Any]:
-        users, channels = marker_ids(reply_texts(reply))
-        names = await asyncio.to_thread(refs.names_for, self.services.db, tenant, users, channels) if users or channels else Names({}, {})
-        cache: dict[str, str] = {}
-
-        def t(key: str, **params: object) -> str:  # rarely needed (truncation, default labels): looked up lazily
-            if "locale" not in cache:
-                cache["locale"] = refs.locale_for(self.services.db, tenant, person_id, conversation_id,
-                                                  self.services.settings.default_locale)
-            return self._t(cache["locale"], key, **params)
-
-        return render(reply, names, t)
+    async def _render(self, reply: Reply, tenant: str, person_id: str | None, conversation_id: str | None,
+                      *, private: bool) -> dict[str, Any]:
+        """The activity for `reply`; the adapter's own strings (truncation, default labels) in the
+        language of the one locale rule, looked up only when one is needed."""
+        texts = reply_texts(reply)
+        users, channels = marker_ids(texts)
+        names = await asyncio.to_thread(self.shell.names, tenant, texts) if users or channels else NO_NAMES
+        return render(reply, names, self.shell.translator(tenant, person_id, conversation_id, private=private))
 
     # Targets ---------------------------------------------------------------
     async def _to_conversation(self, to: ConversationRef, effect: Outbound, turn: TurnContext | None, observe: bool = True) -> None:
-        activity = await self._render(effect.reply, to.tenant, None, to.id)
+        private = to.kind == "dm"
+        reader = effect.private_for.id if effect.private_for else self._speaker(turn, to.id) if private else None
+        activity = await self._render(effect.reply, to.tenant, reader, to.id, private=private)
         if observe and self.observer:
             self.observer(effect, activity)
         if turn is not None and self._is_current(turn, to.id):
@@ -150,7 +144,7 @@ class Delivery:
 
     async def _to_person(self, person: UserRef, effect: Outbound, turn: TurnContext | None) -> bool:
         """Into the person's personal chat; False when there is no way to reach them."""
-        activity = await self._render(effect.reply, person.tenant, person.id, None)
+        activity = await self._render(effect.reply, person.tenant, person.id, None, private=True)
         if self.observer:
             self.observer(effect, activity)
         if turn is not None and self._is_personal_with(turn, person.id):
@@ -177,6 +171,13 @@ class Delivery:
         conv = turn.activity.conversation
         return conv is not None and base_conversation_id(conv.id or "") == conversation_id
 
+    @classmethod
+    def _speaker(cls, turn: TurnContext | None, conversation_id: str) -> str | None:
+        """Who wrote the activity of `turn` in `conversation_id` (the reader of a reply in a DM)."""
+        if turn is None or not cls._is_current(turn, conversation_id) or turn.activity.from_property is None:
+            return None
+        return turn.activity.from_property.id
+
     @staticmethod
     def _is_personal_with(turn: TurnContext, user_id: str) -> bool:
         act = turn.activity
@@ -186,10 +187,10 @@ class Delivery:
         return kind == "personal" and act.from_property.id == user_id
 
     async def _send_in(self, turn: TurnContext, tenant: str, conversation_id: str, activity: Mapping[str, Any], anchor: str | None) -> None:
-        previous = await asyncio.to_thread(self._posted, tenant, anchor, conversation_id) if anchor else None
+        previous = await asyncio.to_thread(self.shell.anchor, tenant, anchor, conversation_id) if anchor else None
         sent_id = await self._send(turn, conversation_id, activity, previous)
         if anchor and sent_id and sent_id != previous:
-            await asyncio.to_thread(self._remember, tenant, anchor, conversation_id, sent_id)
+            await asyncio.to_thread(self.shell.remember_anchor, tenant, anchor, conversation_id, sent_id)
 
     async def _continue(self, reference: Mapping[str, Any], tenant: str, conversation_id: str,
                         activity: Mapping[str, Any], anchor: str | None) -> None:
@@ -245,14 +246,6 @@ class Delivery:
     def _any(self, tenant: str) -> refs.StoredReference | None:
         with self.services.db.session(tenant) as s:
             return refs.any_reference(s)
-
-    def _posted(self, tenant: str, anchor: str, conversation_id: str) -> str | None:
-        with self.services.db.session(tenant) as s:
-            return refs.posted_activity(s, anchor, conversation_id)
-
-    def _remember(self, tenant: str, anchor: str, conversation_id: str, activity_id: str) -> None:
-        with self.services.db.session(tenant) as s:
-            refs.remember_posted(s, tenant, anchor, conversation_id, activity_id, self.services.clock.now())
 
     def _save_personal(self, person: UserRef, conversation_id: str, reference: Mapping[str, Any]) -> None:
         with self.services.db.session(person.tenant) as s:

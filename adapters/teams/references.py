@@ -1,4 +1,4 @@
-"""Stored conversation references, anchors and the little directory lookups delivery needs.
+"""Stored conversation references: how to reach a conversation or a person proactively.
 
 Synchronous store code (called through `asyncio.to_thread` by the async shell). References
 live in the database so any worker process, or the same one after a restart, can reach a
@@ -9,15 +9,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from adapters.teams.render import Names
 from store.db import Database
 from store.idempotency import claim, insert_ignore
-from store.models.core import Conversation, Person, PostedMessage, Workspace
 from store.models.teams import TeamsReference
 
 
@@ -94,19 +92,6 @@ def any_reference(session: Session) -> StoredReference | None:
     return _stored(row)
 
 
-def posted_activity(session: Session, anchor: str, conversation_id: str) -> str | None:
-    return session.scalar(select(PostedMessage.message_ref).where(PostedMessage.anchor == anchor,
-                                                                  PostedMessage.conversation_external_id == conversation_id))
-
-
-def remember_posted(session: Session, tenant: str, anchor: str, conversation_id: str, activity_id: str, now: datetime) -> None:
-    values = {"anchor": anchor[:200], "conversation_external_id": conversation_id[:200], "message_ref": activity_id[:300], "updated_at": now}
-    if not insert_ignore(session, PostedMessage, {"tenant": tenant, **values}):
-        session.execute(update(PostedMessage).where(PostedMessage.tenant == tenant, PostedMessage.anchor == values["anchor"],
-                                                    PostedMessage.conversation_external_id == values["conversation_external_id"])
-                        .values(message_ref=values["message_ref"], updated_at=now))
-
-
 @dataclass(frozen=True)
 class TurnStart:
     fresh: bool             # False: a retried delivery already handled
@@ -123,30 +108,3 @@ def start_turn(db: Database, tenant: str, key: str | None, conversation_id: str,
             save_reference(session, tenant, conversation_id=conversation_id, kind=ref_kind, user_id=user_id,
                            team_id=team_id, reference=reference, now=now, installed=installed)
         return TurnStart(True)
-
-
-def names_for(db: Database, tenant: str, user_ids: Iterable[str], channel_ids: Iterable[str]) -> Names:
-    users, channels = sorted(set(user_ids)), sorted(set(channel_ids))
-    if not users and not channels:
-        return Names({}, {})
-    with db.session(tenant) as session:
-        found_users = {p.external_id: p.display_name or p.handle for p in
-                       session.scalars(select(Person).where(Person.external_id.in_(users)))} if users else {}
-        found_channels = {c.external_id: c.name for c in
-                          session.scalars(select(Conversation).where(Conversation.external_id.in_(channels)))} if channels else {}
-    return Names(found_users, found_channels)
-
-
-def locale_for(db: Database, tenant: str, person_id: str | None, conversation_id: str | None, default: str) -> str:
-    """The recipient's language: the person's, else the conversation's, else the workspace's."""
-    with db.session(tenant) as session:
-        if person_id:
-            loc = session.scalar(select(Person.locale).where(Person.external_id == person_id))
-            if loc:
-                return loc
-        if conversation_id:
-            loc = session.scalar(select(Conversation.language).where(Conversation.external_id == conversation_id))
-            if loc:
-                return loc
-        ws = session.get(Workspace, tenant)
-        return (ws.default_locale if ws else None) or default

@@ -192,9 +192,8 @@ class TeamsTurn:
         return await asyncio.to_thread(lambda: connector.teams.get_teams_channels(team_id).conversations)
 
     def _welcome(self, conv: ConversationRef) -> Outbound:
-        services = self.bot.services
-        locale = refs.locale_for(services.db, conv.tenant, None, conv.id, services.settings.default_locale)
-        return Outbound(Reply(text=services.prompts.t(locale, "teams.welcome"), key="teams.welcome"), conv)
+        t = self.delivery.shell.translator(conv.tenant, conversation_id=conv.id, private=conv.kind == "dm")
+        return Outbound(Reply(text=t("teams.welcome"), key="teams.welcome"), conv)
 
 
 def to_dict(activity: Any) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from bot.digests.cron import Cron, next_after, period_key, previous_wall
 from bot.digests.render import render_channel, render_personal
 from bot.digests.sources import contribution_source, follow_source
 from bot.delivery import DeliveryFailed, attempt
+from bot.locale import for_channel, for_person
 from bot.types import ConversationRef, Effect, Outbound, UserRef
 from store import digests as store
 from store.db import ALL_TENANTS
@@ -69,10 +70,6 @@ def period_for(digest: Digest, occurrence: datetime) -> tuple[datetime, datetime
     return previous_wall(digest.frequency, occurrence, tz, following), occurrence
 
 
-def locale_for(services: Services, workspace: Workspace | None, preferred: str | None) -> str:
-    return preferred or (workspace.default_locale if workspace else "") or services.settings.default_locale
-
-
 def compose(services: Services, session: Session, digest: Digest, start: datetime, end: datetime,
             anchor: str | None = None) -> tuple[Outbound, str] | None:
     """The digest for [start, end) and its target key, or None when there is nothing new."""
@@ -87,7 +84,7 @@ def compose(services: Services, session: Session, digest: Digest, start: datetim
         content = build_channel(session, digest, conv, start, end, contribution_source())
         if content.empty:
             return None
-        locale = locale_for(services, workspace, conv.language)
+        locale = for_channel(services.settings.default_locale, workspace, conv)
         reply = render_channel(prompts, locale, content, conv.name, digest.frequency, command)
         to: ConversationRef | UserRef = ConversationRef(platform, digest.tenant, conv.external_id, conv.kind, name=conv.name)  # type: ignore[arg-type]
         return Outbound(reply, to, anchor=anchor), f"conversation:{conv.external_id}"
@@ -97,7 +94,7 @@ def compose(services: Services, session: Session, digest: Digest, start: datetim
     content = build_personal(session, person, start, end, follow_source())
     if content.empty:
         return None
-    locale = locale_for(services, workspace, person.locale)
+    locale = for_person(services.settings.default_locale, workspace, person)
     name = person.display_name or person.handle
     reply = render_personal(prompts, locale, content, name, digest.frequency, command)
     return Outbound(reply, UserRef(platform, digest.tenant, person.external_id, name), anchor=anchor), f"user:{person.external_id}"
