@@ -130,8 +130,7 @@ class Ctx:
         workspace's; in a DM (or without a conversation), the actor's."""
         if conversation is None or conversation.kind == "dm":
             return self.locale
-        lang = conversation.language if conversation.language in ("en", "fr") else None
-        return lang or self.workspace.default_locale or self.settings.default_locale
+        return locale_rule.for_channel(self.settings.default_locale, self.workspace, conversation)
 
     def reply(
         self,

@@ -91,9 +91,10 @@ def give(
         track_changes(ctx)
     names = ", ".join(ctx.mention(p) for p in recipients)
     tags = " ".join("#" + s for s in skills)
-    card = Card(title=ctx.t("kudos.card_title", giver=ctx.name(ctx.actor)), body=ctx.t("kudos.card_body", names=names, reason=reason),
-                fields=((ctx.t("kudos.field.skills"), tags),) if skills else (), footer=ctx.t("kudos.card_footer"))
-    public = Reply(text=ctx.t("kudos.card", giver=ctx.name(ctx.actor), names=names, reason=reason), card=card, key="kudos.card",
+    tr = ctx.translator(ctx.locale_in(ctx.conversation))  # the public card: the channel's language
+    card = Card(title=tr("kudos.card_title", giver=ctx.name(ctx.actor)), body=tr("kudos.card_body", names=names, reason=reason),
+                fields=((tr("kudos.field.skills"), tags),) if skills else (), footer=tr("kudos.card_footer"))
+    public = Reply(text=tr("kudos.card", giver=ctx.name(ctx.actor), names=names, reason=reason), card=card, key="kudos.card",
                    params={"count": len(recipients)})
     effects: list[Effect] = [ctx.answer(public)]
     for person in recipients:

@@ -162,3 +162,15 @@ def test_french_person_in_an_english_channel_on_teams(bot: Bot) -> None:
     sent = teams_sent(h)
     assert any(conv == "a:dm-sophie" and "Merci" in text for conv, text in sent)
     assert [language(text, ACK) for conv, text in sent if conv == teams_channel("general")] == ["en"]
+
+
+def test_kudos_card_follows_the_channel_not_the_french_sender(bot: Bot) -> None:
+    """Sophie (French) thanks Lucas in #general (English): the public card everyone reads is in
+    English, as idea and help-request cards are."""
+    slack = SlackHarness(bot, spec_file("slack-web-openapi-v2.json"))
+    try:
+        card = slack.run_step(Step("sophie", "#general", "merci @lucas pour la relecture"))
+    finally:
+        slack.close()
+    public = next(s for s in card if s.key == "kudos.card")
+    assert " thanks " in public.text and "remercie" not in public.text
