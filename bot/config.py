@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any, Mapping
+from typing import Annotated, Any, Mapping, Sequence
 
 from pydantic import AliasChoices, BeforeValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -140,10 +140,19 @@ class CoreSettings(BaseSettings):
             yield name, mask_url(value) if name == "database_url" else value
 
 
-class Settings(*reversed(settings_models()), CoreSettings):  # type: ignore[misc]
-    """Every knob of Causette: the core's and each registered messenger's own settings model
-    (adapters/base.py), as one object. The core's fields come first, then each messenger's in
-    the order of the list. Environment names are given in the README."""
+def compose_settings(models: Sequence[type[BaseSettings]]) -> type[CoreSettings]:
+    """The core settings with each messenger's own model (`models`, in the order of the list)
+    mixed in: one object, read from the environment at once, the core's fields first."""
+
+    class Settings(*reversed(models), CoreSettings):  # type: ignore[misc]
+        """Every knob of Causette: the core's and each registered messenger's own settings
+        (adapters/base.py). Environment names are given in the README."""
+
+    Settings.__qualname__ = "Settings"
+    return Settings
+
+
+Settings = compose_settings(settings_models())
 
 
 # Secrets (tokens, passwords) are the fields not shown in repr: never echoed, masked when shown.

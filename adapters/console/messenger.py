@@ -50,6 +50,7 @@ BOT_HANDLE = "causette"
 _MENTION = re.compile(r"(?<![\w@])@([\w.\-]+)")
 _BOT_MENTION = re.compile(rf"(?<![\w@])@{BOT_HANDLE}\b", re.IGNORECASE)
 _DURATION = re.compile(r"^\+?(\d+)\s*(m|min|h|d|j|w)$")
+TICK_SECONDS = 30.0  # an interactive console's ticker: wall-clock seconds between two ticks
 
 
 @dataclass
@@ -63,6 +64,11 @@ class ConsoleState:
 
 
 class ConsoleMessenger:
+    """The console as a messenger (adapters/base.py `Messenger`): `deliver` prints effects,
+    `start`/`stop` run its ticker."""
+
+    platform = PLATFORM
+
     def __init__(self, bot: Bot, tenant: str, user: str, out: TextIO = sys.stdout,
                  history: Callable[[FetchHistory], list[IncomingMessage]] | None = None,
                  lang: str | None = None) -> None:
@@ -79,6 +85,10 @@ class ConsoleMessenger:
         self._run_id = uuid.uuid4().hex[:12]
         self.inbox = InboxWorker(bot.services.db, bot.services.clock, {PLATFORM: self._process}, threads=0,
                                  name=f"console:{self._run_id}")
+        self._turn = threading.Lock()  # one of a typed line and a tick at a time
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self._editing: Any = None  # readline, at a terminal: the line being typed is drawn again after a tick
 
     def _t(self, key: str, **params: object) -> str:
         """Console chrome in the keyboard's language, whoever is speaking."""
@@ -333,40 +343,53 @@ class ConsoleMessenger:
     def _print(self, text: str) -> None:
         print(text, file=self.out, flush=True)
 
+    # Ticker ----------------------------------------------------------------
+    def start(self, tick_seconds: float = TICK_SECONDS) -> None:
+        """Tick in the background, as a server does: every `tick_seconds` of wall time
+        `Bot.tick` runs the jobs that are due, and their messages are printed above the line
+        being typed (which is drawn again after them). Lines and ticks take turns."""
+        if self._ticker is not None:
+            return
+        self._stop.clear()
+        self._ticker = threading.Thread(target=self._ticks, args=(tick_seconds,), name="console-ticker", daemon=True)
+        self._ticker.start()
+
+    def stop(self) -> None:
+        """Stop the ticker; a tick under way finishes first."""
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
+            self._ticker = None
+
+    def _ticks(self, tick_seconds: float) -> None:
+        while not self._stop.wait(tick_seconds):
+            with self._turn:
+                try:
+                    effects = self.bot.tick(self.bot.services.clock.now())
+                    if effects and not self._stop.is_set():
+                        print("\r\x1b[K", end="", file=self.out)  # off the line being typed
+                        self.show_proactive(effects)
+                        typed = self._editing.get_line_buffer() if self._editing is not None else ""
+                        print(self.prompt() + typed, end="", file=self.out, flush=True)
+                except Exception:  # noqa: BLE001 - the next tick goes on
+                    logging.getLogger(__name__).exception("console tick failed")
+
     # Loop ------------------------------------------------------------------
-    def run(self, stream: TextIO = sys.stdin, tick_seconds: float = 30.0) -> int:
+    def run(self, stream: TextIO = sys.stdin, tick_seconds: float = TICK_SECONDS) -> int:
         """Read lines until the end, /quit, Ctrl-D or Ctrl-C (exit status 0 for all of them).
 
         Interactive (a terminal): lines are edited with readline (arrows, in-session history),
-        and a background ticker runs the jobs that are due every `tick_seconds` of wall time,
-        printing their messages above the line being typed. Scripted (stdin not a tty): each
+        and the ticker runs (`start`) while they are typed. Scripted (stdin not a tty): each
         line is echoed after the prompt, and only `/clock` ticks, so the output of a script does
         not depend on how long it takes."""
         interactive = stream.isatty()
-        editing = _line_editing() if interactive else None
-        turn = threading.Lock()  # one of the typed line and the ticker at a time
-        stop = threading.Event()
-
-        def background_ticks() -> None:
-            while not stop.wait(tick_seconds):
-                with turn:
-                    try:
-                        effects = self.bot.tick(self.bot.services.clock.now())
-                        if effects and not stop.is_set():
-                            print("\r\x1b[K", end="", file=self.out)  # off the line being typed
-                            self.show_proactive(effects)
-                            typed = editing.get_line_buffer() if editing is not None else ""
-                            print(self.prompt() + typed, end="", file=self.out, flush=True)
-                    except Exception:  # noqa: BLE001 - the next tick goes on
-                        logging.getLogger(__name__).exception("console tick failed")
-
-        ticker = threading.Thread(target=background_ticks, name="console-ticker", daemon=True)
+        self._editing = _line_editing() if interactive else None
         try:
             if interactive:
                 self._print(self._t("console.welcome", command=self.command))
             self.inbox.drain(120)  # lines a killed console left unanswered
             if interactive:
-                ticker.start()
+                self.start(tick_seconds)
             while True:
                 try:
                     line = input(self.prompt()) if interactive else stream.readline()
@@ -378,16 +401,14 @@ class ConsoleMessenger:
                     break
                 if strip_controls(line).strip() in ("/quit", "/exit"):
                     break
-                with turn:
+                with self._turn:
                     if not interactive and line.strip():
                         self._print(f"{self.prompt()}{strip_controls(line).rstrip()}")
                     self.handle_line(line)
         except KeyboardInterrupt:  # Ctrl-C: leave, like Ctrl-D; an unfinished line stays in the inbox
             self._print("")
         finally:
-            stop.set()
-            if ticker.is_alive():
-                ticker.join()
+            self.stop()
         return 0
 
 

@@ -34,7 +34,7 @@ from botframework.connector.auth import (
 from urllib3.util.retry import Retry
 
 from adapters.teams import openid
-from bot.config import Settings
+from adapters.teams.settings import TeamsSettings
 
 log = logging.getLogger(__name__)
 MAX_BODY = 512 * 1024
@@ -58,7 +58,7 @@ def disable_sdk_retries(client: Any) -> None:
                               respect_retry_after_header=False, status_forcelist=None)
 
 
-def auth_configuration(settings: Settings) -> SimpleNamespace:
+def auth_configuration(settings: TeamsSettings) -> SimpleNamespace:
     """What ConfigurationBotFrameworkAuthentication reads: single-tenant when a tenant id is set."""
     return SimpleNamespace(
         APP_ID=settings.teams_app_id,
@@ -193,7 +193,7 @@ def app_id_of(claims_identity: ClaimsIdentity | None) -> str:
                or claims_identity.get_claim_value(AuthenticationConstants.APP_ID_CLAIM) or "")
 
 
-def build_adapter(settings: Settings) -> CloudAdapter:
+def build_adapter(settings: TeamsSettings) -> CloudAdapter:
     if settings.teams_openid_metadata_url:  # botbuilder reads it from this class attribute, process-wide
         from botframework.connector.auth import ChannelValidation
 
