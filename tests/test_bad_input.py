@@ -61,7 +61,7 @@ WRITES = {"skills.added", "skills.confirmed", "skills.added_and_confirmed", "ski
 def test_bot_always_answers_and_never_writes_half(bot: Bot, text: str) -> None:
     make_person(bot, "ana", ("python",))
     before, profile = _counts(bot), _profile(bot)
-    out = say(bot, "ana", text)
+    out = say(bot, "ana", "general", text)
     assert len(out) >= 1, text
     prompts = bot.services.prompts
     for o in out:

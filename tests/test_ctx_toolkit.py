@@ -4,14 +4,17 @@ job. Driven through the Bot where a user can see the result; a `probe` command a
 registry shows what a handler gets."""
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 from sqlalchemy import select
 
 from bot.context import Ctx, JobCtx, UserError
 from bot.core import Bot
 from bot.registry import CommandSpec
-from bot.types import Effect, IncomingMessage, Outbound, Reply
+from bot.types import Effect, IncomingMessage, Reply
 from store.models.core import AuditLog, Conversation, Person, Workspace
+from tests.harness import driver
 from tests.test_social_index import TENANT, command, conv, keys, post, user
 
 
@@ -19,11 +22,8 @@ def probe(bot: Bot, handler: object) -> None:
     bot.registry.command(CommandSpec("probe", "sonde", handler, "help.help"))  # type: ignore[arg-type]
 
 
-def say(bot: Bot, who: str, text: str, where: str, kind: str, *, thread: str | None = None,
-        mid: str = "m1") -> list[Outbound]:
-    msg = IncomingMessage(id=mid, text=text, sender=user(who), conversation=conv(where, kind), addressed=True,
-                          sent_at=bot.services.clock.now(), thread_id=thread, via="command")
-    return [e for e in bot.handle(msg) if isinstance(e, Outbound)]
+# A slash command typed as is, from a person whose display name is their handle, titled.
+say = partial(driver.say, tenant=TENANT, mark_mentions=False, display=str.title)
 
 
 def answers(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
@@ -33,18 +33,18 @@ def answers(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
 
 def test_answers_go_privately_to_the_sender_in_a_channel_and_into_the_message_thread(bot: Bot) -> None:
     probe(bot, answers)
-    private, threaded = say(bot, "thomas", "probe", "general", "public", mid="m7")
+    private, threaded = say(bot, "thomas", "general", "probe", msg_id="m7")
     assert private.to == conv("general") and private.private_for == user("thomas")
     assert private.reply.text == bot.services.prompts.t("en", "help.title") and private.thread_id is None
     assert threaded.private_for is None and threaded.thread_id == "m7" and threaded.anchor == "probe:1"
-    private, threaded = say(bot, "thomas", "probe", "general", "public", thread="t1", mid="m8")
+    private, threaded = say(bot, "thomas", "general", "probe", thread_id="t1", msg_id="m8")
     assert private.thread_id == "t1" and threaded.thread_id == "t1"  # a reply in a thread stays there
 
 
 def test_in_a_dm_a_private_answer_is_an_ordinary_message(bot: Bot) -> None:
     probe(bot, answers)
-    private, _ = say(bot, "thomas", "probe", "thomas", "dm")
-    assert private.to == conv("thomas", "dm") and private.private_for is None
+    private, _ = say(bot, "thomas", "dm", "probe")
+    assert private.to == driver.conversation("thomas", "dm", tenant=TENANT) and private.private_for is None
 
 
 def test_the_audit_log_names_the_actor_and_a_refused_command_leaves_no_entry(bot: Bot, clock) -> None:
@@ -98,7 +98,7 @@ def test_an_idea_card_speaks_its_channels_language_and_the_answer_the_voters(bot
     post(bot, "lucas", "general", "hello")
     with bot.services.db.session(TENANT) as s:
         s.scalars(select(Conversation).where(Conversation.name == "general")).one().language = "fr"
-    card = say(bot, "lucas", "idea Car pooling", "general", "public")
+    card = say(bot, "lucas", "general", "idea Car pooling")
     assert keys(card) == ["idea.card"] and card[0].reply.text.startswith("Idée #1 : Car pooling")
     card_update, ack = command(bot, "emma", "idea vote 1")
     assert card_update.to == conv("general") and card_update.reply.card.title.startswith("💡 Idée #1")  # type: ignore[union-attr]

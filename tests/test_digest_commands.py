@@ -1,8 +1,8 @@
 """The digest commands through Bot.handle: who may, what is stored, what is answered."""
 from __future__ import annotations
 
-import itertools
 from datetime import datetime, timedelta, timezone
+from functools import partial
 
 import pytest
 from sqlalchemy import select
@@ -10,11 +10,10 @@ from sqlalchemy import select
 from bot.clock import FixedClock
 from bot.context import Services
 from bot.core import Bot
-from bot.types import ConversationRef, Effect, IncomingMessage, Outbound, UserRef
+from bot.types import Outbound
 from store.models.digests import Digest, DigestRun
 from tests.digest_worker import TENANT, Org, add_message, seed_org
-
-_ids = itertools.count(1)
+from tests.harness import driver
 
 
 @pytest.fixture
@@ -22,13 +21,8 @@ def org(services: Services) -> Org:
     return seed_org(services.db)
 
 
-def say(bot: Bot, user: str, where: str, text: str) -> list[Outbound]:
-    conv = (ConversationRef("console", TENANT, f"dm-{user}", "dm") if where == "dm"
-            else ConversationRef("console", TENANT, where, "private" if where == "direction" else "public", name=where))
-    msg = IncomingMessage(id=f"m{next(_ids)}", text=text, sender=UserRef("console", TENANT, user, user), conversation=conv,
-                          addressed=True, sent_at=bot.services.clock.now(), via="command")
-    effects: list[Effect] = bot.handle(msg)
-    return [e for e in effects if isinstance(e, Outbound)]
+# A slash command typed as is by `user` in channel `where` (#direction is private) or "dm".
+say = partial(driver.say, tenant=TENANT, mark_mentions=False)
 
 
 def keys(out: list[Outbound]) -> list[str]:

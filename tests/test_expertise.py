@@ -3,6 +3,7 @@ deactivated people, incremental index updates and the commands around them."""
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 from typing import Iterator
 
 import pytest
@@ -18,18 +19,14 @@ from handlers import build_registry
 from store import expertise as xstore
 from store.db import Database
 from store.models.core import Conversation, Person, Workspace
+from tests.harness import driver
 
 TENANT = "T1"
 PLATFORM = "test"
-_ids = iter(range(1, 10**9))
 
 
-def say(bot: Bot, user: str, text: str, *, where: str = "general", kind: str = "public") -> list[Outbound]:
-    """An addressed command from `user` in channel `where` (or a DM with where="dm")."""
-    conv = ConversationRef(PLATFORM, TENANT, f"dm-{user}" if where == "dm" else where, "dm" if where == "dm" else kind, name=where)  # type: ignore[arg-type]
-    msg = IncomingMessage(id=f"m{next(_ids)}", text=text, sender=UserRef(PLATFORM, TENANT, user, user.title()),
-                          conversation=conv, addressed=True, sent_at=bot.services.clock.now())
-    return [e for e in bot.handle(msg) if isinstance(e, Outbound)]
+# An addressed message from `user` in channel `where` (or a DM with where="dm"), typed as is.
+say = partial(driver.say, tenant=TENANT, platform=PLATFORM, kind="public", via="message", mark_mentions=False)
 
 
 def keys(outs: list[Outbound]) -> list[str]:
@@ -38,7 +35,7 @@ def keys(outs: list[Outbound]) -> list[str]:
 
 def make_person(bot: Bot, handle: str, skills: tuple[str, ...] = (), *, days_ago: int = 0, **fields: object) -> int:
     """Create someone (through the bot, as the platform would) and declare skills at a date."""
-    say(bot, handle, "help", where="dm")
+    say(bot, handle, "dm", "help")
     with bot.services.db.session(TENANT) as s:
         person = s.scalar(select(Person).where(Person.external_id == handle))
         assert person is not None
@@ -127,24 +124,24 @@ def test_close_matches_for_multi_word_typos(bot: Bot, org: dict[str, int], sessi
 
 
 def test_no_result_suggests_topics(bot: Bot, org: dict[str, int]) -> None:
-    out = say(bot, "asker", "who knows quantum basket weaving")
+    out = say(bot, "asker", "general", "who knows quantum basket weaving")
     assert keys(out) == ["expert.none"]
     assert "skills add" in out[0].reply.text
-    out = say(bot, "asker", "who knows kubernetis")
+    out = say(bot, "asker", "general", "who knows kubernetis")
     assert keys(out) == ["expert.results"]
     assert "Kate" in out[0].reply.card.sections[0][1]
 
 
 def test_who_knows_reply_has_profile_buttons_and_french(bot: Bot, org: dict[str, int]) -> None:
-    out = say(bot, "asker", "who knows about kubernetes?")
+    out = say(bot, "asker", "general", "who knows about kubernetes?")
     card = out[0].reply.card
     assert card is not None and out[0].reply.private
     assert [a.command for a in card.actions][:1] == ["profile @kate"]
-    say(bot, "asker", "lang fr")
-    out = say(bot, "asker", "qui connait la négociation")
+    say(bot, "asker", "general", "lang fr")
+    out = say(bot, "asker", "general", "qui connait la négociation")
     assert keys(out) == ["expert.results"]
     assert "Qui connaît" in out[0].reply.card.title and "Nina" in out[0].reply.card.sections[0][1]
-    assert keys(say(bot, "asker", "qui connaît")) == ["error.missing_argument"]
+    assert keys(say(bot, "asker", "general", "qui connaît")) == ["error.missing_argument"]
 
 
 def test_deactivated_people_and_bots_never_appear(bot: Bot, org: dict[str, int], session_ctx) -> None:  # noqa: ANN001
@@ -159,8 +156,8 @@ def test_deactivated_people_and_bots_never_appear(bot: Bot, org: dict[str, int],
 
 def test_evidence_ranks_and_explains_but_respects_privacy(bot: Bot, org: dict[str, int], session_ctx) -> None:  # noqa: ANN001
     now = bot.services.clock.now()
-    say(bot, "kevin", "help", where="secret", kind="private")  # kevin is a member of #secret, asker is not
-    say(bot, "karl", "help", where="general")
+    say(bot, "kevin", "secret", "help", kind="private")  # kevin is a member of #secret, asker is not
+    say(bot, "karl", "general", "help")
     with bot.services.db.session(TENANT) as s:
         secret = s.scalar(select(Conversation).where(Conversation.external_id == "secret"))
         general = s.scalar(select(Conversation).where(Conversation.external_id == "general"))
@@ -196,11 +193,11 @@ def test_topics_in_free_text(bot: Bot, org: dict[str, int], session_ctx) -> None
 def test_the_writing_process_updates_its_index_in_place(bot: Bot, org: dict[str, int], session_ctx) -> None:  # noqa: ANN001
     index = index_for(session_ctx("asker"))
     before = index.version
-    assert keys(say(bot, "asker", "skills add rust, kubernetes")) == ["skills.added"]
+    assert keys(say(bot, "asker", "general", "skills add rust, kubernetes")) == ["skills.added"]
     ctx = session_ctx("tom")
     assert index_for(ctx) is index and index.version == before + 1
     assert "asker" in names(find_experts(ctx, "rust").exact)
-    assert keys(say(bot, "asker", "skills remove rust")) == ["skills.removed"]
+    assert keys(say(bot, "asker", "general", "skills remove rust")) == ["skills.removed"]
     assert index_for(session_ctx("tom")) is index
     assert find_experts(session_ctx("tom"), "rust").candidates == ()
 
@@ -210,19 +207,19 @@ def test_another_process_sees_changes_through_the_version(bot: Bot, org: dict[st
     other = Bot(Services(settings=services.settings, db=Database(services.settings.database_url), prompts=services.prompts,
                          clock=FixedClock(services.clock.now()), registry=build_registry()))
     try:
-        assert keys(say(other, "asker", "skills add scala")) == ["skills.added"]
+        assert keys(say(other, "asker", "general", "skills add scala")) == ["skills.added"]
         assert "asker" in names(find_experts(session_ctx("tom"), "scala").exact)
     finally:
         other.services.db.dispose()
 
 
 def test_alias_add_is_for_admins_and_works(bot: Bot, org: dict[str, int], session_ctx) -> None:  # noqa: ANN001
-    assert keys(say(bot, "asker", "alias add kates kubernetes")) == ["error.not_allowed"]
+    assert keys(say(bot, "asker", "general", "alias add kates kubernetes")) == ["error.not_allowed"]
     make_person(bot, "camille")
-    assert keys(say(bot, "camille", "alias add ml-ops = machine learning")) == ["expert.alias.added"]
-    assert keys(say(bot, "camille", "alias add rust rust")) == ["expert.alias.same"]
+    assert keys(say(bot, "camille", "general", "alias add ml-ops = machine learning")) == ["expert.alias.added"]
+    assert keys(say(bot, "camille", "general", "alias add rust rust")) == ["expert.alias.same"]
     assert "mia" in names(find_experts(session_ctx("asker"), "ml ops").exact)
-    out = say(bot, "asker", "alias list")
+    out = say(bot, "asker", "general", "alias list")
     assert keys(out) == ["expert.alias.list"] and "ml ops" in out[0].reply.card.body
 
 

@@ -1,29 +1,27 @@
 """A small driver for the contribution unit tests: the demo organisation, neutral events in,
-raw effects out (so tests can look at anchors, targets and threads, not only prompt keys).
+raw effects out (so tests can look at anchors, targets and threads, not only prompt keys),
+through the shared driver (tests/harness/driver.py).
 No tests here; `tests/test_ideas.py`, `test_help_requests.py`, `test_kudos.py` and
 `test_fresh_skills.py` import it."""
 from __future__ import annotations
 
-import itertools
-import re
 from contextlib import contextmanager
-from typing import Iterator, Mapping
+from typing import Iterator
 
 from sqlalchemy.orm import Session
 
 from datetime import timedelta
 
 from bot.core import Bot
-from bot.text import mention_marker, norm_key
-from bot.types import ConversationRef, Effect, IncomingMessage, Outbound, UserRef
+from bot.text import norm_key
+from bot.types import ConversationRef, Effect, IncomingMessage, Outbound
 from store.demo import CHANNELS, DEMO_TENANT, SITES, channel_members, demo_people
 from store.expertise import bump_version
 from store.models.core import Conversation, ConversationMember, Person, PersonSkill, Role, Skill
 from store.people import ensure_workspace
+from tests.harness import driver
 
 PLATFORM = "console"
-_MENTION = re.compile(r"(?<![\w@])@([\w.\-]+)")
-KINDS = {name: kind for name, kind, _ in CHANNELS}
 
 
 def seed_light(bot: Bot) -> None:
@@ -60,39 +58,19 @@ class Driver:
     def __init__(self, bot: Bot) -> None:
         seed_light(bot)
         self.bot = bot
-        self._ids = itertools.count(1)
 
     @property
     def clock(self):  # type: ignore[no-untyped-def]
         return self.bot.services.clock
 
     def conversation(self, who: str, where: str) -> ConversationRef:
-        if where == "dm":
-            return ConversationRef(PLATFORM, DEMO_TENANT, f"dm-{who}", "dm", name=f"dm-{who}")
-        name = where.lstrip("#")
-        return ConversationRef(PLATFORM, DEMO_TENANT, name, KINDS.get(name, "public"), name=name)  # type: ignore[arg-type]
+        return driver.conversation(who, where, tenant=DEMO_TENANT, platform=PLATFORM)
 
-    def message(self, who: str, where: str, text: str, *, addressed: bool = True, via: str = "command",
-                form_values: Mapping[str, str] | None = None, thread_id: str | None = None, source_text: str = "",
-                source_permalink: str = "", source_id: str | None = None, msg_id: str | None = None) -> IncomingMessage:
-        mentions: list[UserRef] = []
-
-        def marker(m: re.Match[str]) -> str:
-            mentions.append(UserRef(PLATFORM, DEMO_TENANT, m.group(1)))
-            return mention_marker(m.group(1))
-
-        text = _MENTION.sub(marker, text)
-        mid = msg_id or f"m{next(self._ids)}"
-        conv = self.conversation(who, where)
-        return IncomingMessage(
-            id=mid, text=text, sender=UserRef(PLATFORM, DEMO_TENANT, who), conversation=conv, addressed=addressed,
-            mentions=tuple(mentions), sent_at=self.clock.now(), permalink=f"console://{conv.id}/{mid}", via=via,  # type: ignore[arg-type]
-            form_values=form_values, thread_id=thread_id, source_text=source_text, source_permalink=source_permalink,
-            source_id=source_id,
-        )
+    def message(self, who: str, where: str, text: str, **kw: object) -> IncomingMessage:
+        return driver.message(self.bot, who, where, text, tenant=DEMO_TENANT, platform=PLATFORM, **kw)  # type: ignore[arg-type]
 
     def say(self, who: str, where: str, text: str, **kw: object) -> list[Effect]:
-        return self.bot.handle(self.message(who, where, text, **kw))  # type: ignore[arg-type]
+        return driver.handle(self.bot, who, where, text, tenant=DEMO_TENANT, platform=PLATFORM, **kw)
 
     def job(self, name: str) -> list[Effect]:
         job = next(j for j in self.bot.registry.jobs if j.name == name)

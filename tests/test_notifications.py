@@ -3,17 +3,19 @@ and two workers flushing the same queue."""
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
 import pytest
 
 from bot import notifications as notif
 from bot.context import Ctx, Services
 from bot.core import Bot
-from bot.types import Action, ConversationRef, IncomingMessage, Outbound, UserRef
+from bot.types import Action, Outbound, UserRef
 from store import notifications as queue
 from store.db import ALL_TENANTS
 from store.models.core import Person, Workspace
 from store.people import ensure_workspace
+from tests.harness import driver
 
 TENANT = "T1"
 
@@ -105,11 +107,7 @@ def test_daily_cap_drops_the_rest_and_counts_urgent_pings(bot: Bot, services: Se
 def test_snooze_command_holds_pings_and_off_releases_them(bot: Bot, services: Services, clock) -> None:
     alice = _person(services, "alice")
 
-    def say(text: str) -> list:
-        conv = ConversationRef("console", TENANT, "dm-alice", "dm")
-        msg = IncomingMessage(id=str(clock.now().timestamp()) + text, text=text, sender=UserRef("console", TENANT, "alice"),
-                              conversation=conv, addressed=True, sent_at=clock.now())
-        return bot.handle(msg)
+    say = partial(driver.say, bot, "alice", "dm", tenant=TENANT, via="message", mark_mentions=False)
 
     assert [e.reply.key for e in say("snooze 2h")] == ["notify.snooze_set"]
     _notify(services, alice, params={}, thread_key="s1")

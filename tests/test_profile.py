@@ -27,77 +27,77 @@ def test_profile_card_shows_fields_and_skills_with_source_and_date(bot: Bot) -> 
     make_person(bot, "ana", ("kubernetes",), days_ago=400, title="SRE", department="Engineering", site="Lyon",
                 tz="Europe/Paris", languages="fr, en")
     make_person(bot, "bob")
-    out = say(bot, "bob", "profile @ana")
+    out = say(bot, "bob", "general", "profile @ana")
     assert keys(out) == ["profile.card"]
     card = out[0].reply.card
     fields = dict(card.fields)
     assert fields["Title"] == "SRE" and fields["Site"] == "Lyon" and fields["Time zone"] == "Europe/Paris"
     assert fields["Languages"] == "fr, en" and fields["Department"] == "Engineering"
     assert "kubernetes — declared, last confirmed 13 months ago (may be out of date)" in card.sections[0][1]
-    mine = say(bot, "bob", "profile")[0].reply.card
+    mine = say(bot, "bob", "general", "profile")[0].reply.card
     assert "skills add" in mine.sections[0][1] and "profile set" in mine.footer
 
 
 def test_profile_by_name_unknown_person_and_french(bot: Bot) -> None:
     make_person(bot, "ana", ("python",))
     make_person(bot, "bob")
-    assert keys(say(bot, "bob", "profile Ana")) == ["profile.card"]
-    assert keys(say(bot, "bob", "profile @nobody")) == ["profile.unknown_person"]
-    say(bot, "bob", "lang fr")
-    out = say(bot, "bob", "profil @ana")
+    assert keys(say(bot, "bob", "general", "profile Ana")) == ["profile.card"]
+    assert keys(say(bot, "bob", "general", "profile @nobody")) == ["profile.unknown_person"]
+    say(bot, "bob", "general", "lang fr")
+    out = say(bot, "bob", "general", "profil @ana")
     assert keys(out) == ["profile.card"] and dict(out[0].reply.card.fields)["Poste"] == "—"
     assert "python — déclarée, confirmée aujourd'hui" in out[0].reply.card.sections[0][1]
 
 
 def test_profile_set_fields_with_validation(bot: Bot) -> None:
     make_person(bot, "ana")
-    assert keys(say(bot, "ana", "profile set title Head of Pricing")) == ["profile.set.done"]
-    assert keys(say(bot, "ana", "profile set tz america/montreal")) == ["profile.set.done"]
-    assert keys(say(bot, "ana", "profile set tz Mars/Olympus")) == ["profile.set.bad_tz"]
-    assert keys(say(bot, "ana", "profile set languages fr,  en, fr")) == ["profile.set.done"]
-    assert keys(say(bot, "ana", "profile set site " + "x" * 101)) == ["profile.set.too_long"]
-    assert keys(say(bot, "ana", "profile set shoe size 42")) == ["profile.set.unknown_field"]
-    assert keys(say(bot, "ana", "profile set mentions maybe")) == ["profile.set.bad_mentions"]
-    assert keys(say(bot, "ana", "profile set mentions off")) == ["profile.set.mentions_off"]
-    assert keys(say(bot, "ana", "profile set")) == ["error.missing_argument"]
+    assert keys(say(bot, "ana", "general", "profile set title Head of Pricing")) == ["profile.set.done"]
+    assert keys(say(bot, "ana", "general", "profile set tz america/montreal")) == ["profile.set.done"]
+    assert keys(say(bot, "ana", "general", "profile set tz Mars/Olympus")) == ["profile.set.bad_tz"]
+    assert keys(say(bot, "ana", "general", "profile set languages fr,  en, fr")) == ["profile.set.done"]
+    assert keys(say(bot, "ana", "general", "profile set site " + "x" * 101)) == ["profile.set.too_long"]
+    assert keys(say(bot, "ana", "general", "profile set shoe size 42")) == ["profile.set.unknown_field"]
+    assert keys(say(bot, "ana", "general", "profile set mentions maybe")) == ["profile.set.bad_mentions"]
+    assert keys(say(bot, "ana", "general", "profile set mentions off")) == ["profile.set.mentions_off"]
+    assert keys(say(bot, "ana", "general", "profile set")) == ["error.missing_argument"]
     ana = person(bot, "ana")
     assert (ana.title, ana.tz, ana.languages, ana.site, ana.accepts_mentions) == (
         "Head of Pricing", "America/Montreal", "fr, en", "", False)
-    say(bot, "ana", "lang fr")
-    assert keys(say(bot, "ana", "profil modifier service Ventes")) == ["profile.set.done"]
-    assert keys(say(bot, "ana", "profil modifier mentions oui")) == ["profile.set.mentions_on"]
+    say(bot, "ana", "general", "lang fr")
+    assert keys(say(bot, "ana", "general", "profil modifier service Ventes")) == ["profile.set.done"]
+    assert keys(say(bot, "ana", "general", "profil modifier mentions oui")) == ["profile.set.mentions_on"]
     ana = person(bot, "ana")
     assert ana.department == "Ventes" and ana.accepts_mentions
 
 
 def test_skills_add_remove_list_and_french_aliases(bot: Bot) -> None:
     make_person(bot, "ana")
-    assert keys(say(bot, "ana", "skills")) == ["skills.none"]
-    assert keys(say(bot, "ana", "skills add kubernetes, appel d'offres ; Kubernetes")) == ["skills.added"]
+    assert keys(say(bot, "ana", "general", "skills")) == ["skills.none"]
+    assert keys(say(bot, "ana", "general", "skills add kubernetes, appel d'offres ; Kubernetes")) == ["skills.added"]
     assert skill_names(bot, "ana") == {"kubernetes", "appel d'offres"}
-    assert keys(say(bot, "ana", "skills add kubernetes, rust")) == ["skills.added_and_confirmed"]
-    assert keys(say(bot, "ana", "skills add RUST")) == ["skills.confirmed"]
-    out = say(bot, "ana", "skills")
+    assert keys(say(bot, "ana", "general", "skills add kubernetes, rust")) == ["skills.added_and_confirmed"]
+    assert keys(say(bot, "ana", "general", "skills add RUST")) == ["skills.confirmed"]
+    out = say(bot, "ana", "general", "skills")
     assert keys(out) == ["skills.list"] and out[0].reply.params["count"] == 3
-    assert keys(say(bot, "ana", "skills remove rust, cobol")) == ["skills.removed_some"]
-    assert keys(say(bot, "ana", "skills remove cobol")) == ["skills.not_declared"]
-    say(bot, "ana", "lang fr")
-    assert keys(say(bot, "ana", "compétences ajouter négociation")) == ["skills.added"]
-    assert keys(say(bot, "ana", "competences retirer negociation")) == ["skills.removed"]
-    assert keys(say(bot, "ana", "compétences")) == ["skills.list"]
+    assert keys(say(bot, "ana", "general", "skills remove rust, cobol")) == ["skills.removed_some"]
+    assert keys(say(bot, "ana", "general", "skills remove cobol")) == ["skills.not_declared"]
+    say(bot, "ana", "general", "lang fr")
+    assert keys(say(bot, "ana", "general", "compétences ajouter négociation")) == ["skills.added"]
+    assert keys(say(bot, "ana", "general", "competences retirer negociation")) == ["skills.removed"]
+    assert keys(say(bot, "ana", "general", "compétences")) == ["skills.list"]
     assert skill_names(bot, "ana") == {"kubernetes", "appel d'offres"}
 
 
 def test_skills_bad_input_writes_nothing(bot: Bot) -> None:
     make_person(bot, "ana")
     many = ", ".join(f"skill{i}" for i in range(21))
-    assert keys(say(bot, "ana", f"skills add {many}")) == ["skills.too_many"]
-    assert keys(say(bot, "ana", "skills add python, " + "y" * 81)) == ["skills.too_long"]
-    assert keys(say(bot, "ana", "skills add python, ' ; --")) == ["skills.bad_name"]
-    assert keys(say(bot, "ana", "skills add , ,")) == ["skills.empty"]
-    assert keys(say(bot, "ana", "skills add")) == ["error.missing_argument"]
+    assert keys(say(bot, "ana", "general", f"skills add {many}")) == ["skills.too_many"]
+    assert keys(say(bot, "ana", "general", "skills add python, " + "y" * 81)) == ["skills.too_long"]
+    assert keys(say(bot, "ana", "general", "skills add python, ' ; --")) == ["skills.bad_name"]
+    assert keys(say(bot, "ana", "general", "skills add , ,")) == ["skills.empty"]
+    assert keys(say(bot, "ana", "general", "skills add")) == ["error.missing_argument"]
     assert skill_names(bot, "ana") == set()
-    assert keys(say(bot, "ana", "skills add python'); DROP TABLE skills")) == ["skills.added"]
+    assert keys(say(bot, "ana", "general", "skills add python'); DROP TABLE skills")) == ["skills.added"]
     assert skill_names(bot, "ana") == {"python')", "DROP TABLE skills"}
 
 
@@ -136,14 +136,14 @@ def test_members_changed_hook(bot: Bot) -> None:
 def test_profile_evidence_only_from_readable_conversations(bot: Bot) -> None:
     ana = make_person(bot, "ana")
     make_person(bot, "bob")
-    say(bot, "ana", "help", where="secret", kind="private")  # ana is in #secret, bob is not
-    say(bot, "ana", "help", where="general")
+    say(bot, "ana", "secret", "help", kind="private")  # ana is in #secret, bob is not
+    say(bot, "ana", "general", "help")
     with bot.services.db.session(TENANT) as s:
         convs = {c.external_id: c.id for c in s.scalars(select(Conversation))}
         now = bot.services.clock.now()
         xstore.add_evidence(s, TENANT, ana, "#réorganisation", "hashtag", now, source_ref="s1", conversation_id=convs["secret"])
         xstore.add_evidence(s, TENANT, ana, "#pricing", "help", now, source_ref="g1", conversation_id=convs["general"])
-    seen_by_bob = say(bot, "bob", "profile @ana")[0].reply.card
+    seen_by_bob = say(bot, "bob", "general", "profile @ana")[0].reply.card
     assert "pricing — helped ×1" in seen_by_bob.sections[-1][1] and "réorganisation" not in str(seen_by_bob)
-    seen_by_ana = say(bot, "ana", "profile")[0].reply.card
+    seen_by_ana = say(bot, "ana", "general", "profile")[0].reply.card
     assert "réorganisation — hashtag ×1" in seen_by_ana.sections[-1][1]
