@@ -194,9 +194,22 @@ class InboxWorker:
             with self.db.session(ALL_TENANTS) as session:
                 inbox_store.relax_commit(session)
 
-                def checkpoint() -> None:
-                    if done:
+                def settle() -> None:
+                    """Before a commit: the done rows marked (optimistic: all at once) or stamped."""
+                    if not done:
+                        return
+                    if not optimistic:
                         inbox_store.stamp_done(session, done, self.clock.now())
+                        return
+                    try:
+                        inbox_store.mark_all_done(session, done, self.clock.now())
+                    except LeaseLost:  # another worker has one of them: redo them each alone
+                        assert batch is not None
+                        batch.doomed = True
+                        raise _Doomed from None
+
+                def checkpoint() -> None:
+                    settle()
                     session.commit()
                     committed.extend(done)
                     done.clear()
@@ -206,7 +219,7 @@ class InboxWorker:
                 batch = Batch(session, checkpoint, optimistic=optimistic)
                 for row in rows:
                     try:
-                        self._process_row(batch, row)
+                        self._process_row(batch, row, optimistic)
                     except LeaseLost:
                         if not optimistic:
                             log.warning("inbox: row %d was taken over by another worker; this attempt is dropped",
@@ -218,8 +231,7 @@ class InboxWorker:
                         done.append(row)
                     if batch.doomed:
                         raise _Doomed
-                if done:
-                    inbox_store.stamp_done(session, done, self.clock.now())
+                settle()
             committed.extend(done)
             if batch is not None:
                 run_kept(batch)
@@ -230,19 +242,22 @@ class InboxWorker:
             failed.update((row.id, (row, exc)) for row in rows if row.id not in settled)
         return False
 
-    def _process_row(self, batch: Batch, row: Claimed) -> None:
-        """One row of `batch`: its work, then "done" if the work did not mark it."""
+    def _process_row(self, batch: Batch, row: Claimed, optimistic: bool) -> None:
+        """One row of `batch`: its work, then "done" if the work did not mark it. In an
+        optimistic batch the row is marked done with the others just before the commit
+        (`mark_all_done`, in the same transaction: a lost lease rolls the batch back)."""
         processor = self.processors[row.platform]
         finished = False
 
         def finish(session: Session) -> None:
             nonlocal finished
-            inbox_store.mark_done(session, row, self.clock.now())
+            if not optimistic:
+                inbox_store.mark_done(session, row, self.clock.now())
             finished = True
 
         with batch_row(batch):
             processor(row, finish)
-            if not finished:
+            if not finished and not optimistic:
                 with unit(self.db, ALL_TENANTS) as session:
                     finish(session)
 

@@ -20,11 +20,13 @@ from sqlalchemy.orm import Session
 from store.db import ALL_TENANTS, TenantError
 from store.idempotency import insert_ignore
 from store.ideas import next_number, similarity
+from store.memo import memo
 from store.models.contribution import ExpertAway, HelpChannel, HelpRequest, HelpRouting
 from store.models.core import Conversation, ConversationMember, PostedMessage
 from store.visibility import contribution_readable_by
 
 SIMILAR_THRESHOLD = 60.0
+_CHANNELS = "help_channels"  # {(tenant, conversation id): HelpChannel | None} read in this session
 PRIVATE_KINDS = ("private", "group")  # a DM with the bot is the asker's own, not a private room
 
 
@@ -111,7 +113,13 @@ def share(session: Session, request_id: int, by: int, now: datetime) -> bool:
 
 # Help channels ---------------------------------------------------------------
 def channel_settings(session: Session, conversation_id: int) -> HelpChannel | None:
-    return session.scalar(select(HelpChannel).where(HelpChannel.conversation_id == conversation_id))
+    """The conversation's help settings (None: not a help channel). Every ambient message asks:
+    read once per session, so once per inbox batch (store/memo.py)."""
+    read = memo(session, _CHANNELS)
+    key = (session.info.get("tenant"), conversation_id)
+    if key not in read:
+        read[key] = session.scalar(select(HelpChannel).where(HelpChannel.conversation_id == conversation_id))
+    return read[key]
 
 
 def set_channel(session: Session, conversation_id: int, enabled: bool, hours: float | None, by: int, now: datetime) -> HelpChannel:
@@ -123,6 +131,7 @@ def set_channel(session: Session, conversation_id: int, enabled: bool, hours: fl
     values = {"tenant": tenant, "conversation_id": conversation_id, "enabled": enabled, "escalation_hours": hours,
               "updated_by": by, "updated_at": now}
     inserted = insert_ignore(session, HelpChannel, values)
+    memo(session, _CHANNELS).pop((tenant, conversation_id), None)  # written here: read again
     row = channel_settings(session, conversation_id)
     assert row is not None
     if not inserted:

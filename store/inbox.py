@@ -219,6 +219,25 @@ def _done_statement() -> Any:
     )
 
 
+def mark_all_done(session: Session, rows: Sequence[Claimed], now: datetime) -> None:
+    """`mark_done` for the rows of an inbox batch at once, just before its commit (so `done_at`
+    is that commit's time): one statement per claim instead of one per row. Raises LeaseLost,
+    marking nothing the caller may keep (it rolls the batch back), when any row is no longer
+    this worker's."""
+    relax_commit(session)
+    by_token: dict[str, list[int]] = {}
+    for row in rows:
+        by_token.setdefault(row.token, []).append(row.id)
+    table = InboxEvent.__table__
+    for token, ids in by_token.items():
+        marked = session.execute(
+            update(table).where(table.c.id.in_(ids), table.c.state == "pending", table.c.locked_by == token)
+            .values(state="done", done_at=now, locked_until=None).returning(table.c.id)
+        ).all()
+        if len(marked) != len(ids):
+            raise LeaseLost(f"inbox rows {sorted(set(ids) - {r[0] for r in marked})} are no longer leased by this worker")
+
+
 def stamp_done(session: Session, rows: Sequence[Claimed], now: datetime) -> None:
     """Just before a batch's commit: its done rows' `done_at` is that commit's time, not the
     time each row's work ended (what "done" means to a reader is "committed")."""

@@ -9,7 +9,7 @@ from functools import lru_cache
 from datetime import datetime
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Integer, Select, and_, bindparam, delete, event, func, or_, select, union_all, update
+from sqlalchemy import Integer, Select, and_, bindparam, delete, func, or_, select, union_all, update
 from sqlalchemy.orm import Session, aliased
 
 from bot.text import shorten, topic_key
@@ -17,6 +17,7 @@ from store import driver_sql, evidence_log
 from store.db import ALL_TENANTS
 from store.expertise import bump_version
 from store.idempotency import claim, insert_ignore
+from store.memo import memo
 from store.people import insert_aside
 from store.models.core import Conversation, Evidence, Person, ProcessedEvent, Role
 from store.models.social import Follow, IndexOptOut, Message, MessageMention, MessageTopic, Topic
@@ -72,7 +73,7 @@ def topics_for(session: Session, tenant: str, tags: Iterable[str], now: datetime
             labels[key] = tag.lstrip("#")[:200]
     if not labels:
         return {}
-    cache = _cache(session, _KNOWN_TOPICS)
+    cache = memo(session, _KNOWN_TOPICS)
     found = {k: cache[(tenant, k)] for k in labels if (tenant, k) in cache}
     unread = [k for k in labels if k not in found]
     if unread:
@@ -108,24 +109,8 @@ def opted_out(session: Session, person_ids: Iterable[int]) -> set[int]:
     return set(session.scalars(select(IndexOptOut.person_id).where(IndexOptOut.person_id.in_(ids))))
 
 
-_KNOWN_TOPICS = "social_known_topics"  # session.info: {(tenant, key): topic id} read in this session
-_KNOWN_EVIDENCE = "social_known_evidence"  # session.info: {(tenant, key)} read to have evidence
-_CACHES_HOOKED = "social_caches_hooked"
-
-
-def _cache(session: Session, name: str) -> Any:
-    """A per-session memo of rows read (never of rows this session wrote), so an inbox batch
-    (one session, many messages) reads a topic once. Forgotten on any rollback, a savepoint's
-    included: a row read after this session wrote it could be rolled back with it."""
-    if not session.info.get(_CACHES_HOOKED):
-        session.info[_CACHES_HOOKED] = True
-        event.listen(session, "after_soft_rollback", _forget_caches)
-    return session.info.setdefault(name, {} if name == _KNOWN_TOPICS else set())
-
-
-def _forget_caches(session: Session, _previous: Any) -> None:
-    session.info.pop(_KNOWN_TOPICS, None)
-    session.info.pop(_KNOWN_EVIDENCE, None)
+_KNOWN_TOPICS = "social_known_topics"  # {(tenant, key): topic id} read in this session (store/memo.py)
+_KNOWN_EVIDENCE = "social_known_evidence"  # {(tenant, key): True} read to have evidence
 
 
 def ingest(session: Session, tenant: str, posts: Sequence[Post], now: datetime) -> list[Indexed]:
@@ -207,11 +192,11 @@ def _attach(session: Session, tenant: str, items: list[Indexed], now: datetime) 
         session.execute(_insert(session)(MessageMention.__table__).on_conflict_do_nothing(), mention_rows)
     if evidence:
         keys = {row["topic_key"] for row in evidence.values()}
-        seen = _cache(session, _KNOWN_EVIDENCE)
+        seen = memo(session, _KNOWN_EVIDENCE)
         known = {k for k in keys if (tenant, k) in seen}
         if keys - known:
             read = set(session.scalars(select(Evidence.topic_key).where(Evidence.topic_key.in_(list(keys - known))).distinct()))
-            seen.update((tenant, k) for k in read)
+            seen.update(((tenant, k), True) for k in read)
             known |= read
         session.execute(_insert(session)(Evidence.__table__).on_conflict_do_nothing(), list(evidence.values()))
         evidence_log.touched(session, tenant)
