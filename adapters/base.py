@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence, runtime_checkable
 
 if TYPE_CHECKING:
     from pydantic_settings import BaseSettings
@@ -36,6 +36,7 @@ class Status:
     detail: str
 
 
+@runtime_checkable
 class Messenger(Protocol):
     """A running messenger, as the outbox sees it: effects for its platform go to `deliver`,
     which tries every effect, then raises `bot.delivery.DeliveryFailed` naming those worth a

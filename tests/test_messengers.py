@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import app
 from adapters import base
-from adapters.base import Registration, Status, served
+from adapters.base import Messenger, Registration, Status, served
 from adapters.console.messenger import ConsoleMessenger
 from adapters.server import Outbox, build_app
 from bot.config import Settings, compose_settings, load_settings
@@ -100,7 +100,7 @@ class EchoMessenger:
 ECHO = EchoMessenger()
 
 
-def _mount_echo(application: Any, _bot: Bot, _settings: Any, outbox: Outbox) -> EchoMessenger:
+def _mount_echo(application: Any, _bot: Bot, _settings: Any, outbox: Outbox) -> Messenger:
     from aiohttp import web
 
     async def hello(_request: web.Request) -> web.Response:
@@ -163,7 +163,7 @@ def test_the_console_ticks_between_start_and_stop(settings: Settings, services: 
                        registry=registry))
     out = io.StringIO()
     console = ConsoleMessenger(bot, "T1", "sophie", out=out)
-    assert console.platform == "console"
+    assert isinstance(console, Messenger) and console.platform == "console"
     console.start(tick_seconds=0.02)
     deadline = time.monotonic() + 10
     while "stand-up in five minutes" not in out.getvalue() and time.monotonic() < deadline:
