@@ -1,8 +1,8 @@
 """The Teams harness: scenario steps become Teams activities run through botbuilder's
 TestAdapter and the real Teams turn logic (parsing, dedup, core, rendering, delivery).
 
-It reports, for every Outbound the core produced, its prompt key and the plain text of
-the activity actually rendered for Teams (empty when none was sent: `play` then fails).
+It reports, for every reply the delivery rendered (seen through its observer), its prompt
+key and the plain text of the activity.
 """
 from __future__ import annotations
 
@@ -51,27 +51,16 @@ class TeamsHarness:
         self.adapter = TestAdapter(template_or_conversation=Activity(
             channel_id="msteams", service_url=SERVICE_URL, recipient=ChannelAccount(id=BOT_ID, name="Causette"),
             from_property=ChannelAccount(id="29:nobody"), conversation=ConversationAccount(id="none")))
-        self.rendered: dict[int, str] = {}
+        self.recorded: list[Outbound] = []  # every reply delivery rendered, in order
+        self.rendered: list[str] = []  # and the plain text of its activity
         self.delivery = Delivery(bot.services, self.adapter, "", pacer=Pacer(windows=()), observer=self._observe)
         self.turn = TeamsTurn(bot, self.delivery)
         self.adapter.logic = self.turn.on_turn
-        self.recorded: list[Outbound] = []
         self._ids = itertools.count(1)
-        self._wrap_bot()
         self.people, self.channels = self._directory()
         self._store_personal_chats()
 
     # Setup -----------------------------------------------------------------
-    def _wrap_bot(self) -> None:
-        original = self.bot.handle
-
-        def handle(event: Any, **kwargs: Any) -> list[Effect]:
-            effects = original(event, **kwargs)
-            self.recorded += [e for e in effects if isinstance(e, Outbound)]
-            return effects
-
-        self.bot.handle = handle  # type: ignore[method-assign]
-
     def _directory(self) -> tuple[dict[str, Person], dict[str, Conversation]]:
         with self.bot.services.db.session(TENANT) as s:
             people = {p.handle: p for p in s.scalars(select(Person))}
@@ -93,7 +82,9 @@ class TeamsHarness:
                                     reference=reference, now=now)
 
     def _observe(self, outbound: Outbound, activity: Mapping[str, Any]) -> None:
-        self.rendered[id(outbound)] = plain_text(activity)
+        """Delivery's observer: each reply as rendered for Teams (nothing of the bot is wrapped)."""
+        self.recorded.append(outbound)
+        self.rendered.append(plain_text(activity))
 
     # Activities ------------------------------------------------------------
     def activity(self, step: Step) -> dict[str, Any]:
@@ -147,6 +138,6 @@ class TeamsHarness:
     def run_step(self, step: Step) -> list[Seen]:
         if step.advance:
             self._advance(step.advance)
-        self.recorded = []
+        self.recorded, self.rendered = [], []
         self.send(self.activity(step))
-        return [Seen(o.reply.key, self.rendered.get(id(o), "")) for o in self.recorded]
+        return [Seen(o.reply.key, text) for o, text in zip(self.recorded, self.rendered)]
