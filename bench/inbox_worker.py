@@ -26,7 +26,7 @@ def main() -> int:
     db = Database(url)
     services = Services(settings=settings, db=db, prompts=Prompts.load(), clock=SystemClock(), registry=build_registry())
     adapter = SlackAdapter(Bot(services), SingleToken("xoxb-bench"), settings.slack_api_url)
-    worker = InboxWorker(db, services.clock, {"slack": adapter.process_row}, threads=threads, batch=16, poll_seconds=0.05)
+    worker = InboxWorker(db, services.clock, {"slack": adapter.process_row}, threads=threads, poll_seconds=0.05)
     print("ready", flush=True)
     sys.stdin.readline()
     worker.start()

@@ -263,3 +263,43 @@ def test_concurrent_claims_never_take_two_rows_of_one_conversation(db: Database,
         t.join(30)
     keys = [k for batch in held for k in set(batch)]
     assert len(keys) == len(set(keys)), held  # no conversation in two workers' hands
+
+
+def test_a_wake_sets_off_one_idle_thread_and_a_full_claim_wakes_another(db: Database, clock: FixedClock,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A delivery costs one claim, not one per thread (their racing claims queued on SQLite's
+    write turn); a burst is still worked by several threads."""
+    claims: list[int] = []
+    real_claim = inbox_store.claim
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        rows = real_claim(*args, **kwargs)
+        claims.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(inbox_store, "claim", counted)
+    done: list[str] = []
+    worker = InboxWorker(db, clock, {"test": lambda row, _finish: done.append(row.payload)}, threads=4, batch=2,
+                         poll_seconds=30)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(claims) < 4 and time.monotonic() < deadline:  # each thread looked once on start
+            time.sleep(0.01)
+        assert claims == [0, 0, 0, 0]
+        inbox_store.put(db, "test", "one", "event", "p-one", clock.now())
+        worker.wake()
+        while not done and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)
+        assert done == ["p-one"]
+        assert claims[4:] == [1, 0]  # one thread: its row, then a look that finds nothing
+
+        for n in range(6):
+            inbox_store.put(db, "test", f"burst{n}", "event", f"p{n}", clock.now(), order_key=f"C{n}")
+        worker.wake()
+        while len(done) < 7 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sorted(done[1:]) == [f"p{n}" for n in range(6)]  # long before the 30 s poll
+    finally:
+        worker.stop()

@@ -22,7 +22,7 @@ from adapters.slack.adapter import SlackAdapter
 from adapters.slack.bolt_app import build_bolt_app
 from adapters.slack.client import InstalledTokens, SingleToken, TokenSource
 from adapters.slack.request_guard import Refused, admit, refusal_response
-from adapters.teams.express import ExpressLane
+from adapters.express import ExpressLane
 from bot.config import Settings
 from bot.core import Bot
 

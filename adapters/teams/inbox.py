@@ -41,7 +41,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from adapters.teams import inbound
-from adapters.teams.express import ExpressLane
+from adapters.express import ExpressLane
 from bot.outbox import Leased
 from bot.types import Effect
 from store.idempotency import insert_ignore
