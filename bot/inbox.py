@@ -215,7 +215,9 @@ class InboxWorker:
                failed: dict[int, tuple[Claimed, BaseException]]) -> bool:
         """One transaction over `rows`: the committed ones appended to `committed`, the failed
         ones to `failed`. True when an optimistic attempt was doomed (rolled back, to redo).
-        A processor about to wait for the network has the batch commit what is done so far."""
+        A processor about to wait for the network has the batch commit what is done so far, and
+        so does an acknowledgement waiting for SQLite's write turn (`Database.priority`) between
+        two rows: it then waits for one row, not for the rest of the batch."""
         done: list[Claimed] = []
         batch: Batch | None = None
         try:
@@ -259,6 +261,8 @@ class InboxWorker:
                         done.append(row)
                     if batch.doomed:
                         raise _Doomed
+                    if self.db.priority_waiting():  # SQLite: an acknowledgement waits for the write turn
+                        checkpoint()
                 settle()
             committed.extend(done)
             if batch is not None:

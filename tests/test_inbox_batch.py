@@ -3,6 +3,8 @@ when anything failed, each row in its savepoint). A row that fails loses nothing
 and repeats nothing; replies go out only once committed."""
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -179,3 +181,38 @@ def test_a_new_topic_is_committed_at_once_so_other_workers_do_not_wait(db: Datab
         with db.engine.connect() as other:  # another worker meanwhile
             found = other.execute(text("SELECT id FROM topics WHERE tenant = 'T1' AND key = :k"), {"k": key}).scalar()
         assert found == topic_id
+
+
+def test_an_acknowledgement_waits_for_one_row_of_a_batch_not_the_whole_batch(db: Database, clock: FixedClock,
+                                                                            backend: str) -> None:
+    """SQLite: a batch holds the file's only write turn; an acknowledgement's inbox write
+    (`Database.priority`) waiting for it gets it once the row being processed is done."""
+    if backend != "sqlite":
+        pytest.skip("SQLite's write turn; PostgreSQL writers do not take a whole-file lock")
+    for n in range(3):
+        inbox_store.put(db, "test", f"e{n}", "event", f"p{n}", clock.now(), order_key="C")
+    acknowledged = threading.Event()
+    seen: dict[str, bool] = {}
+
+    def acknowledge() -> None:
+        with db.priority():
+            inbox_store.put(db, "test", "ack", "event", "later", clock.now(), order_key="D")
+        acknowledged.set()
+
+    @batched
+    def work(row, finish) -> None:  # type: ignore[no-untyped-def]
+        _write(db, row, finish)
+        if row.payload == "p0":
+            threading.Thread(target=acknowledge, daemon=True).start()
+            deadline = time.monotonic() + 5
+            while not db.priority_waiting() and time.monotonic() < deadline:
+                time.sleep(0.005)
+        else:
+            seen[row.payload] = acknowledged.wait(5)
+
+    worker = InboxWorker(db, clock, {"test": work}, batch=3)
+    assert worker.run_once() == 3
+    assert seen == {"p1": True, "p2": True}
+    assert set(_states(db).values()) == {"done", "pending"}
+    assert _states(db)["ack"] == "pending"
+    assert [p for _i, p in _work_rows(db)] == ["p0", "p1", "p2"]
