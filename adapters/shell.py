@@ -1,26 +1,60 @@
-"""The chores every messenger's delivery does against the store, written once: the language
-of a message (the one locale rule, bot/locale.py), a lazy translator in it, the display names
+"""The chores every messenger does against the store, written once. Sending: the language of
+a message (the one locale rule, bot/locale.py), a lazy translator in it, the display names
 that markers carry, and the anchors of messages updated in place (PostedMessage rows).
+Receiving: whether a person or a conversation's kind is known already, and the idempotency
+claims that give a delivery exactly one effect (`claim`, `seen`, `RowWork`).
 
-Synchronous store code: the Slack sender calls it from worker threads, Teams through
-`asyncio.to_thread`.
+Synchronous store code: the Slack sender and adapter call it from worker threads, Teams
+through `asyncio.to_thread`. The receiving reads go through `bot.unit.reading`, so in an
+inbox batch they read in the batch's transaction.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from bot import locale as rule
 from bot.context import Services
+from bot.outbox import Leased
 from bot.text import Names, marker_ids
+from bot.unit import reading
+from store import driver_sql, idempotency
 from store.idempotency import insert_ignore
-from store.models.core import Conversation, Person, PostedMessage, Workspace
+from store.models.core import Conversation, Person, PostedMessage, ProcessedEvent, Workspace
+from store.transient import Abandon
 
 Translate = Callable[..., str]
 ANCHOR_MAX = 200
 CONVERSATION_MAX = 200
 REF_MAX = 300
+KEY_MAX = 300  # ProcessedEvent.key, as store.idempotency.claim cuts it
+
+
+class Duplicate(Abandon):
+    """Another worker committed the same delivery's work first: roll this attempt back."""
+
+
+@dataclass
+class RowWork:
+    """The inbox row a worker thread is processing: the idempotency keys its work claims and
+    its `finish` (mark the row done), both written by the transaction of the delivery's main
+    event (`commit`, given to `Bot.handle(..., in_transaction=...)`), so a retry after a crash
+    finds both committed or neither. Each messenger adds what its main event carries."""
+
+    finish: Callable[[Session], None]
+    claims: list[tuple[str, str]] = field(default_factory=list)
+    outbox: Leased | None = None  # the main event's replies, recorded by the same transaction (bot/outbox.py)
+    finished: bool = False
+
+    def commit(self, session: Session) -> None:
+        for tenant, key in self.claims:
+            if not idempotency.claim(session, tenant, key):
+                raise Duplicate(f"{key} was handled by another worker")
+        self.finish(session)
+        self.finished = True
 
 
 class DeliveryShell:
@@ -85,3 +119,36 @@ class DeliveryShell:
                     PostedMessage.tenant == tenant, PostedMessage.anchor == values["anchor"],
                     PostedMessage.conversation_external_id == values["conversation_external_id"])
                     .values(message_ref=values["message_ref"], updated_at=values["updated_at"]))
+
+    # Receiving --------------------------------------------------------------
+    def known_person(self, tenant: str, person_id: str) -> bool:
+        """Whether the store has `person_id` already (on a first sight the messenger asks the
+        platform for their profile). A driver-level read: it runs for every message."""
+        with reading(self.services.db, tenant) as s:
+            return bool(driver_sql.fetch(s, "SELECT 1 FROM people WHERE tenant = ? AND external_id = ?",
+                                         [tenant, person_id]))
+
+    def stored_kind(self, tenant: str, conversation_id: str) -> str | None:
+        """The kind stored for `conversation_id`, None when it was never stored."""
+        with reading(self.services.db, tenant) as s:
+            return s.scalar(select(Conversation.kind).where(Conversation.external_id == conversation_id))
+
+    def seen(self, tenant: str, key: str) -> bool:
+        """`key`'s claim is committed: the work it stands for was done (a read, which never
+        waits for a writer)."""
+        with reading(self.services.db, tenant) as s:
+            return s.scalar(select(ProcessedEvent.id).where(ProcessedEvent.key == key[:KEY_MAX])) is not None
+
+    def claim(self, tenant: str, key: str, work: RowWork | None = None, *, check: bool = True) -> bool:
+        """True the first time `key` is claimed. Without `work`, the claim is committed now, in a
+        transaction of its own, before the work. For an inbox row's `work` it is only checked
+        (`check=False`: not even, where a duplicate is too rare for the read to be worth it) and
+        written by the row's main event's transaction (`RowWork.commit`), which a duplicate
+        rolls back."""
+        if work is None:
+            with self.services.db.session(tenant) as s:
+                return idempotency.claim(s, tenant, key)
+        if check and self.seen(tenant, key):
+            return False
+        work.claims.append((tenant, key))
+        return True

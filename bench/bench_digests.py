@@ -34,8 +34,8 @@ from sqlalchemy import func, insert, select
 from bot.clock import FixedClock
 from bot.config import Settings
 from bot.context import Services
-from bot.digests import engine
-from bot.digests.content import Sources
+from handlers.digests import engine
+from handlers.digests.content import Sources
 from bot.i18n import Prompts
 from handlers import build_registry
 from store import digests as digest_store

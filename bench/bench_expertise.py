@@ -25,7 +25,7 @@ from bench.org import BASE_SKILLS, NOW, build_org
 from bot.clock import FixedClock
 from bot.config import Settings
 from bot.context import Ctx, Services
-from bot.expertise import find_experts, index_for
+from handlers.expertise.lookup import find_experts, index_for
 from bot.i18n import Prompts
 from bot.registry import Registry
 from bot.text import norm_key

@@ -117,7 +117,7 @@ class CoreSettings(BaseSettings):
     def _quiet_hours(cls, value: object) -> object:
         if not isinstance(value, str):
             return value
-        from bot.notifications import parse_quiet_hours
+        from bot.words import parse_quiet_hours
 
         try:
             parse_quiet_hours(value)

@@ -22,7 +22,7 @@ from store import people as people_store
 from store.models.core import Conversation, Person, Workspace
 
 if TYPE_CHECKING:
-    from bot.expertise import PersonCard
+    from handlers.expertise.lookup import PersonCard
     from bot.clock import Clock
     from bot.config import Settings
     from bot.i18n import Prompts

@@ -5,7 +5,7 @@ language's words are accepted whatever the person's language, since people mix t
 compared case- and accent-insensitively (`Décembre` = `decembre`).
 
 One weekday numbering everywhere: Monday = 0 … Sunday = 6, as `datetime.weekday()`. Cron
-expressions keep cron's own numbering; `bot.digests.cron` converts at that boundary.
+expressions keep cron's own numbering; `handlers.digests.cron` converts at that boundary.
 
 `parse_when` reads a moment: `2026-12-15`, `15/12`, `15/12/2026`, `15 décembre`,
 `December 15`, `lundi 9h`, `monday 9am`, `14:00`, `tomorrow`/`demain`, `in 3 days`/`dans 3
@@ -306,3 +306,25 @@ def parse_when(text: str, now: datetime, tz: tzinfo, vocab: Vocabulary | None = 
         moment = datetime.combine(today, reading.at, tzinfo=tz)
         return moment if moment > local else datetime.combine(today + timedelta(days=1), reading.at, tzinfo=tz)
     return datetime.combine(reading.day, reading.at or time(0), tzinfo=tz)
+
+
+def parse_quiet_hours(spec: str) -> tuple[time, time] | None:
+    """"21:00-07:30" → (21:00, 07:30); "off" or "" → None; ValueError when malformed."""
+    spec = spec.strip().lower().replace(" ", "")
+    if spec in ("", "off", "none"):
+        return None
+    start, sep, end = spec.partition("-")
+    if not sep:
+        raise ValueError(spec)
+    return _hhmm(start), _hhmm(end)
+
+
+def _hhmm(text: str) -> time:
+    text = text.replace("h", ":")
+    hours, _, minutes = text.partition(":")
+    if not hours.isdigit() or (minutes and not minutes.isdigit()):
+        raise ValueError(text)
+    h, m = int(hours), int(minutes or 0)
+    if not (0 <= h <= 23 and 0 <= m <= 59):
+        raise ValueError(text)
+    return time(h, m)

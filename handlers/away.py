@@ -21,24 +21,24 @@ def away_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     if until is None and (span := parse_duration(args, words)) is not None:
         until = (now + span).astimezone(ctx.tz())
     if until is None:
-        raise UserError("helpreq.away_date", usage=ctx.t("helpreq.away_usage"))
+        raise UserError("help_requests.away_date", usage=ctx.t("help_requests.away_usage"))
     day = until.date()
     if until <= now:
-        raise UserError("helpreq.away_past", date=day.isoformat())
+        raise UserError("help_requests.away_past", date=day.isoformat())
     if (until - now).days > MAX_DAYS:
-        raise UserError("helpreq.away_too_far", days=MAX_DAYS)
+        raise UserError("help_requests.away_too_far", days=MAX_DAYS)
     store.set_away(ctx.session, ctx.actor.id, until.astimezone(timezone.utc), now)
-    return ctx.reply("helpreq.away_set", private=True, date=day.isoformat())
+    return ctx.reply("help_requests.away_set", private=True, date=day.isoformat())
 
 
 def back_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     if not store.clear_away(ctx.session, ctx.actor.id, ctx.now()):
-        return ctx.reply("helpreq.back_not_away", private=True)
-    return ctx.reply("helpreq.back", private=True)
+        return ctx.reply("help_requests.back_not_away", private=True)
+    return ctx.reply("help_requests.back", private=True)
 
 
 def register(r: Registry) -> None:
-    r.command(CommandSpec("away", "absent", away_command, "helpreq.away_help", "helpreq.away_usage",
+    r.command(CommandSpec("away", "absent", away_command, "help_requests.away_help", "help_requests.away_usage",
                           aliases=("absente", "away until"), group="help", needs_args=True))
-    r.command(CommandSpec("back", "de retour", back_command, "helpreq.back_help", "helpreq.back_usage",
+    r.command(CommandSpec("back", "de retour", back_command, "help_requests.back_help", "help_requests.back_usage",
                           aliases=("retour", "i'm back"), group="help"))

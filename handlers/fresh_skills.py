@@ -10,8 +10,8 @@ from datetime import timedelta
 from sqlalchemy import and_, exists, func, select, update
 
 from bot.context import Ctx, JobCtx, UserError
-from bot.expertise import track_changes
-from bot.notifications import notify
+from handlers.expertise.lookup import track_changes
+from handlers.notifications.budget import notify
 from bot.registry import CommandSpec, Job, Registry
 from bot.text import norm_key, norm_token
 from bot.words import parse_switch

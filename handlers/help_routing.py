@@ -15,7 +15,7 @@ from typing import Collection, Sequence
 from zoneinfo import ZoneInfo
 
 from bot.context import Ctx
-from bot.expertise import Candidate, find_experts, topics_in
+from handlers.expertise.lookup import Candidate, find_experts, topics_in
 from bot.text import extract_hashtags, topic_key
 from store import help_requests as store
 

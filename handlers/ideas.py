@@ -15,8 +15,8 @@ from typing import Sequence
 
 
 from bot.context import Ctx, JobCtx, UserError
-from bot.expertise import topics_in
-from bot.notifications import notify
+from handlers.expertise.lookup import topics_in
+from handlers.notifications.budget import notify
 from bot.registry import CommandSpec, Job, Registry
 from bot.text import extract_hashtags, norm_key, one_line, sanitize, shorten
 from bot.types import Action, Card, Effect, Form, FormField, IncomingMessage, Outbound, Reply

@@ -9,8 +9,8 @@ from datetime import timedelta
 from typing import Sequence
 
 from bot.context import Ctx, UserError
-from bot.expertise import track_changes
-from bot.notifications import notify
+from handlers.expertise.lookup import track_changes
+from handlers.notifications.budget import notify
 from bot.registry import CommandSpec, Registry
 from bot.text import extract_hashtags, one_line
 from bot.types import Card, Effect, IncomingMessage, Reply

@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 
 from bot.context import Ctx, zone
-from bot.expertise import track_changes
+from handlers.expertise.lookup import track_changes
 from bot.registry import Registry
 from bot.types import MembersChanged, ProfileUpdate
 from store import expertise as xstore

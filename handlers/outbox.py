@@ -1,6 +1,6 @@
 """The durable outbox's sweeper (bot/outbox.py): every tick, send the effects a crash left
 unsent or a platform refused for now. Named so it runs after the jobs whose effects it takes
-(jobs run in module order: digests, help_requests, notify_settings… then outbox)."""
+(jobs run in module order: digests, help_requests, notifications… then outbox)."""
 from __future__ import annotations
 
 from datetime import timedelta

@@ -5,9 +5,9 @@ import re
 from datetime import datetime
 
 from bot.context import Ctx, UserError
-from bot.expertise import track_changes
-from bot.expertise.scoring import is_stale
-from bot.expertise.when import ago
+from handlers.expertise.lookup import track_changes
+from handlers.expertise.scoring import is_stale
+from handlers.expertise.when import ago
 from bot.registry import CommandSpec, Registry
 from bot.text import norm_key, norm_token, one_line
 from bot.types import Card, IncomingMessage, Reply

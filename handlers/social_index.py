@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlalchemy import delete
 
 from bot.context import Ctx, UserError
-from bot.notifications import notify
+from handlers.notifications.budget import notify
 from bot.registry import CommandSpec, Registry
 from bot.text import extract_hashtags, norm_key, sanitize, shorten, strip_markers
 from bot.types import (

@@ -1,5 +1,5 @@
 """Skills, aliases and evidence: the writes that feed "who knows X?", and the reads the
-in-memory expertise index (bot/expertise) is built from.
+in-memory expertise index (handlers/expertise) is built from.
 
 Every write that changes what the index should contain bumps the workspace's
 `expertise_version` (so every process rebuilds its index) and appends one batch of

@@ -21,7 +21,7 @@ def main(argv: list[str]) -> int:
     from bot.clock import FixedClock
     from bot.config import Settings
     from bot.context import Services
-    from bot.digests import engine
+    from handlers.digests import engine
     from bot.i18n import Prompts
     from handlers import build_registry
     from store.db import Database

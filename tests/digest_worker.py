@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 if __name__ == "__main__":  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.digests.content import Sources
-from bot.digests.cron import Cron, next_after
+from handlers.digests.content import Sources
+from handlers.digests.cron import Cron, next_after
 from store.db import Database
 from store.models.core import Conversation, ConversationMember, Person, PersonSkill, Role, Skill, Workspace
 from store.models.digests import Digest

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import delete, func, select, update
 
 from bot.core import Bot
-from bot.digests.contribution_source import StoreContributions
+from handlers.digests.contribution_source import StoreContributions
 from bot.types import Outbound, UserRef
 from store.contribution_export import export_person
 from store.models.contribution import Idea, IdeaCampaign, IdeaFollow, IdeaVote
@@ -117,7 +117,7 @@ def test_leaving_the_channel_hides_its_ideas_and_stops_notifications(d: Driver) 
     _like_missing(d, "julien", "idea show 1")
     assert keys(d.say("camille", "#direction", "idea status 1 accepted")) == ["idea.card", "idea.status_changed"]
     d.clock.advance(timedelta(hours=6))
-    told = {e.to.id for e in d.job("notify.flush") if isinstance(e, Outbound) and isinstance(e.to, UserRef)}
+    told = {e.to.id for e in d.job("notifications.flush") if isinstance(e, Outbound) and isinstance(e.to, UserRef)}
     assert "sophie" in told and "thomas" in told and "julien" not in told
 
 

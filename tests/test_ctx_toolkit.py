@@ -90,8 +90,8 @@ def test_number_in_takes_whole_numbers_within_bounds_only(token: str, expected: 
 
 def test_a_superscript_page_or_cap_is_refused_not_an_internal_error(bot: Bot) -> None:
     assert keys(command(bot, "reader", "feed ²")) == ["feed.bad_page"]
-    assert keys(command(bot, "reader", "notifications cap ¹")) == ["notify.bad_cap"]
-    assert keys(command(bot, "reader", "notifications cap 5")) == ["notify.cap_set"]
+    assert keys(command(bot, "reader", "notifications cap ¹")) == ["notifications.bad_cap"]
+    assert keys(command(bot, "reader", "notifications cap 5")) == ["notifications.cap_set"]
 
 
 def test_an_idea_card_speaks_its_channels_language_and_the_answer_the_voters(bot: Bot) -> None:

@@ -8,9 +8,9 @@ import pytest
 
 from bot.clock import FixedClock
 from bot.context import Services
-from bot.digests.content import Content
-from bot.digests.render import render_channel
-from bot.digests.sources import Entry
+from handlers.digests.content import Content
+from handlers.digests.render import render_channel
+from handlers.digests.sources import Entry
 from bot.i18n import Prompts
 from bot.types import Outbound
 from store.models.contribution import HelpRequest, Idea, IdeaVote, Kudos

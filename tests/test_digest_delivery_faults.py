@@ -20,7 +20,7 @@ from adapters.slack.client import Clients, Pacer, SingleToken, transient
 from adapters.slack.sender import META_EVENT, SlackSender
 from bot.context import Services
 from bot.delivery import DeliveryFailed
-from bot.digests import engine
+from handlers.digests import engine
 from bot.types import Outbound
 from store.models.digests import Digest, DigestDelivery
 from tests.conftest import spec_file

@@ -10,8 +10,8 @@ from sqlalchemy import select
 from bot.clock import FixedClock
 from bot.context import Services
 from bot.core import Bot
-from bot.digests import engine
-from bot.digests.content import Sources
+from handlers.digests import engine
+from handlers.digests.content import Sources
 from bot.registry import Job
 from bot.types import Effect, Outbound
 from store.models.digests import DigestDelivery, DigestRun
@@ -165,7 +165,7 @@ def test_missed_runs_beyond_the_grace_window_are_skipped_with_a_log_line(
     digest_id = add_digest(services.db, org, clock.now(), frequency="daily", cron="0 9 * * *")
     add_message(services.db, org, "sales", "sophie", "hello", clock.now() + timedelta(hours=1))
     clock.set(datetime(2026, 11, 26, 16, 0, tzinfo=timezone.utc))  # three daily runs missed, the last by 8 h
-    with caplog.at_level(logging.INFO, logger="bot.digests.engine"):
+    with caplog.at_level(logging.INFO, logger="handlers.digests.engine"):
         assert posts(bot.run_job(job(services))) == []
     assert "missed by more than 6:00:00, skipped" in caplog.text
     from store.models.digests import Digest

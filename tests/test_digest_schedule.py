@@ -9,8 +9,8 @@ import pytest
 from bot.clock import FixedClock
 from bot.context import Services, UserError
 from bot.core import Bot
-from bot.digests.cron import Cron, CronError, next_after, period_key, previous_wall
-from bot.digests.parse import parse_schedule
+from handlers.digests.cron import Cron, CronError, next_after, period_key, previous_wall
+from handlers.digests.parse import parse_schedule
 from bot.types import Outbound
 from tests.digest_worker import add_digest, add_message, seed_org
 

@@ -12,8 +12,8 @@ from sqlalchemy import select
 from bot.clock import FixedClock
 from bot.context import Ctx, Services
 from bot.core import Bot
-from bot.expertise import find_experts, index_for, topics_in
-from bot.expertise.evidence import EvidenceBook
+from handlers.expertise.lookup import find_experts, index_for, topics_in
+from handlers.expertise.evidence import EvidenceBook
 from bot.types import ConversationRef, IncomingMessage, Outbound, ProfileUpdate, UserRef
 from handlers import build_registry
 from store import expertise as xstore

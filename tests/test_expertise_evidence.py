@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from bot.expertise.evidence import (
+from handlers.expertise.evidence import (
     HIDDEN,
     MEMBERS,
     NO_CONVERSATION,
@@ -20,7 +20,7 @@ from bot.expertise.evidence import (
     _best,
     decay_until,
 )
-from bot.expertise.scoring import AGE_BUCKETS, DAY, OLDEST_DECAY
+from handlers.expertise.scoring import AGE_BUCKETS, DAY, OLDEST_DECAY
 
 NOW = 1_800_000_000.0
 CLASSES = {1: PUBLIC, 2: MEMBERS, 3: MEMBERS, 4: HIDDEN}

@@ -6,8 +6,8 @@ import random
 import pytest
 from rapidfuzz import fuzz, process
 
-from bot.expertise.index import ExpertiseIndex, sorted_form
-from bot.expertise.scoring import CLOSE_CUTOFF
+from handlers.expertise.index import ExpertiseIndex, sorted_form
+from handlers.expertise.scoring import CLOSE_CUTOFF
 
 WORDS = ("data", "cloud", "vente", "négociation", "kubernetes", "pricing", "sécurité", "banque", "rgpd", "python",
          "appel", "offres", "design", "mobile", "finance", "santé", "industrie", "robotique", "analytique", "go")

@@ -1,6 +1,6 @@
 """Several worker processes on one database rank "who knows" alike.
 
-Each process keeps evidence in memory (bot/expertise/evidence.py). Evidence another
+Each process keeps evidence in memory (handlers/expertise/evidence.py). Evidence another
 process writes or removes reaches it through the evidence log (store/evidence_log.py)
 without rebuilding its index; a conversation turning public or private rebuilds it.
 Here each "process" is a Bot with its own engine and its own index cache; the last
@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 
 from bot.context import Ctx, Services
 from bot.core import Bot
-from bot.expertise import find_experts
-from bot.expertise.evidence import EvidenceBook
+from handlers.expertise.lookup import find_experts
+from handlers.expertise.evidence import EvidenceBook
 from bot.types import MessageDeleted
 from handlers import build_registry
 from store import evidence_log

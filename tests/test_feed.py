@@ -71,7 +71,7 @@ def test_subscribers_get_one_grouped_ping_per_thread(bot: Bot, clock) -> None:
     post(bot, "bob", "general", "Other thread #pricing")
     clock.advance(timedelta(minutes=6))
     sent = {e.to.id: e.reply for e in bot.run_all_jobs() if isinstance(e, Outbound)}
-    assert sent["reader"].key == "notify.grouped" and sent["reader"].params == {"count": 2}
+    assert sent["reader"].key == "notifications.grouped" and sent["reader"].params == {"count": 2}
     assert "New #pricing grid" in sent["reader"].text and "Other thread" in sent["reader"].text
     assert sent["fan"].key == "social.ping_post" and "console://general/" in sent["fan"].text
     clock.advance(timedelta(minutes=6))

@@ -192,7 +192,7 @@ def test_the_ideas_channel_set_twice_at_once_is_one_setting(bot: Bot) -> None:
 def test_away_submitted_several_times_at_once_is_one_absence(bot: Bot) -> None:
     at_once(bot, [command("hugo", "help")])
     replies = at_once(bot, [command("hugo", "away until 2026-12-07") for _ in range(N)])
-    assert answers(replies) == Counter({"helpreq.away_set": N})
+    assert answers(replies) == Counter({"help_requests.away_set": N})
     assert total(bot, ExpertAway) == 1
     with bot.services.db.session(TENANT, readonly=True) as s:
         hugo = people_store.find_person(s, "hugo")

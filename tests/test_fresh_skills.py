@@ -34,7 +34,7 @@ def _age(d: Driver, handle: str, skill: str, days: int) -> int:
 
 def _pings(d: Driver, handle: str) -> list[Outbound]:
     d.clock.advance(timedelta(minutes=10))
-    return [e for e in d.job("notify.flush") if isinstance(e, Outbound) and isinstance(e.to, UserRef) and e.to.id == handle]
+    return [e for e in d.job("notifications.flush") if isinstance(e, Outbound) and isinstance(e.to, UserRef) and e.to.id == handle]
 
 
 def _skills_of(d: Driver, handle: str) -> dict[str, PersonSkill]:

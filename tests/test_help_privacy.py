@@ -79,11 +79,11 @@ def _route_outsider_directly(d: Driver, handle: str, number: int = 1) -> None:
 def test_routing_from_a_private_channel_reaches_its_members_only(d: Driver) -> None:
     effects = d.say("sophie", "#direction", f"ask {QUESTION}")
     assert _routed(d, 1) == {"thomas"}
-    assert SECRET in _seen_by(effects, "thomas") and outbound(effects, "helpreq.notify.routed").to.id == "thomas"
+    assert SECRET in _seen_by(effects, "thomas") and outbound(effects, "help_requests.notify.routed").to.id == "thomas"
     for handle in OUTSIDERS:
         assert _seen_by(effects, handle) == "" and _pings(d, handle) == []
     # The asker alone is offered the share button, told exactly what outsiders would see.
-    offer = outbound(effects, "helpreq.share_offer")
+    offer = outbound(effects, "help_requests.share_offer")
     assert offer.private_for is not None and offer.private_for.id == "sophie"
     text = everything([offer])
     assert SECRET in text and "Sophie" in text and "ask share 1" in text
@@ -106,12 +106,12 @@ def test_asks_and_ask_show_hide_a_private_request_from_non_members(d: Driver) ->
     _route_outsider_directly(d, "emma")  # even routed by mistake, emma is not a member
     for handle in ("emma", "lea"):
         assert SECRET not in everything(d.say(handle, "#general", "asks"))
-        assert keys(d.say(handle, "#general", "ask show 1")) == ["helpreq.not_found"]
-        assert keys(d.say(handle, "#general", "ask take 1")) == ["helpreq.not_found"]
-        assert keys(d.say(handle, "#general", "ask more 1")) == ["helpreq.not_found"]
+        assert keys(d.say(handle, "#general", "ask show 1")) == ["help_requests.not_found"]
+        assert keys(d.say(handle, "#general", "ask take 1")) == ["help_requests.not_found"]
+        assert keys(d.say(handle, "#general", "ask more 1")) == ["help_requests.not_found"]
     assert SECRET in everything(d.say("julien", "#general", "asks"))  # a member, not even routed
     shown = d.say("julien", "#general", "ask show 1")
-    assert keys(shown) == ["helpreq.shown"] and SECRET in everything(shown)
+    assert keys(shown) == ["help_requests.shown"] and SECRET in everything(shown)
 
 
 def test_similar_answers_come_only_from_requests_the_reader_may_read(d: Driver) -> None:
@@ -132,22 +132,22 @@ def test_escalation_stays_inside_and_offers_the_asker_to_share(d: Driver) -> Non
     d.say("sophie", "#direction", f"ask {QUESTION}")
     d.clock.advance(timedelta(days=1))  # Tuesday 15:00 UTC: 4 working hours in Paris are over
     effects = d.job("help.escalate")
-    assert "helpreq.escalated" in keys(effects)
+    assert "help_requests.escalated" in keys(effects)
     assert SECRET in _seen_by(effects, "julien")
     for handle in ("lea", *OUTSIDERS):
         assert _seen_by(effects, handle) == "" and _pings(d, handle) == []
     assert _routed(d, 1) == {"thomas"}
-    offer = [p for p in _pings(d, "sophie") if p.key == "helpreq.notify.share_offer"]
+    offer = [p for p in _pings(d, "sophie") if p.key == "help_requests.notify.share_offer"]
     assert offer and offer[0].actions[0][1] == "ask share 1"
 
 
 def test_pings_and_their_feed_keep_a_private_request_from_non_members(d: Driver) -> None:
     d.say("sophie", "#direction", f"ask {QUESTION}")
     d.clock.advance(timedelta(hours=1))
-    flushed = d.job("notify.flush")
+    flushed = d.job("notifications.flush")
     for handle in OUTSIDERS:
         assert _pings(d, handle) == [] and _seen_by(flushed, handle) == ""
-    routed = [p for p in _pings(d, "thomas") if p.key == "helpreq.notify.routed"]
+    routed = [p for p in _pings(d, "thomas") if p.key == "help_requests.notify.routed"]
     assert routed and SECRET in routed[0].params["question"]
 
 
@@ -163,43 +163,43 @@ def test_exports_show_a_routed_person_only_requests_they_may_read(d: Driver) -> 
 
 def test_sharing_lets_outside_experts_see_exactly_the_question(d: Driver) -> None:
     d.say("sophie", "#direction", f"ask {QUESTION}")
-    assert keys(d.say("thomas", "#direction", "ask share 1")) == ["helpreq.share_not_asker"]
-    assert keys(d.say("emma", "#general", "ask share 1")) == ["helpreq.not_found"]
-    assert all(_pings(d, h) == [] for h in OUTSIDERS) and keys(d.say("emma", "#general", "ask show 1")) == ["helpreq.not_found"]
+    assert keys(d.say("thomas", "#direction", "ask share 1")) == ["help_requests.share_not_asker"]
+    assert keys(d.say("emma", "#general", "ask share 1")) == ["help_requests.not_found"]
+    assert all(_pings(d, h) == [] for h in OUTSIDERS) and keys(d.say("emma", "#general", "ask show 1")) == ["help_requests.not_found"]
 
     effects = d.say("sophie", "#direction", "ask share 1")
-    assert {"helpreq.shared_post", "helpreq.shared"} <= set(keys(effects))
+    assert {"help_requests.shared_post", "help_requests.shared"} <= set(keys(effects))
     assert _routed(d, 1) == {"thomas", *OUTSIDERS}
     for handle in OUTSIDERS:
         dm = [e for e in effects if isinstance(e, Outbound) and isinstance(e.to, UserRef) and e.to.id == handle]
-        assert [e.reply.key for e in dm] == ["helpreq.notify.shared"]
+        assert [e.reply.key for e in dm] == ["help_requests.notify.shared"]
         text = dm[0].reply.text
         assert SECRET in text and "Sophie" in text and "direction" not in text  # no link into the channel
     with d.session() as s:
         req = s.scalar(select(HelpRequest).where(HelpRequest.number == 1))
         assert req.shared_at == d.clock.now() and req.shared_by == _person(s, "sophie").id
-    assert keys(d.say("sophie", "#direction", "ask share 1")) == ["helpreq.already_shared"]
+    assert keys(d.say("sophie", "#direction", "ask share 1")) == ["help_requests.already_shared"]
 
     # Emma may now read the question, taking it tells her to answer Sophie directly; not the answer.
     shown = d.say("emma", "dm", "ask show 1")
-    assert keys(shown) == ["helpreq.shown"] and SECRET in everything(shown) and "direction" not in everything(shown)
+    assert keys(shown) == ["help_requests.shown"] and SECRET in everything(shown) and "direction" not in everything(shown)
     taken = d.say("emma", "dm", "ask take 1")
-    assert "helpreq.taken_outside" in keys(taken)
+    assert "help_requests.taken_outside" in keys(taken)
     d.say("sophie", "#direction", "ask resolve 1 Lazard escrow template, see the board minutes")
     assert "board minutes" not in everything(d.say("emma", "dm", "ask show 1"))
-    assert keys(d.say("lea", "#general", "ask show 1")) == ["helpreq.not_found"]  # shared with routed experts only
+    assert keys(d.say("lea", "#general", "ask show 1")) == ["help_requests.not_found"]  # shared with routed experts only
 
 
 def test_a_public_request_needs_no_sharing(d: Driver) -> None:
     d.say("sophie", "#sales", "ask Escrow structure for Airbus? #escrow")
-    assert keys(d.say("sophie", "#sales", "ask share 1")) == ["helpreq.share_not_needed"]
+    assert keys(d.say("sophie", "#sales", "ask share 1")) == ["help_requests.share_not_needed"]
 
 
 def test_a_request_in_a_dm_with_the_bot_is_routed_and_read_by_its_experts_only(d: Driver) -> None:
     effects = d.say("sophie", "dm", f"ask {QUESTION}")
     routed = _routed(d, 1)
-    assert routed == {"thomas", *OUTSIDERS} and "helpreq.share_offer" not in keys(effects)
+    assert routed == {"thomas", *OUTSIDERS} and "help_requests.share_offer" not in keys(effects)
     assert all(SECRET in _seen_by(effects, h) for h in routed)
-    assert keys(d.say("emma", "#general", "ask show 1")) == ["helpreq.shown"]
-    assert keys(d.say("lea", "#general", "ask show 1")) == ["helpreq.not_found"]
+    assert keys(d.say("emma", "#general", "ask show 1")) == ["help_requests.shown"]
+    assert keys(d.say("lea", "#general", "ask show 1")) == ["help_requests.not_found"]
     assert SECRET not in everything(d.say("lea", "#general", "asks"))

@@ -58,13 +58,13 @@ def test_working_hours_in_the_channel_time_zone(start: datetime, hours: float, e
 
 def test_route_skips_the_asker_and_people_away_and_rotates_among_equals(d: Driver) -> None:
     _skilled(d)
-    assert keys(d.say("hugo", "#engineering", "away until 2026-12-01")) == ["helpreq.away_set"]
-    assert keys(d.say("hugo", "#engineering", "away until 2026-11-01")) == ["helpreq.away_past"]
-    assert keys(d.say("lucas", "#engineering", "ask How to tune quantum annealing? #quantumannealing")) == ["helpreq.card"]
+    assert keys(d.say("hugo", "#engineering", "away until 2026-12-01")) == ["help_requests.away_set"]
+    assert keys(d.say("hugo", "#engineering", "away until 2026-11-01")) == ["help_requests.away_past"]
+    assert keys(d.say("lucas", "#engineering", "ask How to tune quantum annealing? #quantumannealing")) == ["help_requests.card"]
     first = _routed(d, 1)
     assert "lucas" not in first and "hugo" not in first and set(first) == {"emma", "nathan"}
-    assert keys(d.say("hugo", "#engineering", "back")) == ["helpreq.back"]
-    assert keys(d.say("hugo", "#engineering", "back")) == ["helpreq.back_not_away"]
+    assert keys(d.say("hugo", "#engineering", "back")) == ["help_requests.back"]
+    assert keys(d.say("hugo", "#engineering", "back")) == ["help_requests.back_not_away"]
     d.say("thomas", "#engineering", "ask Quantum annealing schedules? #quantumannealing")
     second = _routed(d, 2)
     assert set(second[:2]) == {"hugo", "lucas"} and len(second) == 3  # never-asked ones first, then the least recent
@@ -76,7 +76,7 @@ def test_weekly_cap_protects_experts(d: Driver, settings) -> None:  # type: igno
     for i in range(3):
         d.say("thomas", "#engineering", f"ask Quantum annealing question {i} #quantumannealing")
     assert _routed(d, 1) and _routed(d, 2) and _routed(d, 3) == []
-    assert "helpreq.no_experts" not in everything(d.say("thomas", "#engineering", "ask show 3"))
+    assert "help_requests.no_experts" not in everything(d.say("thomas", "#engineering", "ask show 3"))
     d.clock.advance(timedelta(days=8))
     d.say("thomas", "#engineering", "ask Quantum annealing question again #quantumannealing")
     assert set(_routed(d, 4)) == {"emma", "nathan"}  # a new week
@@ -88,33 +88,33 @@ def test_experts_who_refuse_mentions_get_a_dm_not_a_ping(d: Driver) -> None:
         s.execute(update(Person).where(Person.handle == "emma").values(accepts_mentions=False))
     d.clock.advance(timedelta(hours=6))  # 15:00 UTC: nobody's quiet hours
     effects = d.say("thomas", "#engineering", "ask Quantum annealing for routing? #quantumannealing")
-    card = outbound(effects, "helpreq.card")
+    card = outbound(effects, "help_requests.card")
     text = everything([card])
     assert ping_marker("nathan") in text and ping_marker("emma") not in text and "Emma" in text
     dms = [e for e in effects if isinstance(e, Outbound) and isinstance(e.to, UserRef)]
-    assert [e.to.id for e in dms] == ["emma"] and dms[0].reply.key == "helpreq.notify.routed"
+    assert [e.to.id for e in dms] == ["emma"] and dms[0].reply.key == "help_requests.notify.routed"
     assert "console://engineering/" in dms[0].reply.text  # a link back to the question
 
 
 def test_shortcut_answers_in_the_source_thread_once(d: Driver) -> None:
     ask = dict(via="shortcut", source_id="1700000000.000100", source_text="Who knows #terraform modules well?",
                source_permalink="console://engineering/1700000000.000100")
-    card = outbound(d.say("emma", "#engineering", "ask", **ask), "helpreq.card")  # type: ignore[arg-type]
+    card = outbound(d.say("emma", "#engineering", "ask", **ask), "help_requests.card")  # type: ignore[arg-type]
     assert card.thread_id == "1700000000.000100" and card.anchor == "help:1"
-    assert keys(d.say("emma", "#engineering", "ask", **ask)) == ["helpreq.already_asked"]  # type: ignore[arg-type]
+    assert keys(d.say("emma", "#engineering", "ask", **ask)) == ["help_requests.already_asked"]  # type: ignore[arg-type]
     reply_in_thread = dict(ask, source_id="1700000000.000200", thread_id="1700000000.000100")
-    assert outbound(d.say("hugo", "#engineering", "ask", **reply_in_thread), "helpreq.card").thread_id == "1700000000.000100"  # type: ignore[arg-type]
-    assert keys(d.say("emma", "#engineering", "ask")) == ["helpreq.form"]
+    assert outbound(d.say("hugo", "#engineering", "ask", **reply_in_thread), "help_requests.card").thread_id == "1700000000.000100"  # type: ignore[arg-type]
+    assert keys(d.say("emma", "#engineering", "ask")) == ["help_requests.form"]
     assert keys(d.say("emma", "#engineering", "ask", via="form", form_values={"question": "Any #python linter tips?"})) == [
-        "helpreq.card"]
+        "help_requests.card"]
 
 
 def test_help_channel_messages_become_requests_once_and_thread_replies_stop_escalation(d: Driver) -> None:
     assert keys(d.say("lucas", "#support", "help channel #support on 2h")) == ["error.not_allowed"]
-    assert keys(d.say("camille", "#support", "help channel #support on 2h")) == ["helpreq.channel_on"]
+    assert keys(d.say("camille", "#support", "help channel #support on 2h")) == ["help_requests.channel_on"]
     msg = d.message("hugo", "#support", "Customer asks about #RGPD data retention, any pointer?", addressed=False,
                     via="message", msg_id="s-1")
-    assert keys(d.bot.handle(msg)) == ["helpreq.card"]
+    assert keys(d.bot.handle(msg)) == ["help_requests.card"]
     assert d.bot.handle(msg) == []  # redelivered by the platform: no second request
     assert keys(d.say("hugo", "#support", "ok", addressed=False, via="message")) == []  # too short to be a question
     d.say("hugo", "#support", "Thanks, any news?", addressed=False, via="message", thread_id="s-1")  # the asker: not an answer
@@ -150,30 +150,30 @@ def test_escalation_happens_once_across_two_processes(d: Driver, services: Servi
     job = next(j for j in other.registry.jobs if j.name == "help.escalate")
     effects = d.job("help.escalate") + other.run_job(job) + d.job("help.escalate")
     other_db.dispose()
-    assert keys(effects).count("helpreq.escalated") == 1  # request 2 was taken: never escalated
-    post = outbound(effects, "helpreq.escalated")
+    assert keys(effects).count("help_requests.escalated") == 1  # request 2 was taken: never escalated
+    post = outbound(effects, "help_requests.escalated")
     assert ping_marker("sophie") in post.reply.text and post.to.id == "sales"
-    assert outbound(effects, "helpreq.card").anchor == "help:1"
+    assert outbound(effects, "help_requests.card").anchor == "help:1"
     assert any(isinstance(e, Outbound) and isinstance(e.to, UserRef) and e.to.id == "sophie" for e in effects)
     assert len(_routed(d, 1)) > 3  # widened to the next experts
 
 
 def test_resolve_records_the_answer_evidence_and_one_click_thanks(d: Driver) -> None:
     d.say("sophie", "#sales", "ask Who answered an aeronautics tender? #appeloffres")
-    assert keys(d.say("sophie", "#sales", "ask thank 1")) == ["helpreq.thank_no_helper"]
+    assert keys(d.say("sophie", "#sales", "ask thank 1")) == ["help_requests.thank_no_helper"]
     d.say("lucas", "#sales", "ask take 1")
-    assert keys(d.say("emma", "#sales", "ask resolve 1 whatever")) == ["helpreq.resolve_not_allowed"]
-    form = outbound(d.say("lucas", "#sales", "ask resolve 1"), "helpreq.resolve_form").reply.form
+    assert keys(d.say("emma", "#sales", "ask resolve 1 whatever")) == ["help_requests.resolve_not_allowed"]
+    form = outbound(d.say("lucas", "#sales", "ask resolve 1"), "help_requests.resolve_form").reply.form
     assert form is not None and form.submit_command == "ask resolve 1"
     done = d.say("lucas", "#sales", "ask resolve 1", via="form",
                  form_values={"answer": "Use the 2025 Airbus template", "helper": ""})
-    assert keys(done) == ["helpreq.card", "helpreq.resolved_post", "helpreq.resolved_by_helper"]
-    assert keys(d.say("sophie", "#sales", "ask resolve 1 again")) == ["helpreq.already_resolved"]
+    assert keys(done) == ["help_requests.card", "help_requests.resolved_post", "help_requests.resolved_by_helper"]
+    assert keys(d.say("sophie", "#sales", "ask resolve 1 again")) == ["help_requests.already_resolved"]
     with d.session() as s:
         lucas = s.scalar(select(Person).where(Person.handle == "lucas"))
         evidence = s.scalars(select(Evidence).where(Evidence.person_id == lucas.id, Evidence.kind == "help")).all()
         assert {e.topic_key for e in evidence} >= {"appeloffres"} and all(e.source_ref == "help:1" for e in evidence)
-    assert keys(d.say("lucas", "#sales", "ask thank 1")) == ["helpreq.thank_not_asker"]
+    assert keys(d.say("lucas", "#sales", "ask thank 1")) == ["help_requests.thank_not_asker"]
     assert keys(d.say("sophie", "#sales", "ask thank 1")) == ["kudos.card"]
     with d.session() as s:
         assert len(s.scalars(select(Kudos).where(Kudos.help_request_id.is_not(None))).all()) == 1
@@ -188,7 +188,7 @@ def test_answers_from_a_private_channel_are_not_offered_elsewhere(d: Driver) -> 
     assert "12% cut" not in everything(public)
     same_room = d.say("thomas", "#direction", "ask Budget for the #pricing reorganisation again?")
     assert "12% cut" in everything(same_room)
-    assert keys(d.say("lea", "#general", "ask show 3")) == ["helpreq.not_found"]  # not a member of #direction
-    assert keys(d.say("thomas", "#general", "ask show 3")) == ["helpreq.shown"]
+    assert keys(d.say("lea", "#general", "ask show 3")) == ["help_requests.not_found"]  # not a member of #direction
+    assert keys(d.say("thomas", "#general", "ask show 3")) == ["help_requests.shown"]
     assert "reorganisation again" not in everything(d.say("lea", "#general", "asks"))
     assert "reorganisation again" in everything(d.say("julien", "#general", "asks"))

@@ -58,7 +58,7 @@ def test_french_millions_take_de(prompts: Prompts) -> None:
 def test_durations_and_fractions(prompts: Prompts) -> None:
     assert [prompts.t("en", "people.ago.weeks", n=n) for n in (1, 3)] == ["1 week ago", "3 weeks ago"]
     assert [prompts.t("fr", "people.ago.years", n=n) for n in (1, 3)] == ["il y a 1 an", "il y a 3 ans"]
-    half = {lang: prompts.t(lang, "helpreq.channel_on", channel="#support", hours=0.5) for lang in ("en", "fr")}
+    half = {lang: prompts.t(lang, "help_requests.channel_on", channel="#support", hours=0.5) for lang in ("en", "fr")}
     assert half["en"].endswith("after 0.5 working hours.") and half["fr"].endswith("après 0,5 heure ouvrée.")
 
 
@@ -70,17 +70,17 @@ def test_identifiers_are_not_grouped_but_counts_are(prompts: Prompts) -> None:
 
 def test_dates_and_times_are_written_in_the_reader_s_language(prompts: Prompts) -> None:
     midnight = datetime(2026, 12, 7, 0, 0, tzinfo=ZoneInfo("Europe/Paris"))
-    assert prompts.t("en", "notify.snoozed_until", when=midnight) == "snoozed until Mon 7 Dec 00:00"
-    assert prompts.t("fr", "notify.snoozed_until", when=midnight) == "en pause jusqu'au lun. 7 déc. 00:00"
+    assert prompts.t("en", "notifications.snoozed_until", when=midnight) == "snoozed until Mon 7 Dec 00:00"
+    assert prompts.t("fr", "notifications.snoozed_until", when=midnight) == "en pause jusqu'au lun. 7 déc. 00:00"
     # the caller converts to the reader's zone; the prompt shows the value's own wall clock
-    assert prompts.t("en", "notify.snoozed_until", when=midnight.astimezone(timezone.utc)) == "snoozed until Sun 6 Dec 23:00"
+    assert prompts.t("en", "notifications.snoozed_until", when=midnight.astimezone(timezone.utc)) == "snoozed until Sun 6 Dec 23:00"
     since = date(2026, 11, 2)
     assert "last confirmed on Mon 2 Nov 2026." in prompts.t("en", "fresh.still_true", skill="SEO", since=since)
     assert "Dernière confirmation le lun. 2 nov. 2026." in prompts.t("fr", "fresh.still_true", skill="SEO", since=since)
 
 
 def test_plain_strings_stay_as_they_are(prompts: Prompts) -> None:
-    assert prompts.t("fr", "notify.snoozed_until", when="demain 9h") == "en pause jusqu'au demain 9h"
+    assert prompts.t("fr", "notifications.snoozed_until", when="demain 9h") == "en pause jusqu'au demain 9h"
     assert prompts.t("en", "social.followers_count", name="Lucas", count="3") == "Lucas has 3 followers."
 
 

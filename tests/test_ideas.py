@@ -91,7 +91,7 @@ def test_status_workflow_roles_reason_and_notifications(d: Driver) -> None:
     assert "not this year" in everything(changed)
     assert keys(d.say("camille", "#general", "idea status 1 accepted")) == ["idea.status_final"]
     d.clock.advance(timedelta(minutes=10))
-    dms = [e for e in d.job("notify.flush") if isinstance(e, Outbound)]
+    dms = [e for e in d.job("notifications.flush") if isinstance(e, Outbound)]
     told = {e.to.id for e in dms if isinstance(e.to, UserRef)}
     assert {"thomas", "julien", "hugo"} <= told and "camille" not in told  # not the one who changed it
     assert all("not this year" in e.reply.text for e in dms if e.to.id in ("julien", "hugo"))  # type: ignore[union-attr]
@@ -108,7 +108,7 @@ def test_anonymous_author_is_hidden_everywhere_but_the_audited_lookup(d: Driver)
     seen += d.say("thomas", "#general", "idea show 1")
     seen += d.say("hugo", "#general", "idea Quiet rooms on every floor #wellbeing")  # the duplicate offer lists it
     d.clock.advance(timedelta(minutes=10))
-    seen += [e for e in d.job("notify.flush") if isinstance(e, Outbound) and e.to.id != "lea"]  # type: ignore[union-attr]
+    seen += [e for e in d.job("notifications.flush") if isinstance(e, Outbound) and e.to.id != "lea"]  # type: ignore[union-attr]
     text = everything(seen)
     assert "Quiet room" in text and ANON not in text and "Léa" not in text and "lea" not in text.replace("Release", "")
     assert keys(d.say("thomas", "#general", "idea author 1")) == ["error.not_allowed"]

@@ -43,7 +43,7 @@ def test_card_dms_and_refusals(d: Driver) -> None:
     assert keys(d.say("thomas", "#engineering", "thanks @nobody for the help")) == ["error.unknown_person"]
     assert keys(d.say("thomas", "#engineering", "thanks @causette for the help")) == ["kudos.bot"]
     d.clock.advance(timedelta(minutes=10))
-    dms = [e for e in d.job("notify.flush") if isinstance(e, Outbound) and isinstance(e.to, UserRef)]
+    dms = [e for e in d.job("notifications.flush") if isinstance(e, Outbound) and isinstance(e.to, UserRef)]
     assert {e.to.id for e in dms if e.reply.key == "kudos.notify.received"} == {"lucas", "emma"}
 
 

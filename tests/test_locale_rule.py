@@ -147,7 +147,7 @@ def test_french_person_in_an_english_channel_on_slack(bot: Bot) -> None:
         confirmation = slack.run_step(Step("sophie", "#general", "idea Quieter meeting rooms"))
     finally:
         slack.close()
-    assert [s.key for s in card] == ["helpreq.card"] and "Help request #1" in card[0].text
+    assert [s.key for s in card] == ["help_requests.card"] and "Help request #1" in card[0].text
     assert "idea.posted" in [s.key for s in confirmation]
     assert "Merci ! Votre idée #1" in next(s.text for s in confirmation if s.key == "idea.posted")
 
@@ -157,7 +157,7 @@ def test_french_person_in_an_english_channel_on_teams(bot: Bot) -> None:
     card = h.run_step(Step("sophie", "#general", "ask Any template for an aeronautics tender?"))
     h.adapter.activity_buffer.clear()
     confirmation = h.run_step(Step("sophie", "#general", "idea Quieter meeting rooms"))
-    assert [s.key for s in card] == ["helpreq.card"] and "Help request #1" in card[0].text
+    assert [s.key for s in card] == ["help_requests.card"] and "Help request #1" in card[0].text
     assert "Merci ! Votre idée #1" in next(s.text for s in confirmation if s.key == "idea.posted")
     sent = teams_sent(h)
     assert any(conv == "a:dm-sophie" and "Merci" in text for conv, text in sent)

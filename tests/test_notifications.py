@@ -7,7 +7,7 @@ from functools import partial
 
 import pytest
 
-from bot import notifications as notif
+from handlers.notifications import budget as notif
 from bot.context import Ctx, Services
 from bot.core import Bot
 from bot.types import Action, Outbound, UserRef
@@ -30,7 +30,7 @@ def _person(services: Services, handle: str, tz: str = "Europe/Paris", locale: s
         return p.id
 
 
-def _notify(services: Services, person_id: int, key: str = "notify.single_title", **kw: object) -> list:
+def _notify(services: Services, person_id: int, key: str = "notifications.single_title", **kw: object) -> list:
     with services.db.session(TENANT) as s:
         person = s.get(Person, person_id)
         ctx = Ctx.for_person(services, s, s.get(Workspace, TENANT), person)
@@ -38,20 +38,20 @@ def _notify(services: Services, person_id: int, key: str = "notify.single_title"
 
 
 def _flush(bot: Bot) -> list[Outbound]:
-    job = next(j for j in bot.registry.jobs if j.name == "notify.flush")
+    job = next(j for j in bot.registry.jobs if j.name == "notifications.flush")
     return [e for e in bot.run_job(job) if isinstance(e, Outbound)]
 
 
 def test_pings_are_grouped_into_one_dm_after_the_window(bot: Bot, services: Services, clock) -> None:
     alice = _person(services, "alice")
-    assert _notify(services, alice, "notify.grouped", params={"count": 1}, thread_key="t1") == []
+    assert _notify(services, alice, "notifications.grouped", params={"count": 1}, thread_key="t1") == []
     clock.advance(timedelta(minutes=1))
-    assert _notify(services, alice, "notify.more", params={"count": 7}, thread_key="t2") == []
+    assert _notify(services, alice, "notifications.more", params={"count": 7}, thread_key="t2") == []
     clock.advance(timedelta(minutes=2))
     assert _flush(bot) == []  # oldest ping waited 3 of 5 minutes
     clock.advance(timedelta(minutes=2))
     sent = _flush(bot)
-    assert len(sent) == 1 and sent[0].reply.key == "notify.grouped" and sent[0].reply.params == {"count": 2}
+    assert len(sent) == 1 and sent[0].reply.key == "notifications.grouped" and sent[0].reply.params == {"count": 2}
     assert isinstance(sent[0].to, UserRef) and sent[0].to.id == "alice"
     assert "7 more" in sent[0].reply.text
     clock.advance(timedelta(minutes=10))
@@ -64,7 +64,7 @@ def test_same_thread_pings_once_ever(bot: Bot, services: Services, clock) -> Non
     _notify(services, alice, params={}, thread_key="idea:1")
     clock.advance(timedelta(minutes=6))
     sent = _flush(bot)
-    assert [e.reply.key for e in sent] == ["notify.single_title"]
+    assert [e.reply.key for e in sent] == ["notifications.single_title"]
     _notify(services, alice, params={}, thread_key="idea:1")
     clock.advance(timedelta(minutes=6))
     assert _flush(bot) == []
@@ -88,9 +88,9 @@ def test_daily_cap_drops_the_rest_and_counts_urgent_pings(bot: Bot, services: Se
     alice = _person(services, "alice")
     with services.db.session(TENANT) as s:
         queue.settings_for_update(s, alice).daily_cap = 3
-    urgent = _notify(services, alice, "notify.grouped", params={"count": 9}, urgent=True,
-                     actions=(Action("notify.single_title", "feed"),))
-    assert len(urgent) == 1 and urgent[0].reply.key == "notify.grouped"
+    urgent = _notify(services, alice, "notifications.grouped", params={"count": 9}, urgent=True,
+                     actions=(Action("notifications.single_title", "feed"),))
+    assert len(urgent) == 1 and urgent[0].reply.key == "notifications.grouped"
     assert urgent[0].reply.card is not None and urgent[0].reply.card.actions[0].label == "For you"
     for i in range(4):
         _notify(services, alice, params={}, thread_key=f"x{i}")
@@ -109,20 +109,20 @@ def test_snooze_command_holds_pings_and_off_releases_them(bot: Bot, services: Se
 
     say = partial(driver.say, bot, "alice", "dm", tenant=TENANT, via="message", mark_mentions=False)
 
-    assert [e.reply.key for e in say("snooze 2h")] == ["notify.snooze_set"]
+    assert [e.reply.key for e in say("snooze 2h")] == ["notifications.snooze_set"]
     _notify(services, alice, params={}, thread_key="s1")
     clock.advance(timedelta(minutes=30))
     assert _flush(bot) == []
-    assert [e.reply.key for e in say("snooze off")] == ["notify.snooze_off"]
+    assert [e.reply.key for e in say("snooze off")] == ["notifications.snooze_off"]
     clock.advance(timedelta(minutes=1))
     assert len(_flush(bot)) == 1
-    assert [e.reply.key for e in say("snooze whenever")] == ["notify.bad_snooze"]
-    assert [e.reply.key for e in say("snooze until monday")] == ["notify.snooze_set"]
+    assert [e.reply.key for e in say("snooze whenever")] == ["notifications.bad_snooze"]
+    assert [e.reply.key for e in say("snooze until monday")] == ["notifications.snooze_set"]
     assert "Mon 30 Nov 00:00" in say("notifications")[0].reply.text
-    assert [e.reply.key for e in say("notifications cap 5")] == ["notify.cap_set"]
-    assert [e.reply.key for e in say("notifications cap lots")] == ["notify.bad_cap"]
-    assert [e.reply.key for e in say("quiet hours 21:00-07:30")] == ["notify.quiet_set"]
-    assert [e.reply.key for e in say("quiet hours 25:00-07:30")] == ["notify.bad_quiet"]
+    assert [e.reply.key for e in say("notifications cap 5")] == ["notifications.cap_set"]
+    assert [e.reply.key for e in say("notifications cap lots")] == ["notifications.bad_cap"]
+    assert [e.reply.key for e in say("quiet hours 21:00-07:30")] == ["notifications.quiet_set"]
+    assert [e.reply.key for e in say("quiet hours 25:00-07:30")] == ["notifications.bad_quiet"]
     shown = say("notifications")[0].reply
     assert shown.params["cap"] == 5 and shown.params["quiet"] == "21:00-07:30"
 

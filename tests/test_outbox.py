@@ -133,7 +133,7 @@ def test_a_command_records_its_replies_in_its_own_transaction(bot: Bot, services
 
 def test_a_ping_whose_dm_got_a_5xx_is_retried_not_lost(bot: Bot, services: Services) -> None:
     alice = _person(services, "alice")
-    _notify(services, alice, "notify.grouped", params={"count": 1}, thread_key="t1")
+    _notify(services, alice, "notifications.grouped", params={"count": 1}, thread_key="t1")
     services.clock.advance(timedelta(minutes=6))  # type: ignore[attr-defined]
     delivered: list[Outbound] = []
     failing = [True]
@@ -150,5 +150,5 @@ def test_a_ping_whose_dm_got_a_5xx_is_retried_not_lost(bot: Bot, services: Servi
     services.clock.advance(timedelta(minutes=1))  # type: ignore[attr-defined]
     bot.run_all_jobs()
     bot.run_all_jobs()
-    assert [(d.to.id, d.reply.key) for d in delivered] == [("alice", "notify.grouped")]
+    assert [(d.to.id, d.reply.key) for d in delivered] == [("alice", "notifications.grouped")]
     assert store.pending_count(services.db) == 0

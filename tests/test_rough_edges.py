@@ -146,7 +146,7 @@ def test_an_escalation_names_animators_as_animators(d: Driver) -> None:
     assert keys(d.say("camille", "#sales", "rôle retirer @sophie référent #sales")) == ["roles.removed"]
     d.say("thomas", "#sales", "ask Multi-year #pricing grid for Airbus?")
     d.clock.advance(timedelta(hours=4, minutes=5))
-    post = outbound(d.job("help.escalate"), "helpreq.escalated")
+    post = outbound(d.job("help.escalate"), "help_requests.escalated")
     assert post.to.id == "sales"  # a French channel
     assert f"Nous sollicitons : {ping_marker('julien')} (animateur)." in post.reply.text
     assert "Référents" not in post.reply.text

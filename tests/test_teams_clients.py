@@ -44,7 +44,7 @@ def test_replies_concurrent_turns_and_proactive_sends_share_one_connector_client
             statuses = await asyncio.gather(*(post(url, personal_message(service, TENANT, f"29:u{i}", "help", f"k{i + 2}"))
                                               for i in range(8)))
             await mock.wait_for(9)
-            await asyncio.to_thread(outbox.send, [Outbound(Reply("Your reminder", key="notify.test"),
+            await asyncio.to_thread(outbox.send, [Outbound(Reply("Your reminder", key="notifications.test"),
                                                            UserRef("teams", TENANT, "29:ana", "Ana"))])
             await mock.wait_for(10)
             assert all(s in (200, 201) for s in statuses)

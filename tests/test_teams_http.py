@@ -284,7 +284,7 @@ def test_proactive_delivery_from_stored_reference_after_restart(settings: Settin
             channel = ConversationRef("teams", TENANT, "19:team@thread.tacv2", "public")
             person = UserRef("teams", TENANT, "29:ana", "Ana")
             effects = [Outbound(Reply("Weekly digest", key="digest.test"), channel, anchor="digest:1"),
-                       Outbound(Reply("Your reminder", key="notify.test"), person),
+                       Outbound(Reply("Your reminder", key="notifications.test"), person),
                        Outbound(Reply("Weekly digest, updated", key="digest.test"), channel, anchor="digest:1")]
             await asyncio.to_thread(outbox.send, effects)  # as the scheduler thread does
             await mock.wait_for(before + 3)

@@ -236,7 +236,7 @@ def test_the_real_jobs_honour_their_periods(bot: Bot, clock: FixedClock) -> None
     bot.tick(t + timedelta(minutes=5))
     after = {name: row.last_started_at for name, row in job_runs(bot).items()}
     frequent = {job.name for job in bot.registry.jobs if job.every <= timedelta(minutes=5)}
-    assert {"digests", "notify.flush", "help.escalate"} <= frequent
+    assert {"digests", "notifications.flush", "help.escalate"} <= frequent
     assert {n for n in after if after[n] != t} == frequent
     assert after["store.analyze"] == after["store.evidence_log"] == after["social.retention"] == t
 

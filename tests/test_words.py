@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from bot.core import Bot
-from bot.digests.cron import Cron, cron_weekday, next_after, weekday_of_cron
-from bot.digests.parse import describe, parse_schedule
+from handlers.digests.cron import Cron, cron_weekday, next_after, weekday_of_cron
+from handlers.digests.parse import describe, parse_schedule
 from bot.i18n import Prompts
 from bot.words import (Vocabulary, parse_duration, parse_month, parse_switch, parse_time, parse_timezone,
                        parse_weekday, parse_when, vocabulary)
@@ -148,46 +148,46 @@ def person(d: Driver, handle: str) -> Person:
 
 
 def test_quiet_hours_accept_every_off_word(d: Driver) -> None:
-    assert keys(d.say("emma", "dm", "heures calmes 22h-7h")) == ["notify.quiet_set"]
+    assert keys(d.say("emma", "dm", "heures calmes 22h-7h")) == ["notifications.quiet_set"]
     for text in ("heures calmes non", "quiet hours disable", "heures calmes désactiver", "notifications quiet aucun"):
         reply = d.say("emma", "dm", text)
-        assert keys(reply) == ["notify.quiet_cleared"], text
+        assert keys(reply) == ["notifications.quiet_cleared"], text
     emma = person(d, "emma")
     with d.session() as s:
         assert queue.settings_for_update(s, emma.id).quiet_hours == "off"
-    assert keys(d.say("emma", "dm", "heures calmes peut-être")) == ["notify.bad_quiet"]
+    assert keys(d.say("emma", "dm", "heures calmes peut-être")) == ["notifications.bad_quiet"]
 
 
 def test_snooze_reads_the_same_dates_and_off_words(d: Driver) -> None:
     emma = person(d, "emma")
-    assert keys(d.say("emma", "dm", "pause jusqu'au 1er décembre")) == ["notify.snooze_set"]
+    assert keys(d.say("emma", "dm", "pause jusqu'au 1er décembre")) == ["notifications.snooze_set"]
     with d.session() as s:
         until = queue.settings_for_update(s, emma.id).snooze_until
     assert until is not None and until.astimezone(ZoneInfo(emma.tz or "UTC")).date().isoformat() == "2026-12-01"
-    assert keys(d.say("emma", "dm", "snooze for 2 hours")) == ["notify.snooze_set"]
-    assert keys(d.say("emma", "dm", "pause non")) == ["notify.snooze_off"]
-    assert keys(d.say("emma", "dm", "snooze disable")) == ["notify.snooze_off"]
-    assert keys(d.say("emma", "dm", "snooze until 2025-01-01")) == ["notify.bad_snooze"]  # past
-    assert keys(d.say("emma", "dm", "pause 3 mois")) == ["notify.bad_snooze"]
+    assert keys(d.say("emma", "dm", "snooze for 2 hours")) == ["notifications.snooze_set"]
+    assert keys(d.say("emma", "dm", "pause non")) == ["notifications.snooze_off"]
+    assert keys(d.say("emma", "dm", "snooze disable")) == ["notifications.snooze_off"]
+    assert keys(d.say("emma", "dm", "snooze until 2025-01-01")) == ["notifications.bad_snooze"]  # past
+    assert keys(d.say("emma", "dm", "pause 3 mois")) == ["notifications.bad_snooze"]
 
 
 def test_away_until_a_french_date(d: Driver) -> None:
     hugo = person(d, "hugo")
     reply = d.say("hugo", "dm", "absent jusqu'au 15 décembre")
-    assert keys(reply) == ["helpreq.away_set"] and "2026-12-15" in everything(reply)
+    assert keys(reply) == ["help_requests.away_set"] and "2026-12-15" in everything(reply)
     with d.session() as s:
         until = help_store.away_until(s, hugo.id, d.clock.now())
     assert until is not None and until.astimezone(ZoneInfo(hugo.tz or "UTC")) == datetime(2026, 12, 15, tzinfo=ZoneInfo(hugo.tz or "UTC"))
     for text in ("away until December 20", "away until 2026-12-01", "absent jusqu'au 20/12/2026 (vacances)",
                  "away in 2 weeks", "absent lundi"):
-        assert keys(d.say("hugo", "dm", text)) == ["helpreq.away_set"], text
+        assert keys(d.say("hugo", "dm", text)) == ["help_requests.away_set"], text
 
 
 def test_away_refuses_past_far_and_unreadable_dates(d: Driver) -> None:
-    assert keys(d.say("hugo", "dm", "away until 2025-12-15")) == ["helpreq.away_past"]
-    assert keys(d.say("hugo", "dm", "absent jusqu'au 15/12/2025")) == ["helpreq.away_past"]
-    assert keys(d.say("hugo", "dm", "away until 2030-01-01")) == ["helpreq.away_too_far"]
-    assert keys(d.say("hugo", "dm", "absent jusqu'à la saint-glinglin")) == ["helpreq.away_date"]
+    assert keys(d.say("hugo", "dm", "away until 2025-12-15")) == ["help_requests.away_past"]
+    assert keys(d.say("hugo", "dm", "absent jusqu'au 15/12/2025")) == ["help_requests.away_past"]
+    assert keys(d.say("hugo", "dm", "away until 2030-01-01")) == ["help_requests.away_too_far"]
+    assert keys(d.say("hugo", "dm", "absent jusqu'à la saint-glinglin")) == ["help_requests.away_date"]
     with d.session() as s:
         assert help_store.away_ids(s, d.clock.now()) == set()
 
@@ -204,8 +204,8 @@ def test_privacy_takes_enable_and_disable(d: Driver) -> None:
 
 
 def test_help_channel_and_mentions_take_the_same_words(d: Driver) -> None:
-    assert keys(d.say("camille", "#sales", "help channel #sales enable 4")) == ["helpreq.channel_on"]
-    assert keys(d.say("camille", "#sales", "canal d'aide #sales désactivé")) == ["helpreq.channel_off"]
+    assert keys(d.say("camille", "#sales", "help channel #sales enable 4")) == ["help_requests.channel_on"]
+    assert keys(d.say("camille", "#sales", "canal d'aide #sales désactivé")) == ["help_requests.channel_off"]
     assert keys(d.say("thomas", "dm", "profile set mentions disable")) == ["profile.set.mentions_off"]
     assert keys(d.say("thomas", "dm", "profil set mentions oui")) == ["profile.set.mentions_on"]
 

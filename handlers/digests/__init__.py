@@ -3,7 +3,11 @@
 Channel digests are managed by the channel's animators and admins. A channel holds one digest
 per rhythm (daily, weekly, monthly, custom) and content (sources, hashtags, sections): a second
 one would post the same news twice and is refused, naming the first. The schedule lives in
-the `digests` table; `bot.digests.engine.run` (registered as a job) posts each period once.
+the `digests` table; `handlers.digests.engine.run` (registered as a job) posts each period once.
+
+The feature's other modules: schedule parsing (`parse`, `cron`), period windows and content
+(`content`, `sources` and their `*_source` modules), rendering to a neutral Card (`render`),
+the stored delivery payload (`payload`) and the exactly-once engine (`engine`).
 """
 from __future__ import annotations
 
@@ -13,10 +17,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from bot.context import Ctx, UserError, zone
-from bot.digests import engine, payload
-from bot.digests.content import Sources
-from bot.digests.cron import Cron, next_after
-from bot.digests.parse import SECTIONS, check_tz, describe, parse_schedule
+from handlers.digests import engine, payload
+from handlers.digests.content import Sources
+from handlers.digests.cron import Cron, next_after
+from handlers.digests.parse import SECTIONS, check_tz, describe, parse_schedule
 from bot.registry import CommandSpec, Job, Registry
 from bot.text import MARK_CLOSE, MARK_OPEN, topic_key
 from bot.types import Card, Effect, IncomingMessage, Reply

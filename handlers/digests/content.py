@@ -12,8 +12,8 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from bot.digests.parse import SECTIONS
-from bot.digests.sources import ContributionSource, Entry, FollowSource
+from handlers.digests.parse import SECTIONS
+from handlers.digests.sources import ContributionSource, Entry, FollowSource
 from bot.text import shorten, strip_markers
 from store import digests as store
 from store.models.core import Conversation, Person

@@ -13,7 +13,7 @@ from typing import Sequence
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from bot.digests.sources import Entry
+from handlers.digests.sources import Entry
 from bot.text import shorten, strip_markers
 from store.models.contribution import HelpRequest, Idea, IdeaVote, Kudos
 from store.models.core import Person

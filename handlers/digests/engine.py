@@ -1,7 +1,7 @@
 """The digest job: find due schedules, claim each (digest, period) once, post it once.
 
 APScheduler only ticks: `adapters/server.py:start_clock` calls `Bot.tick`, which runs this job
-once its period (`Job.every`, one minute: handlers/digests.py) has elapsed, once per period across
+once its period (`Job.every`, one minute: handlers/digests/__init__.py) has elapsed, once per period across
 every process sharing the database (store/jobs.py claims the turn). Each run:
 
 1. `claim_due`: for every active digest whose `next_run_at` has come, pick the occurrence to
@@ -33,11 +33,11 @@ from typing import Sequence
 from sqlalchemy.orm import Session
 
 from bot.context import JobCtx, Services, zone
-from bot.digests import payload
-from bot.digests.content import Content, build_channel, build_personal
-from bot.digests.cron import Cron, next_after, period_key, previous_wall
-from bot.digests.render import render_channel, render_personal
-from bot.digests.sources import contribution_source, follow_source
+from handlers.digests import payload
+from handlers.digests.content import Content, build_channel, build_personal
+from handlers.digests.cron import Cron, next_after, period_key, previous_wall
+from handlers.digests.render import render_channel, render_personal
+from handlers.digests.sources import contribution_source, follow_source
 from bot.delivery import DeliveryFailed, attempt
 from bot.locale import for_channel, for_person
 from bot.types import ConversationRef, Effect, Outbound, UserRef

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from bot.context import UserError
-from bot.digests.cron import Cron, CronError, cron_weekday, weekday_of_cron
+from handlers.digests.cron import Cron, CronError, cron_weekday, weekday_of_cron
 from bot.text import norm_token
 from bot.words import Vocabulary, parse_timezone, parse_weekday
 

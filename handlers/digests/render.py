@@ -8,8 +8,8 @@ French text with long links renders as about 20 blocks and well under 28 KB.
 """
 from __future__ import annotations
 
-from bot.digests.content import Content
-from bot.digests.sources import Entry
+from handlers.digests.content import Content
+from handlers.digests.sources import Entry
 from bot.i18n import Prompts
 from bot.types import Card, Reply
 

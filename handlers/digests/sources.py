@@ -58,7 +58,7 @@ def contribution_source() -> ContributionSource:
     """The store-backed source when `store.models.contribution` exists, else the empty one."""
     try:
         importlib.import_module("store.models.contribution")
-        module = importlib.import_module("bot.digests.contribution_source")
+        module = importlib.import_module("handlers.digests.contribution_source")
     except ImportError:
         return NoContributions()
     return module.StoreContributions()  # type: ignore[no-any-return]
@@ -79,7 +79,7 @@ def follow_source() -> FollowSource:
     """Follows from `store.models.social` when that feature has added them, else none
     (personal digests then carry mentions of the person only)."""
     try:
-        module = importlib.import_module("bot.digests.follow_source")
+        module = importlib.import_module("handlers.digests.follow_source")
         return module.StoreFollows()  # type: ignore[no-any-return]
     except (ImportError, AttributeError):
         return NoFollows()

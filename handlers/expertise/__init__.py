@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from bot.context import Ctx, UserError
-from bot.expertise import Candidate, find_experts, track_changes
+from handlers.expertise.lookup import Candidate, find_experts, track_changes
 from bot.registry import CommandSpec, Registry
 from bot.text import norm_key, norm_token, one_line
 from bot.types import Action, Card, IncomingMessage, Reply

@@ -3,7 +3,7 @@
 One `EvidenceBook` per workspace index. Per topic it keeps every piece of evidence as
 parallel arrays (id, person, conversation, time, weight × kind weight, kind) and, on
 demand, aggregates per person: the decayed weighted sum, the latest time and counts
-per kind, exactly as bot/expertise/scoring.py defines them.
+per kind, exactly as handlers/expertise/scoring.py defines them.
 
 Privacy (store/visibility.py) is applied per reader. Evidence outside any conversation
 or in an indexed public conversation is readable by everyone: its aggregate is computed
@@ -32,7 +32,7 @@ from typing import Iterable, Iterator
 from sqlalchemy.orm import Session
 
 import store.expertise as xstore
-from bot.expertise.scoring import AGE_BUCKETS, DAY, KIND_WEIGHT, OLDEST_DECAY, OTHER_KIND_WEIGHT
+from handlers.expertise.scoring import AGE_BUCKETS, DAY, KIND_WEIGHT, OLDEST_DECAY, OTHER_KIND_WEIGHT
 from store import evidence_log
 
 PUBLIC, MEMBERS, HIDDEN = 0, 1, 2
@@ -57,7 +57,7 @@ def audience_of(conv: int, classes: dict[int, int]) -> int:
 
 def decay_until(occurred: float, now: float) -> tuple[float, float]:
     """The decay of evidence that occurred at `occurred`, seen at `now`, and until when it holds
-    (the age buckets of bot/expertise/scoring.py: the bucket applies while `age < upper`)."""
+    (the age buckets of handlers/expertise/scoring.py: the bucket applies while `age < upper`)."""
     age = now - occurred
     for bound, factor in BUCKETS:
         if age < bound:

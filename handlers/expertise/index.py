@@ -2,7 +2,7 @@
 evidence topics, alias groups) for exact and fuzzy matching, and per topic the people
 who declared it, ordered by when they last confirmed it.
 
-Evidence is held beside it, in an `EvidenceBook` (bot/expertise/evidence.py) that
+Evidence is held beside it, in an `EvidenceBook` (handlers/expertise/evidence.py) that
 follows the evidence log, and filtered per reader at lookup time. Keys:
 
 - `key`: compact form, `topic_key` (accents, case, spaces and punctuation removed), so
@@ -24,8 +24,8 @@ from rapidfuzz import fuzz, process
 from sqlalchemy.orm import Session
 
 import store.expertise as xstore
-from bot.expertise.evidence import EvidenceBook
-from bot.expertise.scoring import CLOSE_CUTOFF, MIN_FUZZY_CHARS
+from handlers.expertise.evidence import EvidenceBook
+from handlers.expertise.scoring import CLOSE_CUTOFF, MIN_FUZZY_CHARS
 from bot.text import norm_key, topic_key
 
 DEFAULT_ALIASES = Path(__file__).resolve().parent / "aliases.yaml"

@@ -8,7 +8,7 @@ Public API (other features call these):
   updates its own index when the transaction commits instead of rebuilding it.
 
 The per-process index cache lives in `ctx.services.extras["expertise"]`, one index per
-workspace, rebuilt when `Workspace.expertise_version` moved. Ranking: bot/expertise/scoring.py.
+workspace, rebuilt when `Workspace.expertise_version` moved. Ranking: handlers/expertise/scoring.py.
 """
 from __future__ import annotations
 
@@ -25,10 +25,10 @@ from sqlalchemy.orm import Session
 import store.expertise as xstore
 from store import evidence_log
 from bot.context import Ctx
-from bot.expertise.evidence import PersonStats
-from bot.expertise.index import DEFAULT_ALIASES, ExpertiseIndex, StaleIndex, TopicMatches, load_alias_groups
-from bot.expertise.scoring import DAY, DECLARED, evidence_score, freshness, is_stale
-from bot.expertise.when import ago
+from handlers.expertise.evidence import PersonStats
+from handlers.expertise.index import DEFAULT_ALIASES, ExpertiseIndex, StaleIndex, TopicMatches, load_alias_groups
+from handlers.expertise.scoring import DAY, DECLARED, evidence_score, freshness, is_stale
+from handlers.expertise.when import ago
 
 __all__ = ["Candidate", "PersonCard", "ExpertResult", "find_experts", "topics_in", "track_changes", "index_for", "ExpertiseCache"]
 MAX_QUERY_CHARS = 200

@@ -15,11 +15,11 @@ close one. Exact/alias and close matches are ranked and shown separately; exact 
 - recency: exponential decay with a half-life of EVIDENCE_HALF_LIFE_DAYS (90 days),
   applied per age bucket (AGE_BUCKETS: the decay at each bucket's middle), so an
   aggregate of many pieces stays exact until one of them changes bucket
-  (bot/expertise/evidence.py caches aggregates until then).
+  (handlers/expertise/evidence.py caches aggregates until then).
 - evidence is summed under log1p so that a chatty person does not bury a declared
   expert: four fresh hashtags (1.2) add about 0.8, a declared fresh skill adds 1.0.
 - only evidence from conversations the asker may read counts (the rules of
-  store/visibility.py, applied in memory by bot/expertise/evidence.py), so a ranking
+  store/visibility.py, applied in memory by handlers/expertise/evidence.py), so a ranking
   never reveals what was said in a private channel or a DM.
 - deactivated people and bots never appear (filtered when the index is built and
   again when rows are loaded).

@@ -18,7 +18,7 @@ the inbox row's transaction (commands), or kept by the outbox when a job's deliv
 """
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Sequence
 
 from bot import outbox
@@ -26,6 +26,7 @@ from bot.context import Ctx, JobCtx, zone
 from bot.locale import for_person
 from bot.registry import Job, Registry
 from bot.types import Action, Card, Effect, Outbound, Reply, UserRef
+from bot.words import parse_quiet_hours
 from store import notifications as queue
 from store.models.core import Person, Workspace
 from store.models.notifications import Notification
@@ -61,28 +62,6 @@ def notify(
         return []
     effects = _deliver(ctx.services, ctx.session, person, ctx.workspace, [row], now)
     return effects
-
-
-def parse_quiet_hours(spec: str) -> tuple[time, time] | None:
-    """"21:00-07:30" → (21:00, 07:30); "off" or "" → None; ValueError when malformed."""
-    spec = spec.strip().lower().replace(" ", "")
-    if spec in ("", "off", "none"):
-        return None
-    start, sep, end = spec.partition("-")
-    if not sep:
-        raise ValueError(spec)
-    return _hhmm(start), _hhmm(end)
-
-
-def _hhmm(text: str) -> time:
-    text = text.replace("h", ":")
-    hours, _, minutes = text.partition(":")
-    if not hours.isdigit() or (minutes and not minutes.isdigit()):
-        raise ValueError(text)
-    h, m = int(hours), int(minutes or 0)
-    if not (0 <= h <= 23 and 0 <= m <= 59):
-        raise ValueError(text)
-    return time(h, m)
 
 
 def in_quiet_hours(local: datetime, spec: str) -> bool:
@@ -146,15 +125,15 @@ def render(services: Any, person: Person, workspace: Workspace, rows: Sequence[N
     to = UserRef(workspace.platform, workspace.id, person.external_id, person.display_name)
     if len(rows) == 1:
         row = rows[0]
-        card = Card(title=prompts.t(locale, "notify.single_title"), body=lines[0], actions=tuple(actions)) if actions else None
+        card = Card(title=prompts.t(locale, "notifications.single_title"), body=lines[0], actions=tuple(actions)) if actions else None
         return Outbound(Reply(text=lines[0], card=card, key=row.key, params=dict(row.params or {})), to=to)
     shown_lines = lines[:MAX_LINES]
     more = len(lines) - len(shown_lines)
     body = "\n".join("• " + line for line in shown_lines)
-    footer = prompts.t(locale, "notify.more", count=more) if more else prompts.t(locale, "notify.footer")
-    title = prompts.t(locale, "notify.grouped", count=len(rows))
+    footer = prompts.t(locale, "notifications.more", count=more) if more else prompts.t(locale, "notifications.footer")
+    title = prompts.t(locale, "notifications.grouped", count=len(rows))
     card = Card(title=title, body=body, actions=tuple(actions), footer=footer)
-    return Outbound(Reply(text=title + "\n" + body, card=card, key="notify.grouped", params={"count": len(rows)}), to=to)
+    return Outbound(Reply(text=title + "\n" + body, card=card, key="notifications.grouped", params={"count": len(rows)}), to=to)
 
 
 def flush(jctx: JobCtx) -> list[Effect]:
@@ -176,11 +155,11 @@ def flush(jctx: JobCtx) -> list[Effect]:
     if effects and jctx.services.deliver is not None:
         # A running adapter: the DMs go to the durable outbox in the transaction that marks the
         # pings sent; the outbox job (same tick, right after) sends them and retries a 429/5xx.
-        outbox.record(jctx.session, effects, jctx.now, source="notify.flush")
+        outbox.record(jctx.session, effects, jctx.now, source="notifications.flush")
         return []
     return effects
 
 
 def register_jobs(r: Registry) -> None:
-    """Called by handlers/notify_settings.py so the flush job exists whenever the feature does."""
-    r.job(Job("notify.flush", timedelta(minutes=1), flush))
+    """Called by handlers/notifications/__init__.py so the flush job exists whenever the feature does."""
+    r.job(Job("notifications.flush", timedelta(minutes=1), flush))

@@ -93,7 +93,7 @@ class PersonSkill(TenantScoped, Base):
 
 
 class SkillAlias(TenantScoped, Base):
-    """Aliases an admin added with `alias add` (the file in bot/expertise holds the defaults)."""
+    """Aliases an admin added with `alias add` (the file in handlers/expertise holds the defaults)."""
 
     __tablename__ = "skill_aliases"
     __table_args__ = (UniqueConstraint("tenant", "alias_key"),)

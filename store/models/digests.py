@@ -32,7 +32,7 @@ class Digest(TenantScoped, Base):
     frequency: Mapped[str] = mapped_column(String(10), default="weekly")  # daily | weekly | monthly | cron
     cron: Mapped[str] = mapped_column(String(100))
     tz: Mapped[str] = mapped_column(String(64), default="UTC")
-    sources: Mapped[str] = mapped_column(Text, default="{}")  # JSON, see bot.digests.parse.Sources
+    sources: Mapped[str] = mapped_column(Text, default="{}")  # JSON, see handlers.digests.parse.Sources
     status: Mapped[str] = mapped_column(String(10), default="active")  # active | paused
     next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
