@@ -160,9 +160,11 @@ def reply_texts(reply: "Reply") -> list[str]:
     return texts
 
 
-def strip_markers(text: str, names: dict[str, str] | None = None) -> str:
-    """Plain text with markers replaced by names (or ids): for logs, plain-text fields, fallbacks."""
+def strip_markers(text: str, names: dict[str, str] | None = None, channels: dict[str, str] | None = None) -> str:
+    """Plain text with markers replaced by names (or ids): for logs, plain-text fields, fallbacks,
+    exports. `names` names people (and channels too when `channels` is not given)."""
     names = names or {}
+    channels = names if channels is None else channels
     out = []
     for kind, value in split_markers(text):
         if kind == "text":
@@ -172,7 +174,7 @@ def strip_markers(text: str, names: dict[str, str] | None = None) -> str:
         elif kind in ("user", "ping"):
             out.append("@" + names.get(value, value))
         else:
-            out.append("#" + names.get(value, value))
+            out.append("#" + channels.get(value, value))
     return "".join(out)
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from bot.context import Ctx, JobCtx, UserError
 from bot.registry import CommandSpec, Job, Registry
-from bot.text import MARK_OPEN, marker_ids, norm_token, split_markers
+from bot.text import MARK_OPEN, marker_ids, norm_token, strip_markers
 from bot.types import Action, Card, Effect, IncomingMessage, Reply
 from bot.words import parse_switch, vocabulary
 from store import notifications as notification_store
@@ -85,19 +85,7 @@ def _named(ctx: Ctx, data: Any) -> Any:
         select(Conversation).where(Conversation.external_id.in_(channel_ids)))} if channel_ids else {}
 
     def plain(text: str) -> str:
-        if MARK_OPEN not in text:
-            return text
-        out = []
-        for kind, part in split_markers(text):
-            if kind == "text":
-                out.append(part)
-            elif kind == "code":
-                out.append(f"`{part}`")
-            elif kind in ("user", "ping"):
-                out.append("@" + people.get(part, part))
-            else:
-                out.append("#" + channels.get(part, part))
-        return "".join(out)
+        return strip_markers(text, people, channels) if MARK_OPEN in text else text
 
     def walk(value: Any) -> Any:
         if isinstance(value, str):
