@@ -10,8 +10,9 @@ answers like a missing one). Ideas typed in a public channel or a DM go to the i
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Sequence
+from zoneinfo import ZoneInfo
 
 
 from bot.context import Ctx, JobCtx, UserError
@@ -19,8 +20,9 @@ from handlers.expertise.lookup import topics_in
 from handlers.notifications.budget import notify
 from bot.registry import CommandSpec, Job, Registry
 from bot.text import extract_hashtags, norm_key, one_line, sanitize, shorten
+from bot.words import parse_when, vocabulary
 from bot.types import Action, Card, Effect, Form, FormField, IncomingMessage, Outbound, Reply
-from handlers.contribution_common import actor_day_start, conversation_zone, end_of_day, parse_day, truthy
+from handlers.contribution_common import actor_day_start, conversation_zone, end_of_day, truthy
 from store import ideas as store
 from store import people as people_store
 from store.models.contribution import Idea, IdeaCampaign
@@ -44,7 +46,8 @@ LIST_WORDS = {"top": "top", "best": "top", "meilleures": "top", "new": "new", "l
               "recentes": "new", "mine": "mine", "my": "mine", "miennes": "mine", "mes": "mine"}
 _TRAILING_TAGS = re.compile(r"(\s+#[^\s#]+)+\s*$")
 _QUOTED = re.compile(r"[\"“«]\s*(.+?)\s*[\"”»]")
-_UNTIL = re.compile(r"\b(?:until|till|jusqu\s*['’]?\s*(?:au|a|à))\s+(\S+)", re.IGNORECASE)
+_UNTIL = re.compile(r"\b(?:until|till|jusqu\s*['’]?\s*(?:au|à|a)(?!\w))\s*", re.IGNORECASE)
+_ANY_TAG = re.compile(r"#[^\s#]+")
 _IN_CHANNEL = re.compile(r"\b(?:in|dans)\s+(\u27e6#[^\u27e7]+\u27e7|#[\w\-]+)", re.IGNORECASE)
 
 
@@ -433,11 +436,12 @@ def campaign_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
             raise UserError("error.unknown_channel", channel=where.group(1)[:60])
         text = text[: where.start()] + text[where.end():]
     ctx.require_role(("animator",), channel, "idea.action.campaign")
-    until = _UNTIL.search(text)
-    day = parse_day(until.group(1)) if until else None
+    until = _UNTIL.search(_QUOTED.sub(lambda quoted: " " * len(quoted.group(0)), text))  # not in a quoted title
+    zone_of_channel = conversation_zone(channel, ctx.actor.tz)
+    day = _campaign_end(ctx, text[until.end():], zone_of_channel) if until else None
     if day is None:
         raise UserError("idea.campaign_date", usage=ctx.t("idea.campaign_usage"))
-    ends_at = end_of_day(day, conversation_zone(channel, ctx.actor.tz))
+    ends_at = end_of_day(day, zone_of_channel)
     if ends_at <= ctx.now():
         raise UserError("idea.campaign_past", date=day)
     quoted = _QUOTED.search(text)
@@ -461,6 +465,14 @@ def campaign_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
         effects.append(Outbound(reply=reply, to=ctx.ref_of(channel), anchor=f"idea-campaign:{campaign.id}"))
     effects.append(_ack(ctx, "idea.campaign_started", id=campaign.id, title=title, date=day))
     return effects
+
+
+def _campaign_end(ctx: Ctx, after_until: str, tz: ZoneInfo) -> date | None:
+    """The day the words after "until" name (`2026-12-15`, `December 15`, `15 décembre`,
+    `friday`); the quoted title and #tags may follow them and are no part of the date."""
+    words = one_line(_ANY_TAG.sub(" ", _QUOTED.sub(" ", after_until)))
+    when = parse_when(words, ctx.now(), tz, vocabulary(ctx.services.prompts)) if words else None
+    return when.date() if when is not None else None
 
 
 def campaign_summaries(jctx: JobCtx) -> list[Effect]:

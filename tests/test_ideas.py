@@ -2,7 +2,8 @@
 anonymity in every rendering, the audited author look-up, limits, forms and campaigns."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -11,7 +12,7 @@ from bot.core import Bot
 from bot.types import Outbound, UserRef
 from handlers.ideas import parse_idea_text, parse_status
 from store.ideas import similarity
-from store.models.contribution import Idea, IdeaVote
+from store.models.contribution import Idea, IdeaCampaign, IdeaVote
 from store.models.core import AuditLog
 from tests.test_ideas_support import Driver, everything, keys, outbound
 
@@ -215,3 +216,27 @@ def test_concurrent_votes_all_count(db_url: str, clock) -> None:  # type: ignore
     with db.session("T") as s:
         assert s.scalar(select(Idea.vote_count)) == len(voters)
     db.dispose()
+
+
+@pytest.mark.parametrize("text, ends", [
+    ('idea campaign "Cut travel costs" until December 15 #travel', "2026-12-15"),
+    ("idea campaign Cut travel costs until friday #travel", "2026-11-27"),
+    ("idée campagne Réduire les frais jusqu'au 15 décembre #déplacements", "2026-12-15"),
+    ('idée campagne "Travailler jusqu\'au bout" jusqu\'à vendredi #déplacements', "2026-11-27"),
+    ("idea campaign Cut travel costs until 15/12/2026 #travel", "2026-12-15"),
+])
+def test_a_campaign_ends_on_the_day_written_in_words(d: Driver, text: str, ends: str) -> None:
+    """Monday 23 November 2026: the campaign runs to the end of the named day in the channel's zone."""
+    started = d.say("julien", "#sales", text)
+    assert keys(started) == ["idea.campaign_card", "idea.campaign_started"]
+    with d.session() as s:
+        campaign = s.scalars(select(IdeaCampaign)).one()
+        assert campaign.title in text and "#" not in campaign.title and "jusqu" not in campaign.title.casefold()[-8:]
+        assert campaign.ends_at.astimezone(ZoneInfo("Europe/Paris")).isoformat().startswith(
+            (date.fromisoformat(ends) + timedelta(days=1)).isoformat() + "T00:00")
+
+
+def test_a_campaign_date_that_is_not_one_is_refused(d: Driver) -> None:
+    assert keys(d.say("julien", "#sales", "idea campaign Cut costs until someday #travel")) == ["idea.campaign_date"]
+    assert keys(d.say("julien", "#sales", "idée campagne Réduire jusqu'au 3 octobre 2026 #déplacements")) == [
+        "idea.campaign_past"]
