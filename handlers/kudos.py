@@ -104,7 +104,25 @@ def give(
     return effects
 
 
+def thanks_the_bot(msg: IncomingMessage, args: str) -> bool:
+    """Whether the bot's own mention stood among those thanked (`thanks @causette for the help`,
+    `thanks @bob and @causette for the demo`), not before the command (`@causette thanks @bob`,
+    `hey @causette, thanks @bob`) nor after the whole of it (`thanks @bob for the help @causette`).
+    Adapters remove that mention, so the command's arguments never show it (`bot.addressing`)."""
+    at = msg.bot_mention_at
+    if at is None or not msg.text[:at].strip():
+        return False
+    after = msg.text[at:]
+    if args and args.strip() in after:  # the command followed the mention
+        return False
+    return not args or bool(after.strip(" \t\n,;:!?.…"))
+
+
 def thanks_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
+    if thanks_the_bot(msg, args):
+        raise UserError("kudos.bot", name=ctx.settings.command_name.lstrip("/") or "causette")
+    if not args.strip():
+        raise UserError("error.missing_argument", usage=ctx.t("kudos.usage"))
     people, missing = ctx.find_people(args)
     if missing:
         raise UserError("error.unknown_person", who=", ".join(missing))
@@ -132,6 +150,6 @@ def top_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
 
 def register(r: Registry) -> None:
     r.command(CommandSpec("thanks", "merci", thanks_command, "kudos.help", "kudos.usage", aliases=("kudos", "thank", "bravo"),
-                          group="kudos", needs_args=True))
+                          group="kudos"))  # arguments checked by the handler: the bot's mention leaves none
     r.command(CommandSpec("kudos top", "merci top", top_command, "kudos.top_help", "kudos.top_usage",
                           aliases=("kudos classement", "thanks top"), group="kudos"))

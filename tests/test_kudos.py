@@ -13,6 +13,8 @@ from bot.types import Outbound, UserRef
 from handlers.kudos import parse_reason
 from store.models.contribution import Kudos
 from store.models.core import Evidence, Person
+from tests.harness.console import ConsoleHarness
+from tests.scenarios import Step
 from tests.test_ideas_support import Driver, everything, keys, outbound
 
 
@@ -82,3 +84,24 @@ def test_leaderboard_names_without_pinging_and_respects_the_period(d: Driver) ->
     assert "Lucas Petit — 1" in everything(d.say("nathan", "#general", "kudos top all"))
     assert "Lucas" in everything(d.say("nathan", "#general", "merci top mois"))
     assert keys(d.say("nathan", "#general", "kudos top decade")) == ["kudos.period_unknown"]
+
+
+def test_thanking_the_bot_itself_mid_sentence_through_the_console(bot: Bot) -> None:
+    """The console removes the bot's mention wherever it stands, as Slack and Teams do: thanking
+    it still gets the "thank the people instead" answer, in the speaker's language."""
+    h = ConsoleHarness(bot)
+
+    def said(who: str, text: str, where: str = "#sales") -> list[tuple[str, str]]:
+        return [(s.key, s.text) for s in h.run_step(Step(who, where, text, command=False))]
+
+    for text in ("thanks @causette for the help", "thanks @causette!", "thanks @thomas and @causette for the demo",
+                 "hey @causette thanks"):
+        seen = said("james", text)
+        assert [key for key, _ in seen] == ["kudos.bot"], text
+        assert "thank the people instead" in seen[0][1]
+    seen = said("sophie", "merci @causette pour le coup de main")
+    assert [key for key, _ in seen] == ["kudos.bot"] and "remerciez plutôt les personnes" in seen[0][1]
+    assert [key for key, _ in said("james", "thanks", "dm")] == ["error.missing_argument"]
+    assert [key for key, _ in said("james", "@causette thanks")] == ["error.missing_argument"]
+    assert "kudos.card" in [key for key, _ in said("james", "thanks @thomas for the review @causette")]
+    assert "kudos.card" in [key for key, _ in said("james", "hey @causette, thanks @lucas for the demo")]
