@@ -107,6 +107,7 @@ class Bot:
         with unit(self.services.db, msg.conversation.tenant) as session:
             ctx = self._ctx(session, msg, msg.sender, msg.conversation)
             effects += self._run_hooks(ctx, msg)
+            people_store.end_event(session)
             if msg.addressed:
                 effects += self._dispatch(ctx, msg)
             if record is not None and effects:
@@ -133,6 +134,7 @@ class Bot:
         with unit(self.services.db, (conv or user).tenant) as session:
             ctx = self._ctx(session, None, user, conv)
             effects += self._run_hooks(ctx, event)
+            people_store.end_event(session)
             if record is not None and effects:
                 record(session, effects)
             if in_transaction is not None:

@@ -43,7 +43,10 @@ def indexable(ctx: Ctx, sender: UserRef) -> bool:
         return False
     if sender.is_bot or ctx.actor.is_bot:
         return False
-    return not social.opted_out(ctx.session, [ctx.actor.id])
+    refused = people_store.event_opt_out(ctx.session, ctx.tenant, ctx.actor.id)  # read with the event's rows
+    if refused is None:
+        refused = bool(social.opted_out(ctx.session, [ctx.actor.id]))
+    return not refused
 
 
 def mention_ids(ctx: Ctx, mentions: tuple[UserRef, ...]) -> tuple[int, ...]:

@@ -20,10 +20,12 @@ from store.db import ALL_TENANTS
 from store.idempotency import insert_ignore
 from store.models.base import utcnow
 from store.models.core import Conversation, ConversationMember, Person, Role, Workspace
+from store.models.social import IndexOptOut
 
 
 log = logging.getLogger(__name__)
 SIDE_LOCK_TIMEOUT_MS = 5000
+_EVENT_OPT_OUT = "event_opt_out"  # session.info: (tenant, person id, opted out) read by this event's event_rows
 
 
 @dataclass(frozen=True)
@@ -39,14 +41,34 @@ class EventRows:
 def event_rows(session: Session, tenant: str, user_id: str, conversation_id: str | None) -> EventRows:
     """The workspace, the person, the conversation and whether the person is a member of it,
     in one round trip instead of one per row. Always read, never cached, so every process sees
-    the latest language, deactivation and membership written by any other."""
+    the latest language, deactivation and membership written by any other. Whether the person
+    opted out of indexing is read with them, for this event's indexing only
+    (`event_opt_out`)."""
     params = {"tenant": tenant, "user_id": user_id, "conversation_id": conversation_id}
     row = session.execute(_event_rows_query(conversation_id is not None), params).first()
+    end_event(session)
     if row is None:
         return EventRows(None, None, None, False)
+    if row[1] is not None:
+        session.info[_EVENT_OPT_OUT] = (tenant, row[1].id, row[-1] is not None)
     if conversation_id is None:
         return EventRows(row[0], row[1], None, False)
     return EventRows(row[0], row[1], row[2], row[3] is not None)
+
+
+def event_opt_out(session: Session, tenant: str, person_id: int) -> bool | None:
+    """Whether `person_id` opted out of indexing, as this event's `event_rows` read it in this
+    transaction (None: not read with this event; read it). Taken once: a later question, after
+    this event wrote something, reads again."""
+    read = session.info.pop(_EVENT_OPT_OUT, None)
+    if read is None or read[:2] != (tenant, person_id):
+        return None
+    return bool(read[2])
+
+
+def end_event(session: Session) -> None:
+    """The event is over: what its `event_rows` read is not the next one's to use."""
+    session.info.pop(_EVENT_OPT_OUT, None)
 
 
 @cache
@@ -63,6 +85,8 @@ def _event_rows_query(with_conversation: bool) -> Select[Any]:
             .outerjoin(ConversationMember, and_(ConversationMember.conversation_id == Conversation.id,
                                                 ConversationMember.person_id == Person.id))
         )
+    query = query.add_columns(IndexOptOut.id).outerjoin(
+        IndexOptOut, and_(IndexOptOut.tenant == Workspace.id, IndexOptOut.person_id == Person.id))
     return query.where(Workspace.id == bindparam("tenant"))
 
 

@@ -216,3 +216,30 @@ def test_an_acknowledgement_waits_for_one_row_of_a_batch_not_the_whole_batch(db:
     assert set(_states(db).values()) == {"done", "pending"}
     assert _states(db)["ack"] == "pending"
     assert [p for _i, p in _work_rows(db)] == ["p0", "p1", "p2"]
+
+
+def test_a_person_who_opts_out_in_a_batch_is_not_indexed_by_its_later_rows(services: Services, bot: Bot,
+                                                                           clock: FixedClock) -> None:
+    """Whether the sender opted out is read with the event's rows: a later row of the same
+    batch sees the opt-out an earlier row wrote."""
+    db = services.db
+    lines = [("bob", "shipping the #rollout today", False), ("bob", "privacy me off", True),
+             ("bob", "the #pricing page is live", False), ("carol", "the #pricing review", False)]
+    for n, (who, text_, addressed) in enumerate(lines):
+        inbox_store.put(db, "console", f"line-{n}", "message", f"{who}|{int(addressed)}|{text_}", clock.now(),
+                        order_key="C1")
+
+    @batched
+    def work(row, finish) -> None:  # type: ignore[no-untyped-def]
+        who, addressed, text_ = row.payload.split("|", 2)
+        msg = IncomingMessage(id=f"m{row.id}", text=text_, sender=UserRef("console", "acme", who, who.title()),
+                              conversation=ConversationRef("console", "acme", "C1", "public", name="general"),
+                              addressed=addressed == "1", sent_at=clock.now())
+        bot.handle(msg, in_transaction=finish)
+
+    worker = InboxWorker(db, clock, {"console": work}, batch=10)
+    assert worker.run_once() == 4
+    assert set(_states(db).values()) == {"done"}
+    with db.session("acme", readonly=True) as s:
+        indexed = set(s.execute(text("SELECT p.external_id, m.text FROM messages m JOIN people p ON p.id = m.author_id")))
+    assert indexed == {("carol", "the #pricing review")}  # opting out also forgot what bob had said
