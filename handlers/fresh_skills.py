@@ -1,11 +1,17 @@
 """Fresh skills: a declared skill neither confirmed nor backed by evidence for
 `settings.skill_stale_days` gets its owner one "still true?" ping (Confirm / Remove), within
 their notification budget. `PersonSkill.reminded_at` is claimed with a conditional update,
-so several processes send it once; confirming resets it for the next cycle."""
+so several processes send it once; confirming resets it for the next cycle.
+
+Reminders are staggered: a new workspace (or one whose skills all went stale at once) would
+otherwise ping everyone at the first run. Each person has a day in a `SPREAD_DAYS` cycle
+(their id modulo the cycle, the same in every process) and is reminded only on that day; a
+run reminds at most `MAX_PEOPLE_PER_RUN` people per workspace, the others waiting for the
+next hourly run. So over one cycle everyone stale is reminded exactly once, a few a day."""
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import and_, exists, func, select, update
 
@@ -20,6 +26,8 @@ from store.expertise import add_skills, person_skills, remove_skills
 from store.models.core import Evidence, Person, PersonSkill, Skill, Workspace
 
 BATCH = 200
+SPREAD_DAYS = 14
+MAX_PEOPLE_PER_RUN = 5
 MAX_REMOVE_BUTTONS = 4  # plus "confirm all": the five buttons a notification carries
 # The reminder's own answers, beside every yes/no word of prompts/*/words.yaml.
 CONFIRM = {"confirm", "confirmer", "still"}
@@ -35,8 +43,18 @@ def _answer(word: str) -> bool | None:
     return parse_switch(word)
 
 
-def stale_links(jctx: JobCtx) -> list[tuple[str, int]]:
-    """(tenant, PersonSkill id) of stale, not yet reminded skills of active people."""
+def reminder_day(person_id: int) -> int:
+    """The day of the `SPREAD_DAYS` cycle on which this person's stale skills are reminded."""
+    return person_id % SPREAD_DAYS
+
+
+def today_in_cycle(now: datetime) -> int:
+    return now.astimezone(timezone.utc).date().toordinal() % SPREAD_DAYS
+
+
+def stale_links(jctx: JobCtx) -> list[tuple[str, int, int]]:
+    """(tenant, person id, PersonSkill id) of stale, not yet reminded skills of active people
+    whose reminder day is today."""
     cutoff = jctx.now - timedelta(days=jctx.services.settings.skill_stale_days)
     recent_evidence = exists(
         select(Evidence.id).where(
@@ -45,24 +63,28 @@ def stale_links(jctx: JobCtx) -> list[tuple[str, int]]:
         )
     )
     query = (
-        select(PersonSkill.tenant, PersonSkill.id)
+        select(PersonSkill.tenant, PersonSkill.person_id, PersonSkill.id)
         .join(Skill, Skill.id == PersonSkill.skill_id)
         .join(Person, Person.id == PersonSkill.person_id)
         .where(PersonSkill.confirmed_at < cutoff, PersonSkill.reminded_at.is_(None), Person.active, Person.is_bot.is_(False),
-               ~recent_evidence)
+               ~recent_evidence, PersonSkill.person_id % SPREAD_DAYS == today_in_cycle(jctx.now))
         .order_by(PersonSkill.confirmed_at, PersonSkill.id)
         .limit(BATCH)
     )
-    return [(tenant, link_id) for tenant, link_id in jctx.session.execute(query)]
+    return [(tenant, person_id, link_id) for tenant, person_id, link_id in jctx.session.execute(query)]
 
 
 def remind(jctx: JobCtx) -> list[Effect]:
-    """One ping per person for all their newly stale skills (buttons fit in one message)."""
-    by_tenant: dict[str, list[int]] = defaultdict(list)
-    for tenant, link_id in stale_links(jctx):
-        by_tenant[tenant].append(link_id)
+    """One ping per person for all their newly stale skills (buttons fit in one message), to at
+    most `MAX_PEOPLE_PER_RUN` people per workspace, those stale the longest first."""
+    by_tenant: dict[str, dict[int, list[int]]] = defaultdict(dict)
+    for tenant, person_id, link_id in stale_links(jctx):
+        people = by_tenant[tenant]
+        if person_id in people or len(people) < MAX_PEOPLE_PER_RUN:
+            people.setdefault(person_id, []).append(link_id)
     effects: list[Effect] = []
-    for tenant, ids in by_tenant.items():
+    for tenant, people in by_tenant.items():
+        ids = [link_id for links in people.values() for link_id in links]
         with jctx.services.db.session(tenant) as session:
             workspace = session.get(Workspace, tenant)
             if workspace is None:
