@@ -111,6 +111,7 @@ def opted_out(session: Session, person_ids: Iterable[int]) -> set[int]:
 
 _KNOWN_TOPICS = "social_known_topics"  # {(tenant, key): topic id} read in this session (store/memo.py)
 _KNOWN_EVIDENCE = "social_known_evidence"  # {(tenant, key): True} read to have evidence
+_SUBSCRIBED = "social_subscribed"  # {(tenant, "any") | (tenant, "p"|"t", id): has subscribers} read
 
 
 def ingest(session: Session, tenant: str, posts: Sequence[Post], now: datetime) -> list[Indexed]:
@@ -296,6 +297,7 @@ def follow(session: Session, follower: Person, *, person: Person | None = None, 
     INSERT … ON CONFLICT DO NOTHING, then read: the same follow submitted twice at once
     (a double click, a platform retry in another process) is one row, never a failure."""
     key = target_key(person, topic)
+    memo(session, _SUBSCRIBED).clear()  # written here: who has subscribers is read again
     if insert_ignore(session, Follow, {
         "tenant": follower.tenant, "follower_id": follower.id, "target_key": key,
         "person_id": person.id if person else None, "topic_id": topic.id if topic else None,
@@ -307,6 +309,7 @@ def follow(session: Session, follower: Person, *, person: Person | None = None, 
     if row.level == level:
         return "same"
     row.level = level
+    session.flush()  # the subscribers check reads at the driver level, without autoflush
     return "changed"
 
 
@@ -383,10 +386,30 @@ def _any_subscriber(session: Session, author_id: int, topic_ids: Sequence[int]) 
         if topic_ids:
             target = or_(target, Follow.topic_id.in_(list(topic_ids)))
         return session.scalar(select(Follow.id).where(Follow.level == "subscribe", target).limit(1)) is not None
-    # Every indexed message asks: at the driver level.
-    topics = f" OR topic_id IN ({driver_sql.placeholders(len(topic_ids))})" if topic_ids else ""
-    sql = f"SELECT 1 FROM follows WHERE tenant = ? AND level = 'subscribe' AND (person_id = ?{topics}) LIMIT 1"
-    return bool(driver_sql.fetch(session, sql, [tenant, author_id, *topic_ids]))
+    # Every indexed message asks: at the driver level, and each answer once per session (an
+    # inbox batch: store/memo.py; `follow` forgets them). A stale True only costs the full query.
+    known = memo(session, _SUBSCRIBED)
+    if (tenant, "any") not in known:
+        sql = "SELECT 1 FROM follows WHERE tenant = ? AND level = 'subscribe' LIMIT 1"
+        known[(tenant, "any")] = bool(driver_sql.fetch(session, sql, [tenant]))
+    if not known[(tenant, "any")]:
+        return False
+    keys = [(tenant, "p", author_id), *((tenant, "t", t) for t in topic_ids)]
+    if any(known.get(k) for k in keys):
+        return True
+    people = [k[2] for k in keys if k not in known and k[1] == "p"]
+    topics = [k[2] for k in keys if k not in known and k[1] == "t"]
+    if not people and not topics:
+        return False
+    targets = [f"person_id IN ({driver_sql.placeholders(len(people))})"] if people else []
+    targets += [f"topic_id IN ({driver_sql.placeholders(len(topics))})"] if topics else []
+    sql = f"SELECT DISTINCT person_id, topic_id FROM follows WHERE tenant = ? AND level = 'subscribe' AND ({' OR '.join(targets)})"
+    found = driver_sql.fetch(session, sql, [tenant, *people, *topics])
+    known.update(((tenant, "p", p), False) for p in people)
+    known.update(((tenant, "t", t), False) for t in topics)
+    for person_id, topic_id in found:
+        known[(tenant, "p", person_id) if person_id is not None else (tenant, "t", topic_id)] = True
+    return any(known.get(k) for k in keys)
 
 
 # Feed ----------------------------------------------------------------------

@@ -243,3 +243,29 @@ def test_a_person_who_opts_out_in_a_batch_is_not_indexed_by_its_later_rows(servi
     with db.session("acme", readonly=True) as s:
         indexed = set(s.execute(text("SELECT p.external_id, m.text FROM messages m JOIN people p ON p.id = m.author_id")))
     assert indexed == {("carol", "the #pricing review")}  # opting out also forgot what bob had said
+
+
+def test_a_subscription_made_in_a_batch_pings_for_its_later_rows(services: Services, bot: Bot,
+                                                                 clock: FixedClock) -> None:
+    """Who has subscribers is read once per batch, and read again once a row subscribes."""
+    db = services.db
+    lines = [("bob", "C1", "shipping the #rollout today", False), ("carol", "D-carol", "subscribe #rollout", True),
+             ("bob", "C1", "the #rollout is done", False)]
+    for n, (who, where, text_, addressed) in enumerate(lines):
+        inbox_store.put(db, "console", f"line-{n}", "message", f"{who}|{where}|{int(addressed)}|{text_}", clock.now())
+
+    @batched
+    def work(row, finish) -> None:  # type: ignore[no-untyped-def]
+        who, where, addressed, text_ = row.payload.split("|", 3)
+        kind = "dm" if where.startswith("D") else "public"
+        msg = IncomingMessage(id=f"m{row.id}", text=text_, sender=UserRef("console", "acme", who, who.title()),
+                              conversation=ConversationRef("console", "acme", where, kind, name=where.lower()),
+                              addressed=addressed == "1", sent_at=clock.now())
+        bot.handle(msg, in_transaction=finish)
+
+    worker = InboxWorker(db, clock, {"console": work}, batch=10)
+    assert worker.run_once() == 3
+    assert set(_states(db).values()) == {"done"}
+    with db.session("acme", readonly=True) as s:
+        pinged = s.execute(text("SELECT p.external_id, n.params FROM notifications n JOIN people p ON p.id = n.person_id")).all()
+    assert [who for who, _params in pinged] == ["carol"] and "is done" in str(pinged[0][1])
