@@ -4,9 +4,9 @@ Bolt listeners only ack and call `SlackAdapter.accept`, which writes the deliver
 durable inbox (adapters/server.py `Pipeline`) before the acknowledgement goes out. The
 inbox worker hands each row back to `process_row` in a worker thread, so no matching work
 ever delays an ack and nothing acknowledged is lost. Exactly one effect per delivery: the
-idempotency keys a delivery claims (`_claim`) and its inbox row's "done" are written by the
-transaction of its main event (`handle_main`), so a retry after a crash either finds the
-work committed and skips it, or redoes it from the start.
+idempotency keys a delivery claims (`_claim`, adapters/shell.py) and its inbox row's "done"
+are written by the transaction of its main event (`handle_main`), so a retry after a crash
+either finds the work committed and skips it, or redoes it from the start.
 """
 from __future__ import annotations
 
@@ -15,12 +15,13 @@ import json
 import logging
 import time
 from contextvars import ContextVar, Token
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from adapters import shell
+from adapters.shell import DeliveryShell, Duplicate
 from adapters.slack import home, inbound
 from adapters.slack.client import Clients, Pacer, TokenSource, log_api_error
 from adapters.slack.render import FORM_CALLBACK, home_view, render_modal
@@ -28,15 +29,10 @@ from adapters.slack.sender import Origin, SlackSender
 from bot import outbox
 from bot.core import Bot
 from bot.delivery import DeliveryFailed
-from bot.outbox import Leased
 from bot.types import ConversationKind, ConversationRef, Effect, Event, IncomingMessage, MembersChanged, UserRef
-from bot.unit import after_commit, batched, before_waiting, reading
-from store import driver_sql
-from store.idempotency import claim, insert_ignore
+from bot.unit import after_commit, batched, before_waiting
 from store.inbox import Claimed
-from store.models.core import Conversation, ProcessedEvent
-from store.models.base import utcnow
-from store.transient import Abandon, is_transient
+from store.transient import is_transient
 
 log = logging.getLogger("adapters.slack")
 Body = Mapping[str, Any]
@@ -56,32 +52,16 @@ DELIVERY_KINDS = {"command": "command", "button": "action", "profile_edit": "act
                   "profile_form": "view", "shortcut": "shortcut"}
 
 
-class Duplicate(Abandon):
-    """Another worker committed the same delivery's work first: roll this attempt back."""
-
-
 class InboxUnavailable(RuntimeError):
     """The delivery could not be written to the inbox in time: it must not be acknowledged."""
 
 
 @dataclass
-class RowWork:
-    """The inbox row a worker thread is processing: the keys its work claims and its `finish`
-    (mark the row done), both written by the transaction of the delivery's main event."""
+class RowWork(shell.RowWork):
+    """An inbox row's work (adapters/shell.py), and which of its events is the main one."""
 
-    finish: Callable[[Session], None]
-    claims: list[tuple[str, str]] = field(default_factory=list)
     main: bool = False
-    finished: bool = False
     origin: Origin | None = None  # the interaction the main event's replies answer
-    outbox: Leased | None = None  # its replies, recorded by the same transaction (bot/outbox.py)
-
-    def commit(self, session: Session) -> None:
-        for tenant, key in self.claims:
-            if not insert_ignore(session, ProcessedEvent, {"tenant": tenant, "key": key[:300], "created_at": utcnow()}):
-                raise Duplicate(f"{key} was handled by another worker")
-        self.finish(session)
-        self.finished = True
 
 
 def _nothing(_session: Session) -> None:
@@ -110,6 +90,7 @@ class SlackAdapter:
         self.tokens = tokens
         self.clients = Clients(api_url)
         self.sender = SlackSender(self.services, tokens, self.clients, Pacer(pace_seconds), self.handle)
+        self.shell = DeliveryShell(self.services)
         self.pipeline: Any = None  # adapters.server.Pipeline, set when mounted
         self._known: set[tuple[str, str]] = set()
         self._kinds: dict[tuple[str, str], ConversationKind] = {}  # (team, channel) → kind Slack gave
@@ -300,21 +281,9 @@ class SlackAdapter:
         self.sender.deliver(effects)
 
     def _claim(self, tenant: str, key: str, *, check: bool = True) -> bool:
-        """True the first time `key` is seen. While an inbox row is processed the claim is only
-        checked here (`check=False`: not even) and written by the main event's transaction,
-        which a duplicate rolls back (see RowWork)."""
-        work = _WORK.get()
-        if work is None:
-            with self.services.db.session(tenant) as s:
-                return claim(s, tenant, key)
-        if not check:
-            work.claims.append((tenant, key))
-            return True
-        with reading(self.services.db, tenant) as s:
-            if s.scalar(select(ProcessedEvent.id).where(ProcessedEvent.key == key[:300])) is not None:
-                return False
-        work.claims.append((tenant, key))
-        return True
+        """True the first time `key` is seen (`DeliveryShell.claim`: while an inbox row is
+        processed, written by its main event's transaction)."""
+        return self.shell.claim(tenant, key, _WORK.get(), check=check)
 
     def _client(self, team: str, origin: Origin | None = None) -> Any:
         """The Web API client for `team`, once an inbox batch has committed what it did so far
@@ -326,9 +295,7 @@ class SlackAdapter:
         """First sight of a person: their Slack profile (users.info) goes to the core."""
         if not user or (origin.team, user) in self._known:
             return
-        with reading(self.services.db, origin.team) as s:
-            known = bool(driver_sql.fetch(s, "SELECT 1 FROM people WHERE tenant = ? AND external_id = ?", [origin.team, user]))
-        if not known:
+        if not self.shell.known_person(origin.team, user):
             client = self._client(origin.team, origin)
             try:
                 info = client.users_info(user=user)
@@ -374,8 +341,7 @@ class SlackAdapter:
         kind = self._kinds.get(key)
         if kind is not None:
             return kind
-        with self.services.db.session(origin.team, readonly=True) as s:
-            stored = s.scalar(select(Conversation.kind).where(Conversation.external_id == channel))
+        stored = self.shell.stored_kind(origin.team, channel)
         if stored in ("private", "group", "dm"):
             kind = stored
         else:

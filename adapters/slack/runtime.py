@@ -21,6 +21,7 @@ from adapters.server import pipeline_key
 from adapters.slack.adapter import SlackAdapter
 from adapters.slack.bolt_app import build_bolt_app
 from adapters.slack.client import InstalledTokens, SingleToken, TokenSource
+from adapters.slack.inbound import team_of
 from adapters.slack.request_guard import Refused, admit, refusal_response
 from adapters.express import ExpressLane
 from bot.config import Settings
@@ -28,6 +29,7 @@ from bot.core import Bot
 
 log = logging.getLogger("adapters.slack")
 EVENTS_PATH = "/slack/events"
+NOTICE_LOCALE_SECONDS = 0.3  # the ack has waited ACK_WRITE_SECONDS (2 s) of Slack's 3 already
 
 
 @dataclass
@@ -74,8 +76,8 @@ class SlackRuntime:
             if "failed" in pending:  # not written to the inbox: Slack must not take it as received
                 reply = web.Response(status=503, text="try again")
             elif "delayed" in pending:
-                text = self.adapter.services.prompts.t(self.settings.default_locale, "slack.delayed")
-                reply = web.json_response({"response_type": "ephemeral", "text": text})
+                notice = await self._delayed_notice(bolt_request.body)
+                reply = web.json_response({"response_type": "ephemeral", "text": notice})
             elif response is None or response.status >= 500:
                 if response is not None:
                     log.error("slack: listener failed (%s); answered 200 so Slack does not retry or disable events", response.status)
@@ -89,6 +91,21 @@ class SlackRuntime:
         finally:
             if self.adapter.release(pending, token):
                 self.express.poke()
+
+    async def _delayed_notice(self, body: Any) -> str:
+        """"Your answer is late", to the person who ran the slash command (the only delivery
+        answered so; its body names them user_id), in their language. The store is what is slow
+        or away here: when it cannot say within NOTICE_LOCALE_SECONDS (the ack is due), the
+        notice is in the default language."""
+        shell = self.adapter.shell
+        locale = asyncio.to_thread(shell.locale, team_of(body), str(body.get("user_id") or ""), private=True)
+        try:
+            language = await asyncio.wait_for(locale, NOTICE_LOCALE_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - the notice goes out anyway
+            log.info("slack: the late command's person's language unknown (%s); notice in %s", type(exc).__name__,
+                     self.settings.default_locale)
+            language = self.settings.default_locale
+        return shell.services.prompts.t(language, "slack.delayed")
 
     async def handle_oauth(self, request: web.Request) -> web.Response:
         flow = self.bolt.oauth_flow

@@ -13,9 +13,9 @@ thread. It rebuilds the turn with botbuilder's `CloudAdapter.process_activity` o
 activity and identity (so replies go to the stored serviceUrl with the bot's own
 credentials) and runs it on the server's event loop. Exactly one effect per activity: its
 idempotency claim and its inbox row's "done" are written by the transaction of the
-activity's main event (`RowWork`, passed to `Bot.handle(..., in_transaction=...)` by
-adapters/teams/turn.py), so a retry after a crash either finds the work committed and skips
-it, or redoes it from the start. That transaction also records the event's replies in the
+activity's main event (`RowWork`, adapters/shell.py, passed to `Bot.handle(...,
+in_transaction=...)` by adapters/teams/turn.py), so a retry after a crash either finds the
+work committed and skips it, or redoes it from the start. That transaction also records the event's replies in the
 durable outbox (bot/outbox.py); they go out after the commit, and the outbox row is marked
 sent once the Bot Connector took them. A reply that failed (429 or 5xx after the paced
 retries) or that a crash interrupted is sent again, proactively, by the outbox sweeper; the
@@ -37,18 +37,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from adapters import shell
 from adapters.teams import inbound
 from adapters.express import ExpressLane
-from bot.outbox import Leased
 from bot.types import Effect
-from store.idempotency import insert_ignore
 from store.inbox import Claimed
-from store.models.base import utcnow
-from store.models.core import ProcessedEvent
-from store.transient import Abandon
 
 log = logging.getLogger(__name__)
 PLATFORM = "teams"
@@ -59,31 +54,12 @@ STORES_REFERENCE = ("message", "conversationUpdate", "installationUpdate")
 IDENTITY_CLAIMS = ("aud", "appid", "azp", "ver", "iss", "serviceurl", "tid")
 
 
-class Duplicate(Abandon):
-    """Another worker committed the same activity's work first: roll this attempt back."""
-
-
 @dataclass
-class RowWork:
-    """The inbox row a turn is processing: the idempotency keys its work claims and its
-    `finish` (mark the row done), both written by the transaction of its main event."""
+class RowWork(shell.RowWork):
+    """A turn's inbox row work (adapters/shell.py), and the main event's replies its
+    transaction recorded in the outbox."""
 
-    finish: Callable[[Session], None]
-    claims: list[tuple[str, str]] = field(default_factory=list)
-    outbox: Leased | None = None  # the main event's replies, recorded by the same transaction (bot/outbox.py)
-    recorded: list[Effect] = field(default_factory=list)  # those replies
-
-    def commit(self, session: Session) -> None:
-        for tenant, key in self.claims:
-            if not insert_ignore(session, ProcessedEvent, {"tenant": tenant, "key": key[:300], "created_at": utcnow()}):
-                raise Duplicate(f"{key} was handled by another worker")
-        self.finish(session)
-
-
-def already_handled(db: Any, tenant: str, key: str) -> bool:
-    """The activity's claim is committed: its work was done (read-only, never waits for a writer)."""
-    with db.session(tenant, readonly=True) as s:
-        return s.scalar(select(ProcessedEvent.id).where(ProcessedEvent.key == key[:300])) is not None
+    recorded: list[Effect] = field(default_factory=list)
 
 
 def worth_writing(body: Mapping[str, Any]) -> bool:

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from store.db import Database
-from store.idempotency import claim, insert_ignore
+from store.idempotency import insert_ignore
 from store.models.teams import TeamsReference
 
 
@@ -92,19 +92,9 @@ def any_reference(session: Session) -> StoredReference | None:
     return _stored(row)
 
 
-@dataclass(frozen=True)
-class TurnStart:
-    fresh: bool             # False: a retried delivery already handled
-
-
-def start_turn(db: Database, tenant: str, key: str | None, conversation_id: str,
-               reference: Mapping[str, Any] | None, ref_kind: str, user_id: str, team_id: str, now: datetime,
-               installed: bool = True) -> TurnStart:
-    """One short transaction per activity: claim its id, store the conversation reference when given."""
+def remember(db: Database, tenant: str, conversation_id: str, reference: Mapping[str, Any], ref_kind: str,
+             user_id: str, team_id: str, now: datetime, installed: bool = True) -> None:
+    """Store the conversation reference of a turn's activity, in one short transaction."""
     with db.session(tenant) as session:
-        if key is not None and not claim(session, tenant, key):
-            return TurnStart(False)
-        if reference is not None:
-            save_reference(session, tenant, conversation_id=conversation_id, kind=ref_kind, user_id=user_id,
-                           team_id=team_id, reference=reference, now=now, installed=installed)
-        return TurnStart(True)
+        save_reference(session, tenant, conversation_id=conversation_id, kind=ref_kind, user_id=user_id,
+                       team_id=team_id, reference=reference, now=now, installed=installed)

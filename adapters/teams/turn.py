@@ -3,10 +3,11 @@
 Adapter-agnostic: runs under botbuilder's CloudAdapter (the inbox worker rebuilds each turn
 from its stored activity, see adapters/teams/inbox.py) and its TestAdapter (tests).
 
-Deduplication: an activity's id is claimed once. Processing an inbox row (`work` given), the
-claim is only checked here and written by the transaction of the activity's main event (its
-last one), together with the row's "done" (`RowWork.commit`); without a row (TestAdapter) it
-is committed before the work, as a replayed activity must still have one effect.
+Deduplication: an activity's id is claimed once (`DeliveryShell.claim`). Processing an inbox
+row (`work` given), the claim is only checked here and written by the transaction of the
+activity's main event (its last one), together with the row's "done" (`RowWork.commit`);
+without a row (TestAdapter) it is committed before the work, as a replayed activity must
+still have one effect.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session
 from adapters.teams import inbound
 from adapters.teams import references as refs
 from adapters.teams.delivery import Delivery
-from adapters.teams.inbox import RowWork, already_handled
+from adapters.teams.inbox import RowWork
 from adapters.teams.roster import sync_roster
 from bot import outbox
 from bot.core import Bot
@@ -109,22 +110,22 @@ class TeamsTurn:
         event's transaction), store the reference; the events to handle (none when retried)."""
         conv = parsed.conversation
         assert conv is not None
-        db = self.bot.services.db
+        shell = self.delivery.shell
         key = parsed.dedup_key
-        if work is not None and key is not None:
-            if already_handled(db, parsed.tenant, key):
+        if key is not None:
+            if work is not None and not parsed.events:  # only a reference to store (idempotent): no claim
+                fresh = not shell.seen(parsed.tenant, key)
+            else:
+                fresh = shell.claim(parsed.tenant, key, work)
+            if not fresh:
                 return False, []
-            if parsed.events:
-                work.claims.append((parsed.tenant, key))
-            key = None  # the reference (idempotent) is stored now, the claim with the work
-        if key is None and reference is None:  # nothing to write: no empty write transaction
-            return True, list(parsed.events)
-        sender_id = parsed.sender.id if parsed.sender else ""
-        removed = any(isinstance(e, MembersChanged) and e.bot_left for e in parsed.events)
-        start = refs.start_turn(db, parsed.tenant, key, conv.id, reference,
-                                conv.kind, sender_id if conv.kind == "dm" else "", parsed.team_id,
-                                self.bot.services.clock.now(), installed=not removed)
-        return (True, list(parsed.events)) if start.fresh else (False, [])
+        if reference is not None:  # idempotent: stored now, the claim (of an inbox row) with the work
+            sender_id = parsed.sender.id if parsed.sender else ""
+            removed = any(isinstance(e, MembersChanged) and e.bot_left for e in parsed.events)
+            refs.remember(self.bot.services.db, parsed.tenant, conv.id, reference, conv.kind,
+                          sender_id if conv.kind == "dm" else "", parsed.team_id, self.bot.services.clock.now(),
+                          installed=not removed)
+        return True, list(parsed.events)
 
     def _handle(self, events: list[Event], work: RowWork | None = None) -> list[Effect]:
         """Each event in its own transaction; the last one's also writes the inbox row's claim
