@@ -21,6 +21,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
+from sqlalchemy import func, select
+
 from adapters.shell import DeliveryShell
 from adapters.slack import inbound
 from adapters.slack.client import HINTS, Clients, Pacer, TokenSource, error_code, log_api_error, make_webhook, transient
@@ -29,6 +31,8 @@ from bot.context import Services
 from bot.delivery import Attempt, DeliveryFailed, current_attempt
 from bot.text import link_marker, reply_texts
 from bot.types import Action, ConversationRef, Effect, Event, FetchHistory, Outbound, UserRef
+from store.models.core import Conversation
+from store.models.social import Message
 
 log = logging.getLogger("adapters.slack")
 _TS = re.compile(r"^\d{9,12}\.\d{1,9}$")
@@ -336,7 +340,11 @@ class SlackSender:
 
     # History backfill ---------------------------------------------------------
     def fetch_history(self, request: FetchHistory) -> None:
-        """Page conversations.history (cursor, 429-aware) and feed each message to the bot."""
+        """Page conversations.history (cursor, 429-aware) and feed each message to the bot.
+
+        The requester gets one DM, updated in place: the progress, then how many messages were
+        read and how many of them are new to the index (those already indexed are skipped), or
+        that the import stopped, whatever stopped it."""
         conv = request.conversation
         tenant = conv.tenant
         client = self.client_for(tenant)
@@ -346,6 +354,7 @@ class SlackSender:
         count, cursor = 0, None
         channel_link = link_marker(conv.id)
         try:
+            before = self._indexed(conv)
             if request.requested_by is not None:
                 resp = client.chat_postMessage(channel=request.requested_by.id, link_names=False,
                                                text=mrkdwn(t("slack.backfill_progress", channel=channel_link, count=0)))
@@ -372,14 +381,26 @@ class SlackSender:
                 if not cursor:
                     break
             if progress:
+                added = max(0, self._indexed(conv) - before)
                 client.chat_update(channel=progress[0], ts=progress[1],
-                                   text=mrkdwn(t("slack.backfill_done", channel=channel_link, count=count)))
+                                   text=mrkdwn(t("slack.backfill_done", channel=channel_link, count=count, added=added)))
         except Exception as exc:  # noqa: BLE001
             code = log_api_error("conversations.history", exc, channel=conv.id)
-            if progress and code:
+            if request.requested_by is not None:
+                text = mrkdwn(t(HINTS.get(code or "", "slack.backfill_failed"), command=self.services.settings.command_name,
+                                channel=channel_link, count=count))
                 try:
-                    client.chat_update(channel=progress[0], ts=progress[1],
-                                       text=mrkdwn(t(HINTS.get(code, "slack.backfill_failed"), command=self.services.settings.command_name,
-                                                     channel=channel_link, count=count)))
+                    if progress:
+                        client.chat_update(channel=progress[0], ts=progress[1], text=text)
+                    else:
+                        client.chat_postMessage(channel=request.requested_by.id, link_names=False, text=text)
                 except Exception:  # noqa: BLE001
-                    log.exception("slack: could not update the backfill progress message")
+                    log.exception("slack: could not tell %s the backfill of %s stopped", request.requested_by.id, conv.id)
+
+    def _indexed(self, conv: ConversationRef) -> int:
+        """How many messages of `conv` the index holds: what a backfill added is the difference."""
+        with self.services.db.session(conv.tenant) as session:
+            found = session.scalar(select(func.count(Message.id)).join(Conversation, Conversation.id == Message.conversation_id)
+                                   .where(Conversation.tenant == conv.tenant, Conversation.external_id == conv.id))
+        return int(found or 0)
+
