@@ -14,11 +14,13 @@ MAX_DAYS = 366
 
 def away_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     """"until 2026-12-01" (or "jusqu'au 1er décembre") means back on the 1st: away until that
-    day starts, in your time zone; "dans 2 semaines"/"2 weeks" counts from now."""
+    day starts, in your time zone; "dans 2 semaines"/"for 2 weeks" counts from now."""
     words = vocabulary(ctx.services.prompts)
     now = ctx.now()
     until = parse_when(args, now, ctx.tz(), words, lenient=True)
-    if until is None and (span := parse_duration(args, words)) is not None:
+    # "for 2 weeks" / "pendant 2 semaines": a duration after a filler word counts from now.
+    spoken = " ".join(w for w, meaning in words.terms(args) if "filler" not in meaning)
+    if until is None and (span := parse_duration(spoken, words)) is not None:
         until = (now + span).astimezone(ctx.tz())
     if until is None:
         raise UserError("help_requests.away_date", usage=ctx.t("help_requests.away_usage"))
