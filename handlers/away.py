@@ -26,11 +26,11 @@ def away_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
         raise UserError("help_requests.away_date", usage=ctx.t("help_requests.away_usage"))
     day = until.date()
     if until <= now:
-        raise UserError("help_requests.away_past", date=day.isoformat())
+        raise UserError("help_requests.away_past", date=day)
     if (until - now).days > MAX_DAYS:
         raise UserError("help_requests.away_too_far", days=MAX_DAYS)
     store.set_away(ctx.session, ctx.actor.id, until.astimezone(timezone.utc), now)
-    return ctx.reply("help_requests.away_set", private=True, date=day.isoformat())
+    return ctx.reply("help_requests.away_set", private=True, date=day)
 
 
 def back_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:

@@ -174,7 +174,7 @@ def test_snooze_reads_the_same_dates_and_off_words(d: Driver) -> None:
 def test_away_until_a_french_date(d: Driver) -> None:
     hugo = person(d, "hugo")
     reply = d.say("hugo", "dm", "absent jusqu'au 15 décembre")
-    assert keys(reply) == ["help_requests.away_set"] and "2026-12-15" in everything(reply)
+    assert keys(reply) == ["help_requests.away_set"] and "jusqu'au mar. 15 déc. 2026." in everything(reply)
     with d.session() as s:
         until = help_store.away_until(s, hugo.id, d.clock.now())
     assert until is not None and until.astimezone(ZoneInfo(hugo.tz or "UTC")) == datetime(2026, 12, 15, tzinfo=ZoneInfo(hugo.tz or "UTC"))
