@@ -2,7 +2,7 @@
 
 Both servers run botbuilder's CloudAdapter on loopback aiohttp and answer through a local
 mock Bot Connector (tests/teams_mock.py). Causette's path: `/api/messages` from
-adapters/server.py → inbox write → answer → claim (adapters/teams/express.py) → parse, dedup
+adapters/server.py → inbox write → answer → claim (adapters/express.py) → parse, dedup
 check, core (`help` in a personal chat, answered with an Adaptive Card) whose transaction
 writes the claim and the row's "done" → render → paced send. The bare bot echoes the text.
 One round trip = activity POSTed → reply received by the mock connector. The organisation

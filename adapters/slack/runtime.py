@@ -39,7 +39,7 @@ class SlackRuntime:
     settings: Settings
     socket_handler: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
-    express: Any = None  # adapters.teams.express.ExpressLane over the app's inbox worker, once attached
+    express: Any = None  # adapters.express.ExpressLane over the app's inbox worker, once attached
 
     @classmethod
     def build(cls, bot: Bot, settings: Settings, *, pace_seconds: float = 1.0) -> "SlackRuntime":

@@ -7,7 +7,7 @@ claims, the outbound audience and caller id, never the bearer token) to the inbo
 written within ACK_WRITE_SECONDS the answer is 503, so the Bot Connector retries; a
 duplicate (a retry of an activity already written) is answered 201 with nothing more.
 
-Once the answer went out, the express lane (adapters/teams/express.py: one claimer instead
+Once the answer went out, the express lane (adapters/express.py: one claimer instead
 of every worker thread at once) or the inbox worker hands each row to `process_row` in a
 thread. It rebuilds the turn with botbuilder's `CloudAdapter.process_activity` on the stored
 activity and identity (so replies go to the stored serviceUrl with the bot's own
@@ -140,7 +140,7 @@ class TeamsInbox:
             self.express.poke()
 
     def wake(self) -> None:
-        """After the HTTP answer went out: the express lane takes the row (adapters/teams/express.py)."""
+        """After the HTTP answer went out: the express lane takes the row (adapters/express.py)."""
         self.express.poke()
 
     # Worker side (a worker thread) -------------------------------------------------------
