@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping, Union
+from typing import Callable, Mapping, Union
 
 import yaml
 from babel import Locale
@@ -100,6 +100,9 @@ class Composed:
 
 
 Entry = Union[str, Plural, Composed]
+# Told of every lookup: (language used, key, parameters, text). Tests use it to check which
+# language each delivered line came from (tests/test_one_language.py).
+Observer = Callable[[str, str, Mapping[str, object], str], None]
 
 
 class _SafeDict(dict):
@@ -277,6 +280,7 @@ class Prompts:
         }
         self._marked = {lang: {k: _marked(v) for k, v in cat.items()} for lang, cat in self._catalogues.items()}
         self.default = default
+        self.observer: Observer | None = None
 
     @classmethod
     def load(cls, directory: Path = DEFAULT_PROMPTS_DIR, default: str = "en") -> "Prompts":
@@ -300,7 +304,10 @@ class Prompts:
         if entry is None:
             lang = self.default
             entry = self._marked[lang].get(key, key)
-        return render(entry, lang, params)
+        text = render(entry, lang, params)
+        if self.observer is not None:
+            self.observer(lang, key, params, text)
+        return text
 
 
 def render(entry: Entry, lang: str, params: Mapping[str, object]) -> str:
