@@ -15,7 +15,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Iterable, Sequence, Union
 
-from sqlalchemy import bindparam, extract, false, func, or_, select, update
+from sqlalchemy import bindparam, delete, extract, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.text import norm_key, topic_key
@@ -23,6 +23,7 @@ from store import driver_sql, evidence_log
 from store.db import ALL_TENANTS, TenantError
 from store.idempotency import insert_ignore
 from store.models.core import Conversation, Evidence, EvidenceBatch, Person, PersonSkill, Skill, SkillAlias, Workspace
+from store.models.taxonomy import TaxonomyLabel
 from store.visibility import readable_by
 
 CHANGES = "expertise_changes"
@@ -184,6 +185,83 @@ def add_alias(session: Session, tenant: str, alias: str, target: str) -> None:
 
 def aliases(session: Session) -> list[tuple[str, str]]:
     return [(a, t) for a, t in session.execute(select(SkillAlias.alias_key, SkillAlias.target).order_by(SkillAlias.alias_key))]
+
+
+def alias_target(session: Session, alias: str) -> str | None:
+    """The skill an admin's alias names (its `norm_key`), or None."""
+    return session.scalar(select(SkillAlias.target).where(SkillAlias.alias_key == norm_key(alias)))
+
+
+# Taxonomy: labels grouped by concept (`taxonomy import`) ---------------------------
+@dataclass(frozen=True)
+class ConceptLabel:
+    concept: str
+    lang: str
+    label: str
+    preferred: bool
+
+
+def _invalidate(session: Session, tenant: str) -> None:
+    """Move the workspace's expertise version without recording a batch of changes: every
+    process, this one included, rebuilds its index on next use (an incremental `track_changes`
+    in the same transaction sees one more version than batches and drops its index)."""
+    session.execute(
+        update(Workspace).where(Workspace.id == tenant).values(expertise_version=Workspace.expertise_version + 1)
+    )
+
+
+def import_taxonomy(session: Session, tenant: str, labels: Iterable[ConceptLabel]) -> tuple[int, int]:
+    """Store a taxonomy's labels; returns (concepts named, labels new to the workspace).
+
+    Idempotent: a label already stored for its concept is left as it is, so importing a file
+    twice adds nothing. Words only: no person, no evidence."""
+    concepts: set[str] = set()
+    added = 0
+    for item in labels:
+        key = topic_key(item.label)
+        if not key:
+            continue
+        concepts.add(item.concept)
+        added += insert_ignore(session, TaxonomyLabel, {
+            "tenant": tenant, "concept": item.concept[:300], "lang": item.lang[:10], "label": item.label.strip()[:200],
+            "key": key[:200], "preferred": item.preferred,
+        })
+    if added:
+        _invalidate(session, tenant)
+    return len(concepts), added
+
+
+def clear_taxonomy(session: Session, tenant: str) -> int:
+    """Forget every imported label; returns how many there were."""
+    _, count = taxonomy_size(session)
+    if count:
+        session.execute(delete(TaxonomyLabel).execution_options(synchronize_session=False))
+        _invalidate(session, tenant)
+    return int(count)
+
+
+def taxonomy_size(session: Session) -> tuple[int, int]:
+    """(concepts, labels) imported in the session's workspace."""
+    concepts, labels = session.execute(
+        select(func.count(func.distinct(TaxonomyLabel.concept)), func.count(TaxonomyLabel.id))).one()
+    return int(concepts or 0), int(labels or 0)
+
+
+def taxonomy_groups(session: Session) -> list[list[str]]:
+    """The topic keys of each imported concept (for the index: one group per concept)."""
+    groups: dict[str, list[str]] = {}
+    for concept, key in session.execute(select(TaxonomyLabel.concept, TaxonomyLabel.key).order_by(TaxonomyLabel.concept)):
+        groups.setdefault(concept, []).append(key)
+    return [keys for keys in groups.values() if len(keys) > 1]
+
+
+def concepts_of(session: Session, key: str) -> dict[str, list[ConceptLabel]]:
+    """Every label of each concept that has `key` (a `topic_key`) among its labels."""
+    concepts = select(TaxonomyLabel.concept).where(TaxonomyLabel.key == key).scalar_subquery()
+    found: dict[str, list[ConceptLabel]] = {}
+    for row in session.scalars(select(TaxonomyLabel).where(TaxonomyLabel.concept.in_(concepts)).order_by(TaxonomyLabel.id)):
+        found.setdefault(row.concept, []).append(ConceptLabel(row.concept, row.lang, row.label, row.preferred))
+    return found
 
 
 def set_active(session: Session, tenant: str, person: Person, active: bool) -> None:

@@ -108,6 +108,10 @@ class ExpertiseIndex:
         self.by_word: dict[str, set[str]] = {}
         self.group_of: dict[str, int] = {}
         self.groups: list[set[str]] = []
+        # Imported taxonomy concepts (store.expertise.taxonomy_groups): unlike alias groups they
+        # are never merged, so a label two concepts share does not join them.
+        self.concepts: list[frozenset[str]] = []
+        self.concepts_of: dict[str, list[int]] = {}
         self.excluded: set[int] = set()
         self.build_seconds = 0.0
         self.evidence = EvidenceBook()
@@ -125,6 +129,8 @@ class ExpertiseIndex:
         index = cls(xstore.current_version(session, tenant), alias_groups)
         for alias_key, target in xstore.aliases(session):
             index.set_alias(alias_key, target)
+        for concept in xstore.taxonomy_groups(session):
+            index.add_concept(concept)
         index.excluded = xstore.excluded_people(session)
         skills = xstore.all_skills(session)
         excluded = index.excluded
@@ -193,13 +199,20 @@ class ExpertiseIndex:
     def set_alias(self, alias: str, target: str) -> None:
         self._add_group((alias, target))
 
+    def add_concept(self, keys: Iterable[str]) -> None:
+        concept = frozenset(keys) - {""}
+        for k in concept:
+            self.concepts_of.setdefault(k, []).append(len(self.concepts))
+        self.concepts.append(concept)
+        self._choices = None
+
     # Matching ----------------------------------------------------------------------
     def _fuzzy_choices(self) -> tuple[list[str], list[set[str]]]:
         if self._choices is None:
             forms: dict[str, set[str]] = {}
             for form, keys in self.by_form.items():
                 forms.setdefault(form, set()).update(keys)
-            for group in self.groups:
+            for group in [*self.groups, *self.concepts]:
                 known = {k for k in group if k in self.topics}
                 if not known:
                     continue
@@ -245,7 +258,10 @@ class ExpertiseIndex:
 
     def synonyms(self, key: str) -> set[str]:
         group = self.group_of.get(key)
-        return set(self.groups[group]) if group is not None else {key}
+        found = set(self.groups[group]) if group is not None else {key}
+        for concept in self.concepts_of.get(key, ()):
+            found |= self.concepts[concept]  # the labels of the concepts `key` names, not of their other concepts
+        return found
 
     def match(self, query: str, *, fuzzy_limit: int = 5) -> TopicMatches:
         exact = self.exact_matches(query)
@@ -322,7 +338,7 @@ class ExpertiseIndex:
                 if len(gram) < 2:
                     continue
                 hits = {gram} if gram in self.topics else set()
-                if gram in self.group_of:
+                if gram in self.group_of or gram in self.concepts_of:
                     hits |= {k for k in self.synonyms(gram) if k in self.topics}
                 for k in sorted(hits):
                     if k not in found:
