@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from bot import locale as locale_rule
 from bot.text import MARK_CLOSE, MARK_OPEN, link_marker, ping_marker, split_markers, strip_markers
-from bot.types import Card, ConversationRef, Effect, Form, IncomingMessage, Outbound, Reply, UserRef
+from bot.types import Card, ConversationRef, Effect, Form, IncomingMessage, Outbound, Picture, Reply, UserRef
 from store import audit as audit_store
 from store import people as people_store
 from store.models.core import Conversation, Person, Workspace
@@ -141,6 +141,7 @@ class Ctx:
         in_thread: bool = False,
         form: Form | None = None,
         attachment: tuple[str, bytes] | None = None,
+        picture: Picture | None = None,
         **params: object,
     ) -> Reply:
         return Reply(
@@ -152,6 +153,7 @@ class Ctx:
             in_thread=in_thread,
             form=form,
             attachment=attachment,
+            picture=picture,
         )
 
     def answer(self, reply: Reply, *, anchor: str | None = None) -> Outbound:

@@ -161,6 +161,21 @@ class Card:
 
 
 @dataclass(frozen=True)
+class Picture:
+    """An image shown with a reply, e.g. a chart (`bot.charts.render_trend`).
+
+    `png` is the PNG file; `alt` the text read aloud or shown where images are not (in the
+    reader's language, like the reply); `filename` what a saved or downloaded copy is called.
+    Slack uploads it (alt text attached; a private reply's picture goes to the person's DM),
+    Teams shows it in an Adaptive Card Image, the console saves it and prints its path.
+    """
+
+    png: bytes
+    alt: str
+    filename: str = "chart.png"
+
+
+@dataclass(frozen=True)
 class Reply:
     """What a handler answers. `text` is always set (fallback and notification text).
 
@@ -176,6 +191,7 @@ class Reply:
     in_thread: bool = False
     form: Form | None = None
     attachment: tuple[str, bytes] | None = None  # (filename, content), e.g. a data export
+    picture: Picture | None = None  # an image shown with the text (a chart)
 
 
 @dataclass(frozen=True)
