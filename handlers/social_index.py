@@ -142,7 +142,7 @@ def on_delete(ctx: Ctx, event: MessageDeleted) -> list[Effect]:
 def on_reaction(ctx: Ctx, event: ReactionAdded) -> list[Effect]:
     if ctx.conversation is not None and not event.user.is_bot:
         social.react(ctx.session, ctx.tenant, ctx.conversation.id, event.message_id, ctx.actor.id, event.reaction,
-                     event.removed)
+                     event.removed, ctx.now())
     return []
 
 

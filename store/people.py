@@ -272,7 +272,8 @@ def people_by_ids(session: Session, ids: Iterable[int]) -> dict[int, Person]:
 
 
 def has_role(session: Session, person: Person, roles: Sequence[str], conversation: Conversation | None) -> bool:
-    query = select(Role.id).where(Role.person_id == person.id, Role.role.in_(list(roles)))
+    query = select(Role.id).where(Role.person_id == person.id, Role.role.in_(list(roles)),
+                                  Role.scope_kind.is_(None))  # a department's référent is no channel's
     if conversation is None:
         query = query.where(Role.conversation_id.is_(None))
     else:
@@ -281,7 +282,8 @@ def has_role(session: Session, person: Person, roles: Sequence[str], conversatio
 
 
 def role_holders(session: Session, roles: Sequence[str], conversation: Conversation | None) -> list[Person]:
-    query = select(Person).join(Role, Role.person_id == Person.id).where(Role.role.in_(list(roles)), Person.active)
+    query = select(Person).join(Role, Role.person_id == Person.id).where(Role.role.in_(list(roles)), Person.active,
+                                                                         Role.scope_kind.is_(None))
     if conversation is None:
         query = query.where(Role.conversation_id.is_(None))
     else:

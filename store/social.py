@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
 from sqlalchemy import Integer, Select, and_, bindparam, delete, func, or_, select, union_all, update
 from sqlalchemy.orm import Session, aliased
 
 from bot.text import shorten, topic_key
-from store import driver_sql, evidence_log
+from store import analytics, driver_sql, evidence_log
 from store.db import ALL_TENANTS
 from store.expertise import bump_version
 from store.idempotency import claim, insert_ignore
@@ -267,14 +267,18 @@ def remove(session: Session, tenant: str, conversation_id: int, external_id: str
 
 
 def react(session: Session, tenant: str, conversation_id: int, external_id: str, user_id: int, reaction: str,
-          removed: bool) -> None:
-    """Count reactions once per (message, person, emoji), whatever the platform redelivers."""
+          removed: bool, now: datetime | None = None) -> None:
+    """Count reactions once per (message, person, emoji), whatever the platform redelivers, and
+    record who reacted on which UTC day (store.analytics: reactors-only)."""
     key = f"react:{conversation_id}:{external_id}:{user_id}:{reaction}"[:300]
     if removed:
         gone = session.execute(delete(ProcessedEvent).where(ProcessedEvent.key == key)).rowcount
         delta = -1 if gone else 0
     else:
         delta = 1 if claim(session, tenant, key) else 0
+        if delta:
+            at = now or datetime.now(timezone.utc)
+            analytics.record_reaction(session, tenant, conversation_id, external_id, user_id, at.astimezone(timezone.utc).date(), at)
     if delta:
         session.execute(
             update(Message)

@@ -169,7 +169,9 @@ class EvidenceRemoval(TenantScoped, Base):
 
 
 class Role(TenantScoped, Base):
-    """animator / referent of a channel (conversation_id) or of the whole workspace (NULL)."""
+    """animator / referent of a channel (conversation_id), of a part of the organisation
+    (`scope_kind` department | site | language and `scope_value`, e.g. "Sales", with no
+    conversation), or of the whole workspace (neither)."""
 
     __tablename__ = "roles"
     __table_args__ = (UniqueConstraint("person_id", "role", "conversation_id"),)
@@ -177,6 +179,8 @@ class Role(TenantScoped, Base):
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
     role: Mapped[str] = mapped_column(String(20))
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), nullable=True)
+    scope_kind: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    scope_value: Mapped[str] = mapped_column(String(200), default="")
     granted_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -1,0 +1,936 @@
+"""Adoption analytics (issue 15): who takes part, where — computed from daily roll-ups, with
+who may see which scope and small-group suppression decided here, in the store.
+
+Public API (stable; handlers/stats, the monthly référent report, App Home and the benchmark
+build on it). Every function takes a tenant-scoped session (its tenant is the workspace).
+
+Data model (store/models/analytics.py)
+- `MessageReaction` (conversation, message, person, UTC day): written by `store.social.react`.
+- `ActivityDay` (UTC day, conversation, person → posts, replies, reactions, ideas, votes,
+  help_asked, help_answered, kudos_given): one row per person, conversation and day, written by
+  `rollup_day`. `conversation_id` 0 = outside any channel (a command typed to the bot in a DM
+  that left no conversation). A report reads these rows, never the message table (busiest
+  threads excepted: one channel's replies of the period).
+- `FirstContribution` (person, conversation or 0 for the shared spaces → first day).
+- `RollupDay` (UTC day): the day's rows are written; its insert is the claim.
+- Roll-up rows hold ids without foreign keys: a forgotten person's counts stay and name nobody
+  (`my_activity` reads only days after the reader's own row was created, so a reused id
+  inherits nothing).
+
+Scopes and who may read them (`may_read`, `readable_scopes`, `who_may_read`)
+- `Scope("me")`: anyone, their own figures only (`my_activity`).
+- `Scope("channel", conversation_id)`: admins, the channel's animators and référents, and
+  workspace-wide animators/référents (a role without channel or scope). A private channel or
+  group chat: its own animators/référents, and the others above only if they are members of
+  it. DMs: nobody.
+- `Scope("department" | "site", name)` / `Scope("language", "fr")`: admins, workspace-wide
+  animators/référents, and référents/animators of that scope (`role add @x referent department
+  Sales`: `Role.scope_kind` / `Role.scope_value`, compared case-insensitively). Members are
+  the active, non-bot people whose profile says so (language: their own locale, else the
+  workspace's).
+- `Scope("all")`: admins only. So are `export_rows` and `dormant_channels`.
+
+What counts (definitions also in `help stats`)
+- Contributor: posted, replied, submitted an idea, asked or answered a help request, or
+  thanked someone, in the scope during the period. Reactor-only: reacted or voted and did not
+  contribute. Silent: a member who did neither (platforms do not show who reads).
+- Organisation scopes (department, site, language, all) count public channels and what was
+  typed to the bot in DMs only: private channels and group chats never count there, in totals
+  or breakdowns, so no organisation figure can reveal them. A private channel's activity shows
+  only in its own channel report, to the people above.
+- Periods are whole UTC days ending with `end` (included). Days not rolled up yet (today,
+  or after a missed job run) are computed live from the source tables, so "today so far" is in
+  every report.
+
+Suppression (`min_group`: default 5, admins set 3–10)
+- A count of people from 1 to min-1 is `None` (shown as "fewer than N"); a scope with fewer
+  members than the minimum shows no people figures at all. Within a partition whose total is
+  shown (contributors + reactors-only + silent = members; a breakdown's rows), one hidden cell
+  hides the next smallest too (until the hidden cells hold at least the minimum), so nobody
+  can subtract. Activity counts (posts, ideas, help requests, kudos) are not groups of people
+  and are shown as they are; rates follow their contributors.
+"""
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any, Iterable, Sequence
+
+from rapidfuzz import fuzz, process
+from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from store.idempotency import insert_ignore
+from store.models.analytics import ActivityDay, AnalyticsSetting, FirstContribution, MessageReaction, RollupDay
+from store.models.contribution import HelpRequest, Idea, IdeaVote, Kudos
+from store.models.core import Conversation, ConversationMember, Person, Role, Workspace
+from store.models.social import Message
+
+SCOPE_KINDS = ("channel", "department", "site", "language", "all", "me")
+PROFILE_KINDS = ("department", "site", "language")
+ROLES = ("animator", "referent")
+KINDS = ("posts", "replies", "reactions", "ideas", "votes", "help_asked", "help_answered", "kudos_given")
+CONTRIBUTING = ("posts", "replies", "ideas", "help_asked", "help_answered", "kudos_given")
+REACTING = ("reactions", "votes")
+SHARED_KINDS = ("public", "dm")  # conversation kinds that count in organisation scopes
+FORWARD_STATUSES = ("under_review", "accepted", "in_progress", "done")
+DEFAULT_MIN_GROUP = 5
+MIN_GROUP_RANGE = (3, 10)
+MAX_DAYS = 366
+REFERENCE_RATE = (0.20, 0.25)
+DORMANT_STEPS = (30, 60, 90)
+NO_CHANNEL = 0
+
+
+# Types ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Scope:
+    """What a report covers. `value`: the conversation id for "channel"; the name as people's
+    profiles spell it for "department"/"site"; a language code for "language"; None otherwise."""
+
+    kind: str
+    value: str | int | None = None
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who asks. `admin` comes from the settings (bot.context.is_admin), not the store."""
+
+    person_id: int
+    admin: bool = False
+
+
+class ScopeNotFound(LookupError):
+    """`resolve_scope` found no such channel/department/site/language; `suggestion` is the
+    closest known name (or None)."""
+
+    def __init__(self, kind: str, given: str, suggestion: str | None) -> None:
+        super().__init__(kind, given, suggestion)
+        self.kind, self.given, self.suggestion = kind, given, suggestion
+
+
+@dataclass(frozen=True)
+class Period:
+    start: date  # first day included
+    end: date  # last day included
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    def before(self) -> "Period":
+        return Period(self.start - timedelta(days=self.days), self.start - timedelta(days=1))
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One period's numbers for a scope. People counts are `None` when suppressed; `rate` is
+    contributors / members (0..1), None when either is hidden or there are no members."""
+
+    period: Period
+    members: int | None
+    contributors: int | None
+    reactors_only: int | None
+    silent: int | None
+    rate: float | None
+    first_timers: int | None
+    posts: int = 0
+    replies: int = 0
+    reactions: int = 0
+    ideas: int = 0
+    ideas_forward: int = 0
+    votes: int = 0
+    kudos: int = 0
+    help_asked: int = 0
+    help_answered: int = 0
+    help_unanswered: int = 0
+    reply_median: timedelta | None = None
+    reply_slowest: timedelta | None = None
+
+    @property
+    def active(self) -> bool:
+        """Anything happened at all (posts, reactions, ideas, help, kudos)."""
+        return any((self.posts, self.replies, self.reactions, self.ideas, self.votes, self.kudos, self.help_asked))
+
+
+@dataclass(frozen=True)
+class BreakdownRow:
+    """One cell group of a breakdown: `label` is a department, site, language code or channel
+    name ("" = not set in profiles). Counts suppressed like Figures'."""
+
+    label: str
+    members: int | None
+    contributors: int | None
+    rate: float | None
+
+
+@dataclass(frozen=True)
+class Thread:
+    conversation_id: int
+    title: str  # the root message's first line, raw stored text (markers kept): render escaped
+    replies: int
+    permalink: str
+
+
+@dataclass(frozen=True)
+class ScopeReport:
+    scope: Scope
+    label: str  # channel name, department, site, language code; "" for all
+    current: Figures
+    previous: Figures
+    min_group: int
+    breakdown_by: str | None = None  # "department" | "site" | None
+    breakdown: tuple[BreakdownRow, ...] = ()
+    threads: tuple[Thread, ...] = ()
+    conversation_kind: str | None = None  # for a channel: public | private | group
+
+    @property
+    def empty(self) -> bool:
+        """Nothing happened in either period: say "no activity yet" rather than show zeros."""
+        return not (self.current.active or self.previous.active)
+
+
+@dataclass(frozen=True)
+class WeekPoint:
+    week_start: date  # a Monday; the last point's week may be partial (up to `end`)
+    contributors: int | None
+    members: int | None
+    rate: float | None
+
+
+@dataclass(frozen=True)
+class MyActivity:
+    """`stats me`: the reader's own counts (never anyone else's), this period and the last."""
+
+    period: Period
+    counts: dict[str, int]
+    previous: dict[str, int]
+    channels: int  # conversations contributed in this period
+    first_day: date | None  # first contribution in the shared spaces
+
+
+@dataclass(frozen=True)
+class DormantChannel:
+    conversation_id: int
+    name: str
+    last_post: date | None  # None: nothing posted since analytics began
+    idle_days: int
+    members: int
+
+
+# Settings ------------------------------------------------------------------------------------
+def min_group(session: Session) -> int:
+    """The workspace's minimum group size (default 5)."""
+    value = session.scalar(select(AnalyticsSetting.value).where(AnalyticsSetting.name == "min_group"))
+    try:
+        number = int(value) if value else DEFAULT_MIN_GROUP
+    except ValueError:
+        return DEFAULT_MIN_GROUP
+    return min(max(number, MIN_GROUP_RANGE[0]), MIN_GROUP_RANGE[1])
+
+
+def set_min_group(session: Session, tenant: str, value: int, by: int, now: datetime) -> None:
+    """Set the minimum group size (the caller checks the range and that `by` is an admin)."""
+    if not MIN_GROUP_RANGE[0] <= value <= MIN_GROUP_RANGE[1]:
+        raise ValueError(value)
+    if not insert_ignore(session, AnalyticsSetting, {"tenant": tenant, "name": "min_group", "value": str(value),
+                                                     "updated_by": by, "updated_at": now}):
+        session.execute(update(AnalyticsSetting).where(AnalyticsSetting.name == "min_group")
+                        .values(value=str(value), updated_by=by, updated_at=now)
+                        .execution_options(synchronize_session=False))
+
+
+# Who may read which scope --------------------------------------------------------------------
+def _fold(text: str | None) -> str:
+    return (text or "").strip().casefold()
+
+
+def _roles_of(session: Session, person_id: int) -> list[Role]:
+    return list(session.scalars(select(Role).where(Role.person_id == person_id, Role.role.in_(ROLES))))
+
+
+def _is_member(session: Session, person_id: int, conversation_id: int) -> bool:
+    return session.scalar(select(ConversationMember.id).where(
+        ConversationMember.conversation_id == conversation_id, ConversationMember.person_id == person_id)) is not None
+
+
+def may_read(session: Session, viewer: Viewer, scope: Scope) -> bool:
+    """True when `viewer` may see `scope`'s figures (rules in the module docstring)."""
+    if scope.kind == "me":
+        return True
+    if scope.kind == "all":
+        return viewer.admin
+    roles = _roles_of(session, viewer.person_id)
+    workspace_wide = any(r.conversation_id is None and r.scope_kind is None for r in roles)
+    if scope.kind == "channel":
+        conv = session.get(Conversation, int(scope.value)) if scope.value is not None else None
+        if conv is None or conv.kind == "dm":
+            return False
+        own = any(r.conversation_id == conv.id for r in roles)
+        if own:
+            return True
+        if not (viewer.admin or workspace_wide):
+            return False
+        return conv.kind == "public" or _is_member(session, viewer.person_id, conv.id)
+    if scope.kind in PROFILE_KINDS:
+        if viewer.admin or workspace_wide:
+            return True
+        return any(r.scope_kind == scope.kind and _fold(r.scope_value) == _fold(str(scope.value)) for r in roles)
+    return False
+
+
+def readable_scopes(session: Session, viewer: Viewer) -> list[Scope]:
+    """The scopes the viewer's roles name, each readable: `me`, `all` for admins, the channels
+    they animate or are référent of, the departments/sites/languages they are référent of.
+    (Admins and workspace-wide role holders may also read any other channel or profile scope
+    they ask for: `may_read` says so; they are not all listed here.)"""
+    scopes: list[Scope] = [Scope("me")]
+    if viewer.admin:
+        scopes.append(Scope("all"))
+    seen: set[Scope] = set(scopes)
+    for role in sorted(_roles_of(session, viewer.person_id), key=lambda r: r.id):
+        if role.conversation_id is not None:
+            scope = Scope("channel", role.conversation_id)
+        elif role.scope_kind in PROFILE_KINDS:
+            scope = Scope(role.scope_kind, role.scope_value)
+        else:
+            continue
+        key = Scope(scope.kind, _fold(str(scope.value)) if scope.kind in PROFILE_KINDS else scope.value)
+        if key not in seen and may_read(session, viewer, scope):
+            seen.add(key)
+            scopes.append(scope)
+    return scopes
+
+
+def who_may_read(session: Session, scope: Scope) -> list[Person]:
+    """The people whose role lets them read `scope` (admins come from the settings: the caller
+    adds them), for a refusal that says who can. For a private channel, only its own role holders."""
+    query = select(Person).join(Role, Role.person_id == Person.id).where(Role.role.in_(ROLES), Person.active)
+    wide = and_(Role.conversation_id.is_(None), Role.scope_kind.is_(None))
+    if scope.kind == "channel":
+        conv = session.get(Conversation, int(scope.value)) if scope.value is not None else None
+        if conv is None or conv.kind == "dm":
+            return []
+        query = query.where(Role.conversation_id == conv.id if conv.kind != "public"
+                            else or_(Role.conversation_id == conv.id, wide))
+    elif scope.kind in PROFILE_KINDS:
+        query = query.where(or_(wide, and_(Role.scope_kind == scope.kind,
+                                           func.lower(Role.scope_value) == _fold(str(scope.value)))))
+    else:
+        return []
+    people = list(session.scalars(query.distinct()))
+    return sorted(people, key=lambda p: (p.display_name or p.handle).casefold())
+
+
+def resolve_scope(session: Session, kind: str, text: str) -> Scope:
+    """A department/site/language scope from typed text, matched case- and accent-blind against
+    people's profiles (department, site; a language code or its name). Raises ScopeNotFound
+    with the closest known value as a suggestion."""
+    given = text.strip().strip("\"'«»“”").strip()
+    known = profile_values(session, kind)
+    for value in known:
+        if _fold(value) == _fold(given):
+            return Scope(kind, value)
+    best = process.extractOne(given, known, scorer=fuzz.WRatio, processor=lambda s: s.casefold(),
+                              score_cutoff=60) if known and given else None
+    raise ScopeNotFound(kind, given, best[0] if best else None)
+
+
+def resolve_channel_name(session: Session, text: str) -> str | None:
+    """The closest channel name to an unknown `#name` (public channels only: a suggestion
+    never reveals a private one), or None."""
+    names = list(session.scalars(select(Conversation.name).where(Conversation.kind == "public", Conversation.name != "")))
+    best = process.extractOne(text.lstrip("#"), names, scorer=fuzz.WRatio, score_cutoff=60) if names else None
+    return best[0] if best else None
+
+
+def profile_values(session: Session, kind: str) -> list[str]:
+    """The distinct non-empty departments, sites or languages of active people."""
+    if kind == "language":
+        return sorted(set(_language_of_people(session).values()) - {""})
+    column = Person.department if kind == "department" else Person.site
+    values = session.scalars(select(column).where(Person.active, Person.is_bot.is_(False), column != "").distinct())
+    by_fold: dict[str, str] = {}
+    for v in values:
+        by_fold.setdefault(_fold(v), v.strip())
+    return sorted(by_fold.values(), key=str.casefold)
+
+
+def _workspace_locale(session: Session) -> str:
+    tenant = session.info.get("tenant")
+    return session.scalar(select(Workspace.default_locale).where(Workspace.id == tenant)) or "en"
+
+
+def _language_of_people(session: Session) -> dict[int, str]:
+    default = _workspace_locale(session)
+    return {pid: (loc or default) for pid, loc in session.execute(
+        select(Person.id, Person.locale).where(Person.active, Person.is_bot.is_(False)))}
+
+
+# Roll-up -------------------------------------------------------------------------------------
+def _bounds(start: date, end: date) -> tuple[datetime, datetime]:
+    """[start 00:00 UTC, end+1 00:00 UTC)."""
+    return (datetime.combine(start, time(0), timezone.utc), datetime.combine(end + timedelta(days=1), time(0), timezone.utc))
+
+
+def _day(value: datetime) -> date:
+    return value.astimezone(timezone.utc).date()
+
+
+Key = tuple[date, int, int]  # day, conversation (0 = none), person
+
+
+def _compute(session: Session, start: date, end: date, conversation_id: int | None = None) -> dict[Key, dict[str, int]]:
+    """The activity of the UTC days start..end (included) from the source tables, per (day,
+    conversation, person), optionally for one conversation. What both the roll-up and a
+    report's live part (days not rolled up yet) read."""
+    lo, hi = _bounds(start, end)
+    rows: dict[Key, dict[str, int]] = defaultdict(lambda: dict.fromkeys(KINDS, 0))
+
+    def one_conv(column: Any) -> list[ColumnElement[bool]]:
+        return [column == conversation_id] if conversation_id is not None else []
+
+    reply = and_(Message.thread_external_id.is_not(None), Message.thread_external_id != Message.external_id)
+    for conv, author, is_reply, sent in session.execute(
+            select(Message.conversation_id, Message.author_id, case((reply, 1), else_=0), Message.sent_at)
+            .join(Person, Person.id == Message.author_id)
+            .where(Message.sent_at >= lo, Message.sent_at < hi, Person.is_bot.is_(False),
+                   *one_conv(Message.conversation_id))):
+        rows[(_day(sent), conv, author)]["replies" if is_reply else "posts"] += 1
+    for conv, person, day in session.execute(
+            select(MessageReaction.conversation_id, MessageReaction.person_id, MessageReaction.day)
+            .where(MessageReaction.day >= start, MessageReaction.day <= end, *one_conv(MessageReaction.conversation_id))):
+        rows[(day, conv, person)]["reactions"] += 1
+    for conv, person, at in session.execute(
+            select(Idea.conversation_id, Idea.author_id, Idea.created_at)
+            .where(Idea.created_at >= lo, Idea.created_at < hi, Idea.status != "draft", *one_conv(Idea.conversation_id))):
+        rows[(_day(at), conv or NO_CHANNEL, person)]["ideas"] += 1
+    for conv, person, at in session.execute(
+            select(Idea.conversation_id, IdeaVote.person_id, IdeaVote.created_at).join(Idea, Idea.id == IdeaVote.idea_id)
+            .where(IdeaVote.created_at >= lo, IdeaVote.created_at < hi, *one_conv(Idea.conversation_id))):
+        rows[(_day(at), conv or NO_CHANNEL, person)]["votes"] += 1
+    for conv, person, at in session.execute(
+            select(HelpRequest.conversation_id, HelpRequest.asker_id, HelpRequest.created_at)
+            .where(HelpRequest.created_at >= lo, HelpRequest.created_at < hi, *one_conv(HelpRequest.conversation_id))):
+        rows[(_day(at), conv or NO_CHANNEL, person)]["help_asked"] += 1
+    for conv, person, at in session.execute(
+            select(HelpRequest.conversation_id, HelpRequest.helper_id, HelpRequest.resolved_at)
+            .where(HelpRequest.resolved_at >= lo, HelpRequest.resolved_at < hi, HelpRequest.helper_id.is_not(None),
+                   HelpRequest.helper_id != HelpRequest.asker_id, *one_conv(HelpRequest.conversation_id))):
+        rows[(_day(at), conv or NO_CHANNEL, person)]["help_answered"] += 1
+    for conv, person, at in session.execute(
+            select(Kudos.conversation_id, Kudos.giver_id, Kudos.created_at)
+            .where(Kudos.created_at >= lo, Kudos.created_at < hi, *one_conv(Kudos.conversation_id))):
+        rows[(_day(at), conv or NO_CHANNEL, person)]["kudos_given"] += 1
+    return rows
+
+
+def _contributed(counts: dict[str, int] | Any) -> bool:
+    get = counts.get if isinstance(counts, dict) else lambda k: getattr(counts, k)
+    return any(get(k) for k in CONTRIBUTING)
+
+
+def _reacted(counts: dict[str, int] | Any) -> bool:
+    get = counts.get if isinstance(counts, dict) else lambda k: getattr(counts, k)
+    return any(get(k) for k in REACTING)
+
+
+def _shared_conversations(session: Session) -> set[int]:
+    """Conversations whose activity counts in organisation scopes (public channels, DMs), and 0."""
+    return {NO_CHANNEL, *session.scalars(select(Conversation.id).where(Conversation.kind.in_(SHARED_KINDS)))}
+
+
+def is_rolled(session: Session, day: date) -> bool:
+    return session.scalar(select(RollupDay.id).where(RollupDay.day == day)) is not None
+
+
+def rollup_day(session: Session, tenant: str, day: date, *, redo: bool = False) -> int:
+    """Write the activity rows of one UTC day (and move first-contribution days earlier where
+    it shows one). Claimed by inserting the day's `RollupDay` row in the same transaction: a
+    day already rolled up (by this or another worker) returns 0 and writes nothing, so calling
+    it twice, or from two processes, counts a day once. `redo=True` (an operator after a history
+    backfill) rewrites the day from what the source tables hold now (a forgotten person's
+    activity then drops out of that day). Returns the number of activity rows written."""
+    if redo:
+        session.execute(delete(ActivityDay).where(ActivityDay.day == day))
+        session.execute(delete(RollupDay).where(RollupDay.day == day))
+    if not insert_ignore(session, RollupDay, {"tenant": tenant, "day": day, "rows": 0,
+                                              "rolled_at": datetime.now(timezone.utc)}):
+        return 0
+    rows = _compute(session, day, day)
+    if rows:
+        session.execute(ActivityDay.__table__.insert(), [
+            {"tenant": tenant, "day": d, "conversation_id": conv, "person_id": person, **counts}
+            for (d, conv, person), counts in rows.items()])
+    _record_firsts(session, tenant, day, [(conv, person) for (_, conv, person), counts in rows.items()
+                                          if _contributed(counts)])
+    session.execute(update(RollupDay).where(RollupDay.day == day).values(rows=len(rows))
+                    .execution_options(synchronize_session=False))
+    return len(rows)
+
+
+def _record_firsts(session: Session, tenant: str, day: date, pairs: list[tuple[int, int]]) -> None:
+    if not pairs:
+        return
+    shared = _shared_conversations(session)
+    wanted: set[tuple[int, int]] = set()
+    for conv, person in pairs:
+        if conv != NO_CHANNEL:
+            wanted.add((person, conv))
+        if conv in shared:
+            wanted.add((person, NO_CHANNEL))
+    people = sorted({p for p, _ in wanted})
+    known: dict[tuple[int, int], date] = {}
+    for chunk in range(0, len(people), 500):
+        for person, conv, first in session.execute(
+                select(FirstContribution.person_id, FirstContribution.conversation_id, FirstContribution.day)
+                .where(FirstContribution.person_id.in_(people[chunk:chunk + 500]))):
+            known[(person, conv)] = first
+    new = [{"tenant": tenant, "person_id": p, "conversation_id": c, "day": day} for p, c in wanted if (p, c) not in known]
+    if new:
+        session.execute(FirstContribution.__table__.insert(), new)
+    for (person, conv), first in known.items():
+        if (person, conv) in wanted and first > day:
+            session.execute(update(FirstContribution).where(FirstContribution.person_id == person,
+                                                            FirstContribution.conversation_id == conv)
+                            .values(day=day).execution_options(synchronize_session=False))
+
+
+def earliest_day(session: Session) -> date | None:
+    """The first UTC day anything was recorded (messages, ideas, help requests, kudos)."""
+    firsts = [session.scalar(select(func.min(column))) for column in
+              (Message.sent_at, Idea.created_at, HelpRequest.created_at, Kudos.created_at)]
+    days = [_day(f) if isinstance(f, datetime) else f for f in firsts if f is not None]
+    reaction = session.scalar(select(func.min(MessageReaction.day)))
+    if reaction is not None:
+        days.append(reaction)
+    return min(days) if days else None
+
+
+def pending_days(session: Session, today: date, limit: int = 400) -> list[date]:
+    """Days before `today` (UTC) that have activity to roll up and are not rolled up yet,
+    oldest first, within `limit` days back."""
+    first = earliest_day(session)
+    if first is None:
+        return []
+    start = max(first, today - timedelta(days=limit))
+    done = set(session.scalars(select(RollupDay.day).where(RollupDay.day >= start, RollupDay.day < today)))
+    return [start + timedelta(days=i) for i in range((today - start).days) if start + timedelta(days=i) not in done]
+
+
+# Reading -------------------------------------------------------------------------------------
+@dataclass
+class _Slice:
+    """A scope's activity over a period, per person: flags and summed counts."""
+
+    contributed: set[int] = field(default_factory=set)
+    reacted: set[int] = field(default_factory=set)
+    totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+
+
+@dataclass(frozen=True)
+class _Target:
+    """How a scope selects activity rows: one conversation, or shared conversations limited to
+    a set of people (None = everyone)."""
+
+    conversation_id: int | None
+    people: frozenset[int] | None
+
+
+def _slice(session: Session, target: _Target, period: Period, today: date) -> _Slice:
+    out = _Slice()
+    rolled = set(session.scalars(select(RollupDay.day).where(RollupDay.day >= period.start, RollupDay.day <= period.end)))
+    where: list[ColumnElement[bool]] = [ActivityDay.day >= period.start, ActivityDay.day <= period.end]
+    shared: set[int] | None = None
+    if target.conversation_id is not None:
+        where.append(ActivityDay.conversation_id == target.conversation_id)
+    else:
+        where.append(or_(ActivityDay.conversation_id == NO_CHANNEL, ActivityDay.conversation_id.in_(
+            select(Conversation.id).where(Conversation.kind.in_(SHARED_KINDS)))))
+        shared = _shared_conversations(session)
+    contrib = sum(getattr(ActivityDay, k) for k in CONTRIBUTING)
+    react = sum(getattr(ActivityDay, k) for k in REACTING)
+    query = (select(ActivityDay.person_id, func.sum(contrib), func.sum(react),
+                    *[func.sum(getattr(ActivityDay, k)) for k in KINDS])
+             .where(*where).group_by(ActivityDay.person_id))
+    for person, c, r, *sums in session.execute(query):
+        if target.people is not None and person not in target.people:
+            continue
+        if c:
+            out.contributed.add(person)
+        elif r:
+            out.reacted.add(person)
+        for k, v in zip(KINDS, sums):
+            out.totals[k] += int(v or 0)
+    missing = [d for d in (period.start + timedelta(days=i) for i in range(period.days)) if d not in rolled and d <= today]
+    if missing:
+        live = _compute(session, min(missing), max(missing), target.conversation_id)
+        for (day, conv, person), counts in live.items():
+            if day in rolled or (shared is not None and conv not in shared):
+                continue
+            if target.people is not None and person not in target.people:
+                continue
+            if _contributed(counts):
+                out.contributed.add(person)
+            elif _reacted(counts):
+                out.reacted.add(person)
+            for k in KINDS:
+                out.totals[k] += counts[k]
+    out.reacted -= out.contributed
+    return out
+
+
+def _first_timers(session: Session, target: _Target, period: Period, today: date, slice_: _Slice) -> int:
+    """People whose first contribution in the scope (the channel, or the shared spaces) fell in
+    the period; a day not rolled up yet counts a contributor with no earlier first day."""
+    conv = target.conversation_id if target.conversation_id is not None else NO_CHANNEL
+    firsts = dict(session.execute(select(FirstContribution.person_id, FirstContribution.day)
+                                  .where(FirstContribution.conversation_id == conv,
+                                         FirstContribution.person_id.in_(sorted(slice_.contributed)) if len(slice_.contributed) < 5000
+                                         else FirstContribution.day >= period.start)).all())
+    count = 0
+    for person in slice_.contributed:
+        first = firsts.get(person)
+        if first is None or period.start <= first <= period.end:
+            count += 1
+    return count
+
+
+def _members(session: Session, scope: Scope, as_of: date) -> dict[int, str]:
+    """Members of the scope on `as_of` → their breakdown label (department for a channel, a
+    site, a language or "all"; site for a department). Profiles have no history: today's."""
+    people = select(Person.id, Person.department, Person.site, Person.locale).where(
+        Person.active, Person.is_bot.is_(False), Person.created_at < _bounds(as_of, as_of)[1])
+    default = _workspace_locale(session)
+    if scope.kind == "channel":
+        people = people.join(ConversationMember, ConversationMember.person_id == Person.id).where(
+            ConversationMember.conversation_id == int(scope.value),
+            ConversationMember.joined_at < _bounds(as_of, as_of)[1])
+    elif scope.kind == "department":
+        people = people.where(func.lower(func.trim(Person.department)) == _fold(str(scope.value)))
+    elif scope.kind == "site":
+        people = people.where(func.lower(func.trim(Person.site)) == _fold(str(scope.value)))
+    out: dict[int, str] = {}
+    for pid, dept, site, loc in session.execute(people):
+        language = loc or default
+        if scope.kind == "language" and _fold(language) != _fold(str(scope.value)):
+            continue
+        out[pid] = (site or "").strip() if scope.kind == "department" else (dept or "").strip()
+    return out
+
+
+def _hide(value: int, minimum: int) -> int | None:
+    return None if 0 < value < minimum else value
+
+
+def suppress_partition(values: Sequence[int], minimum: int) -> list[int | None]:
+    """Cells of a partition whose total is shown: cells of 1..minimum-1 people become None, and
+    while a single cell is hidden, or the hidden cells hold fewer than `minimum` people, the
+    smallest shown non-zero cell is hidden too (so no subtraction gives a small group back)."""
+    hidden = {i for i, v in enumerate(values) if 0 < v < minimum}
+    while hidden and (len(hidden) == 1 or sum(values[i] for i in hidden) < minimum):
+        shown = [i for i, v in enumerate(values) if i not in hidden and v > 0]
+        if not shown:
+            break
+        hidden.add(min(shown, key=lambda i: (values[i], i)))
+    return [None if i in hidden else v for i, v in enumerate(values)]
+
+
+def _rate(contributors: int | None, members: int | None) -> float | None:
+    if contributors is None or not members:
+        return None
+    return min(contributors / members, 1.0)
+
+
+def _help(session: Session, target: _Target, period: Period) -> tuple[int, int, int, list[timedelta]]:
+    lo, hi = _bounds(period.start, period.end)
+    query = select(HelpRequest.asker_id, HelpRequest.created_at, HelpRequest.answered_at, HelpRequest.resolved_at,
+                   HelpRequest.helper_id, HelpRequest.conversation_id).where(HelpRequest.created_at >= lo, HelpRequest.created_at < hi)
+    if target.conversation_id is not None:
+        query = query.where(HelpRequest.conversation_id == target.conversation_id)
+    else:
+        query = query.where(or_(HelpRequest.conversation_id.is_(None), HelpRequest.conversation_id.in_(
+            select(Conversation.id).where(Conversation.kind.in_(SHARED_KINDS)))))
+    asked = answered = 0
+    waits: list[timedelta] = []
+    for asker, created, answered_at, resolved_at, helper, _conv in session.execute(query):
+        if target.people is not None and asker not in target.people:
+            continue
+        asked += 1
+        first = answered_at or (resolved_at if helper is not None and helper != asker else None)
+        if first is not None:
+            answered += 1
+            waits.append(max(first - created, timedelta(0)))
+    return asked, answered, asked - answered, waits
+
+
+def _ideas_forward(session: Session, target: _Target, period: Period) -> int:
+    lo, hi = _bounds(period.start, period.end)
+    query = select(Idea.author_id).where(Idea.status.in_(FORWARD_STATUSES), Idea.updated_at >= lo, Idea.updated_at < hi)
+    if target.conversation_id is not None:
+        query = query.where(Idea.conversation_id == target.conversation_id)
+    else:
+        query = query.where(or_(Idea.conversation_id.is_(None), Idea.conversation_id.in_(
+            select(Conversation.id).where(Conversation.kind.in_(SHARED_KINDS)))))
+    return sum(1 for (author,) in session.execute(query) if target.people is None or author in target.people)
+
+
+def _target(scope: Scope, members: dict[int, str]) -> _Target:
+    if scope.kind == "channel":
+        return _Target(int(scope.value), None)  # type: ignore[arg-type]
+    if scope.kind == "all":
+        return _Target(None, None)
+    return _Target(None, frozenset(members))
+
+
+def _figures(session: Session, scope: Scope, period: Period, today: date, minimum: int) -> tuple[Figures, dict[int, str], _Slice]:
+    members = _members(session, scope, period.end)
+    target = _target(scope, members)
+    sl = _slice(session, target, period, today)
+    member_ids = set(members)
+    if scope.kind == "channel":
+        contributors = len(sl.contributed)  # a non-member who posted still contributed here
+        reactors = len(sl.reacted)
+        silent = len(member_ids - sl.contributed - sl.reacted)
+    else:
+        contributors = len(sl.contributed & member_ids)
+        reactors = len(sl.reacted & member_ids)
+        silent = len(member_ids - sl.contributed - sl.reacted)
+    n_members = len(member_ids)
+    first = _first_timers(session, target, period, today, sl)
+    asked, answered, unanswered, waits = _help(session, target, period)
+    if n_members < minimum and n_members > 0:
+        shown: list[int | None] = [None, None, None, None]
+        first_shown: int | None = None
+    else:
+        contributors_cell = min(contributors, n_members) if scope.kind == "channel" and n_members else contributors
+        shown = [n_members, *suppress_partition([contributors_cell, reactors, silent], minimum)]
+        first_shown = _hide(first, minimum)
+    rate = _rate(shown[1], shown[0])
+    t = sl.totals
+    return Figures(
+        period=period, members=shown[0], contributors=shown[1], reactors_only=shown[2], silent=shown[3], rate=rate,
+        first_timers=first_shown, posts=t["posts"], replies=t["replies"], reactions=t["reactions"], ideas=t["ideas"],
+        ideas_forward=_ideas_forward(session, target, period), votes=t["votes"], kudos=t["kudos_given"],
+        help_asked=asked, help_answered=answered, help_unanswered=unanswered,
+        reply_median=statistics.median_low(waits) if waits else None, reply_slowest=max(waits) if waits else None,
+    ), members, sl
+
+
+def _breakdown(members: dict[int, str], sl: _Slice, minimum: int) -> tuple[BreakdownRow, ...]:
+    groups: dict[str, list[int]] = defaultdict(list)
+    for pid, label in members.items():
+        groups[label].append(pid)
+    labels = sorted(groups, key=lambda g: (-len(groups[g]), g.casefold()))
+    sizes = [len(groups[g]) for g in labels]
+    active = [len(set(groups[g]) & sl.contributed) for g in labels]
+    shown_sizes = suppress_partition(sizes, minimum)
+    shown_active = suppress_partition([a if s is not None else 0 for a, s in zip(active, shown_sizes)], minimum)
+    rows = []
+    for label, size, act, raw_act in zip(labels, shown_sizes, shown_active, active):
+        if size is None:
+            act = None
+        elif raw_act and act == 0:
+            act = None
+        rows.append(BreakdownRow(label, size, act, _rate(act, size)))
+    return tuple(rows)
+
+
+def _threads(session: Session, conversation_id: int, period: Period, limit: int = 3) -> tuple[Thread, ...]:
+    lo, hi = _bounds(period.start, period.end)
+    reply = and_(Message.thread_external_id.is_not(None), Message.thread_external_id != Message.external_id)
+    counted = list(session.execute(
+        select(Message.thread_external_id, func.count(Message.id)).where(
+            Message.conversation_id == conversation_id, Message.sent_at >= lo, Message.sent_at < hi, reply)
+        .group_by(Message.thread_external_id).order_by(func.count(Message.id).desc(), Message.thread_external_id)
+        .limit(limit)))
+    if not counted:
+        return ()
+    roots = {m.external_id: m for m in session.scalars(select(Message).where(
+        Message.conversation_id == conversation_id, Message.external_id.in_([t for t, _ in counted])))}
+    out = []
+    for thread_id, n in counted:
+        root = roots.get(thread_id)
+        if root is None or root.deleted:
+            continue  # the root is gone (deleted, forgotten author, retention): nothing to name
+        title = (root.text or "").strip().splitlines()[0][:80] if (root.text or "").strip() else ""
+        out.append(Thread(conversation_id, title, int(n), root.permalink))
+    return tuple(out)
+
+
+def period_ending(end: date, days: int) -> Period:
+    if not 1 <= days <= MAX_DAYS:
+        raise ValueError(days)
+    return Period(end - timedelta(days=days - 1), end)
+
+
+def report(session: Session, viewer: Viewer, scope: Scope, end: date, days: int) -> ScopeReport | None:
+    """`scope`'s figures for the `days` UTC days ending with `end` (included) and the period
+    before, suppressed; None when `viewer` may not read it (`may_read`). `end` is normally
+    today (UTC): what is not rolled up yet is computed live. For "me" use `my_activity`."""
+    if scope.kind == "me" or scope.kind not in SCOPE_KINDS:
+        raise ValueError(scope.kind)
+    if not may_read(session, viewer, scope):
+        return None
+    minimum = min_group(session)
+    today = end
+    period = period_ending(end, days)
+    current, members, sl = _figures(session, scope, period, today, minimum)
+    previous, _, _ = _figures(session, scope, period.before(), today, minimum)
+    label, kind, threads = "", None, ()
+    if scope.kind == "channel":
+        conv = session.get(Conversation, int(scope.value))  # type: ignore[arg-type]
+        label, kind = (conv.name if conv else ""), (conv.kind if conv else None)
+        threads = _threads(session, int(scope.value), period)  # type: ignore[arg-type]
+    elif scope.kind != "all":
+        label = str(scope.value)
+    by = {"channel": "department", "department": "site", "site": "department", "language": "department",
+          "all": "department"}[scope.kind]
+    rows = _breakdown(members, sl, minimum) if current.members is not None else ()
+    return ScopeReport(scope, label, current, previous, minimum, by, rows, threads, kind)
+
+
+def weekly_series(session: Session, viewer: Viewer, scope: Scope, end: date, weeks: int = 12) -> list[WeekPoint]:
+    """Contributors, members and rate per week (Monday to Sunday, UTC), oldest first, the last
+    week being the one holding `end` (up to `end`). Suppressed like the report; [] when
+    `viewer` may not read the scope."""
+    if scope.kind in ("me",) or not may_read(session, viewer, scope):
+        return []
+    minimum = min_group(session)
+    last_monday = end - timedelta(days=end.weekday())
+    points = []
+    for i in range(weeks - 1, -1, -1):
+        start = last_monday - timedelta(weeks=i)
+        stop = min(start + timedelta(days=6), end)
+        members = _members(session, scope, stop)
+        sl = _slice(session, _target(scope, members), Period(start, stop), end)
+        n = len(members)
+        contributors = len(sl.contributed) if scope.kind == "channel" else len(sl.contributed & set(members))
+        if scope.kind == "channel" and n:
+            contributors = min(contributors, n)
+        if 0 < n < minimum:
+            points.append(WeekPoint(start, None, None, None))
+            continue
+        shown = _hide(contributors, minimum)
+        points.append(WeekPoint(start, shown, n, _rate(shown, n)))
+    return points
+
+
+def my_activity(session: Session, viewer: Viewer, end: date, days: int) -> MyActivity:
+    """The viewer's own counts for the period and the one before (every conversation they
+    contributed in, private ones included: it is their own activity)."""
+    me = session.get(Person, viewer.person_id)
+    since = _day(me.created_at) if me is not None and me.created_at else date.min
+    period = period_ending(end, days)
+
+    def counts(p: Period) -> tuple[dict[str, int], set[int]]:
+        out = dict.fromkeys(KINDS, 0)
+        convs: set[int] = set()
+        start = max(p.start, since)
+        rolled = set(session.scalars(select(RollupDay.day).where(RollupDay.day >= p.start, RollupDay.day <= p.end)))
+        for row in session.scalars(select(ActivityDay).where(ActivityDay.person_id == viewer.person_id,
+                                                             ActivityDay.day >= start, ActivityDay.day <= p.end)):
+            for k in KINDS:
+                out[k] += getattr(row, k)
+            if _contributed(row):
+                convs.add(row.conversation_id)
+        missing = [d for d in (p.start + timedelta(days=i) for i in range(p.days)) if d not in rolled and d <= end and d >= since]
+        if missing:
+            for (day, conv, person), c in _compute(session, min(missing), max(missing)).items():
+                if person != viewer.person_id or day in rolled:
+                    continue
+                for k in KINDS:
+                    out[k] += c[k]
+                if _contributed(c):
+                    convs.add(conv)
+        return out, convs - {NO_CHANNEL}
+
+    now_counts, convs = counts(period)
+    before, _ = counts(period.before())
+    first = session.scalar(select(FirstContribution.day).where(FirstContribution.person_id == viewer.person_id,
+                                                               FirstContribution.conversation_id == NO_CHANNEL,
+                                                               FirstContribution.day >= since))
+    return MyActivity(period, now_counts, before, len(convs), first)
+
+
+def dormant_channels(session: Session, viewer: Viewer, today: date) -> list[DormantChannel] | None:
+    """Public channels with no post or reply for 30 days or more (most idle first), for admins
+    (None for anyone else). Private channels are never listed."""
+    if not viewer.admin:
+        return None
+    last = dict(session.execute(
+        select(ActivityDay.conversation_id, func.max(ActivityDay.day))
+        .where(or_(ActivityDay.posts > 0, ActivityDay.replies > 0)).group_by(ActivityDay.conversation_id)).all())
+    recent = today - timedelta(days=DORMANT_STEPS[0])
+    lo, _ = _bounds(recent, recent)
+    for conv, sent in session.execute(select(Message.conversation_id, func.max(Message.sent_at))
+                                      .where(Message.sent_at >= lo).group_by(Message.conversation_id)):
+        last[conv] = max(last.get(conv, date.min), _day(sent))
+    out = []
+    for conv in session.scalars(select(Conversation).where(Conversation.kind == "public")):
+        seen = last.get(conv.id)
+        reference = seen or _day(conv.created_at)
+        idle = (today - reference).days
+        if idle >= DORMANT_STEPS[0]:
+            out.append(DormantChannel(conv.id, conv.name, seen, idle, conv.member_count))
+    return sorted(out, key=lambda d: (-d.idle_days, d.name.casefold()))
+
+
+EXPORT_COLUMNS = ("scope", "name", "period_start", "period_end", "members", "contributors", "reactors_only", "silent",
+                  "participation_rate", "first_time_contributors", "posts", "replies", "reactions", "ideas",
+                  "ideas_moved_forward", "votes", "kudos", "help_requests", "help_answered", "help_unanswered",
+                  "median_first_reply_hours")
+
+
+def export_rows(session: Session, viewer: Viewer, end: date, days: int) -> list[dict[str, object]] | None:
+    """Aggregated figures (never a row per person) for the organisation, each department, site
+    and language, and each public channel, over the `days` ending with `end`; suppressed cells
+    read "<N". Admins only (None otherwise)."""
+    if not may_read(session, viewer, Scope("all")):
+        return None
+    minimum = min_group(session)
+    scopes: list[tuple[Scope, str]] = [(Scope("all"), "")]
+    for kind in PROFILE_KINDS:
+        scopes += [(Scope(kind, v), v) for v in profile_values(session, kind)]
+    scopes += [(Scope("channel", cid), name) for cid, name in session.execute(
+        select(Conversation.id, Conversation.name).where(Conversation.kind == "public").order_by(Conversation.name))]
+    period = period_ending(end, days)
+    out = []
+    for scope, name in scopes:
+        fig, _, _ = _figures(session, scope, period, end, minimum)
+        if scope.kind == "channel" and not fig.active and not fig.members:
+            continue
+
+        def cell(v: int | None) -> object:
+            return f"<{minimum}" if v is None else v
+
+        out.append({
+            "scope": scope.kind, "name": name, "period_start": period.start.isoformat(), "period_end": period.end.isoformat(),
+            "members": cell(fig.members), "contributors": cell(fig.contributors), "reactors_only": cell(fig.reactors_only),
+            "silent": cell(fig.silent), "participation_rate": "" if fig.rate is None else round(fig.rate * 100, 1),
+            "first_time_contributors": cell(fig.first_timers), "posts": fig.posts, "replies": fig.replies,
+            "reactions": fig.reactions, "ideas": fig.ideas, "ideas_moved_forward": fig.ideas_forward, "votes": fig.votes,
+            "kudos": fig.kudos, "help_requests": fig.help_asked, "help_answered": fig.help_answered,
+            "help_unanswered": fig.help_unanswered,
+            "median_first_reply_hours": "" if fig.reply_median is None else round(fig.reply_median.total_seconds() / 3600, 1),
+        })
+    return out
+
+
+def record_reaction(session: Session, tenant: str, conversation_id: int, message_external_id: str, person_id: int,
+                    day: date, now: datetime) -> None:
+    """Remember that `person_id` reacted to a message on `day` (once per message and person)."""
+    insert_ignore(session, MessageReaction, {"tenant": tenant, "conversation_id": conversation_id,
+                                             "message_external_id": message_external_id[:200],
+                                             "person_id": person_id, "day": day, "created_at": now})
+
+
+__all__ = [
+    "Scope", "Viewer", "ScopeNotFound", "Period", "Figures", "BreakdownRow", "Thread", "ScopeReport", "WeekPoint",
+    "MyActivity", "DormantChannel", "min_group", "set_min_group", "may_read", "readable_scopes", "who_may_read",
+    "resolve_scope", "resolve_channel_name", "profile_values", "rollup_day", "pending_days", "is_rolled",
+    "report", "weekly_series", "my_activity", "dormant_channels", "export_rows", "EXPORT_COLUMNS",
+    "suppress_partition", "period_ending", "record_reaction", "SCOPE_KINDS", "MAX_DAYS", "REFERENCE_RATE",
+]
