@@ -34,7 +34,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 from bot.types import Picture
 
-__all__ = ["Chart", "ChartLabels", "WeekPoint", "render_trend", "warm_up", "shorten", "REFERENCE", "TITLE_MAX"]
+__all__ = ["Chart", "ChartLabels", "WeekPoint", "render_trend", "warm_up", "example_points", "alt_text", "shorten", "REFERENCE", "TITLE_MAX"]
 
 Chart = Picture  # what render_trend returns: PNG bytes, alt text, filename; put it in Reply.picture
 
@@ -131,6 +131,20 @@ def alt_text(points: Sequence[_Point], title: str, t: Translate) -> str:
     return " ".join(parts)
 
 
+def example_points(end: date, weeks: int = 12) -> list[WeekPoint]:
+    """A deterministic, realistic series ending with the week of `end` (benchmarks, tests, demos):
+    a growing channel of about 60 members with two suppressed weeks."""
+    from datetime import timedelta
+
+    monday = end - timedelta(days=end.weekday())
+    out = []
+    for i in range(weeks):
+        n = 8 + (i * 7) // max(1, weeks - 1) + (i % 3) - 1
+        hidden = i in (2, 7)
+        out.append(WeekPoint(monday - timedelta(weeks=weeks - 1 - i), None if hidden else n, None if hidden else n / 60))
+    return out
+
+
 def warm_up() -> None:
     """Import matplotlib and load its fonts once, so the first real chart is as fast as the next."""
     render_trend([WeekPoint(date(2026, 1, 5), 1, 0.1), WeekPoint(date(2026, 1, 12), None, None)], title="warm-up",
@@ -141,25 +155,28 @@ def render_trend(points: Sequence[_Point], *, title: str, labels: ChartLabels, l
     """A PNG of contributors per week (bars) and participation rate (line, right axis, with the
     20–25 % reference band); None values are gaps. `title`: the scope as the reader knows it
     ("#ventes", "Sales"). Returns the Picture (png, alt, filename)."""
+    points = list(points)
+    with _LOCK:
+        fig = trend_figure(points, title=title, labels=labels, locale=locale)
+        raw = io.BytesIO()
+        fig.savefig(raw, format="png", dpi=DPI, metadata={"Software": None})
+    return Picture(png=_palette(raw.getvalue()), alt=alt_text(points, title, labels.translate),
+                   filename=_filename(title, points[-1].week_start if points else None))
+
+
+def trend_figure(points: Sequence[_Point], *, title: str, labels: ChartLabels, locale: str) -> Any:
+    """The matplotlib Figure `render_trend` saves (tests read its texts and artists)."""
     from babel.dates import format_skeleton
     from babel.numbers import format_percent
 
-    points = list(points)
     heading = (shorten(title), labels.translate("charts.subtitle", weeks=len(points)))
-    alt = alt_text(points, title, labels.translate)
-    filename = _filename(title, points[-1].week_start if points else None)
     ticks = [format_skeleton("MMMd", p.week_start, locale=locale) for p in points]
-    counts = [p.contributors for p in points]
-    rates = [p.rate for p in points]
-
-    with _LOCK:
-        png = _draw(heading, ticks, counts, rates, labels,
-                    percent=lambda v: format_percent(v, locale=locale))
-    return Picture(png=png, alt=alt, filename=filename)
+    return _draw(heading, ticks, [p.contributors for p in points], [p.rate for p in points], labels,
+                 percent=lambda v: format_percent(v, locale=locale))
 
 
 def _draw(heading: tuple[str, str], ticks: list[str], counts: list[int | None], rates: list[float | None],
-          labels: ChartLabels, percent: Callable[[float], str]) -> bytes:
+          labels: ChartLabels, percent: Callable[[float], str]) -> Any:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
@@ -191,7 +208,7 @@ def _draw(heading: tuple[str, str], ticks: list[str], counts: list[int | None], 
     right.set_ylim(0, rate_top)
     right.axhspan(REFERENCE[0], REFERENCE[1], color=_BAND, alpha=0.18, linewidth=0, zorder=0)
     right.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: percent(v)))
-    right.yaxis.set_major_locator(MaxNLocator(nbins=6))
+    right.yaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 5, 10]))
     line_y = [float("nan") if r is None else r for r in rates]  # NaN breaks the line: a gap
     # the line is drawn on the left axes (above the bars), scaled into its units
     scale = ax.get_ylim()[1] / rate_top
@@ -225,10 +242,7 @@ def _draw(heading: tuple[str, str], ticks: list[str], counts: list[int | None], 
     fig.legend(handles, names, loc="lower center", ncol=len(handles), fontsize=8, frameon=False,
                bbox_to_anchor=(0.5, 0.0))
     fig.subplots_adjust(left=0.07, right=0.92, top=0.84, bottom=0.22)
-
-    raw = io.BytesIO()
-    fig.savefig(raw, format="png", dpi=DPI, metadata={"Software": None})
-    return _palette(raw.getvalue())
+    return fig
 
 
 def _palette(png: bytes) -> bytes:
