@@ -5,12 +5,13 @@ import re
 from datetime import datetime
 
 from bot.context import Ctx, UserError
+from handlers.expertise.declare import normalise, normalised_note
 from handlers.expertise.lookup import track_changes
 from handlers.expertise.scoring import is_stale
 from handlers.expertise.when import ago
 from bot.registry import CommandSpec, Registry
 from bot.text import norm_key, norm_token, one_line
-from bot.types import Card, IncomingMessage, Reply
+from bot.types import Card, Effect, IncomingMessage, Reply
 from bot.words import parse_switch, parse_timezone, vocabulary
 from store import expertise as xstore
 from store import people as people_store
@@ -149,15 +150,18 @@ def parse_skills(text: str) -> list[str]:
     return list(names.values())
 
 
-def skills_add_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
-    names = parse_skills(args)
-    added, confirmed = xstore.add_skills(ctx.session, ctx.tenant, ctx.actor, names, ctx.now())
+def skills_add_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply | list[Effect]:
+    declared = normalise(ctx, parse_skills(args))  # aliases and near-duplicates join their topic
+    added, confirmed = xstore.add_skills(ctx.session, ctx.tenant, ctx.actor, [d.stored for d in declared], ctx.now())
     track_changes(ctx)
     if added and confirmed:
-        return ctx.reply("skills.added_and_confirmed", private=True, added=", ".join(added), confirmed=", ".join(confirmed))
-    if added:
-        return ctx.reply("skills.added", private=True, added=", ".join(added))
-    return ctx.reply("skills.confirmed", private=True, confirmed=", ".join(confirmed))
+        reply = ctx.reply("skills.added_and_confirmed", private=True, added=", ".join(added), confirmed=", ".join(confirmed))
+    elif added:
+        reply = ctx.reply("skills.added", private=True, added=", ".join(added))
+    else:
+        reply = ctx.reply("skills.confirmed", private=True, confirmed=", ".join(confirmed))
+    note = normalised_note(ctx, declared)
+    return [ctx.answer(reply), ctx.answer(note)] if note is not None else reply
 
 
 def skills_remove_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:

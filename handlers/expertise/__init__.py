@@ -1,11 +1,15 @@
 """who knows <topic> / qui connaît <sujet>, and the skill synonyms admins maintain."""
 from __future__ import annotations
 
+from typing import Sequence
+
 from bot.context import Ctx, UserError
+from handlers.expertise import lookup
+from handlers.expertise import taxonomy
 from handlers.expertise.lookup import Candidate, find_experts, track_changes
 from bot.registry import CommandSpec, Registry
-from bot.text import norm_key, norm_token, one_line
-from bot.types import Action, Card, IncomingMessage, Reply
+from bot.text import norm_key, norm_token, one_line, topic_key
+from bot.types import Action, Card, Effect, IncomingMessage, Reply
 from store import expertise as xstore
 
 # Words people put between the command and the topic: "who knows about X", "qui connaît le X".
@@ -44,9 +48,7 @@ def who_knows_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     result = find_experts(ctx, topic, exclude=(ctx.actor.id,))  # the asker knows what they know
     shown = topic[:80]
     if not result.candidates:
-        if result.suggestions:
-            return ctx.reply("expert.none", private=True, topic=shown, suggestions=", ".join(result.suggestions))
-        return ctx.reply("expert.none_no_suggestion", private=True, topic=shown)
+        return _nobody(ctx, shown, result.suggestions)
     sections = []
     if result.exact:
         sections.append((ctx.t("expert.exact", topic=shown), _lines(ctx, result.exact)))
@@ -59,6 +61,53 @@ def who_knows_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     card = Card(title=ctx.t("expert.title", topic=shown), sections=tuple(sections), actions=actions,
                 footer=ctx.t("expert.footer"))
     return ctx.reply("expert.results", private=True, card=card, count=len(result.candidates), topic=shown)
+
+
+def closest_topics(ctx: Ctx, topic: str, by_spelling: Sequence[str], limit: int = 3) -> list[str]:
+    """Topics to suggest when nobody matches: by meaning when the lookup offers it
+    (`lookup.nearest_topics`), else the spelling suggestions the lookup already made.
+    Only topics the asker may see: declared skills, or evidence they may read."""
+    nearest = getattr(lookup, "nearest_topics", None)
+    found = list(nearest(ctx, topic, limit=limit + 1)) if nearest is not None else []
+    found = [label for label in found or by_spelling if topic_key(label) != topic_key(topic)]
+    return found[:limit]
+
+
+def _nobody(ctx: Ctx, shown: str, by_spelling: Sequence[str]) -> Reply:
+    """Nobody (else) matches: the closest topics, and a button that posts the question as a
+    help request, so the people who know can still answer it."""
+    suggestions = closest_topics(ctx, shown, by_spelling)
+    if suggestions:
+        reply_key, params = "expert.none", {"suggestions": ", ".join(suggestions)}
+    else:
+        reply_key, params = "expert.none_no_suggestion", {}
+    body = [ctx.t("expert.none_body")]
+    mine = find_experts(ctx, shown, limit=1)  # the asker is never their own expert, but is told
+    if mine.candidates and mine.candidates[0].person.id == ctx.actor.id:
+        body.insert(0, ctx.t("expert.none_but_you", matched=", ".join(mine.candidates[0].matched[:3])))
+    actions = [Action(ctx.t("expert.ask_button"), ctx.t("expert.ask_command", topic=shown), "primary")]
+    actions += [Action(ctx.t("expert.again_button", topic=s)[:75], ctx.t("expert.again_command", topic=s)) for s in suggestions]
+    card = Card(title=ctx.t("expert.none_title", topic=shown), body="\n".join(body), actions=tuple(actions))
+    return ctx.reply(reply_key, private=True, card=card, topic=shown, **params)
+
+
+def ask_who_knows_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply | list[Effect]:
+    """`ask who knows <topic>` (the nobody answer's button): the question "Who knows <topic>?"
+    filed as a help request where it was asked, once per asker and topic."""
+    from handlers.help_requests import open_request  # a feature beside this one, loaded when used
+    from store import help_requests as help_store
+
+    topic = clean_topic(args)
+    if not norm_key(topic):
+        raise UserError("error.missing_argument", usage=ctx.t("expert.ask_usage"))
+    topic = topic[:80]
+    source_key = f"who-knows:{ctx.actor.id}:{topic_key(topic)}"
+    existing = help_store.by_source(ctx.session, source_key)
+    if existing is not None:
+        raise UserError("expert.ask_already", id=existing.number, topic=topic)
+    thread = msg.thread_id or msg.conversation.thread_id or (msg.id if msg.via in ("message", "mention") else "")
+    return open_request(ctx, msg, ctx.t("expert.ask_question", topic=topic), thread_id=thread or "",
+                        source_key=source_key)
 
 
 def alias_add_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
@@ -96,5 +145,16 @@ def register(r: Registry) -> None:
         group="people", needs_args=True))
     r.command(CommandSpec("alias add", "alias ajouter", alias_add_command, "expert.alias.help", "expert.alias.usage",
                           permission="admin", group="admin", needs_args=True, action_key="expert.alias.action_add"))
+    r.command(CommandSpec("ask who knows", "demande qui connaît", ask_who_knows_command, "expert.ask_help",
+                          "expert.ask_usage", aliases=("demande qui connait", "demander qui connaît"),
+                          group="people", needs_args=True, hidden=True))
+    r.command(CommandSpec("taxonomy import", "taxonomie importer", taxonomy.import_command, "taxonomy.import_help",
+                          "taxonomy.usage", aliases=("taxonomie import",), permission="admin", group="admin",
+                          needs_args=True, action_key="taxonomy.action_import"))
+    r.command(CommandSpec("taxonomy clear", "taxonomie vider", taxonomy.clear_command, "taxonomy.clear_help",
+                          "taxonomy.clear_usage", aliases=("taxonomie effacer",), permission="admin", group="admin",
+                          action_key="taxonomy.action_clear"))
+    r.command(CommandSpec("taxonomy", "taxonomie", taxonomy.status_command, "taxonomy.help", "taxonomy.status_usage",
+                          group="people"))
     r.command(CommandSpec("alias list", "alias liste", alias_list_command, "expert.alias.list_help",
                           "expert.alias.list_usage", aliases=("aliases",), group="people"))

@@ -1,0 +1,126 @@
+"""Declarations normalised: the skill someone declares is stored as the topic it stands for, so
+one concept does not split into several topics.
+
+- an alias is stored as its canonical topic: `skills add AO` stores "appel d'offres" (the first
+  term of a built-in synonym group, the skill an admin's `alias add` names, or for an imported
+  taxonomy the concept's topic already declared by most people, else its preferred label in the
+  declarer's language);
+- a near-duplicate of a skill someone already declared (a typo, a plural: "project managment")
+  is attached to that skill;
+- `=name` keeps the name exactly as typed.
+
+Declared skills are profile data everyone may see, so only they are offered; a topic known only
+from evidence (a hashtag in a private channel) is never named here.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from bot.context import Ctx
+from bot.types import Reply
+from bot.text import topic_key
+from handlers.expertise.index import ExpertiseIndex, sorted_form
+from handlers.expertise.lookup import _cache, index_for, index_lock
+from store import expertise as xstore
+
+KEEP = "="           # `skills add =project managment` keeps the spelling
+NEAR_CUTOFF = 90.0   # fuzz.ratio of the sorted forms for a near-duplicate
+NEAR_MIN_CHARS = 6   # shorter names are only ever taken as typed (or through an alias)
+_DIGITS = re.compile(r"\d+")
+
+
+@dataclass(frozen=True)
+class Declared:
+    typed: str
+    stored: str
+    why: str = ""    # "" (as typed), "alias", "concept" (imported taxonomy) or "near"
+
+
+@lru_cache(maxsize=8)
+def _canonical_terms(groups: tuple[tuple[str, ...], ...]) -> dict[str, str]:
+    """Built-in synonym groups: topic key of each term -> the group's first term."""
+    found: dict[str, str] = {}
+    for group in groups:
+        if group:
+            for term in group[1:]:
+                found.setdefault(topic_key(term), group[0])
+    return found
+
+
+def _declared(index: ExpertiseIndex, key: str) -> str | None:
+    topic = index.topics.get(key)
+    return topic.label if topic is not None and len(topic.people) else None
+
+
+def _alias(ctx: Ctx, index: ExpertiseIndex, name: str, key: str) -> Declared | None:
+    groups = tuple(tuple(g) for g in _cache(ctx).alias_groups)
+    target = xstore.alias_target(ctx.session, name)
+    if target is not None and topic_key(target) != key:
+        # Stored as `norm_key`: shown as a declared skill, else as a built-in term, spelled.
+        spelled = next((t for g in groups for t in g if topic_key(t) == topic_key(target)), target)
+        return Declared(name, _declared(index, topic_key(target)) or spelled, "alias")
+    first = _canonical_terms(groups).get(key)
+    if first is not None and topic_key(first) != key:
+        return Declared(name, _declared(index, topic_key(first)) or first, "alias")
+    return None
+
+
+def _concept(ctx: Ctx, index: ExpertiseIndex, name: str, key: str) -> Declared | None:
+    concepts = xstore.concepts_of(ctx.session, key)
+    if len(concepts) != 1:
+        return None  # not in the taxonomy, or a label several concepts share: taken as typed
+    labels = next(iter(concepts.values()))
+    taken = [(len(index.topics[k].people), index.topics[k].label) for k in {topic_key(c.label) for c in labels}
+             if _declared(index, k)]
+    if taken:
+        best = max(taken)[1]
+    elif any(c.preferred and topic_key(c.label) == key for c in labels):
+        return None  # a preferred label nobody declared under another name yet: as typed
+    else:
+        preferred = [c for c in labels if c.preferred]
+        mine = [c for c in preferred if c.lang == ctx.locale] or preferred
+        if not mine:
+            return None
+        best = mine[0].label
+    return None if topic_key(best) == key else Declared(name, best, "concept")
+
+
+def _near(index: ExpertiseIndex, name: str, key: str) -> Declared | None:
+    if len(key) < NEAR_MIN_CHARS:
+        return None
+    _, owners = index._fuzzy_choices()
+    digits = _DIGITS.findall(name)
+    for _score, i in index.closest_forms(sorted_form(name), 3, cutoff=NEAR_CUTOFF):
+        found = sorted((len(index.topics[k].people), index.topics[k].label) for k in owners[i] if _declared(index, k))
+        if found and _DIGITS.findall(found[-1][1]) == digits:
+            return Declared(name, found[-1][1], "near")
+    return None
+
+
+def normalise(ctx: Ctx, names: list[str]) -> list[Declared]:
+    """What each typed skill name is stored as, and why."""
+    index = index_for(ctx)
+    out: list[Declared] = []
+    for name in names:
+        if name.startswith(KEEP):
+            out.append(Declared(name, name[len(KEEP):].strip()))
+            continue
+        key = topic_key(name)
+        with index_lock(ctx):
+            found = _alias(ctx, index, name, key) or _concept(ctx, index, name, key)
+            if found is None and _declared(index, key) is None and not index.exact_matches(name):
+                found = _near(index, name, key)
+        out.append(found or Declared(name, name))
+    return out
+
+
+def normalised_note(ctx: Ctx, declared: list[Declared]) -> Reply | None:
+    """Tells the declarer which names were stored as another topic, and how to keep theirs."""
+    changed = [d for d in declared if d.why]
+    if not changed:
+        return None
+    lines = [ctx.t(f"skills.normalised.{d.why}", typed=d.typed, stored=d.stored) for d in changed]
+    return ctx.reply("skills.normalised", private=True, lines="\n".join(lines), keep=changed[0].typed,
+                     count=len(changed))
