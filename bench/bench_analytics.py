@@ -1,0 +1,254 @@
+"""Adoption analytics at scale (issue 15): 1,000,000 messages, 100,000 people, 10,000 channels,
+26 weeks (BENCH_PEOPLE scales everything: 10 messages a person, a channel per 10 people).
+
+The organisation comes from `bench.analytics_org.build` (bulk executemany into the real
+tables). The days before the last are rolled up first (`rollup_backfill_s`, not a target), as
+the hourly job would have done over the half-year; then a fresh process (`python -m
+bench.bench_analytics measure …`) measures what a running bot does:
+
+- `rollup_day_s`: the roll-up job (`handlers.stats.rollup_job`) for one day of new activity
+  (the last day: a Monday), its own transactions and commits;
+- `stats_channel_p50_ms` / `stats_channel_p99_ms`: `stats #channel` through the command's own
+  code (`handlers.stats._report`: the permission check, the 7- and 28-day reports and their
+  previous periods, the card) with the chart left out, as the channel's animator, over channels
+  of every size (the biggest ones, then a spread over the size curve);
+- `stats_all_s`: `stats all` the same way, as an admin;
+- `chart_ms`: `bot.charts.render_trend` of a 12-week series, warm (median of 20), and
+  `chart_series_ms`: reading that series (`analytics.weekly_series`, the chart's data);
+- `stats_rss_mb`: the peak resident memory (ru_maxrss) of that measuring process, which only
+  does the analytics phase (imports, roll-up, reports, chart); `stats_rss_base_mb` is its
+  resident memory once imports and services were loaded, before any of it.
+
+Each backend runs at two sizes, the given one and a quarter of it, and prints how every figure
+grew (`*_growth_x4`: value at full size / value at a quarter). SQLite in a temporary file;
+PostgreSQL in its own database (BENCH_ANALYTICS_PG_URL, default `bench_analytics` on the local
+server, recreated; BENCH_ANALYTICS_PG=0 skips it).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+TENANT = "bench:analytics"
+FIGURES = ("rollup_day_s", "stats_channel_p50_ms", "stats_channel_p99_ms", "stats_all_s", "chart_ms", "chart_series_ms",
+           "stats_rss_mb")
+SAMPLE_CHANNELS = 300
+CHART_RUNS = 20
+
+
+def _pg_url() -> str:
+    return os.environ.get("BENCH_ANALYTICS_PG_URL", "postgresql://postgres@127.0.0.1:5432/bench_analytics")
+
+
+def _recreate_pg(url: str) -> str | None:
+    """Drop and create the benchmark's own database; a reason when the server is unusable."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from store.db import Database
+
+    target = make_url(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    name = target.database or ""
+    if not name.replace("_", "").isalnum() or name in ("test", "postgres"):
+        return f"refusing database name {name!r}"
+    try:
+        admin = Database(target.set(database="postgres").render_as_string(hide_password=False))
+        with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+    except Exception as exc:  # noqa: BLE001 - a missing server skips the PostgreSQL run
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+    return None
+
+
+def prepare(url: str, n_people: int) -> dict[str, Any]:
+    """Load the organisation and roll up every day but the last; returns what it took."""
+    from bench.analytics_org import END, build
+    from store import analytics
+    from store.db import Database
+
+    db = Database(url)
+    db.upgrade()
+    started = time.perf_counter()
+    org = build(db, TENANT, n_people)
+    generate = time.perf_counter() - started
+    last = (END - timedelta(days=1)).date()
+    started = time.perf_counter()
+    with db.session(TENANT, readonly=True) as s:
+        days = [d for d in analytics.pending_days(s, END.date()) if d < last]
+    for day in days:
+        with db.session(TENANT) as s:
+            analytics.rollup_day(s, TENANT, day)
+    backfill = time.perf_counter() - started
+    db.analyze()
+    db.dispose()
+    return {"generate_s": generate, "rollup_backfill_s": backfill, "backfill_days": len(days), **org.counts}
+
+
+def measure(url: str) -> dict[str, Any]:
+    """The analytics phase, in a process of its own (see the module docstring)."""
+    from sqlalchemy import func, select
+
+    from bench.analytics_org import END
+    from bot.charts import ChartLabels, render_trend, warm_up
+    from bot.clock import FixedClock
+    from bot.config import Settings
+    from bot.context import Ctx, JobCtx, Services
+    from bot.i18n import Prompts
+    from handlers import build_registry
+    import handlers.stats as stats
+    from store import analytics
+    from store.analytics import Scope, Viewer
+    from store.db import ALL_TENANTS, Database
+    from store.models.core import Conversation, Person, Role, Workspace
+
+    db = Database(url)
+    now = END + timedelta(hours=1)  # Tuesday 01:00 UTC: Monday is the day to roll up
+    services = Services(settings=Settings(database_url=url, admins=["u0"]), db=db, prompts=Prompts.load(),
+                        clock=FixedClock(now), registry=build_registry())
+    warm_up()
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out: dict[str, Any] = {"stats_rss_base_mb": base}
+
+    started = time.perf_counter()
+    with db.session(ALL_TENANTS) as session:
+        stats.rollup_job(JobCtx(services, session, now))
+    out["rollup_day_s"] = time.perf_counter() - started
+    with db.session(TENANT, readonly=True) as s:
+        out["rollup_day_rows"] = int(s.scalar(select(analytics.RollupDay.rows).where(analytics.RollupDay.day == now.date() - timedelta(days=1))) or 0)
+        out["pending_after"] = len(analytics.pending_days(s, now.date()))
+
+    with db.session(TENANT, readonly=True) as s:
+        channels = list(s.execute(select(Conversation.id, Conversation.name, Conversation.member_count, Role.person_id)
+                                  .join(Role, Role.conversation_id == Conversation.id)
+                                  .where(Role.role == "animator").order_by(Conversation.member_count.desc(), Conversation.id)))
+    picked = channels[:10] + channels[10::max(1, (len(channels) - 10) // (SAMPLE_CHANNELS - 10))]
+    picked = picked[:SAMPLE_CHANNELS]
+    request = stats.Request("channel")
+    stats._chart = lambda *a, **k: None  # the chart is timed apart (chart_ms)
+    timings: list[float] = []
+    by_size: list[tuple[int, float]] = []
+    for cid, name, members, animator in picked:
+        with db.session(TENANT) as session:
+            workspace = session.get(Workspace, TENANT)
+            ctx = Ctx.for_person(services, session, workspace, session.get(Person, animator))
+            t0 = time.perf_counter()
+            reply = stats._report(ctx, Scope("channel", cid), f"#{name}", request)
+            elapsed = (time.perf_counter() - t0) * 1000
+            session.rollback()
+        assert reply.key in ("stats.report", "stats.no_activity"), reply.key
+        timings.append(elapsed)
+        by_size.append((members, elapsed))
+    timings.sort()
+    out["stats_channel_n"] = len(timings)
+    out["stats_channel_p50_ms"] = statistics.median(timings)
+    out["stats_channel_p99_ms"] = timings[max(0, int(len(timings) * 0.99) - 1)]
+    out["stats_channel_biggest"] = [(m, round(ms, 1)) for m, ms in by_size[:3]]
+
+    with db.session(TENANT) as session:
+        workspace = session.get(Workspace, TENANT)
+        admin = session.scalar(select(Person).where(Person.external_id == "u0"))
+        ctx = Ctx.for_person(services, session, workspace, admin)
+        t0 = time.perf_counter()
+        reply = stats._report(ctx, Scope("all"), "", request)
+        out["stats_all_s"] = time.perf_counter() - t0
+        assert reply.key == "stats.report", reply.key
+        session.rollback()
+
+        biggest = channels[1][0] if len(channels) > 1 else channels[0][0]  # the biggest team channel
+        t0 = time.perf_counter()
+        points = analytics.weekly_series(session, Viewer(admin.id, True), Scope("channel", biggest), (now - timedelta(days=1)).date(), 12)
+        out["chart_series_ms"] = (time.perf_counter() - t0) * 1000
+        def t(key: str, **params: object) -> str:
+            return services.prompts.t("fr", key, **params)
+
+        labels = ChartLabels.of(t)
+        runs = []
+        for _ in range(CHART_RUNS):
+            t0 = time.perf_counter()
+            picture = render_trend(points, title="#projet-équipe-" + "très-longue-" * 3, labels=labels, locale="fr")
+            runs.append((time.perf_counter() - t0) * 1000)
+        out["chart_ms"] = statistics.median(runs)
+        out["chart_bytes"] = len(picture.png)
+    out["stats_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    db.dispose()
+    return out
+
+
+def _one(url: str, n_people: int, label: str) -> dict[str, Any]:
+    prep = prepare(url, n_people)
+    print(f"# {label} {n_people} people: {prep.get('messages')} messages ({prep.get('replies')} replies), "
+          f"{prep.get('memberships')} memberships, {prep.get('reactions')} reactions, {prep.get('ideas')} ideas, "
+          f"{prep.get('help_requests')} help requests, {prep.get('kudos')} kudos; generated in {prep['generate_s']:.1f} s; "
+          f"{prep['backfill_days']} days rolled up in {prep['rollup_backfill_s']:.1f} s", flush=True)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    done = subprocess.run([sys.executable, "-m", "bench.bench_analytics", "measure", url], capture_output=True, text=True,
+                          env=env, cwd=str(Path(__file__).resolve().parent.parent), timeout=3600)
+    if done.returncode != 0:
+        raise RuntimeError(f"measuring process failed:\n{done.stderr[-3000:]}")
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"# {label} {n_people} people: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                                                     for k, v in figures.items()), flush=True)
+    return {**prep, **figures}
+
+
+def _load() -> str:
+    with contextlib.suppress(OSError):
+        one, five, _ = os.getloadavg()
+        return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
+    return "load unknown"
+
+
+def run(report: Any) -> None:
+    n = report.people()
+    quarter = max(400, n // 4)
+    backends: list[tuple[str, str]] = []
+    tmp = tempfile.TemporaryDirectory()
+    try:
+        backends.append(("sqlite", ""))
+        if os.environ.get("BENCH_ANALYTICS_PG", "1") != "0":
+            backends.append(("pg", "_pg"))
+        for name, suffix in backends:
+            results = {}
+            for size in (n, quarter):
+                if name == "sqlite":
+                    url = f"sqlite:///{Path(tmp.name) / f'analytics-{size}.db'}"
+                else:
+                    url = _pg_url()
+                    problem = _recreate_pg(url)
+                    if problem:
+                        print(f"# analytics on PostgreSQL skipped: {problem}", flush=True)
+                        break
+                print(f"# {_load()}", flush=True)
+                results[size] = _one(url, size, name)
+                if name == "sqlite":
+                    Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
+            if n not in results:
+                continue
+            full = results[n]
+            report.figure(f"analytics_generate_s{suffix}", full["generate_s"])
+            report.figure(f"rollup_backfill_s{suffix}", full["rollup_backfill_s"])
+            for figure in FIGURES:
+                report.figure(f"{figure}{suffix}", full[figure])
+            if quarter in results:
+                small = results[quarter]
+                for figure in ("generate_s", "rollup_backfill_s", *FIGURES):
+                    if small.get(figure):
+                        report.figure(f"{figure}{suffix}_growth_x{n / quarter:g}", full[figure] / small[figure])
+    finally:
+        tmp.cleanup()
+
+
+if __name__ == "__main__" and len(sys.argv) >= 3 and sys.argv[1] == "measure":
+    print(json.dumps(measure(sys.argv[2]), default=str))
