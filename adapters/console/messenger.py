@@ -14,6 +14,9 @@ settings' default language), whoever is speaking; the bot answers each person in
 terminal, lines are edited with readline (arrows, history); Ctrl-C and Ctrl-D leave. Escape
 sequences and control characters typed or pasted are dropped before a line becomes an event.
 
+A reply's picture (a chart) is saved as a PNG under `files_dir` (default `./causette-files`,
+created on first use) and the console prints the file's full path and the picture's alt text.
+
 Every line the bot is to see goes through the durable inbox like a Slack or Teams delivery:
 written first, then processed by a transaction that also marks it done. A line left
 unanswered by a console that was killed is answered when the next one starts.
@@ -29,6 +32,7 @@ import threading
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from sqlalchemy import select
@@ -40,7 +44,7 @@ from bot.core import Bot
 from bot.inbox import InboxWorker
 from bot.text import mention_marker
 from bot.ticker import Advanced, advance_clock
-from bot.types import Action, Effect, FetchHistory, Form, IncomingMessage, Outbound, ConversationRef, UserRef
+from bot.types import Action, Effect, FetchHistory, Form, IncomingMessage, Outbound, ConversationRef, Picture, UserRef
 from store import inbox as inbox_store
 from store.inbox import Claimed
 from store.models.core import Conversation, Person
@@ -51,6 +55,7 @@ _MENTION = re.compile(r"(?<![\w@])@([\w.\-]+)")
 _BOT_MENTION = re.compile(rf"(?<![\w@])@{BOT_HANDLE}\b", re.IGNORECASE)
 _DURATION = re.compile(r"^\+?(\d+)\s*(m|min|h|d|j|w)$")
 TICK_SECONDS = 30.0  # an interactive console's ticker: wall-clock seconds between two ticks
+FILES_DIR = Path("causette-files")  # where pictures are saved (relative to the working directory)
 
 
 @dataclass
@@ -71,8 +76,9 @@ class ConsoleMessenger:
 
     def __init__(self, bot: Bot, tenant: str, user: str, out: TextIO = sys.stdout,
                  history: Callable[[FetchHistory], list[IncomingMessage]] | None = None,
-                 lang: str | None = None) -> None:
+                 lang: str | None = None, files_dir: Path | None = None) -> None:
         self.bot = bot
+        self.files_dir = files_dir if files_dir is not None else FILES_DIR
         self.lang = lang or bot.services.settings.default_locale
         self._proactive = False  # printing the jobs' messages: other people's DMs in one line
         self._headed = False  # printing a group of messages under its recipient's header
@@ -339,6 +345,25 @@ class ConsoleMessenger:
                 name, content = reply.attachment
                 self._print("📎 " + self._t("console.attachment", name=name, size=len(content)))
                 self._print(content.decode("utf-8", "replace")[:2000])
+            if reply.picture is not None:
+                path = self.save_picture(reply.picture)
+                self._print(self._t("charts.saved", path=str(path)))
+                self._print("   " + self._t("charts.alt_label", alt=reply.picture.alt))
+
+    def save_picture(self, picture: Picture) -> Path:
+        """Write the PNG under `files_dir` and return its absolute path. A different picture of
+        the same name gets a numbered name (`…-2.png`) instead of replacing it."""
+        folder = self.files_dir.resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        name = Path(picture.filename).name or "picture.png"  # never a path from elsewhere
+        stem, suffix = Path(name).stem, Path(name).suffix or ".png"
+        path = folder / (stem + suffix)
+        n = 1
+        while path.exists() and path.read_bytes() != picture.png:
+            n += 1
+            path = folder / f"{stem}-{n}{suffix}"
+        path.write_bytes(picture.png)
+        return path
 
     def _print(self, text: str) -> None:
         print(text, file=self.out, flush=True)

@@ -6,10 +6,15 @@ Failures are told truthfully (bot/delivery.py): `deliver` tries every effect, th
 timeout after slack_sdk's own retries); a permanent refusal (not_in_channel, missing_scope…)
 is logged, hinted to the person when there is one, and counts as done.
 
+A reply's picture (a chart) is uploaded through files_upload_v2 with its alt text (`alt_txt`):
+with the reply's text as the upload's comment when the reply is plain text (one message), else
+after the message, in the same channel and thread. An ephemeral cannot carry a file: a private
+reply's picture goes to the person's DM with the bot, and the ephemeral says so.
+
 Under `bot.delivery.attempt(key, retry=…)` (the durable outbox, digest deliveries) every
 message posted carries `key` in its Slack metadata (`event_type` "causette_delivery"); a retry
 first looks for a message so labelled in the channel's recent history and updates it in place
-instead of posting a second one. Ephemerals and response_url answers cannot be looked up:
+instead of posting a second one. Ephemerals, response_url answers and uploads cannot be looked up:
 those are at-least-once (a retry after an unknown outcome may show them twice, to one person).
 """
 from __future__ import annotations
@@ -26,11 +31,12 @@ from sqlalchemy import func, select
 from adapters.shell import DeliveryShell
 from adapters.slack import inbound
 from adapters.slack.client import HINTS, Clients, Pacer, TokenSource, error_code, log_api_error, make_webhook, transient
-from adapters.slack.render import SlackMessage, Translate, mrkdwn, render_modal, render_reply
+from adapters.slack.render import MESSAGE_TEXT, SlackMessage, Translate, mrkdwn, render_modal, render_reply
 from bot.context import Services
 from bot.delivery import Attempt, DeliveryFailed, current_attempt
 from bot.text import link_marker, reply_texts
-from bot.types import Action, ConversationRef, Effect, Event, FetchHistory, Outbound, UserRef
+from bot.charts import shorten
+from bot.types import Action, ConversationRef, Effect, Event, FetchHistory, Outbound, Picture, UserRef
 from store.models.core import Conversation
 from store.models.social import Message
 
@@ -40,6 +46,8 @@ RESPONSE_URL_USES = 5
 META_EVENT = "causette_delivery"  # the metadata event_type of posts labelled with a delivery key
 TRIGGER_SECONDS = 3.0  # a trigger_id older than this cannot open a modal any more
 LOOKBACK = 100  # messages searched for an earlier attempt's post
+ALT_MAX = 1000  # files.getUploadURLExternal refuses a longer alt_txt (alt_txt_too_large)
+TITLE_MAX = 120
 
 
 def is_ts(value: str | None) -> bool:
@@ -135,19 +143,35 @@ class SlackSender:
         extra: tuple[Action, ...] = ()
         if reply.form is not None and origin is not None and origin.command_text:
             extra = (Action(t("slack.form_open"), origin.command_text, "primary"),)
-        message = render_reply(reply, t, extra, self.shell.names(tenant, reply_texts(reply)))
+        picture = reply.picture
+        file_here = reply.attachment is not None or picture is not None  # a file cannot ride an ephemeral or response_url answer
         thread_ts = ob.thread_id if is_ts(ob.thread_id) else None
-        if ob.response_url and not reply.attachment and not ob.anchor:  # the core named the URL to answer
+        if picture is not None and ob.private_for is not None and isinstance(to, ConversationRef):
+            self._private_picture(client, ob, origin, t, thread_ts)
+            return
+        if (picture is not None and isinstance(to, ConversationRef) and to.kind == "dm" and origin is not None
+                and not ob.anchor and origin.can_respond(to.id) and self._open_dm(client, origin.user) != to.id):
+            self._private_picture(client, ob, origin, t, None)  # a DM between people: the chart goes to the asker's DM with the bot
+            return
+        message = render_reply(reply, t, extra, self.shell.names(tenant, reply_texts(reply)))
+        if ob.response_url and not file_here and not ob.anchor:  # the core named the URL to answer
             direct = Origin(team=tenant, response_url=ob.response_url)
             if self.respond(direct, message, "ephemeral" if ob.private_for else "in_channel"):
                 return
         if (isinstance(to, ConversationRef) and to.kind == "dm" and origin is not None and not ob.anchor
-                and not reply.attachment and origin.can_respond(to.id) and self.respond(origin, message, "ephemeral")):
+                and not file_here and origin.can_respond(to.id) and self.respond(origin, message, "ephemeral")):
             return  # a command typed in a DM (maybe between two people): only its author sees the answer
+        if picture is not None and ob.private_for is None and self._fits_comment(message, ob):
+            where = self._open_dm(client, to.id) if isinstance(to, UserRef) else to.id
+            if where:  # one message: the text introduces the picture
+                self._upload_picture(client, where, picture, thread_ts, message.text)
+            return
         if isinstance(to, UserRef):
             channel = self._post(client, tenant, to.id, message, None, ob.anchor, origin)
             if reply.attachment and channel:
                 self._upload(client, channel, reply.attachment, None)
+            if picture is not None and channel:
+                self._upload_picture(client, channel, picture, None, None)
         elif ob.private_for is not None:
             self._ephemeral(client, to, ob.private_for, message, thread_ts, origin)
             if reply.attachment:
@@ -158,6 +182,49 @@ class SlackSender:
             channel = self._post(client, tenant, to.id, message, thread_ts, ob.anchor, origin)
             if reply.attachment and channel:
                 self._upload(client, channel, reply.attachment, thread_ts)
+            if picture is not None and channel:
+                self._upload_picture(client, channel, picture, thread_ts, None)
+
+    # Pictures -----------------------------------------------------------------
+    @staticmethod
+    def _fits_comment(message: SlackMessage, ob: Outbound) -> bool:
+        """A plain-text reply (no blocks, not an in-place update, no other file) can be the
+        upload's `initial_comment`: text and picture arrive as one message."""
+        return not message.blocks and not ob.anchor and ob.reply.attachment is None and len(message.text) <= MESSAGE_TEXT
+
+    def _private_picture(self, client: Any, ob: Outbound, origin: Origin | None, t: Translate, thread_ts: str | None) -> None:
+        """Only one person may see the reply, and a Slack ephemeral cannot carry a file: the text
+        goes as an ephemeral (saying where the picture went), the picture to the person's DM
+        with the bot."""
+        reply, to = ob.reply, ob.to
+        assert isinstance(to, ConversationRef) and reply.picture is not None
+        person = ob.private_for.id if ob.private_for else origin.user if origin else ""
+        noted = replace(reply, text=reply.text.rstrip() + "\n\n" + t("charts.sent_to_dm"), picture=None)
+        message = render_reply(noted, t, (), self.shell.names(to.tenant, reply_texts(noted)))
+        if ob.private_for is not None:
+            self._ephemeral(client, to, ob.private_for, message, thread_ts, origin)
+        elif origin is not None:
+            self.respond(origin, message, "ephemeral")
+        dm = self._open_dm(client, person) if person else None
+        if dm:  # titled with the alt text's first sentence, which names the scope
+            self._upload_picture(client, dm, reply.picture, None, None)
+
+    def _upload_picture(self, client: Any, channel: str, picture: Picture, thread_ts: str | None, comment: str | None) -> None:
+        """Upload a PNG through the external-upload flow (files.getUploadURLExternal with the
+        alt text as `alt_txt`, at most 1,000 characters; files.completeUploadExternal with the
+        comment). A transient failure raises DeliveryFailed (the outbox sends the effect again)."""
+        title = shorten(picture.alt.split(". ")[0].rstrip("."), TITLE_MAX) or picture.filename
+        kwargs: dict[str, Any] = {"channel": channel, "filename": picture.filename, "content": picture.png,
+                                  "title": title, "alt_txt": shorten(picture.alt, ALT_MAX)}
+        if comment:
+            kwargs["initial_comment"] = comment
+        if thread_ts:
+            kwargs["thread_ts"] = thread_ts
+        self.pacer.wait(channel)
+        try:
+            client.files_upload_v2(**kwargs)
+        except Exception as exc:  # noqa: BLE001
+            self._failed("files.upload", exc, channel=channel)
 
     def _payload(self, message: SlackMessage) -> dict[str, Any]:
         payload: dict[str, Any] = {"text": message.text}

@@ -10,17 +10,24 @@
   sections, actions as `Action.Submit` with `{"command": …}`, footer.
 - Forms become Input.* elements and an `Action.Submit` carrying `form.submit_command`.
 - Plain-text properties (button titles, input labels, choices, fallbackText) get names, no markup.
-- The whole activity stays under 28 KB; content is shortened with a localized footer.
+- A picture (`Reply.picture`, a chart) is an `Image` element of the card, its PNG inline as a
+  `data:image/png;base64,…` URI (Adaptive Cards 1.2+), with its `altText`; Teams fetches nothing.
+- The whole activity stays under 28 KB: a picture that does not fit is scaled down (to 75 %, then
+  50 % of its width) before any text is shortened; content is shortened with a localized footer;
+  when even that is too big, the text alone goes, with the picture's alt text.
 """
 from __future__ import annotations
 
+import base64
 import html
+import io
 import json
 import re
+from dataclasses import replace
 from typing import Any, Callable, Mapping
 
 from bot.text import CODE_CLOSE, CODE_OPEN, MARK_CLOSE, MARK_OPEN, NO_NAMES, Names, split_markers, strip_markers
-from bot.types import Action, Card, Form, Reply
+from bot.types import Action, Card, Form, Picture, Reply
 
 __all__ = ["NO_NAMES", "Names", "build_card", "cards_of", "plain_text", "render", "render_text"]
 
@@ -28,6 +35,8 @@ CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 MAX_BYTES = 28 * 1024
 MAX_TOP_ACTIONS = 6
 _STYLE = {"primary": "positive", "danger": "destructive", "default": "default"}
+PICTURE_SCALES = (0.75, 0.5)  # tried in turn when a picture makes the activity too big
+ALT_MAX = 1000
 _LIMITS = ((None, None), (4000, 60), (2000, 30), (1000, 15), (400, 8), (150, 4), (60, 2))
 _MD_SPECIALS = re.compile(r"([\\`*_~\[\]()#])")
 _CARD_SPECIALS = re.compile(r"([\\`*_~\[\]()#<>&])")
@@ -162,9 +171,9 @@ def _form_body(form: Form, names: Names, limit: int | None) -> list[dict[str, An
 
 
 def build_card(reply: Reply, names: Names, t: Translate, limit: int | None = None, items: int | None = None) -> dict[str, Any] | None:
-    """The Adaptive Card 1.5 of a reply (None when it has neither card, form nor attachment)."""
+    """The Adaptive Card 1.5 of a reply (None when it has neither card, form, attachment nor picture)."""
     card, form = reply.card, reply.form
-    if card is None and form is None and reply.attachment is None:
+    if card is None and form is None and reply.attachment is None and reply.picture is None:
         return None
     body: list[dict[str, Any]] = []
     actions: list[dict[str, Any]] = []
@@ -179,6 +188,8 @@ def build_card(reply: Reply, names: Names, t: Translate, limit: int | None = Non
         filename, content = reply.attachment
         body.append(_block("📎 " + card_escape(filename), weight="Bolder", separator=True))
         body.append(_block(card_escape(shorten(content.decode("utf-8", "replace"), limit or 20000)), fontType="Monospace"))
+    if reply.picture is not None:
+        body.append(image(reply.picture))
     if card is not None and card.footer:
         body.append(_block(card_text(card.footer, names, 500), isSubtle=True, size="Small", separator=True))
     top, rest = actions[:MAX_TOP_ACTIONS], actions[MAX_TOP_ACTIONS:]
@@ -192,19 +203,50 @@ def build_card(reply: Reply, names: Names, t: Translate, limit: int | None = Non
     return result
 
 
+def image(picture: Picture) -> dict[str, Any]:
+    """An Image element carrying the PNG itself (a data URI) and its alt text."""
+    return {"type": "Image", "url": "data:image/png;base64," + base64.b64encode(picture.png).decode("ascii"),
+            "altText": shorten(" ".join(picture.alt.split()), ALT_MAX), "size": "Stretch"}
+
+
+def scaled(picture: Picture, factor: float) -> Picture:
+    """The picture at `factor` of its width and height (a palette PNG, like the charts')."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(picture.png)) as img:
+        rgb = img.convert("RGB")
+    size = (max(1, round(rgb.width * factor)), max(1, round(rgb.height * factor)))
+    small: Any = rgb.resize(size, Image.Resampling.LANCZOS).quantize(colors=128, method=Image.Quantize.FASTOCTREE,
+                                                                     dither=Image.Dither.NONE)
+    out = io.BytesIO()
+    small.save(out, format="PNG")
+    return replace(picture, png=out.getvalue())
+
+
 def size_of(activity: Mapping[str, Any]) -> int:
     return len(json.dumps(activity, ensure_ascii=False).encode("utf-8"))
 
 
 def render(reply: Reply, names: Names, t: Translate, max_bytes: int = MAX_BYTES) -> dict[str, Any]:
     """The message activity (wire JSON) for a reply, within `max_bytes`."""
-    activity: dict[str, Any] = {}
-    for limit, items in _LIMITS:
-        activity = _assemble(reply, names, t, limit, items, truncated=limit is not None)
+    activity: dict[str, Any] = _assemble(reply, names, t, None, None, truncated=False)
+    if size_of(activity) <= max_bytes:
+        return activity
+    if reply.picture is not None:  # a smaller picture before shorter text
+        original = reply.picture
+        for factor in PICTURE_SCALES:
+            reply = replace(reply, picture=scaled(original, factor))
+            activity = _assemble(reply, names, t, None, None, truncated=False)
+            if size_of(activity) <= max_bytes:
+                return activity
+    for limit, items in _LIMITS[1:]:
+        activity = _assemble(reply, names, t, limit, items, truncated=True)
         if size_of(activity) <= max_bytes:
             return activity
-    # Still too big (thousands of buttons or fields): keep the text only, shortened.
+    # Still too big (thousands of buttons or fields, a huge picture): keep the text only, shortened.
     text, entities = render_text(shorten_marked(reply.text, 2000), names)
+    if reply.picture is not None:
+        text += "\n\n" + render_text(shorten(reply.picture.alt, ALT_MAX), names)[0]
     return {"type": "message", "textFormat": "markdown", "text": text + "\n\n" + render_text(t("teams.truncated"), names)[0],
             "entities": entities}
 
@@ -253,6 +295,8 @@ def _card_strings(elements: list[dict[str, Any]]) -> list[str]:
             out.append(str(el.get("label") or el.get("title") or ""))
         elif kind == "Container":
             out += _card_strings(el.get("items", []))
+        elif kind == "Image" and el.get("altText"):
+            out.append(str(el["altText"]))
     return out
 
 

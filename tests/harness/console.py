@@ -3,6 +3,8 @@ console printed for each reply (its label, text, card, form and attachment lines
 from __future__ import annotations
 
 import io
+import tempfile
+from pathlib import Path
 
 from adapters.console.messenger import ConsoleMessenger
 from adapters.console.seed import demo_history, seed_demo
@@ -18,7 +20,8 @@ class PrintedConsole(ConsoleMessenger):
 
     def __init__(self, bot: Bot) -> None:
         self.buffer = io.StringIO()
-        super().__init__(bot, DEMO_TENANT, "sophie", out=self.buffer, history=demo_history)
+        super().__init__(bot, DEMO_TENANT, "sophie", out=self.buffer, history=demo_history,
+                         files_dir=Path(tempfile.mkdtemp(prefix="causette-files-")))  # pictures, not in the checkout
         self.seen: list[Seen] = []
 
     def deliver(self, effects: list[Effect]) -> None:

@@ -233,8 +233,15 @@ def _block_texts(blocks: Any) -> list[str]:
     return out
 
 
+def is_commented_upload(call: Call) -> bool:
+    """A file shared with the reply's text as its comment: the reply's one message (a chart)."""
+    return call.method == "files.completeUploadExternal" and bool(call.args.get("initial_comment"))
+
+
 def rendered_text(call: Call) -> str:
     args = call.args
+    if is_commented_upload(call):
+        return slack_plain(str(args["initial_comment"]))
     if call.method == "views.open":
         view = args["view"] if isinstance(args["view"], dict) else json.loads(args["view"])
         parts = [view["title"]["text"], *_block_texts(view.get("blocks"))]
@@ -309,7 +316,7 @@ class SlackHarness:
         else:
             self._channel_message(step)
         self.server.drain()
-        calls = [c for c in mock.calls[first_call:] if c.method in REPLY_METHODS]
+        calls = [c for c in mock.calls[first_call:] if c.method in REPLY_METHODS or is_commented_upload(c)]
         assert not mock.violations, mock.violations
         texts = [rendered_text(c) for c in calls]
         keys = [o.reply.key for o in self.recorded]
