@@ -170,8 +170,9 @@ class Bot:
                 )
             return self._as_effects(ctx, msg, reply)
         spec, args = match.spec, match.args
-        if len(args) > self.services.settings.max_argument_chars:
-            reply = ctx.reply("error.too_long", private=True, limit=self.services.settings.max_argument_chars, length=len(args))
+        limit = spec.max_args or self.services.settings.max_argument_chars
+        if len(args) > limit:
+            reply = ctx.reply("error.too_long", private=True, limit=limit, length=len(args))
             return self._as_effects(ctx, msg, reply)
         if spec.permission == "admin" and not ctx.is_admin:
             try:

@@ -47,7 +47,8 @@ class CommandSpec:
     `help_key` names the prompt with a one-line description; `usage_key` the usage line;
     both must exist in every language. `hidden` commands (button-only) are left out of help.
     `action_key` names the action as a phrase for refusals ("change the workspace language"):
-    an admin-only command must have one.
+    an admin-only command must have one. `max_args` lets a command take more than the
+    settings' `max_argument_chars` (a pasted file).
     """
 
     name: str
@@ -61,6 +62,7 @@ class CommandSpec:
     hidden: bool = False
     needs_args: bool = False
     action_key: str = ""
+    max_args: int = 0  # longest arguments accepted; 0: settings.max_argument_chars
 
 
 @dataclass(frozen=True)

@@ -67,8 +67,8 @@ def closest_topics(ctx: Ctx, topic: str, by_spelling: Sequence[str], limit: int 
     """Topics to suggest when nobody matches: by meaning when the lookup offers it
     (`lookup.nearest_topics`), else the spelling suggestions the lookup already made.
     Only topics the asker may see: declared skills, or evidence they may read."""
-    nearest = getattr(lookup, "nearest_topics", None)
-    found = list(nearest(ctx, topic, limit=limit + 1)) if nearest is not None else []
+    nearest = getattr(lookup, "nearest_topics", None)  # (label, similarity, tier), best first
+    found = [label for label, _, _ in nearest(ctx, topic, limit=limit + 1)] if nearest is not None else []
     found = [label for label in found or by_spelling if topic_key(label) != topic_key(topic)]
     return found[:limit]
 
@@ -150,7 +150,7 @@ def register(r: Registry) -> None:
                           group="people", needs_args=True, hidden=True))
     r.command(CommandSpec("taxonomy import", "taxonomie importer", taxonomy.import_command, "taxonomy.import_help",
                           "taxonomy.usage", aliases=("taxonomie import",), permission="admin", group="admin",
-                          needs_args=True, action_key="taxonomy.action_import"))
+                          needs_args=True, action_key="taxonomy.action_import", max_args=taxonomy.MAX_PASTE_CHARS))
     r.command(CommandSpec("taxonomy clear", "taxonomie vider", taxonomy.clear_command, "taxonomy.clear_help",
                           "taxonomy.clear_usage", aliases=("taxonomie effacer",), permission="admin", group="admin",
                           action_key="taxonomy.action_clear"))

@@ -9,10 +9,11 @@ alternative labels (several in one cell, one per line as ESCO writes them, or se
 `preferredLabel`, `altLabels`, …); without one the four columns are read in that order. A
 header without a language column is accepted (ESCO exports one file per language).
 
-Where the file comes from: the CSV pasted after the command (any messenger; the message's
-length limit applies), or on the console a path on the machine running Causette. Slack and
-Teams deliver uploaded files only as links to be fetched with the app's credentials, which no
-adapter does yet, so a chat never names a server path.
+Where the file comes from: the CSV pasted after the command (any messenger, up to
+MAX_PASTE_CHARS), or on the console a path on the machine running Causette; a chat never names a
+server path. Uploaded files are not read: a Slack slash command carries none, and a message's
+upload is a private link to fetch with the bot token and the `files:read` scope (not requested);
+Teams hands a bot files only in personal chats of an app declaring `supportsFiles` (not declared).
 
 Privacy: a taxonomy adds words, never people or evidence.
 """
@@ -29,6 +30,7 @@ from bot.types import IncomingMessage, Reply
 from store import expertise as xstore
 
 MAX_LABELS = 200_000
+MAX_PASTE_CHARS = 40_000  # a Slack message's limit; Teams takes about 28 KB
 MAX_FILE_BYTES = 30_000_000
 MAX_LABEL_CHARS = 200
 MAX_CONCEPT_CHARS = 300
