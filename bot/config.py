@@ -72,6 +72,7 @@ class CoreSettings(BaseSettings):
     ideas_daily_limit: int = Field(default=5, ge=0)
     expert_weekly_cap: int = Field(default=5, ge=0)
     help_escalation_hours: float = Field(default=4.0, ge=0)
+    suggestion_escalation_days: int = Field(default=3, ge=1)  # working days before an unanswered suggestion reaches the admins
     skill_stale_days: int = Field(default=180, ge=1)
     digest_grace_hours: float = Field(default=6.0, ge=0)
 

@@ -1,0 +1,142 @@
+"""Who is responsible for a person or a channel: the référents (and animators) by scope.
+
+A role is held for a channel (`Role.conversation_id`), for a department, a site or a language
+(the scope kind and value of issue 15, when the Role model has them), or everywhere (none of
+those). `responsible` walks the chain a suggestion or a request follows: the channel's
+référents, else the person's department's, else their site's, else the référents of
+everywhere, else the admins, and says which steps found no one (so the person can be told).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import ColumnElement, and_, func, or_, select, true
+from sqlalchemy.orm import Session
+
+from store.models.core import Conversation, Person, Role
+
+ROUTE_KINDS = ("channel", "department", "site", "everywhere", "admins")
+
+
+def _scope_columns() -> tuple[Any, Any] | None:
+    """The Role columns naming a scope kind and its value (issue 15), if the model has them."""
+    for kind, value in (("scope_kind", "scope_value"), ("scope", "scope_value"), ("scope_type", "scope_value")):
+        if hasattr(Role, kind) and hasattr(Role, value):
+            return getattr(Role, kind), getattr(Role, value)
+    return None
+
+
+def _unscoped() -> ColumnElement[bool]:
+    cols = _scope_columns()
+    if cols is None:
+        return true()
+    kind, value = cols
+    return or_(kind.is_(None), kind == "", kind == "everywhere", kind == "workspace")
+
+
+def scoped(kind: str, value: str) -> ColumnElement[bool] | None:
+    """A clause on Role: held for `kind` (department, site, language) `value`, any case;
+    None when roles have no scope yet."""
+    cols = _scope_columns()
+    if cols is None or not value.strip():
+        return None
+    kind_col, value_col = cols
+    return and_(kind_col == kind, func.lower(value_col) == value.strip().lower())
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where something was routed: `kind` one of ROUTE_KINDS, `value` the channel's name, the
+    department or the site; `people` who receive it; `missed` the steps tried before that found
+    no one, as (kind, value) pairs (value "" for a person without a department or site)."""
+
+    kind: str
+    value: str
+    people: tuple[Person, ...]
+    missed: tuple[tuple[str, str], ...] = field(default=())
+
+
+def holders(session: Session, roles: Sequence[str], clause: ColumnElement[bool]) -> list[Person]:
+    query = (select(Person).join(Role, Role.person_id == Person.id)
+             .where(Role.role.in_(list(roles)), Person.active, ~Person.is_bot, clause))
+    return list(session.scalars(query.distinct().order_by(Person.display_name, Person.id)))
+
+
+def of_channel(session: Session, conversation: Conversation, roles: Sequence[str] = ("referent",)) -> list[Person]:
+    return holders(session, roles, Role.conversation_id == conversation.id)
+
+
+def of_scope(session: Session, kind: str, value: str, roles: Sequence[str] = ("referent",)) -> list[Person]:
+    clause = scoped(kind, value)
+    return holders(session, roles, clause) if clause is not None else []
+
+
+def everywhere(session: Session, roles: Sequence[str] = ("referent",)) -> list[Person]:
+    return holders(session, roles, and_(Role.conversation_id.is_(None), _unscoped()))
+
+
+def admins(session: Session, admin_ids: Iterable[str]) -> list[Person]:
+    """The people the settings name as admins (by platform id, handle or e-mail)."""
+    ids = {a.casefold() for a in admin_ids if a}
+    if not ids:
+        return []
+    query = select(Person).where(Person.active, ~Person.is_bot, or_(
+        func.lower(Person.external_id).in_(ids), func.lower(Person.handle).in_(ids), func.lower(Person.email).in_(ids)))
+    return list(session.scalars(query.order_by(Person.display_name, Person.id)))
+
+
+def responsible(session: Session, person: Person, conversation: Conversation | None, admin_ids: Iterable[str], *,
+                channel_roles: Sequence[str] = ("referent",), exclude: Iterable[int] = ()) -> Route:
+    """The référents responsible for `person` writing in `conversation` (None or a DM: no
+    channel step): the first step of the chain that finds someone other than `exclude`."""
+    skip = set(exclude)
+    missed: list[tuple[str, str]] = []
+
+    def keep(people: Iterable[Person]) -> tuple[Person, ...]:
+        return tuple(p for p in people if p.id not in skip)
+
+    if conversation is not None and conversation.kind != "dm":
+        found = keep(of_channel(session, conversation, channel_roles))
+        if found:
+            return Route("channel", conversation.name, found)
+        missed.append(("channel", conversation.name))
+    for kind in ("department", "site"):
+        value = (getattr(person, kind) or "").strip()
+        found = keep(of_scope(session, kind, value)) if value else ()
+        if found:
+            return Route(kind, value, found, tuple(missed))
+        missed.append((kind, value))
+    found = keep(everywhere(session))
+    if found:
+        return Route("everywhere", "", found, tuple(missed))
+    missed.append(("everywhere", ""))
+    return Route("admins", "", keep(admins(session, admin_ids)), tuple(missed))
+
+
+def scope_of(session: Session, person: Person, admin: bool) -> tuple[bool, set[int], set[str], set[str]]:
+    """What `person` answers for: (everything, channel ids, departments, sites) — everything
+    for an admin or a référent of everywhere; departments and sites lowercased."""
+    if admin:
+        return True, set(), set(), set()
+    rows = list(session.execute(select(Role).where(Role.person_id == person.id, Role.role == "referent")).scalars())
+    channels: set[int] = set()
+    departments: set[str] = set()
+    sites: set[str] = set()
+    cols = _scope_columns()
+    for row in rows:
+        kind = getattr(row, cols[0].key) if cols else None
+        value = (getattr(row, cols[1].key) or "") if cols else ""
+        if row.conversation_id is not None:
+            channels.add(row.conversation_id)
+        elif kind == "department":
+            departments.add(value.lower())
+        elif kind == "site":
+            sites.add(value.lower())
+        elif not kind or kind in ("everywhere", "workspace"):
+            return True, set(), set(), set()
+    return False, channels, departments, sites
+
+
+def is_referent(session: Session, person: Person) -> bool:
+    return session.scalar(select(Role.id).where(Role.person_id == person.id, Role.role == "referent").limit(1)) is not None
