@@ -226,7 +226,7 @@ def test_button_click_is_the_command_it_carries(server: SlackServer, events: lis
 
 
 def test_message_shortcuts_carry_their_source(server: SlackServer, events: list[Event]) -> None:
-    for callback, command in (("causette_ask", "ask"), ("causette_idea", "idea")):
+    for callback, command in (("causette_ask", "ask"), ("causette_idea", "idea"), ("causette_suggest", "suggest")):
         payload = {**_interactive_base(server, "message_action"), "callback_id": callback,
                    "channel": {"id": channel_id("general"), "name": "general"}, "message_ts": "1763000000.000300",
                    "message": {"type": "message", "user": user_id("lucas"), "ts": "1763000000.000300",
@@ -234,7 +234,7 @@ def test_message_shortcuts_carry_their_source(server: SlackServer, events: list[
         assert server.post_interactive(payload).status == 200
         server.drain()
     asks = [e for e in events if isinstance(e, IncomingMessage)]
-    assert [m.text for m in asks] == ["ask", "idea"]
+    assert [m.text for m in asks] == ["ask", "idea", "suggest"]
     for m in asks:
         assert m.via == "shortcut" and m.source_id == "1763000000.000300" and m.thread_id == "1763000000.000300"
         assert m.source_text == "How do we size <pods> for ⟦@UEMMA⟧?"

@@ -36,7 +36,7 @@ from store.transient import is_transient
 
 log = logging.getLogger("adapters.slack")
 Body = Mapping[str, Any]
-SHORTCUTS = {"causette_ask": "ask", "causette_idea": "idea"}
+SHORTCUTS = {"causette_ask": "ask", "causette_idea": "idea", "causette_suggest": "suggest"}
 # Message subtypes Slack posts in a channel whose privacy changed (they carry its new channel_type).
 PRIVACY_CHANGES: dict[str, ConversationKind] = {"channel_convert_to_private": "private", "channel_convert_to_public": "public"}
 MAX_MEMBER_PAGES = 50

@@ -25,7 +25,7 @@ from adapters.slack.request_guard import QuietRequestVerification
 log = logging.getLogger("adapters.slack")
 EVENTS = ("message", "app_mention", "reaction_added", "reaction_removed", "member_joined_channel",
           "member_left_channel", "user_change", "app_home_opened")
-SHORTCUT_IDS = ("causette_ask", "causette_idea")
+SHORTCUT_IDS = ("causette_ask", "causette_idea", "causette_suggest")
 
 
 def build_bolt_app(adapter: SlackAdapter, *, signing_secret: str, api_url: str, command: str,
