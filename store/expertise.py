@@ -416,3 +416,37 @@ def readable_topic_keys(session: Session, viewer_id: int, keys: Iterable[str]) -
         .distinct()
     )
     return set(rows)
+
+
+# Topic vectors (the meaning tier, handlers/expertise/meaning.py) ------------------
+def topic_vectors(session: Session, tenant: str, model: str, keys: Sequence[str] | None = None) -> list[tuple[str, bytes]]:
+    """(topic_key, vector bytes) stored for `model` in the workspace, all or those of `keys`."""
+    from store.models.expertise import TopicVector
+
+    table = TopicVector.__table__
+    query = select(table.c.topic_key, table.c.vector).where(table.c.tenant == tenant, table.c.model == model)
+    if keys is None:
+        return [(k, bytes(v)) for k, v in session.connection().execute(query)]
+    found: list[tuple[str, bytes]] = []
+    keys = list(keys)
+    for start in range(0, len(keys), 500):
+        part = query.where(table.c.topic_key.in_(keys[start : start + 500]))
+        found += [(k, bytes(v)) for k, v in session.connection().execute(part)]
+    return found
+
+
+def save_topic_vectors(session: Session, tenant: str, model: str, rows: Sequence[tuple[str, str, bytes]]) -> None:
+    """Store (topic_key, text, vector bytes) rows; a vector another process stored first is kept."""
+    if not rows:
+        return
+    from store.models.expertise import TopicVector
+
+    table = TopicVector.__table__
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(table).on_conflict_do_nothing()
+    values = [{"tenant": tenant, "model": model, "topic_key": k, "text": t[:200], "vector": v} for k, t, v in rows]
+    for start in range(0, len(values), 2000):
+        session.connection().execute(statement, values[start : start + 2000])

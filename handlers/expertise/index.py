@@ -9,6 +9,14 @@ follows the evidence log, and filtered per reader at lookup time. Keys:
   the skill "Machine learning" and the hashtag #MachineLearning are one topic;
 - `sorted form`: the spaced `norm_key` with its words sorted, for word-order-insensitive
   matching; the fuzzy pass runs `fuzz.ratio` on sorted forms (token-sort at ratio speed).
+
+Tiers (`TopicMatches.tiers` says which one found each close topic, and through which label):
+exact (same key or words, or an alias: `exact`), then the close tiers ranked together by
+similarity: `meaning` (handlers/expertise/meaning.py: topic vectors, kept here in
+`vectors`, the ones still to compute in `unvectored`), `abbrev` (an acronym and the
+multi-word topics whose initials fit, either way round; AMBIGUOUS short words never),
+`spelling` (fuzzy), `word` (a multi-word topic containing the query word), and last
+`inside` (a topic named inside a longer query).
 """
 from __future__ import annotations
 
@@ -25,6 +33,7 @@ from sqlalchemy.orm import Session
 
 import store.expertise as xstore
 from handlers.expertise.evidence import EvidenceBook
+from handlers.expertise.meaning import TopicVectors
 from handlers.expertise.scoring import CLOSE_CUTOFF, MIN_FUZZY_CHARS
 from bot.text import norm_key, topic_key
 
@@ -33,6 +42,45 @@ MAX_NGRAM = 4
 WORD_HITS = 5      # multi-word topics containing the query as a word ("kubernetes operators")
 WORD_MATCH = 0.8    # their match factor
 WIDEN_STEP = 0.08   # closest_forms widens its length window by this share of the query's length
+INSIDE_MATCH = 0.9  # a topic named inside a longer query (ranked after every real match)
+ABBREV_MATCH = 0.9  # an acronym and a topic whose initials fit
+MAX_EXPANSIONS = 5  # topics an acronym may stand for; more make a two-letter acronym ambiguous
+# Words left out of initials ("human resource management" -> HRM, "gestion des ressources
+# humaines" -> GRH), and short words that are words before being acronyms: exact matches only.
+INITIALS_SKIP = frozenset("and of the for in on to with a an at by de des du la le les l d et en pour au aux "
+                          "par sur un une".split())
+AMBIGUOUS = frozenset("it us or as on is am an at be by do go he if in me my no of ok so to up we "
+                      "un le la de et ou en il ne se ce sa ta ma au".split())
+VOWELS = frozenset("aeiouy")
+
+
+def initials(label: str) -> set[str]:
+    """The acronyms a multi-word label may be written as (every word, or its content words)."""
+    words = norm_key(label).split()
+    if len(words) < 2:
+        return set()
+    found = {"".join(w[0] for w in words), "".join(w[0] for w in words if w not in INITIALS_SKIP)}
+    return {a for a in found if 2 <= len(a) <= 6}
+
+
+def acronym_of(query: str) -> str | None:
+    """The acronym a query is, lower case: one token of 2-6 letters, typed in capitals or
+    without a vowel, that is not a short word (AMBIGUOUS)."""
+    token = query.strip()
+    if not (2 <= len(token) <= 6) or not token.isalpha() or not token.isascii():
+        return None
+    lowered = token.lower()
+    if lowered in AMBIGUOUS:
+        return None
+    if token.isupper() or not (set(lowered) & VOWELS):
+        return lowered
+    return None
+
+
+def looks_like_acronym(label: str) -> bool:
+    token = label.strip()
+    return 2 <= len(token) <= 6 and token.isalpha() and token.isascii() and token.isupper() \
+        and token.lower() not in AMBIGUOUS
 
 
 def sorted_form(text: str) -> str:
@@ -97,7 +145,9 @@ class Topic:
 @dataclass(frozen=True)
 class TopicMatches:
     exact: dict[str, float]   # topic key -> match factor (1.0)
-    close: dict[str, float]   # topic key -> fuzzy similarity in 0..1
+    close: dict[str, float]   # topic key -> similarity in 0..1
+    # topic key -> (tier, the label or term that matched): see the module's docstring
+    tiers: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 class ExpertiseIndex:
@@ -118,6 +168,11 @@ class ExpertiseIndex:
         self._choices: list[str] | None = None
         self._choice_keys: list[set[str]] = []
         self._lengths: list[int] = []
+        self.vectors: TopicVectors | None = None
+        self.unvectored: dict[str, str] = {}   # keys (topics, alias terms) without a vector yet -> text
+        self.term_text: dict[str, str] = {}    # alias term key -> the term as written
+        self.by_initials: dict[str, set[str]] = {}
+        self.acronyms: set[str] = set()        # keys of topics written as an acronym (PLC)
         for group in alias_groups:
             self._add_group(group)
 
@@ -170,6 +225,12 @@ class ExpertiseIndex:
         if found is None:
             found = self.topics[key] = Topic(key, label, form or sorted_form(label) or key)
             self.by_form.setdefault(found.form, set()).add(key)
+            if self.vectors is None or key not in self.vectors:
+                self.unvectored[key] = label
+            for acronym in initials(label):
+                self.by_initials.setdefault(acronym, set()).add(key)
+            if looks_like_acronym(label):
+                self.acronyms.add(key)
             words = found.form.split()
             if len(words) > 1:
                 for word in words:
@@ -179,6 +240,13 @@ class ExpertiseIndex:
         return found
 
     def _add_group(self, terms: Iterable[str]) -> None:
+        terms = list(terms)
+        for term in terms:
+            k = topic_key(term)
+            if k and k not in self.term_text:
+                self.term_text[k] = term
+                if self.vectors is None or k not in self.vectors:
+                    self.unvectored.setdefault(k, term)
         keys = {topic_key(t) for t in terms} - {""}
         joined = {self.group_of[k] for k in keys if k in self.group_of}
         if joined:
@@ -265,7 +333,8 @@ class ExpertiseIndex:
 
     def match(self, query: str, *, fuzzy_limit: int = 5) -> TopicMatches:
         exact = self.exact_matches(query)
-        return TopicMatches(exact, self.close_matches(query, exact, fuzzy_limit=fuzzy_limit))
+        tiers: dict[str, tuple[str, str]] = {}
+        return TopicMatches(exact, self.close_matches(query, exact, fuzzy_limit=fuzzy_limit, tiers=tiers), tiers)
 
     def exact_matches(self, query: str) -> dict[str, float]:
         """Topics the query names exactly: same compact key, same words in any order, or an alias."""
@@ -277,29 +346,69 @@ class ExpertiseIndex:
             seeds |= self.synonyms(seed)
         return {k: 1.0 for k in seeds if k in self.topics}
 
-    def close_matches(self, query: str, exact: dict[str, float], *, fuzzy_limit: int = 5) -> dict[str, float]:
+    def close_matches(self, query: str, exact: dict[str, float], *, fuzzy_limit: int = 5,
+                      tiers: dict[str, tuple[str, str]] | None = None) -> dict[str, float]:
         """Topics close to the query (typos, a word of a longer topic, topics named inside it),
-        with their similarity; never one of `exact`."""
+        with their similarity; never one of `exact`. `tiers` receives which tier found each."""
         key = topic_key(query)
         form = sorted_form(query)
         close: dict[str, float] = {}
+        tiers = {} if tiers is None else tiers
         if not key:
             return close
+
+        def found(k: str, similarity: float, tier: str, via: str) -> None:
+            if similarity > close.get(k, 0.0):
+                close[k] = similarity
+                tiers[k] = (tier, via)
+
         if len(key) >= MIN_FUZZY_CHARS:
-            _, owners = self._fuzzy_choices()
+            choices, owners = self._fuzzy_choices()
             for score, i in self.closest_forms(form, fuzzy_limit):
                 for k in owners[i]:
+                    via = self.topics[k].label if k in self.topics else self.term_text.get(k, choices[i])
                     for syn in self.synonyms(k) | {k}:
                         if syn in self.topics and syn not in exact:
-                            close[syn] = max(close.get(syn, 0.0), score / 100.0)
+                            found(syn, score / 100.0, "spelling", via)
         containing = [k for k in self.by_word.get(form, ()) if k not in exact]
         containing.sort(key=lambda k: (-len(self.topics[k].people), k))
         for k in containing[:WORD_HITS]:
-            close[k] = max(close.get(k, 0.0), WORD_MATCH)
+            found(k, WORD_MATCH, "word", self.topics[k].label)
+        for k in self.abbreviation_matches(query):
+            if k not in exact:
+                found(k, ABBREV_MATCH, "abbrev", self.topics[k].label)
         if not exact and len(form.split()) > 1:
             for k in self.topics_in(query):
-                if k not in exact:
-                    close[k] = max(close.get(k, 0.0), 0.9)
+                if k not in exact and k not in close:
+                    found(k, INSIDE_MATCH, "inside", self.topics[k].label)
+        return close
+
+    def abbreviation_matches(self, query: str) -> list[str]:
+        """Topics an acronym query stands for (PLC -> programmable logic controller), or the
+        acronym topics a multi-word query spells (human resource management -> HRM). A
+        two-letter acronym that fits more than MAX_EXPANSIONS topics is ambiguous: none."""
+        acronym = acronym_of(query)
+        if acronym is not None:
+            fits = [k for k in self.by_initials.get(acronym, ()) if len(self.topics[k].people) or self.topics[k].has_evidence]
+            if len(acronym) == 2 and len(fits) > MAX_EXPANSIONS:
+                return []
+            fits.sort(key=lambda k: (-len(self.topics[k].people), k))
+            return fits[:MAX_EXPANSIONS]
+        return sorted(a for a in initials(query) if a in self.acronyms)
+
+    def meaning_matches(self, query_vector: "object", exact: dict[str, float], limit: int, floor: float,
+                        tiers: dict[str, tuple[str, str]]) -> dict[str, float]:
+        """Topics whose label (or an alias term of theirs) means what the query means: cosine
+        at least `floor`, the `limit` best; never one of `exact`."""
+        close: dict[str, float] = {}
+        if self.vectors is None:
+            return close
+        for k, similarity in self.vectors.search(query_vector, limit, floor):  # type: ignore[arg-type]
+            via = self.topics[k].label if k in self.topics else self.term_text.get(k, k)
+            for syn in self.synonyms(k) | {k}:
+                if syn in self.topics and syn not in exact and similarity > close.get(syn, 0.0):
+                    close[syn] = similarity
+                    tiers[syn] = ("meaning", via)
         return close
 
     def suggestions(self, query: str, limit: int = 5,

@@ -4,34 +4,55 @@ Public API (other features call these):
 
 - `find_experts(ctx, query, limit=5, exclude=(), offset=0) -> ExpertResult`
 - `topics_in(ctx, text) -> list[str]` (labels of known topics named in free text)
+- `nearest_topics(ctx, query, limit=3) -> list[(label, similarity, tier)]`: the topics closest
+  to a query by meaning (tier "meaning"), else by spelling ("spelling"), for "nobody matches"
+  answers; only topics the asker may see.
 - `track_changes(ctx)`: call after writing through `store.expertise` so this process
   updates its own index when the transaction commits instead of rebuilding it.
 
 The per-process index cache lives in `ctx.services.extras["expertise"]`, one index per
 workspace, rebuilt when `Workspace.expertise_version` moved. Ranking: handlers/expertise/scoring.py.
+
+Tiers (handlers/expertise/index.py): exact and alias matches first; then the close tiers
+ranked together, similarity first and the person's score (freshness, evidence) second, a topic
+merely named inside a longer query last. The meaning tier (handlers/expertise/meaning.py) is
+restrained: a cosine of at least MEANING_FLOOR, tuned on the ESCO development set so that
+queries about skills nobody has rarely name anyone. Topic vectors come from the store (or are
+computed once and stored: the process that declares a skill stores its vector with the
+declaration); a query in a third language, or a process without the model, answers by spelling.
 """
 from __future__ import annotations
 
 import heapq
+import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Collection
 
+from rapidfuzz import fuzz, process
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 import store.expertise as xstore
 from store import evidence_log
 from bot.context import Ctx
+from bot.text import topic_key
 from handlers.expertise.evidence import PersonStats
-from handlers.expertise.index import DEFAULT_ALIASES, ExpertiseIndex, StaleIndex, TopicMatches, load_alias_groups
+from handlers.expertise import meaning
+from handlers.expertise.index import DEFAULT_ALIASES, ExpertiseIndex, StaleIndex, TopicMatches, load_alias_groups, sorted_form
 from handlers.expertise.scoring import DAY, DECLARED, evidence_score, freshness, is_stale
 from handlers.expertise.when import ago
 
-__all__ = ["Candidate", "PersonCard", "ExpertResult", "find_experts", "topics_in", "track_changes", "index_for", "ExpertiseCache"]
+__all__ = ["Candidate", "PersonCard", "ExpertResult", "find_experts", "nearest_topics", "topics_in", "track_changes",
+           "index_for", "ExpertiseCache"]
+log = logging.getLogger(__name__)
 MAX_QUERY_CHARS = 200
+MEANING_FLOOR = 0.75   # least cosine of a meaning match (tuned: bench/bench_quality.py)
+MEANING_LIMIT = 6      # topic vectors a query may match
+NEAREST_FLOOR = 0.45   # least cosine of a topic suggested when nobody matches
+ENCODE_BATCH = 256
 MAX_REASONS = 4
 MARGIN = 5  # extra candidates considered, for people filtered out late (deactivated meanwhile)
 EVIDENCE_KINDS = ("help", "kudos", "thanked", "hashtag", "mentioned", "other")
@@ -65,6 +86,7 @@ class Candidate:
     matched: tuple[str, ...]
     why: tuple[str, ...]
     exact: bool
+    tier: str = "exact"   # the tier of the best matched topic: exact, alias, meaning, abbrev, spelling, word, inside
 
 
 @dataclass(frozen=True)
@@ -86,6 +108,11 @@ class ExpertiseCache:
     alias_groups: list[list[str]]
     indexes: dict[str, ExpertiseIndex] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    use_meaning: bool = True
+
+    def model(self) -> "meaning.Encoder | None":
+        """The embedding model (loaded once per process), None without it: spelling only."""
+        return meaning.encoder() if self.use_meaning else None
 
     @classmethod
     def for_files(cls, extra: str = "") -> "ExpertiseCache":
@@ -112,9 +139,66 @@ def index_for(ctx: Ctx) -> ExpertiseIndex:
         if index is None or index.version != version or index.evidence.stale():
             index = ExpertiseIndex.build(ctx.session, ctx.tenant, cache.alias_groups, ctx.now().timestamp())
             cache.indexes[ctx.tenant] = index
+            model = cache.model()
+            if model is not None:
+                index.vectors = meaning.TopicVectors(model.name)
+                index.vectors.add_bytes(xstore.topic_vectors(ctx.session, ctx.tenant, model.name))
+                index.unvectored = {k: t for k, t in index.unvectored.items() if k not in index.vectors}
+                resolve_vectors(ctx, index, model)
         else:
             index.evidence.sync(ctx.session, ctx.tenant, evidence_log.current(ctx.session, ctx.tenant))
         return index
+
+
+def resolve_vectors(ctx: Ctx, index: ExpertiseIndex, model: "meaning.Encoder", *, save: bool = True) -> None:
+    """Vectors for the index's topics that have none yet: read from the store (another process
+    computed them), else computed here and stored (best effort: in a savepoint of the session)."""
+    pending = index.unvectored
+    if not pending or index.vectors is None:
+        return
+    keys = list(pending)
+    if len(keys) <= 2000:
+        index.vectors.add_bytes(xstore.topic_vectors(ctx.session, ctx.tenant, model.name, keys))
+        keys = [k for k in keys if k not in index.vectors]
+    computed: list[tuple[str, str, bytes]] = []
+    for start in range(0, len(keys), ENCODE_BATCH):
+        part = keys[start : start + ENCODE_BATCH]
+        vectors = model.encode([pending[k] for k in part])
+        index.vectors.add(part, vectors)
+        computed += [(k, pending[k], meaning.to_bytes(v)) for k, v in zip(part, vectors)]
+    index.unvectored = {}
+    if computed and save:
+        _save_vectors(ctx.session, ctx.tenant, model.name, computed)
+
+
+def _save_vectors(session: Session, tenant: str, model: str, rows: list[tuple[str, str, bytes]]) -> None:
+    try:
+        with session.begin_nested():
+            xstore.save_topic_vectors(session, tenant, model, rows)
+    except Exception as error:  # noqa: BLE001 - a read-only or busy session: computed again later
+        log.debug("expertise: topic vectors not stored (%s)", error)
+
+
+def _vectors_of_changes(session: Session, tenant: str, cache: "ExpertiseCache", batches: list) -> None:  # type: ignore[type-arg]
+    """The declaring transaction stores the vectors of the topics it created, so another process
+    reads them with the topic instead of computing them."""
+    texts: dict[str, str] = {}
+    for batch in batches:
+        for change in batch:
+            if isinstance(change, xstore.SkillLinked):
+                texts.setdefault(topic_key(change.key), change.name)
+            elif isinstance(change, xstore.TopicSeen):
+                texts.setdefault(change.key, change.label)
+    if not texts:
+        return
+    model = cache.model()
+    if model is None:
+        return
+    known = {k for k, _ in xstore.topic_vectors(session, tenant, model.name, list(texts))}
+    missing = [k for k in texts if k not in known]
+    if missing:
+        vectors = model.encode([texts[k] for k in missing])
+        _save_vectors(session, tenant, model.name, [(k, texts[k], meaning.to_bytes(v)) for k, v in zip(missing, vectors)])
 
 
 def track_changes(ctx: Ctx) -> None:
@@ -131,6 +215,10 @@ def track_changes(ctx: Ctx) -> None:
     cache, tenant = _cache(ctx), ctx.tenant
 
     def before_commit(s: Session) -> None:
+        try:
+            _vectors_of_changes(s, tenant, cache, s.info.get(xstore.CHANGES, []))
+        except Exception:  # noqa: BLE001 - vectors are an optimisation: never fail a declaration
+            log.warning("expertise: could not store new topic vectors", exc_info=True)
         s.info["expertise_version_after"] = xstore.current_version(s, tenant)
 
     def after_commit(s: Session) -> None:
@@ -185,10 +273,10 @@ def find_experts(
         _declared_candidates(index, exact_keys, excluded, want, now_ts, stale_days, declared, per_key)
         if len(per_key) >= want:
             # Close matches always rank after exact ones: with enough exact people they cannot
-            # show (nor change their order), so the fuzzy search is not even run.
+            # show (nor change their order), so the fuzzy and meaning searches are not even run.
             matches = TopicMatches(exact_keys, {})
         else:
-            matches = TopicMatches(exact_keys, index.close_matches(query, exact_keys))
+            matches = _close(ctx, index, query, exact_keys)
             _declared_candidates(index, matches.close, excluded, want, now_ts, stale_days, declared, per_key)
         factors = {**matches.close, **matches.exact}
         if not factors:
@@ -199,7 +287,7 @@ def find_experts(
     if evidence_keys:
         # The strongest readable evidence (people the declarations missed) plus the evidence
         # of the best declared candidates (so their "why" is complete), from memory.
-        declared_best = [p for p, _, _ in _rank(per_key, matches.exact, matches.close, want)]
+        declared_best = [p for p, _, _ in _rank(per_key, matches.exact, matches.close, want, matches.tiers)]
         with index_lock(ctx):
             private = index.evidence.private_conversations(evidence_keys, now_ts)
         readable = xstore.member_of(ctx.session, ctx.actor.id, sorted(private)) if private else set()
@@ -216,20 +304,102 @@ def find_experts(
                         declared[(person_id, key)] = confirmed
                         scores[key] = DECLARED * freshness(confirmed, now_ts, stale_days)
                 scores[key] = scores.get(key, 0.0) + evidence_score(row.weighted)
-    ranked = _rank(per_key, matches.exact, matches.close)
+    ranked = _rank(per_key, matches.exact, matches.close, tiers=matches.tiers)
     chosen = _people_for(ctx, ranked[offset:], limit)
     exact: list[Candidate] = []
     close: list[Candidate] = []
     for person, score, is_exact in chosen:
-        keys = sorted(per_key[person.id], key=lambda k: (-factors[k], -per_key[person.id][k], labels[k]))
+        keys = sorted(per_key[person.id], key=lambda k: (_tier_rank(matches.tiers, k), -factors[k], -per_key[person.id][k], labels[k]))
+        tier, via = _tier_of(index, query, keys[0], matches)
         why = _reasons(ctx, person.id, keys, labels, declared, stats, now, stale_days)
-        candidate = Candidate(person, round(score, 4), tuple(dict.fromkeys(labels[k] for k in keys)), why, is_exact)
+        if tier != "exact":
+            why = (ctx.t(f"expert.via.{tier}", query=query, topic=via,
+                         similarity=round(100 * factors[keys[0]])), *why[: MAX_REASONS - 1])
+        candidate = Candidate(person, round(score, 4), tuple(dict.fromkeys(labels[k] for k in keys)), why, is_exact, tier)
         (exact if is_exact else close).append(candidate)
     suggestions: tuple[str, ...] = ()
     if not chosen:
         with index_lock(ctx):
             suggestions = tuple(index.suggestions(query, readable=_readable_for(ctx)))
     return ExpertResult(query, tuple(exact), tuple(close), suggestions)
+
+
+def _close(ctx: Ctx, index: ExpertiseIndex, query: str, exact: dict[str, float]) -> TopicMatches:
+    """The close tiers: spelling, word, abbreviation, inside (index.close_matches) and meaning."""
+    tiers: dict[str, tuple[str, str]] = {}
+    close = index.close_matches(query, exact, tiers=tiers)
+    found: dict[str, tuple[str, str]] = {}
+    for k, similarity in _meaning(ctx, index, query, exact, found).items():
+        if similarity > close.get(k, 0.0) or tiers[k][0] == "inside":
+            close[k] = similarity
+            tiers[k] = found[k]
+    return TopicMatches(exact, close, tiers)
+
+
+def _meaning(ctx: Ctx, index: ExpertiseIndex, query: str, exact: dict[str, float],
+             tiers: dict[str, tuple[str, str]], limit: int = MEANING_LIMIT, floor: float = MEANING_FLOOR) -> dict[str, float]:
+    key = topic_key(query)
+    if len(key) < 2 or meaning.third_language(query):
+        return {}  # nothing to mean, or a language the lookup does not guess in: spelling only
+    model = _cache(ctx).model()
+    if model is None or index.vectors is None:
+        return {}
+    resolve_vectors(ctx, index, model)
+    return index.meaning_matches(model.query(query), exact, limit, floor, tiers)
+
+
+def _tier_rank(tiers: dict[str, tuple[str, str]], key: str) -> int:
+    return 1 if tiers.get(key, ("",))[0] == "inside" else 0
+
+
+def _tier_of(index: ExpertiseIndex, query: str, key: str, matches: TopicMatches) -> tuple[str, str]:
+    """Which tier matched `key` and through which label, for the answer's first "why"."""
+    if key in matches.exact:
+        topic = index.topics[key]
+        if key == topic_key(query) or topic.form == sorted_form(query):
+            return "exact", topic.label
+        return "alias", topic.label
+    return matches.tiers.get(key, ("spelling", index.topics[key].label))
+
+
+def nearest_topics(ctx: Ctx, query: str, limit: int = 3) -> list[tuple[str, float, str]]:
+    """The topics closest to `query` as (label, similarity 0..1, tier), best first: by meaning
+    (tier "meaning", a cosine of at least NEAREST_FLOOR) when the model is there and the query
+    is in English or French, completed by spelling (tier "spelling", rapidfuzz WRatio of at
+    least 50). For "nobody matches" answers (handlers/expertise/__init__.py): only topics
+    someone declared, or known from evidence the asker may read, so a private channel's
+    hashtags are never revealed. The query's own topic is included when it exists."""
+    query = " ".join(query.split())[:MAX_QUERY_CHARS]
+    if not topic_key(query):
+        return []
+    index = index_for(ctx)
+    found: dict[str, tuple[float, str]] = {}
+    with index_lock(ctx):
+        tiers: dict[str, tuple[str, str]] = {}
+        for k, similarity in _meaning(ctx, index, query, {}, tiers, limit=limit * 4, floor=NEAREST_FLOOR).items():
+            found[k] = (similarity, "meaning")
+        choices, owners = index._fuzzy_choices()
+        form = sorted_form(query)
+        if form and len(found) < limit * 2:
+            for _, score, i in process.extract(form, choices, scorer=fuzz.WRatio, limit=limit * 2, score_cutoff=50):
+                for k in owners[i]:
+                    if k in index.topics and k not in found:
+                        found[k] = (score / 100.0, "spelling")
+        ordered = sorted(found, key=lambda k: (found[k][1] != "meaning", -found[k][0], k))
+        evidence_only = [k for k in ordered if not len(index.topics[k].people)]
+    allowed = xstore.readable_topic_keys(ctx.session, ctx.actor.id, evidence_only) if evidence_only else set()
+    out: list[tuple[str, float, str]] = []
+    labels: set[str] = set()
+    with index_lock(ctx):
+        for k in ordered:
+            topic = index.topics.get(k)
+            if topic is None or not (len(topic.people) or k in allowed) or topic.label in labels:
+                continue
+            labels.add(topic.label)
+            out.append((topic.label, round(found[k][0], 4), found[k][1]))
+            if len(out) >= limit:
+                break
+    return out
 
 
 def _readable_for(ctx: Ctx) -> "Callable[[list[str]], set[str]]":
@@ -280,23 +450,31 @@ def _people_for(ctx: Ctx, ranked: list[tuple[int, float, bool]], limit: int) -> 
 
 def _rank(
     per_key: dict[int, dict[str, float]], exact: dict[str, float], close: dict[str, float], top: int = 0,
+    tiers: dict[str, tuple[str, str]] | None = None,
 ) -> list[tuple[int, float, bool]]:
-    """People by score: exact matches first (close ones add a tenth), then close-only ones;
-    the best `top` of them when `top` is given."""
-    order: list[tuple[bool, float, int]] = []  # sorts as wanted: exact first, best score, lowest id
+    """People by score: exact matches first (close ones add a tenth), then close-only ones,
+    similarity first (their best matched topic's, to the hundredth) and score second, so a
+    stale 0.98 match is not buried under fresh 0.83 ones; people matched only through a topic
+    named inside a longer query come last. The best `top` of them when `top` is given."""
+    tiers = tiers or {}
+    # sorts as wanted: exact first, real matches before "inside" ones, best similarity, best score, lowest id
+    order: list[tuple[bool, int, float, float, int]] = []
     for person_id, scores in per_key.items():
         exact_score = close_score = 0.0
+        best = (1, 0.0)
         for key, value in scores.items():
             if key in exact:
                 exact_score += value
             else:
                 close_score += value * close[key]
+                here = (_tier_rank(tiers, key), -round(close[key], 2))
+                best = min(best, here)
         if exact_score > 0:
-            order.append((False, -(exact_score + 0.1 * close_score), person_id))
+            order.append((False, 0, 0.0, -(exact_score + 0.1 * close_score), person_id))
         elif close_score > 0:
-            order.append((True, -close_score, person_id))
+            order.append((True, best[0], best[1], -close_score, person_id))
     chosen = heapq.nsmallest(top, order) if top else sorted(order)
-    return [(person_id, -negative, not is_close) for is_close, negative, person_id in chosen]
+    return [(person_id, -negative, not is_close) for is_close, _, _, negative, person_id in chosen]
 
 
 def _reasons(
