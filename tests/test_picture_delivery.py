@@ -102,7 +102,20 @@ def test_slack_private_chart_goes_to_the_dm_and_the_ephemeral_says_so(slack: Sla
     assert answer.method == "response_url" and answer.args["response_type"] == "ephemeral"
     assert "Contributeurs et participation, 12 dernières semaines" in answer.args["text"]
     assert "Le graphique est dans vos messages directs" in answer.args["text"]
-    assert [c.method for c in slack.mock.calls].index("response_url") < [c.method for c in slack.mock.calls].index("upload")
+    methods = [c.method for c in slack.mock.calls]
+    assert methods.index("files.completeUploadExternal") < methods.index("response_url")  # said once it is true
+
+
+def test_slack_where_files_are_refused_the_chart_comes_in_words(slack: SlackServer) -> None:
+    slack.mock.failures["files.getUploadURLExternal"] = ["file_uploads_disabled", "file_uploads_disabled"]
+    slash(slack, "sophie", channel_id("general"), "chart private")
+    [answer] = [c for c in slack.mock.calls if c.method in ("response_url", "chat.postEphemeral", "chat.postMessage")]
+    assert chart_in("fr").alt in answer.args["text"] and "messages directs" not in answer.args["text"]
+    slash(slack, "james", channel_id("general"), "chart public")
+    [post] = slack.mock.of("chat.postMessage")
+    assert post.args["text"].startswith("Contributors and participation, last 12 weeks")
+    assert chart_in("en").alt in post.args["text"]
+    assert not slack.mock.of("files.completeUploadExternal")
 
 
 def test_slack_public_plain_reply_is_one_message_the_upload_with_its_comment(slack: SlackServer) -> None:

@@ -9,7 +9,8 @@ is logged, hinted to the person when there is one, and counts as done.
 A reply's picture (a chart) is uploaded through files_upload_v2 with its alt text (`alt_txt`):
 with the reply's text as the upload's comment when the reply is plain text (one message), else
 after the message, in the same channel and thread. An ephemeral cannot carry a file: a private
-reply's picture goes to the person's DM with the bot, and the ephemeral says so.
+reply's picture goes to the person's DM with the bot, and the ephemeral says so. Where files are
+refused (uploads disabled, no files:write), the text goes with the chart in words (its alt text).
 
 Under `bot.delivery.attempt(key, retry=…)` (the durable outbox, digest deliveries) every
 message posted carries `key` in its Slack metadata (`event_type` "causette_delivery"); a retry
@@ -36,7 +37,7 @@ from bot.context import Services
 from bot.delivery import Attempt, DeliveryFailed, current_attempt
 from bot.text import link_marker, reply_texts
 from bot.charts import shorten
-from bot.types import Action, ConversationRef, Effect, Event, FetchHistory, Outbound, Picture, UserRef
+from bot.types import Action, ConversationRef, Effect, Event, FetchHistory, MembersChanged, Outbound, Picture, Reply, SpaceChange, UserRef
 from store.models.core import Conversation
 from store.models.social import Message
 
@@ -113,6 +114,8 @@ class SlackSender:
                     future = self.backfill_pool.submit(self.fetch_history, effect)
                     self.pending.add(future)
                     future.add_done_callback(self.pending.discard)
+                elif isinstance(effect, SpaceChange):
+                    self.change_space(effect)
                 elif isinstance(effect, Outbound):
                     self.send(effect, origin)
             except DeliveryFailed as exc:
@@ -163,9 +166,12 @@ class SlackSender:
             return  # a command typed in a DM (maybe between two people): only its author sees the answer
         if picture is not None and ob.private_for is None and self._fits_comment(message, ob):
             where = self._open_dm(client, to.id) if isinstance(to, UserRef) else to.id
-            if where:  # one message: the text introduces the picture
-                self._upload_picture(client, where, picture, thread_ts, message.text)
-            return
+            if where and self._upload_picture(client, where, picture, thread_ts, message.text):
+                return  # one message: the text introduces the picture
+            # files refused here (uploads disabled, missing scope…): the text, and the chart in words
+            reply = replace(reply, text=reply.text.rstrip() + "\n\n" + picture.alt, picture=None)
+            message = render_reply(reply, t, extra, self.shell.names(tenant, reply_texts(reply)))
+            picture = None
         if isinstance(to, UserRef):
             channel = self._post(client, tenant, to.id, message, None, ob.anchor, origin)
             if reply.attachment and channel:
@@ -193,26 +199,28 @@ class SlackSender:
         return not message.blocks and not ob.anchor and ob.reply.attachment is None and len(message.text) <= MESSAGE_TEXT
 
     def _private_picture(self, client: Any, ob: Outbound, origin: Origin | None, t: Translate, thread_ts: str | None) -> None:
-        """Only one person may see the reply, and a Slack ephemeral cannot carry a file: the text
-        goes as an ephemeral (saying where the picture went), the picture to the person's DM
-        with the bot."""
+        """Only one person may see the reply, and a Slack ephemeral cannot carry a file: the picture
+        goes to the person's DM with the bot first, then the text as an ephemeral saying so (or,
+        when files are refused there, carrying the chart in words: its alt text). A transient
+        upload failure sends neither now: the outbox retries the whole effect."""
         reply, to = ob.reply, ob.to
         assert isinstance(to, ConversationRef) and reply.picture is not None
         person = ob.private_for.id if ob.private_for else origin.user if origin else ""
-        noted = replace(reply, text=reply.text.rstrip() + "\n\n" + t("charts.sent_to_dm"), picture=None)
+        dm = self._open_dm(client, person) if person else None
+        sent = bool(dm) and self._upload_picture(client, dm or "", reply.picture, None, None)  # titled by the alt text
+        note = t("charts.sent_to_dm") if sent else reply.picture.alt
+        noted = replace(reply, text=reply.text.rstrip() + "\n\n" + note, picture=None)
         message = render_reply(noted, t, (), self.shell.names(to.tenant, reply_texts(noted)))
         if ob.private_for is not None:
             self._ephemeral(client, to, ob.private_for, message, thread_ts, origin)
         elif origin is not None:
             self.respond(origin, message, "ephemeral")
-        dm = self._open_dm(client, person) if person else None
-        if dm:  # titled with the alt text's first sentence, which names the scope
-            self._upload_picture(client, dm, reply.picture, None, None)
 
-    def _upload_picture(self, client: Any, channel: str, picture: Picture, thread_ts: str | None, comment: str | None) -> None:
+    def _upload_picture(self, client: Any, channel: str, picture: Picture, thread_ts: str | None, comment: str | None) -> bool:
         """Upload a PNG through the external-upload flow (files.getUploadURLExternal with the
         alt text as `alt_txt`, at most 1,000 characters; files.completeUploadExternal with the
-        comment). A transient failure raises DeliveryFailed (the outbox sends the effect again)."""
+        comment). A transient failure raises DeliveryFailed (the outbox sends the effect again);
+        a refusal (uploads disabled, missing scope…) is logged and answers False."""
         title = shorten(picture.alt.split(". ")[0].rstrip("."), TITLE_MAX) or picture.filename
         kwargs: dict[str, Any] = {"channel": channel, "filename": picture.filename, "content": picture.png,
                                   "title": title, "alt_txt": shorten(picture.alt, ALT_MAX)}
@@ -225,6 +233,8 @@ class SlackSender:
             client.files_upload_v2(**kwargs)
         except Exception as exc:  # noqa: BLE001
             self._failed("files.upload", exc, channel=channel)
+            return False
+        return True
 
     def _payload(self, message: SlackMessage) -> dict[str, Any]:
         payload: dict[str, Any] = {"text": message.text}
@@ -404,6 +414,40 @@ class SlackSender:
 
     def _remember(self, tenant: str, anchor: str, target: str, channel: str, ts: str) -> None:
         self.shell.remember_anchor(tenant, anchor, target, f"{channel}|{ts}")
+
+    # Channels the bot creates or invites to ---------------------------------------
+    def change_space(self, change: SpaceChange) -> None:
+        """conversations.create (with its purpose) and conversations.invite; then the core hears
+        that the people joined, as Slack's member_joined_channel would say. A refusal (name_taken,
+        restricted_action…) is written to `report_to`; a transient failure is retried."""
+        tenant = change.channel.tenant
+        client = self.client_for(tenant)
+        channel = change.channel
+        method = "conversations.create"
+        try:
+            if change.action == "create":
+                resp = client.conversations_create(name=channel.name, is_private=channel.kind == "private")
+                created = resp.get("channel") or {}
+                channel = replace(channel, id=str(created.get("id", "")), name=str(created.get("name") or channel.name))
+                if change.purpose:
+                    method = "conversations.setPurpose"
+                    client.conversations_setPurpose(channel=channel.id, purpose=change.purpose[:250])
+            people = [p.id for p in change.people]
+            if people:
+                method = "conversations.invite"
+                try:
+                    client.conversations_invite(channel=channel.id, users=",".join(people))
+                except Exception as exc:  # noqa: BLE001
+                    if error_code(exc) != "already_in_channel":
+                        raise
+        except Exception as exc:  # noqa: BLE001
+            code = self._failed(method, exc, channel=channel.id or channel.name)
+            if change.report_to is not None and change.failed_key:
+                t = self.translator(tenant, change.report_to.id)
+                text = t(change.failed_key, error=code or type(exc).__name__, **change.params)
+                self.send(Outbound(Reply(text=text, key=change.failed_key), to=change.report_to), None)
+            return
+        self.deliver(self.handle(MembersChanged(conversation=channel, joined=change.people)))
 
     # History backfill ---------------------------------------------------------
     def fetch_history(self, request: FetchHistory) -> None:
