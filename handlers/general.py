@@ -1,16 +1,21 @@
 """help, lang and roles: the commands every workspace needs first."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 
 from bot.context import Ctx, UserError
 from bot.registry import CommandSpec, Registry
 from bot.text import norm_token
 from bot.types import Card, Effect, IncomingMessage, Reply
+from handlers.stats.parse import LANGUAGES
+from store import analytics
+from store.analytics import Scope, ScopeNotFound
 from store.models.core import Conversation, Person, Role
 
 ROLE_WORDS = {"animator": "animator", "animateur": "animator", "animatrice": "animator",
               "referent": "referent", "referente": "referent"}
+SCOPE_WORDS = {"department": "department", "departement": "department", "dept": "department", "service": "department",
+               "site": "site", "language": "language", "langue": "language"}
 GROUP_ORDER = ("general", "people", "social", "ideas", "help", "kudos", "digests", "privacy", "admin")
 _OVERVIEW_CACHE = "help.overview"
 
@@ -108,26 +113,67 @@ def _parse_role_args(ctx: Ctx, args: str) -> tuple[list[Person], str, Conversati
     return people, role, channel
 
 
+def _role_scope(ctx: Ctx, args: str) -> Scope | None:
+    """`… referent department Sales` / `site Lyon` / `language fr`: a part of the organisation
+    (handlers/stats: analytics by scope), matched against people's profiles."""
+    words = args.split()
+    for i, word in enumerate(words):
+        kind = SCOPE_WORDS.get(norm_token(word))
+        if kind is None:
+            continue
+        value = " ".join(w for w in words[i + 1:] if norm_token(w) not in ROLE_WORDS and not w.startswith(("@", "\u27e6")))
+        if not value:
+            raise UserError("stats.role_scope_missing", kind=ctx.t(f"stats.kind.{kind}"), usage=ctx.t("roles.usage"))
+        if kind == "language":
+            value = LANGUAGES.get(norm_token(value), value)
+        try:
+            return analytics.resolve_scope(ctx.session, kind, value)
+        except ScopeNotFound as missing:
+            if missing.suggestion:
+                raise UserError("stats.unknown_scope_suggest", kind=ctx.t(f"stats.kind.{kind}"), given=value[:60],
+                                suggestion=missing.suggestion) from None
+            raise UserError("stats.unknown_scope", kind=ctx.t(f"stats.kind.{kind}"), given=value[:60]) from None
+    return None
+
+
+def _scope_name(ctx: Ctx, kind: str | None, value: str) -> str:
+    if kind == "language":
+        return ctx.t("stats.scope.language", value=ctx.t(f"lang.name.{value}") if value in ("en", "fr") else value)
+    return ctx.t(f"stats.scope.{kind}", value=value)
+
+
+def _same_scope(channel: Conversation | None, scope: Scope | None) -> object:
+    """The roles row filter for a channel, a part of the organisation or the whole workspace."""
+    if scope is not None:
+        return and_(Role.conversation_id.is_(None), Role.scope_kind == scope.kind, Role.scope_value == str(scope.value))
+    if channel is not None:
+        return Role.conversation_id == channel.id
+    return and_(Role.conversation_id.is_(None), Role.scope_kind.is_(None))
+
+
 def role_add(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
     people, role, channel = _parse_role_args(ctx, args)
+    part = None if channel else _role_scope(ctx, args)
     added: list[Person] = []
     had: list[Person] = []
     for person in people:
         exists = ctx.session.scalar(select(Role.id).where(
-            Role.person_id == person.id, Role.role == role,
-            Role.conversation_id == channel.id if channel else Role.conversation_id.is_(None)))
+            Role.person_id == person.id, Role.role == role, _same_scope(channel, part)))
         if exists is None:
             ctx.session.add(Role(person_id=person.id, role=role, conversation_id=channel.id if channel else None,
+                                 scope_kind=part.kind if part else None, scope_value=str(part.value) if part else "",
                                  granted_by=ctx.actor.id, created_at=ctx.now()))
             added.append(person)
         else:
             had.append(person)
-    scope = ctx.channel_link(channel) if channel else ctx.t("roles.everywhere")
+    scope = ctx.channel_link(channel) if channel else (
+        _scope_name(ctx, part.kind, str(part.value)) if part else ctx.t("roles.everywhere"))
     role_name = ctx.t(f"role.one.{role}")
     if not added:
         raise UserError("roles.already_has", names=", ".join(ctx.name(p) for p in had), role=role_name, scope=scope,
                         count=len(had))
-    ctx.audit("role.add", f"{role} {[p.id for p in added]} {channel.id if channel else '*'}")
+    ctx.audit("role.add", f"{role} {[p.id for p in added]} "
+                          f"{channel.id if channel else (f'{part.kind}:{part.value}' if part else '*')}")
     effects: list[Effect] = [ctx.answer(ctx.reply("roles.added", names=", ".join(ctx.name(p) for p in added),
                                                   role=ctx.t(f"role.{role}"), scope=scope))]
     if had:
@@ -138,18 +184,19 @@ def role_add(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
 
 def role_remove(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     people, role, channel = _parse_role_args(ctx, args)
+    part = None if channel else _role_scope(ctx, args)
     removed = 0
     for person in people:
         for row in ctx.session.scalars(select(Role).where(
-                Role.person_id == person.id, Role.role == role,
-                Role.conversation_id == channel.id if channel else Role.conversation_id.is_(None))):
+                Role.person_id == person.id, Role.role == role, _same_scope(channel, part))):
             ctx.session.delete(row)
             removed += 1
     if not removed:
         raise UserError("roles.nothing_to_remove")
     ctx.audit("role.remove", f"{role} {[p.id for p in people]}")
     return ctx.reply("roles.removed", names=", ".join(ctx.name(p) for p in people), role=ctx.t(f"role.{role}"),
-                     scope=ctx.channel_link(channel) if channel else ctx.t("roles.everywhere"))
+                     scope=ctx.channel_link(channel) if channel else (
+                         _scope_name(ctx, part.kind, str(part.value)) if part else ctx.t("roles.everywhere")))
 
 
 def role_list(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
@@ -160,7 +207,8 @@ def role_list(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
         query = query.where(Role.conversation_id == channel.id)
     lines = []
     for role, person, conv in ctx.session.execute(query.order_by(Role.role, Person.display_name)):
-        scope = ctx.channel_link(conv) if conv else ctx.t("roles.everywhere")
+        scope = ctx.channel_link(conv) if conv else (
+            _scope_name(ctx, role.scope_kind, role.scope_value) if role.scope_kind else ctx.t("roles.everywhere"))
         lines.append(ctx.t("roles.line", name=ctx.name(person), role=ctx.t(f"role.{role.role}"), scope=scope))
     admins = ", ".join(ctx.settings.admins) or ctx.t("error.no_one")
     if not lines:

@@ -148,6 +148,7 @@ class Figures:
     help_unanswered: int = 0
     reply_median: timedelta | None = None
     reply_slowest: timedelta | None = None
+    withheld: tuple[str, ...] = ()  # people counts hidden only so a small one cannot be worked out
 
     @property
     def active(self) -> bool:
@@ -164,6 +165,7 @@ class BreakdownRow:
     members: int | None
     contributors: int | None
     rate: float | None
+    withheld: tuple[str, ...] = ()  # "members"/"contributors" hidden as the complement of a small cell
 
 
 @dataclass(frozen=True)
@@ -629,13 +631,19 @@ def suppress_partition(values: Sequence[int], minimum: int) -> list[int | None]:
     """Cells of a partition whose total is shown: cells of 1..minimum-1 people become None, and
     while a single cell is hidden, or the hidden cells hold fewer than `minimum` people, the
     smallest shown non-zero cell is hidden too (so no subtraction gives a small group back)."""
-    hidden = {i for i, v in enumerate(values) if 0 < v < minimum}
+    return _suppress(values, minimum)[0]
+
+
+def _suppress(values: Sequence[int], minimum: int) -> tuple[list[int | None], set[int]]:
+    """`suppress_partition` and the indexes hidden only as complements (not small themselves)."""
+    small = {i for i, v in enumerate(values) if 0 < v < minimum}
+    hidden = set(small)
     while hidden and (len(hidden) == 1 or sum(values[i] for i in hidden) < minimum):
         shown = [i for i, v in enumerate(values) if i not in hidden and v > 0]
         if not shown:
             break
         hidden.add(min(shown, key=lambda i: (values[i], i)))
-    return [None if i in hidden else v for i, v in enumerate(values)]
+    return [None if i in hidden else v for i, v in enumerate(values)], hidden - small
 
 
 def _rate(contributors: int | None, members: int | None) -> float | None:
@@ -701,12 +709,15 @@ def _figures(session: Session, scope: Scope, period: Period, today: date, minimu
     n_members = len(member_ids)
     first = _first_timers(session, target, period, today, sl)
     asked, answered, unanswered, waits = _help(session, target, period)
+    withheld: tuple[str, ...] = ()
     if n_members < minimum and n_members > 0:
         shown: list[int | None] = [None, None, None, None]
         first_shown: int | None = None
     else:
         contributors_cell = min(contributors, n_members) if scope.kind == "channel" and n_members else contributors
-        shown = [n_members, *suppress_partition([contributors_cell, reactors, silent], minimum)]
+        cells, complement = _suppress([contributors_cell, reactors, silent], minimum)
+        shown = [n_members, *cells]
+        withheld = tuple(("contributors", "reactors_only", "silent")[i] for i in sorted(complement))
         first_shown = _hide(first, minimum)
     rate = _rate(shown[1], shown[0])
     t = sl.totals
@@ -716,6 +727,7 @@ def _figures(session: Session, scope: Scope, period: Period, today: date, minimu
         ideas_forward=_ideas_forward(session, target, period), votes=t["votes"], kudos=t["kudos_given"],
         help_asked=asked, help_answered=answered, help_unanswered=unanswered,
         reply_median=statistics.median_low(waits) if waits else None, reply_slowest=max(waits) if waits else None,
+        withheld=withheld,
     ), members, sl
 
 
@@ -726,15 +738,15 @@ def _breakdown(members: dict[int, str], sl: _Slice, minimum: int) -> tuple[Break
     labels = sorted(groups, key=lambda g: (-len(groups[g]), g.casefold()))
     sizes = [len(groups[g]) for g in labels]
     active = [len(set(groups[g]) & sl.contributed) for g in labels]
-    shown_sizes = suppress_partition(sizes, minimum)
-    shown_active = suppress_partition([a if s is not None else 0 for a, s in zip(active, shown_sizes)], minimum)
+    shown_sizes, sizes_complement = _suppress(sizes, minimum)
+    shown_active, active_complement = _suppress([a if s is not None else 0 for a, s in zip(active, shown_sizes)], minimum)
     rows = []
-    for label, size, act, raw_act in zip(labels, shown_sizes, shown_active, active):
+    for i, (label, size, act) in enumerate(zip(labels, shown_sizes, shown_active)):
         if size is None:
             act = None
-        elif raw_act and act == 0:
-            act = None
-        rows.append(BreakdownRow(label, size, act, _rate(act, size)))
+        withheld = tuple(name for name, where in (("members", sizes_complement), ("contributors", active_complement))
+                         if i in where)
+        rows.append(BreakdownRow(label, size, act, _rate(act, size), withheld))
     return tuple(rows)
 
 
