@@ -7,11 +7,11 @@ import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
-from sqlalchemy import Connection, Engine, Select, and_, bindparam, create_engine, func, or_, select, text
+from sqlalchemy import Connection, Engine, Select, and_, bindparam, create_engine, func, inspect, or_, select, text
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.pool import NullPool
 
 from bot.text import norm_key
@@ -24,6 +24,7 @@ from store.models.social import IndexOptOut
 
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 SIDE_LOCK_TIMEOUT_MS = 5000
 _EVENT_OPT_OUT = "event_opt_out"  # session.info: (tenant, person id, opted out) read by this event's event_rows
 
@@ -43,17 +44,55 @@ def event_rows(session: Session, tenant: str, user_id: str, conversation_id: str
     in one round trip instead of one per row. Always read, never cached, so every process sees
     the latest language, deactivation and membership written by any other. Whether the person
     opted out of indexing is read with them, for this event's indexing only
-    (`event_opt_out`)."""
-    params = {"tenant": tenant, "user_id": user_id, "conversation_id": conversation_id}
-    row = session.execute(_event_rows_query(conversation_id is not None), params).first()
+    (`event_opt_out`).
+
+    Every event reads them: a Core statement built once, its rows made session objects
+    without the ORM's query machinery (which cost three times the query itself). A row the
+    session already holds is kept as it is, as an ORM query would keep it. The session's
+    tenant guard applies as to any query: another tenant's people and conversations are None."""
+    scope = session.info.get("tenant")
+    params = {"tenant": tenant, "user_id": user_id, "conversation_id": conversation_id,
+              "scope": tenant if scope in (None, ALL_TENANTS) else scope}
+    row = session.connection().execute(_event_rows_query(conversation_id is not None), params).first()
     end_event(session)
     if row is None:
         return EventRows(None, None, None, False)
-    if row[1] is not None:
-        session.info[_EVENT_OPT_OUT] = (tenant, row[1].id, row[-1] is not None)
+    workspace = _attached(session, Workspace, row, 0)
+    person = _attached(session, Person, row, _PERSON_AT)
+    if person is not None:
+        session.info[_EVENT_OPT_OUT] = (tenant, person.id, row[-1] is not None)
     if conversation_id is None:
-        return EventRows(row[0], row[1], None, False)
-    return EventRows(row[0], row[1], row[2], row[3] is not None)
+        return EventRows(workspace, person, None, False)
+    return EventRows(workspace, person, _attached(session, Conversation, row, _CONVERSATION_AT), row[-2] is not None)
+
+
+_PERSON_AT = len(Workspace.__table__.c)
+_CONVERSATION_AT = _PERSON_AT + len(Person.__table__.c)
+
+
+def _attached(session: Session, model: type[T], row: Any, at: int) -> T | None:
+    """The `model` object whose columns start at `row[at]`, in `session`: the one the session
+    holds already, else a new persistent object holding those values (None: no such row)."""
+    table = model.__table__  # type: ignore[attr-defined]
+    if row[at] is None:  # the primary key (first column) of an outer-joined row that is missing
+        return None
+    mapper = inspect(model)
+    key = mapper.identity_key_from_primary_key((row[at],))
+    held = session.identity_map.get(key)
+    if held is not None:
+        return held  # type: ignore[no-any-return]
+    obj = mapper.class_manager.new_instance()
+    obj.__dict__.update(zip(_attribute_names(model), row[at:at + len(table.c)]))  # as a query loads it: no events
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj  # type: ignore[no-any-return]
+
+
+@cache
+def _attribute_names(model: type) -> tuple[str, ...]:
+    """`model`'s attribute names in its table's column order."""
+    mapper = inspect(model)
+    return tuple(mapper.get_property_by_column(column).key for column in model.__table__.c)  # type: ignore[attr-defined]
 
 
 def event_opt_out(session: Session, tenant: str, person_id: int) -> bool | None:
@@ -73,21 +112,26 @@ def end_event(session: Session) -> None:
 
 @cache
 def _event_rows_query(with_conversation: bool) -> Select[Any]:
-    """Built once, not on every event (composing it was a good part of its cost); the tenant
-    guard still adds its criteria to every table at execution (store/db.py)."""
-    query = select(Workspace, Person).outerjoin(
-        Person, and_(Person.tenant == Workspace.id, Person.external_id == bindparam("user_id")))
+    """Built once, not on every event (composing it was a good part of its cost). Run as Core,
+    so the tenant guard does not add its criteria: every workspace table is limited to the
+    guard's tenant (`scope`) here."""
+    scope = bindparam("scope")
+    ws, person = Workspace.__table__, Person.__table__
+    query = select(*ws.c, *person.c).select_from(ws).outerjoin(
+        person, and_(person.c.tenant == ws.c.id, person.c.tenant == scope, person.c.external_id == bindparam("user_id")))
     if with_conversation:
+        conv, member = Conversation.__table__, ConversationMember.__table__
         query = (
-            query.add_columns(Conversation, ConversationMember.id)
-            .outerjoin(Conversation, and_(Conversation.tenant == Workspace.id,
-                                          Conversation.external_id == bindparam("conversation_id")))
-            .outerjoin(ConversationMember, and_(ConversationMember.conversation_id == Conversation.id,
-                                                ConversationMember.person_id == Person.id))
+            query.add_columns(*conv.c, member.c.id)
+            .outerjoin(conv, and_(conv.c.tenant == ws.c.id, conv.c.tenant == scope,
+                                  conv.c.external_id == bindparam("conversation_id")))
+            .outerjoin(member, and_(member.c.tenant == scope, member.c.conversation_id == conv.c.id,
+                                    member.c.person_id == person.c.id))
         )
-    query = query.add_columns(IndexOptOut.id).outerjoin(
-        IndexOptOut, and_(IndexOptOut.tenant == Workspace.id, IndexOptOut.person_id == Person.id))
-    return query.where(Workspace.id == bindparam("tenant"))
+    opt_out = IndexOptOut.__table__
+    query = query.add_columns(opt_out.c.id).outerjoin(
+        opt_out, and_(opt_out.c.tenant == ws.c.id, opt_out.c.tenant == scope, opt_out.c.person_id == person.c.id))
+    return query.where(ws.c.id == bindparam("tenant"))
 
 
 def ensure_workspace(session: Session, tenant: str, platform: str, default_locale: str) -> Workspace:
