@@ -27,7 +27,7 @@ from bot.core import Bot
 from bot.delivery import DeliveryFailed, failed_effects
 from bot.inbox import InboxWorker, Processor
 from bot.metrics import Metrics
-from bot.types import Effect, FetchHistory, Outbound
+from bot.types import Effect, effect_target
 from store import inbox as inbox_store
 from store import outbox as outbox_store
 from store.db import Database, WouldWait
@@ -54,7 +54,7 @@ class Outbox:
         failures: list[DeliveryFailed] = []
         by_platform: dict[str, list[Effect]] = defaultdict(list)
         for effect in effects:
-            target = effect.to if isinstance(effect, Outbound) else effect.conversation if isinstance(effect, FetchHistory) else None
+            target = effect_target(effect)
             platform = getattr(target, "platform", "")
             by_platform[platform].append(effect)
         for platform, items in by_platform.items():

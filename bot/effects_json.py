@@ -107,7 +107,7 @@ def loads_all(text: str) -> list[Effect]:
     restore: Callable[[str], str] = (lambda s: s.replace(sealed, live) if sealed in s else s) if seal else (lambda s: s)
     effects = [_decode(e, restore) for e in data["effects"]]
     for effect in effects:
-        if not isinstance(effect, (neutral.Outbound, neutral.FetchHistory)):
+        if not isinstance(effect, (neutral.Outbound, neutral.FetchHistory, neutral.SpaceChange)):
             raise ValueError(f"not an effect: {type(effect).__name__}")
     return effects
 

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from bot import effects_json
 from bot.clock import Clock
 from bot.delivery import DeliveryFailed, attempt
-from bot.types import Effect, FetchHistory, Outbound
+from bot.types import Effect, effect_target
 from store import outbox as store
 from store.db import ALL_TENANTS, Database
 from store.outbox import Leased, new_token
@@ -43,7 +43,7 @@ __all__ = ["record", "deliver", "sweep", "keep", "new_token", "Leased"]
 
 def _where(effects: Sequence[Effect]) -> tuple[str, str]:
     for effect in effects:
-        target = effect.to if isinstance(effect, Outbound) else effect.conversation if isinstance(effect, FetchHistory) else None
+        target = effect_target(effect)
         if target is not None:
             return target.platform, target.tenant
     return "", ""

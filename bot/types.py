@@ -221,4 +221,35 @@ class FetchHistory:
     progress_anchor: str | None = None
 
 
-Effect = Union[Outbound, FetchHistory]
+@dataclass(frozen=True)
+class SpaceChange:
+    """Create a channel (`action` "create": `channel.name` and `channel.kind`, public or
+    private; its id is not known yet) or add `people` to one (`action` "invite"), where the
+    platform lets a bot do it. The platform's member-joined event (or the `MembersChanged` the
+    adapter hands the core after doing it) tells the feature it is done. Where the platform
+    refuses, the adapter writes prompt `failed_key` (with `error`, the platform's code, and
+    `params`) to `report_to` in their language; where a bot cannot do it at all, `manual_key`
+    (with `params`): what to click instead."""
+
+    action: Literal["create", "invite"]
+    channel: ConversationRef
+    people: tuple[UserRef, ...] = ()
+    purpose: str = ""
+    report_to: UserRef | None = None
+    failed_key: str = ""
+    manual_key: str = ""
+    params: Mapping[str, object] = field(default_factory=dict)
+
+
+Effect = Union[Outbound, FetchHistory, SpaceChange]
+
+
+def effect_target(effect: "Effect") -> ConversationRef | UserRef | None:
+    """Where an effect goes (its platform and workspace): for routing it to its messenger."""
+    if isinstance(effect, Outbound):
+        return effect.to
+    if isinstance(effect, FetchHistory):
+        return effect.conversation
+    if isinstance(effect, SpaceChange):
+        return effect.channel
+    return None

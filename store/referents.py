@@ -14,7 +14,7 @@ from typing import Any, Iterable, Sequence
 from sqlalchemy import ColumnElement, and_, func, or_, select, true
 from sqlalchemy.orm import Session
 
-from store.models.core import Conversation, Person, Role
+from store.models.core import Conversation, ConversationMember, Person, Role
 
 ROUTE_KINDS = ("channel", "department", "site", "everywhere", "admins")
 
@@ -140,3 +140,20 @@ def scope_of(session: Session, person: Person, admin: bool) -> tuple[bool, set[i
 
 def is_referent(session: Session, person: Person) -> bool:
     return session.scalar(select(Role.id).where(Role.person_id == person.id, Role.role == "referent").limit(1)) is not None
+
+
+def conversation_named(session: Session, name: str) -> Conversation | None:
+    """A channel (not a DM) called `name`, any case."""
+    return session.scalar(select(Conversation).where(func.lower(Conversation.name) == name.lower(), Conversation.kind != "dm")
+                          .limit(1))
+
+
+def is_member(session: Session, conversation_id: int, person_id: int) -> bool:
+    return session.scalar(select(ConversationMember.id).where(ConversationMember.conversation_id == conversation_id,
+                                                              ConversationMember.person_id == person_id)) is not None
+
+
+def people_ids(session: Session, external_ids: Sequence[str]) -> list[int]:
+    if not external_ids:
+        return []
+    return list(session.scalars(select(Person.id).where(Person.external_id.in_(list(external_ids)))))

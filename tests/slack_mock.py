@@ -347,6 +347,34 @@ class SlackMock:
         if method == "conversations.info":
             channel = self.channels.get(str(args.get("channel")))
             return {"ok": True, "channel": channel} if channel else {"ok": False, "error": "channel_not_found"}
+        if method == "conversations.create":
+            name = str(args.get("name", ""))
+            if not name or name != name.lower() or len(name) > 80 or any(c in name for c in " .,#@"):
+                return {"ok": False, "error": "invalid_name_specials" if name else "invalid_name_required"}
+            if any(c.get("name") == name for c in self.channels.values()):
+                return {"ok": False, "error": "name_taken"}
+            cid = f"C{next(self._ts):05d}NEW"
+            private = str(args.get("is_private", "")).lower() in ("1", "true")
+            self.channels[cid] = {"id": cid, "name": name, "is_channel": not private, "is_group": private,
+                                  "is_private": private, "is_member": True, "num_members": 1}
+            self.members[cid] = [self.bot_user]
+            return {"ok": True, "channel": self.channels[cid]}
+        if method == "conversations.setPurpose":
+            channel = self.channels.get(str(args.get("channel")))
+            if channel is None:
+                return {"ok": False, "error": "channel_not_found"}
+            channel["purpose"] = {"value": str(args.get("purpose", ""))}
+            return {"ok": True, "purpose": str(args.get("purpose", ""))}
+        if method == "conversations.invite":
+            cid = str(args.get("channel"))
+            if cid not in self.channels:
+                return {"ok": False, "error": "channel_not_found"}
+            users = [u for u in str(args.get("users", "")).split(",") if u]
+            members = self.members.setdefault(cid, [])
+            if all(u in members for u in users):
+                return {"ok": False, "error": "already_in_channel"}
+            members += [u for u in users if u not in members]
+            return {"ok": True, "channel": self.channels[cid]}
         if method == "conversations.members":
             if str(args.get("channel")) not in self.members:
                 return {"ok": False, "error": "channel_not_found"}

@@ -44,7 +44,8 @@ from bot.core import Bot
 from bot.inbox import InboxWorker
 from bot.text import mention_marker
 from bot.ticker import Advanced, advance_clock
-from bot.types import Action, Effect, FetchHistory, Form, IncomingMessage, Outbound, ConversationRef, Picture, UserRef
+from bot.types import (Action, ConversationRef, Effect, FetchHistory, Form, IncomingMessage, MembersChanged, Outbound, Picture,
+                       SpaceChange, UserRef)
 from store import inbox as inbox_store
 from store.inbox import Claimed
 from store.models.core import Conversation, Person
@@ -319,6 +320,9 @@ class ConsoleMessenger:
                 backfill = self._history(effect) if self._history else []
                 self.deliver([e for m in backfill for e in self.bot.handle(m)])
                 continue
+            if isinstance(effect, SpaceChange):  # the console's channels are its own: it does it, as a platform would
+                self.deliver(self.bot.handle(space_changed(effect)))
+                continue
             label = target_label(effect, user_name, channel_name, self._t)
             if self._headed:  # the group's header names the recipient
                 label = "  " + label if effect.thread_id or effect.private_for else " "
@@ -445,6 +449,15 @@ def _line_editing() -> Any:
     except ImportError:
         return None
     return readline
+
+
+def space_changed(effect: SpaceChange) -> MembersChanged:
+    """What a platform reports once it made the change: the people joined the channel (a new
+    one is named after its name, as the demo's channels are)."""
+    channel = effect.channel
+    if effect.action == "create" and not channel.id:
+        channel = ConversationRef(channel.platform, channel.tenant, channel.name, channel.kind, name=channel.name)
+    return MembersChanged(conversation=channel, joined=effect.people)
 
 
 def _first_line(text: str, limit: int = 100) -> str:

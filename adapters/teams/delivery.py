@@ -6,6 +6,8 @@
   when the tenant's service URL is known).
 - `Outbound.anchor` → the earlier activity is updated in place (ids kept in PostedMessage).
 - `FetchHistory` → a localized explanation: Bot Framework cannot read history without Graph.
+- `SpaceChange` → the person who approved it is told what to click (`manual_key`): a bot cannot
+  create channels nor add members without Graph.
 Every call is paced per conversation and retried on 429/412/502/504.
 """
 from __future__ import annotations
@@ -25,7 +27,7 @@ from adapters.teams.wire import to_wire
 from bot.context import Services
 from bot.delivery import DeliveryFailed
 from bot.text import marker_ids, ping_marker, reply_texts
-from bot.types import ConversationRef, Effect, FetchHistory, Outbound, Reply, UserRef
+from bot.types import ConversationRef, Effect, FetchHistory, Outbound, Reply, SpaceChange, UserRef
 
 log = logging.getLogger(__name__)
 Observer = Callable[[Outbound, Mapping[str, Any]], None]
@@ -68,6 +70,8 @@ class Delivery:
             try:
                 if isinstance(effect, FetchHistory):
                     await self._history_unavailable(effect, turn)
+                elif isinstance(effect, SpaceChange):
+                    await self._space_by_hand(effect, turn)
                 elif isinstance(effect, Outbound):
                     await self._outbound(effect, turn)
             except Exception as exc:  # noqa: BLE001 - one failed delivery must not lose the rest
@@ -109,6 +113,16 @@ class Delivery:
             await self._to_person(person, Outbound(reply, person), turn)
         else:
             await self._to_conversation(effect.conversation, Outbound(reply, effect.conversation), turn)
+
+    async def _space_by_hand(self, effect: SpaceChange, turn: TurnContext | None) -> None:
+        """A Teams bot cannot create channels nor add people without Graph: the person who
+        approved gets the clicks that do it (`manual_key`)."""
+        person = effect.report_to
+        if person is None or not effect.manual_key:
+            return
+        locale = await asyncio.to_thread(self.shell.locale, effect.channel.tenant, person.id, None, private=True)
+        text = self.services.prompts.t(locale, effect.manual_key, **effect.params)
+        await self._to_person(person, Outbound(Reply(text=text, key=effect.manual_key), person), turn)
 
     # Rendering -------------------------------------------------------------
     async def _render(self, reply: Reply, tenant: str, person_id: str | None, conversation_id: str | None,
