@@ -214,21 +214,33 @@ def import_taxonomy(session: Session, tenant: str, labels: Iterable[ConceptLabel
     """Store a taxonomy's labels; returns (concepts named, labels new to the workspace).
 
     Idempotent: a label already stored for its concept is left as it is, so importing a file
-    twice adds nothing. Words only: no person, no evidence."""
-    concepts: set[str] = set()
-    added = 0
+    twice adds nothing. Words only: no person, no evidence. Written in chunks of INSERT … ON
+    CONFLICT DO NOTHING (a whole ESCO export is some 100,000 labels)."""
+    rows: dict[tuple[str, str], dict[str, object]] = {}
     for item in labels:
-        key = topic_key(item.label)
-        if not key:
-            continue
-        concepts.add(item.concept)
-        added += insert_ignore(session, TaxonomyLabel, {
-            "tenant": tenant, "concept": item.concept[:300], "lang": item.lang[:10], "label": item.label.strip()[:200],
-            "key": key[:200], "preferred": item.preferred,
-        })
+        key = topic_key(item.label)[:200]
+        concept = item.concept[:300]
+        if key and (concept, key) not in rows:
+            rows[(concept, key)] = {"tenant": tenant, "concept": concept, "lang": item.lang[:10],
+                                    "label": item.label.strip()[:200], "key": key, "preferred": item.preferred}
+    before = taxonomy_size(session)[1]
+    statement = _insert_many_ignore(session.get_bind().dialect.name)
+    values = list(rows.values())
+    for start in range(0, len(values), 2000):
+        session.execute(statement, values[start : start + 2000])
+    added = taxonomy_size(session)[1] - before
     if added:
         _invalidate(session, tenant)
-    return len(concepts), added
+    return len({concept for concept, _ in rows}), added
+
+
+@lru_cache(maxsize=4)
+def _insert_many_ignore(dialect: str):  # noqa: ANN202 - a cached SQLAlchemy Insert
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(TaxonomyLabel.__table__).on_conflict_do_nothing()
 
 
 def clear_taxonomy(session: Session, tenant: str) -> int:

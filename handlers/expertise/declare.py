@@ -4,7 +4,7 @@ one concept does not split into several topics.
 - an alias is stored as its canonical topic: `skills add AO` stores "appel d'offres" (the first
   term of a built-in synonym group, the skill an admin's `alias add` names, or for an imported
   taxonomy the concept's topic already declared by most people, else its preferred label in the
-  declarer's language);
+  declarer's language, if it has one);
 - a near-duplicate of a skill someone already declared (a typo, a plural: "project managment")
   is attached to that skill;
 - `=name` keeps the name exactly as typed.
@@ -79,10 +79,9 @@ def _concept(ctx: Ctx, index: ExpertiseIndex, name: str, key: str) -> Declared |
     elif any(c.preferred and topic_key(c.label) == key for c in labels):
         return None  # a preferred label nobody declared under another name yet: as typed
     else:
-        preferred = [c for c in labels if c.preferred]
-        mine = [c for c in preferred if c.lang == ctx.locale] or preferred
+        mine = [c for c in labels if c.preferred and c.lang in (ctx.locale, "")]
         if not mine:
-            return None
+            return None  # no preferred label in the declarer's language: theirs is as good
         best = mine[0].label
     return None if topic_key(best) == key else Declared(name, best, "concept")
 

@@ -103,7 +103,7 @@ def parse_csv(text: str) -> list[xstore.ConceptLabel]:
         for name, is_preferred in names:
             if len(name) > MAX_LABEL_CHARS:
                 raise UserError("taxonomy.label_too_long", line=start, limit=MAX_LABEL_CHARS, label=name[:30])
-            if topic_key(name):
+            if any(ch.isalnum() for ch in name):
                 labels.append(xstore.ConceptLabel(concept, lang.split("-")[0].split("_")[0], name, is_preferred))
         if len(labels) > MAX_LABELS:
             raise UserError("taxonomy.too_big", limit=MAX_LABELS)

@@ -1,5 +1,5 @@
 """Profiles, skills and expertise lookup, told with the demo cast (commands only)."""
-from tests.scenarios import Scenario, Step
+from tests.scenarios import Differs, Scenario, Step
 
 SCENARIOS = [
     Scenario("who knows, profile, skills, in both languages", (
@@ -34,5 +34,25 @@ SCENARIOS = [
         Step("olivia", "#engineering", "who knows kubi", expect=("expert.results",), contains=("kubernetes",),
              absent=("Close matches",)),
         Step("olivia", "#engineering", "alias list", expect=("expert.alias.list",), contains=("kubi",)),
+    )),
+    Scenario("one concept, one topic; nobody knows; a taxonomy", (
+        Step("olivia", "#engineering", "skills add tenders", expect=("skills.added", "skills.normalised"),
+             contains=("tenders → appel d'offres", "skills add =tenders")),
+        Step("olivia", "#engineering", "who knows origami folding", expect=("expert.none",),
+             contains=("Post it as a help request",)),
+        Step("olivia", "#engineering", "ask who knows origami folding", expect=("help_requests.card",),
+             contains=("Who knows origami folding?",)),
+        Step("olivia", "#engineering", "ask who knows origami folding", expect=("expert.ask_already",)),
+        Step("lucas", "dm", "taxonomie importer urn:t:zx,fr,réglage du quimbor,quimborage|zorblax tuning",
+             expect=("error.not_allowed",), contains=("camille",)),
+        Step("camille", "dm", "taxonomie importer urn:t:zx,fr,réglage du quimbor,quimborage|zorblax tuning",
+             expect=("taxonomy.imported",), contains=("1 concept lu, 3 nouveaux libellés",)),
+        Step("olivia", "#engineering", "skills add zorblax tuning", expect=("skills.added",)),
+        Step("lucas", "dm", "qui connaît quimborage", expect=("expert.results",), contains=("Olivia", "zorblax tuning")),
+        Step("camille", "dm", "taxonomie importer urn:t:zy,fr", expect=("taxonomy.bad_columns",), contains=("ligne 1",)),
+        # A CSV of several lines pasted in a message; a console line is one line (a path there).
+        Step("camille", "dm", "taxonomie importer\nconceptUri,preferredLabel,altLabels\nurn:t:zw,plonking,\"plonk\nplonkery\"",
+             expect=("taxonomy.imported",),
+             differs=(Differs("console", ("taxonomy.status",), "a console line has no line break: the console reads a CSV by path"),)),
     )),
 ]
