@@ -13,9 +13,9 @@ Data model (store/models/analytics.py)
   threads excepted: one channel's replies of the period).
 - `FirstContribution` (person, conversation or 0 for the shared spaces → first day).
 - `RollupDay` (UTC day): the day's rows are written; its insert is the claim.
-- Roll-up rows hold ids without foreign keys: a forgotten person's counts stay and name nobody
-  (`my_activity` reads only days after the reader's own row was created, so a reused id
-  inherits nothing).
+- Roll-up rows hold ids without foreign keys: a forgotten person's counts stay and name nobody.
+  (SQLite may give the highest id again after its row is deleted; PostgreSQL never does. A
+  reused id would show the forgotten person's past activity in the newcomer's `stats me`.)
 
 Scopes and who may read them (`may_read`, `readable_scopes`, `who_may_read`)
 - `Scope("me")`: anyone, their own figures only (`my_activity`).
@@ -833,8 +833,7 @@ def weekly_series(session: Session, viewer: Viewer, scope: Scope, end: date, wee
 def my_activity(session: Session, viewer: Viewer, end: date, days: int) -> MyActivity:
     """The viewer's own counts for the period and the one before (every conversation they
     contributed in, private ones included: it is their own activity)."""
-    me = session.get(Person, viewer.person_id)
-    since = _day(me.created_at) if me is not None and me.created_at else date.min
+    since = date.min  # history backfilled from before the person was first seen counts too
     period = period_ending(end, days)
 
     def counts(p: Period) -> tuple[dict[str, int], set[int]]:
