@@ -1,7 +1,8 @@
 """The App Home tab and the profile edit modal, both built from the core's neutral replies.
 
-The Home tab runs the core's `profile` and `feed` commands for the person (a command
-that is not registered is skipped) and adds quick actions; the profile modal is a
+The Home tab runs the core's `glance` (an animator's channels at a glance, shown only when
+the person has some), `profile` and `feed` commands for the person (a command that is not
+registered is skipped) and adds quick actions; the profile modal is a
 neutral `Form` whose submission becomes `profile set <field> <value>` commands.
 """
 from __future__ import annotations
@@ -21,7 +22,8 @@ from store.models.core import Person
 PROFILE_CALLBACK = "causette_profile"
 PROFILE_EDIT_ACTION = "causette_profile_edit"
 PROFILE_FIELDS = ("title", "department", "site", "tz", "languages")
-HOME_COMMANDS = ("profile", "feed")
+HOME_COMMANDS = ("glance", "profile", "feed")
+CARD_ONLY = ("glance",)  # shown only when the core answers with a card (an animator's channels), never its "nothing here" line
 QUICK_COMMANDS = ("skills", "feed", "help")
 
 
@@ -47,7 +49,7 @@ def home_blocks(bot: Bot, tenant: str, user: str, channel: str, t: Translate) ->
     for command in HOME_COMMANDS:
         if not has_command(bot, command):
             continue
-        replies = core_replies(bot, tenant, user, channel, command)
+        replies = [r for r in core_replies(bot, tenant, user, channel, command) if r.card is not None or command not in CARD_ONLY]
         if replies:
             blocks.append({"type": "divider"})
         for reply in replies:
