@@ -1,0 +1,41 @@
+"""Référents through every adapter: a suggestion routed to the channel's référent, taken and
+answered; an access request approved (Slack invites through the Web API, the console adds the
+person itself, Teams tells the approver what to click) and a channel request declined.
+
+Pings to the référent and the author go to their grouped DM (the notification budget), which
+the harnesses do not record during a step: each step checks the replies it gets."""
+from tests.scenarios import Differs, Scenario, Step
+
+TEAMS_BY_HAND = "a Teams bot cannot add members without Graph: the approver gets the clicks that do it"
+
+SCENARIOS = [
+    Scenario("référents: a suggestion reaches the channel's référent", (
+        Step("thomas", "#sales", "suggest Pin the 2026 price list in the channel", expect=("suggestions.filed",),
+             contains=("Sophie",)),
+        Step("hugo", "dm", "suggestion take 1", expect=("suggestions.not_found",)),
+        Step("thomas", "dm", "suggestion take 1", expect=("suggestions.not_handler",)),
+        Step("sophie", "dm", "suggestion take 1", expect=("suggestions.taken",)),
+        Step("sophie", "dm", "suggestion answer 1 Done, it is pinned at the top", expect=("suggestions.answered",)),
+        Step("sophie", "dm", "suggestion done 1", expect=("suggestions.closed",)),
+        Step("thomas", "dm", "suggestions", expect=("suggestions.list",), contains=("price list",)),
+        Step("lucas", "dm", "suggest anon Fewer meetings on Fridays", expect=("suggestions.filed_anon",),
+             contains=("Camille",)),
+        Step("camille", "dm", "suggestion show 2", expect=("suggestions.shown",), absent=("Lucas",)),
+    )),
+    Scenario("référents: access and channel requests", (
+        Step("emma", "dm", "request access #sales", expect=("requests.filed",), contains=("Julien", "Sophie")),
+        Step("emma", "dm", "request access #sales", expect=("requests.already_requested",)),
+        Step("hugo", "dm", "request approve 1", expect=("requests.not_found",)),
+        Step("julien", "dm", "request approve 1", expect=("requests.approved",),
+             differs=(Differs("teams", ("requests.approved", "requests.manual.access"), TEAMS_BY_HAND),)),
+        Step("sophie", "dm", "request approve 1", expect=("requests.already_done",),
+             differs=(Differs("teams", ("requests.already_approved",), TEAMS_BY_HAND),)),
+        Step("thomas", "dm", 'request channel #sales "more sales"', expect=("requests.channel_exists",)),
+        Step("thomas", "dm", 'request channel #Tenders.Aero "tenders"', expect=("requests.name_invalid_try",),
+             contains=("tenders-aero",)),
+        Step("thomas", "dm", 'request channel #tenders-aero "Answer aeronautics tenders together"',
+             expect=("requests.filed",), contains=("Camille",)),
+        Step("camille", "dm", "request decline 2 Use #sales for now", expect=("requests.declined",)),
+        Step("camille", "dm", "request approve 2", expect=("requests.already_declined",)),
+    )),
+]
