@@ -55,7 +55,7 @@ STARTING_PERSON = "sophie"
 # say so in their spec): an inline example of these is typed by the demo's admin.
 ROLE_COMMANDS = frozenset({
     "digest schedule", "digest preview", "digest pause", "digest resume", "digest delete", "digest run",
-    "idea status", "idea campaign", "help channel", "index history",
+    "idea status", "idea campaign", "help channel", "index history", "stats",
 })
 
 # Every key a handler refuses with (`raise UserError("key", …)`), read from the sources, and
