@@ -40,8 +40,11 @@ EXTRA_METHODS: dict[str, dict[str, tuple[str, bool]]] = {
     "files.getUploadURLExternal": {"filename": ("string", True), "length": ("integer", True),
                                    "alt_txt": ("string", False), "snippet_type": ("string", False)},
     "apps.connections.open": {},  # Socket Mode (2021), called with the app-level token
+    # alt_txt (the image's description for screen readers, ≤ 1,000 characters) belongs to the first
+    # step only; completeUploadExternal takes the comment (or blocks, ignored beside a comment)
     "files.completeUploadExternal": {"files": ("string", True), "channel_id": ("string", False), "channels": ("string", False),
-                                     "initial_comment": ("string", False), "thread_ts": ("string", False)},
+                                     "initial_comment": ("string", False), "thread_ts": ("string", False),
+                                     "blocks": ("string", False)},
 }
 # Arguments newer than the 2020 spec (Slack's method reference): message metadata (2022).
 EXTRA_ARGS: dict[str, dict[str, tuple[str, bool]]] = {

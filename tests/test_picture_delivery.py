@@ -106,6 +106,16 @@ def test_slack_private_chart_goes_to_the_dm_and_the_ephemeral_says_so(slack: Sla
     assert methods.index("files.completeUploadExternal") < methods.index("response_url")  # said once it is true
 
 
+def test_slack_a_long_alt_text_is_cut_to_slacks_limit(slack: SlackServer) -> None:
+    long = Picture(png=chart_in("en").png, alt="Contributors per week in #sales. " + "x" * 3000, filename="c.png")
+    slack.adapter.sender.deliver([Outbound(Reply(text="the trend", picture=long), to=UserRef("slack", TEAM, user_id("james")))])
+    [(url_args, _, done)] = uploads(slack)
+    assert len(url_args["alt_txt"]) == 1000 and url_args["alt_txt"].endswith("…")
+    assert done["channel_id"] == "DJAMES" and done["initial_comment"] == "the trend"
+    files = json.loads(done["files"]) if isinstance(done["files"], str) else done["files"]
+    assert files[0]["title"] == "Contributors per week in #sales"
+
+
 def test_slack_where_files_are_refused_the_chart_comes_in_words(slack: SlackServer) -> None:
     slack.mock.failures["files.getUploadURLExternal"] = ["file_uploads_disabled", "file_uploads_disabled"]
     slash(slack, "sophie", channel_id("general"), "chart private")
