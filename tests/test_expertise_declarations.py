@@ -126,3 +126,19 @@ def test_the_asker_is_not_their_own_expert(d: Driver) -> None:
     # Someone else asking sees both.
     both = d.say("lucas", "dm", "who knows origami")[0].reply.card.sections[0][1]
     assert "Emma" in both and "Hugo" in both
+
+
+def test_a_synonym_group_keeps_the_topic_people_already_chose(d: Driver) -> None:
+    # Nobody declared artificial intelligence / intelligence artificielle / AI / IA yet: a full
+    # name stays as typed (an English speaker is not handed the French label) …
+    d.say("emma", "dm", "lang en")
+    assert keys(d.say("emma", "dm", "skills add artificial intelligence")) == ["skills.added"]
+    # … and from then on the group's other names join it, short forms and translations alike.
+    out = d.say("sophie", "dm", "compétences ajouter IA, intelligence artificielle")
+    assert keys(out) == ["skills.added", "skills.normalised"]
+    assert "IA → artificial intelligence" in everything(out)
+    assert "intelligence artificielle → artificial intelligence" in everything(out)
+    assert "artificial intelligence" in declared(d, "sophie")
+    # A short form nobody declared under any name is stored as the group's first term.
+    assert "typescript" in everything(d.say("hugo", "dm", "skills add ts"))
+    assert "typescript" in declared(d, "hugo")

@@ -1,10 +1,11 @@
 """Declarations normalised: the skill someone declares is stored as the topic it stands for, so
 one concept does not split into several topics.
 
-- an alias is stored as its canonical topic: `skills add AO` stores "appel d'offres" (the first
-  term of a built-in synonym group, the skill an admin's `alias add` names, or for an imported
-  taxonomy the concept's topic already declared by most people, else its preferred label in the
-  declarer's language, if it has one);
+- an alias is stored as its canonical topic: `skills add AO` stores "appel d'offres". For a
+  built-in synonym group, the group's topic most people declared, else for a short form (`AO`,
+  `k8s`) the group's first term; for an admin's `alias add`, the skill it names; for an imported
+  taxonomy, the concept's topic most people declared, else its preferred label in the
+  declarer's language, if it has one;
 - a near-duplicate of a skill someone already declared (a typo, a plural: "project managment")
   is attached to that skill;
 - `=name` keeps the name exactly as typed.
@@ -39,14 +40,18 @@ class Declared:
 
 
 @lru_cache(maxsize=8)
-def _canonical_terms(groups: tuple[tuple[str, ...], ...]) -> dict[str, str]:
-    """Built-in synonym groups: topic key of each term -> the group's first term."""
-    found: dict[str, str] = {}
+def _group_of(groups: tuple[tuple[str, ...], ...]) -> dict[str, tuple[str, ...]]:
+    """Built-in synonym groups: topic key of each term -> its group (the first term first)."""
+    found: dict[str, tuple[str, ...]] = {}
     for group in groups:
-        if group:
-            for term in group[1:]:
-                found.setdefault(topic_key(term), group[0])
+        for term in group:
+            found.setdefault(topic_key(term), group)
     return found
+
+
+def _abbreviation(name: str, key: str) -> bool:
+    """`AO`, `k8s`, `RFP`, `négo`: short forms, never a topic's name of their own."""
+    return len(key) <= 4 or (name.isupper() and len(key) <= 6)
 
 
 def _declared(index: ExpertiseIndex, key: str) -> str | None:
@@ -61,10 +66,15 @@ def _alias(ctx: Ctx, index: ExpertiseIndex, name: str, key: str) -> Declared | N
         # Stored as `norm_key`: shown as a declared skill, else as a built-in term, spelled.
         spelled = next((t for g in groups for t in g if topic_key(t) == topic_key(target)), target)
         return Declared(name, _declared(index, topic_key(target)) or spelled, "alias")
-    first = _canonical_terms(groups).get(key)
-    if first is not None and topic_key(first) != key:
-        return Declared(name, _declared(index, topic_key(first)) or first, "alias")
-    return None
+    group = _group_of(groups).get(key)
+    if group is None:
+        return None
+    # The group's topic most people declared (one topic per concept, whatever its language),
+    # else, for a short form, the group's first term; a full word nobody declared stays as typed.
+    taken = sorted((len(index.topics[k].people), index.topics[k].label)
+                   for k in {topic_key(t) for t in group} if _declared(index, k))
+    best = taken[-1][1] if taken else group[0] if _abbreviation(name, key) else name
+    return None if topic_key(best) == key else Declared(name, best, "alias")
 
 
 def _concept(ctx: Ctx, index: ExpertiseIndex, name: str, key: str) -> Declared | None:
