@@ -9,12 +9,16 @@ everywhere, else the admins, and says which steps found no one (so the person ca
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from sqlalchemy import ColumnElement, and_, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from store.models.core import Conversation, ConversationMember, Person, Role
+
+if TYPE_CHECKING:
+    from store.models.referents import WelcomeText
 
 ROUTE_KINDS = ("channel", "department", "site", "everywhere", "admins")
 
@@ -157,3 +161,60 @@ def people_ids(session: Session, external_ids: Sequence[str]) -> list[int]:
     if not external_ids:
         return []
     return list(session.scalars(select(Person.id).where(Person.external_id.in_(list(external_ids)))))
+
+
+# Welcome texts and first times --------------------------------------------------------------
+def welcome_text(session: Session, conversation_id: int) -> "WelcomeText | None":
+    from store.models.referents import WelcomeText
+
+    return session.scalar(select(WelcomeText).where(WelcomeText.conversation_id == conversation_id))
+
+
+def set_welcome(session: Session, tenant: str, conversation_id: int, *, by: int, now: datetime,
+                locale: str | None = None, text: str | None = None, enabled: bool | None = None) -> "WelcomeText":
+    """One row per channel (INSERT … ON CONFLICT DO NOTHING, then update): the text in `locale`
+    and/or the switch."""
+    from store.idempotency import insert_ignore
+    from store.models.referents import WelcomeText
+
+    insert_ignore(session, WelcomeText, {"tenant": tenant, "conversation_id": conversation_id, "text_en": "", "text_fr": "",
+                                         "enabled": True, "updated_by": by, "updated_at": now})
+    row = welcome_text(session, conversation_id)
+    assert row is not None
+    if text is not None and locale in ("en", "fr"):
+        setattr(row, f"text_{locale}", text)
+    if enabled is not None:
+        row.enabled = enabled
+    row.updated_by, row.updated_at = by, now
+    session.flush()
+    return row
+
+
+def first_time(session: Session, tenant: str, conversation_id: int, person_id: int, kind: str, now: datetime) -> bool:
+    """True the first time ever `person_id` does `kind` (joined, contributed) in the channel."""
+    from store.idempotency import insert_ignore
+    from store.models.referents import ChannelFirst
+
+    return insert_ignore(session, ChannelFirst, {"tenant": tenant, "conversation_id": conversation_id, "person_id": person_id,
+                                                 "kind": kind, "created_at": now})
+
+
+def joined_at(session: Session, conversation_id: int, person_id: int) -> datetime | None:
+    return session.scalar(select(ConversationMember.joined_at).where(ConversationMember.conversation_id == conversation_id,
+                                                                     ConversationMember.person_id == person_id))
+
+
+def posted_before(session: Session, conversation_id: int, person_id: int, but: str) -> bool:
+    """Whether the person has an indexed message in the channel other than `but` (its external id)."""
+    from store.models.social import Message
+
+    return session.scalar(select(Message.id).where(Message.conversation_id == conversation_id, Message.author_id == person_id,
+                                                   Message.external_id != but).limit(1)) is not None
+
+
+def request_purpose(session: Session, conversation_id: int) -> str:
+    """The purpose a channel was requested with (`request channel`), if it was."""
+    from store.models.referents import SpaceRequest
+
+    return session.scalar(select(SpaceRequest.purpose).where(SpaceRequest.conversation_id == conversation_id,
+                                                             SpaceRequest.kind == "channel").limit(1)) or ""

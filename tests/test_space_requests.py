@@ -72,7 +72,11 @@ def test_channel_request_approved_created_and_the_requester_told(d: Driver) -> N
         assert s.scalar(select(ConversationMember.id).where(ConversationMember.conversation_id == conv.id,
                                                             ConversationMember.person_id == thomas.id))
         assert s.scalar(select(SpaceRequest.status)) == "done"
-    assert pings(d, "thomas") == ["requests.notify.approved", "requests.notify.done"]
+    # told it is done, and welcomed to the new channel with the purpose it was requested for
+    assert pings(d, "thomas") == ["requests.notify.approved", "requests.notify.done", "welcome.dm"]
+    with d.session() as s:
+        welcome = s.scalar(select(Notification.params).where(Notification.key == "welcome.dm"))
+    assert welcome["purpose"] == "Answer aeronautics tenders together"
     assert audit(d) == ["request.approved", "request.done"]
     assert keys(d.say("alice", "dm", "request approve 1")) == ["requests.already_done"]
     assert "tenders-aero" in everything(d.say("thomas", "dm", "requests"))

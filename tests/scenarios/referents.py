@@ -38,4 +38,11 @@ SCENARIOS = [
         Step("camille", "dm", "request decline 2 Use #sales for now", expect=("requests.declined",)),
         Step("camille", "dm", "request approve 2", expect=("requests.already_declined",)),
     )),
+    Scenario("référents: a channel's welcome and the tour", (
+        Step("julien", "#sales", "welcome set #sales fr Ici on parle ventes et appels d'offres", expect=("welcome.set_missing",)),
+        Step("thomas", "#sales", "welcome off #sales", expect=("error.not_allowed",), contains=("Julien",)),
+        Step("emma", "dm", "welcome show #sales", expect=("welcome.shown",), contains=("Ici on parle ventes", "Julien", "Sophie")),
+        Step("thomas", "dm", "tour", expect=("welcome.tour",)),
+        Step("thomas", "dm", "tour 3", expect=("welcome.tour",)),
+    )),
 ]
