@@ -166,3 +166,31 @@ def test_a_pasted_csv_may_be_longer_than_an_ordinary_command(d: Driver) -> None:
     out = import_csv(d, text=rows)
     assert keys(out) == ["taxonomy.imported"] and "80 concepts read, 240 new labels" in everything(out)
     assert keys(d.say("sophie", "dm", "who knows " + "x" * 2100)) == ["error.too_long"]  # other commands keep the limit
+
+
+ESCO_LIKE = '''conceptType,conceptUri,skillType,reuseLevel,preferredLabel,altLabels,hiddenLabels,status,modifiedDate,scopeNote,definition,inScheme,description
+KnowledgeSkillCompetence,urn:test:glass,skill/competence,sector-specific,souffler le verre,"soufflage du verre
+verrerie soufflée",,released,2016-12-20T19:32:43Z,,"Façonner le verre, à chaud.",urn:test:scheme,"Une description, avec ""guillemets"" et virgules."
+KnowledgeSkillCompetence,urn:test:rope,skill/competence,cross-sector,épisser des cordages,matelotage,,released,2016-12-20T19:32:43Z,,,urn:test:scheme,
+'''
+
+
+def test_an_esco_shaped_export_with_its_language_given_on_the_command(d: Driver) -> None:
+    d.say("emma", "dm", "lang en")
+    d.say("emma", "dm", "skills add glass blowing")
+    out = import_csv(d, text="")  # nothing after the command line
+    assert keys(out) == ["error.missing_argument"]
+    d.say("camille", "dm", "lang en")
+    out = d.say("camille", "dm", "taxonomy import fr\n" + ESCO_LIKE)
+    assert keys(out) == ["taxonomy.imported"] and "2 concepts read, 5 new labels" in everything(out)
+    out = d.say("camille", "dm", "taxonomy import en\nconceptUri,preferredLabel\nurn:test:glass,glass blowing\n")
+    assert "1 new label" in everything(out)
+    # A French declarer of an alternative label joins the concept's declared topic; with none
+    # declared, the French preferred label (the rows' language came from the command).
+    out = d.say("sophie", "dm", "compétences ajouter verrerie soufflée, matelotage")
+    assert "verrerie soufflée → glass blowing" in everything(out)
+    assert "matelotage → épisser des cordages" in everything(out)
+    assert "Emma" in everything(d.say("sophie", "dm", "qui connaît soufflage du verre"))
+    with d.session() as s:
+        langs = dict(s.execute(select(TaxonomyLabel.label, TaxonomyLabel.lang)).all())
+    assert langs["souffler le verre"] == "fr" and langs["glass blowing"] == "en"

@@ -7,7 +7,8 @@ The CSV: one row per concept and language, columns concept id, language, preferr
 alternative labels (several in one cell, one per line as ESCO writes them, or separated by
 `|`). A header row may name the columns in any order (`conceptUri`, `language`,
 `preferredLabel`, `altLabels`, …); without one the four columns are read in that order. A
-header without a language column is accepted (ESCO exports one file per language).
+header without a language column is accepted (ESCO exports one file per language): the
+command may then name the language, `taxonomy import fr …`.
 
 Where the file comes from: the CSV pasted after the command (any messenger, up to
 MAX_PASTE_CHARS), or on the console a path on the machine running Causette; a chat never names a
@@ -55,8 +56,9 @@ def _delimiter(first_line: str) -> str:
     return max(counts, key=lambda d: (counts[d], d == ","))
 
 
-def parse_csv(text: str) -> list[xstore.ConceptLabel]:
-    """Every label of the CSV, or a `UserError` naming the first bad line (nothing is kept then)."""
+def parse_csv(text: str, default_lang: str = "") -> list[xstore.ConceptLabel]:
+    """Every label of the CSV, or a `UserError` naming the first bad line (nothing is kept then).
+    `default_lang`: the language of rows that name none (a file without a language column)."""
     text = text.lstrip("\ufeff").strip()
     if text.startswith("```") and text.endswith("```") and len(text) >= 6:  # pasted as a code block
         text = text[3:-3].strip()
@@ -88,7 +90,7 @@ def parse_csv(text: str) -> list[xstore.ConceptLabel]:
         if len(row) < needed:
             raise UserError("taxonomy.bad_columns", line=start, count=len(row), expected=needed)
         concept = row[layout["concept"]].strip()
-        lang = row[layout["lang"]].strip().lower() if "lang" in layout else ""
+        lang = (row[layout["lang"]].strip().lower() if "lang" in layout else "") or default_lang
         preferred = row[layout["preferred"]].strip()
         alts = row[layout["alt"]] if "alt" in layout and layout["alt"] < len(row) else ""
         if not concept:
@@ -134,8 +136,21 @@ def _source(ctx: Ctx, msg: IncomingMessage, args: str) -> str:
         raise UserError("taxonomy.no_file", path=text[:200]) from None
 
 
+_LEADING_LANG = re.compile(r"^\s*([A-Za-z]{2}(?:[-_][A-Za-z0-9]{2,8})?)[ \t]*(?:\n|[ \t]+)(?=\S)")
+
+
+def _language_first(args: str) -> tuple[str, str]:
+    """`taxonomy import fr <csv or path>`: the language of rows that name none (ESCO exports
+    one file per language, without a language column)."""
+    found = _LEADING_LANG.match(args)
+    if found is None:
+        return "", args
+    return found.group(1).lower().replace("_", "-").split("-")[0], args[found.end():]
+
+
 def import_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
-    labels = parse_csv(_source(ctx, msg, args))
+    lang, args = _language_first(args)
+    labels = parse_csv(_source(ctx, msg, args), lang)
     concepts, added = xstore.import_taxonomy(ctx.session, ctx.tenant, labels)
     ctx.audit("taxonomy.import", f"{concepts} concepts, {added} new labels")
     concepts_now, labels_now = xstore.taxonomy_size(ctx.session)
