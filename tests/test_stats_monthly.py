@@ -172,6 +172,15 @@ def test_empty_scope_gets_one_friendly_line(bot, services) -> None:
     assert "#empty" in dm.reply.text and "nothing has happened" in dm.reply.text
 
 
+def test_a_referent_without_time_zone_gets_it_at_nine_in_the_workspaces_zone(bot, services) -> None:
+    ids = seed(services.db)
+    with services.db.session(TENANT) as s:
+        s.get(Person, ids["person:julien"]).tz = ""  # most of the workspace lives in Paris
+    job = _job(bot, "stats.monthly")
+    assert "julien" not in _dms(bot.run_job(job, MON_PARIS_9 - timedelta(minutes=1)))
+    assert "julien" in _dms(bot.run_job(job, MON_PARIS_9))
+
+
 def test_two_worker_processes_send_each_report_once(services, db_url: str) -> None:
     referents = 30
     seed(services.db, extra_referents=referents)

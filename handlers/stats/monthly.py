@@ -118,10 +118,12 @@ def referents(session: Session) -> list[Person]:
 
 def due_referents(session: Session, now: datetime) -> list[tuple[int, date]]:
     """(person id, month) of the référents whose report is due now and not sent yet."""
-    default_tz = workspace_tz(session)
+    default_tz: str | None = None  # read only when a référent has no time zone of their own
     wanted: dict[str, tuple[int, date]] = {}
     for person in referents(session):
-        month = due_month(now, person.tz or default_tz)
+        if not person.tz and default_tz is None:
+            default_tz = workspace_tz(session)
+        month = due_month(now, person.tz or default_tz or "UTC")
         if month is not None:
             wanted[key(person.id, month)] = (person.id, month)
     if not wanted:
