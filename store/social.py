@@ -465,11 +465,11 @@ def follower_count(session: Session, *, person: Person | None = None, topic: Top
 
 def subscribers(session: Session, conversation_id: int, author_id: int, topic_ids: Sequence[int]) -> list[Person]:
     """People subscribed to the author or one of the topics who may read the conversation."""
+    if not _any_subscriber(session, author_id, topic_ids):
+        return []  # the common case, answered by one small indexed query (or a memo), before building any
     target = Follow.person_id == author_id
     if topic_ids:
         target = or_(target, Follow.topic_id.in_(list(topic_ids)))
-    if not _any_subscriber(session, author_id, topic_ids):
-        return []  # the common case, answered by one small indexed query
     query = (
         select(Person)
         .join(Follow, Follow.follower_id == Person.id)
