@@ -75,7 +75,9 @@ class Bot:
         now = self.services.clock.now()
         tenant = (conv or ref_user).tenant
         platform = (conv or ref_user).platform
-        rows = self._event_rows(session, tenant, platform, ref_user.id, conv.id if conv is not None else None)
+        # On PostgreSQL the read also records the membership the event shows (one statement, not two).
+        join_at = now if conv is not None and conv.kind != "dm" else None
+        rows = self._event_rows(session, tenant, platform, ref_user.id, conv.id if conv is not None else None, join_at)
         workspace = rows.workspace
         assert workspace is not None
         actor = people_store.sync_person(session, rows.person, ref_user, now)
@@ -87,12 +89,12 @@ class Bot:
         return Ctx(self.services, session, workspace, actor, conversation, msg, locale, platform)
 
     def _event_rows(self, session: Session, tenant: str, platform: str, user_id: str,
-                    conversation_id: str | None) -> people_store.EventRows:
+                    conversation_id: str | None, join_at: datetime | None = None) -> people_store.EventRows:
         """The event's stored rows in one query; the workspace is created on its tenant's first event."""
-        rows = people_store.event_rows(session, tenant, user_id, conversation_id)
+        rows = people_store.event_rows(session, tenant, user_id, conversation_id, join_at=join_at)
         if rows.workspace is None:
             people_store.ensure_workspace(session, tenant, platform, self.services.settings.default_locale)
-            rows = people_store.event_rows(session, tenant, user_id, conversation_id)
+            rows = people_store.event_rows(session, tenant, user_id, conversation_id, join_at=join_at)
         return rows
 
     def _handle_message(self, raw: IncomingMessage, in_transaction: InTransaction | None = None,

@@ -9,7 +9,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
-from sqlalchemy import Connection, Engine, Select, and_, bindparam, create_engine, func, inspect, or_, select, text
+from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, Connection, Engine, Select, and_, bindparam, create_engine, func, inspect, or_, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.pool import NullPool
@@ -39,31 +39,48 @@ class EventRows:
     member: bool
 
 
-def event_rows(session: Session, tenant: str, user_id: str, conversation_id: str | None) -> EventRows:
+def event_rows(session: Session, tenant: str, user_id: str, conversation_id: str | None, *,
+               join_at: datetime | None = None) -> EventRows:
     """The workspace, the person, the conversation and whether the person is a member of it,
     in one round trip instead of one per row. Always read, never cached, so every process sees
     the latest language, deactivation and membership written by any other. Whether the person
     opted out of indexing is read with them, for this event's indexing only
     (`event_opt_out`).
 
+    `join_at` (the event's time, for an event by the person in that conversation, not a DM):
+    on PostgreSQL the same statement also records the membership the event shows when the
+    person and a conversation that is not a DM are stored and the membership is not (as
+    `add_member` would, INSERT … ON CONFLICT DO NOTHING), and `member` is then True. Elsewhere,
+    or when a row is missing, the caller adds it.
+
     Every event reads them: a Core statement built once, its rows made session objects
     without the ORM's query machinery (which cost three times the query itself). A row the
     session already holds is kept as it is, as an ORM query would keep it. The session's
     tenant guard applies as to any query: another tenant's people and conversations are None."""
     scope = session.info.get("tenant")
-    params = {"tenant": tenant, "user_id": user_id, "conversation_id": conversation_id,
-              "scope": tenant if scope in (None, ALL_TENANTS) else scope}
-    row = session.connection().execute(_event_rows_query(conversation_id is not None), params).first()
+    params: dict[str, Any] = {"tenant": tenant, "user_id": user_id, "conversation_id": conversation_id,
+                              "scope": tenant if scope in (None, ALL_TENANTS) else scope}
+    joining = join_at is not None and conversation_id is not None and session.get_bind().dialect.name == "postgresql"
+    if joining:
+        params["join_at"] = join_at
+        query = _event_rows_joining_pg()
+    else:
+        query = _event_rows_query(conversation_id is not None)
+    row = session.connection().execute(query, params).first()
     end_event(session)
     if row is None:
         return EventRows(None, None, None, False)
+    joined = row[-1] is not None if joining else False
+    if joining:
+        row = row[:-1]
     workspace = _attached(session, Workspace, row, 0)
     person = _attached(session, Person, row, _PERSON_AT)
     if person is not None:
         session.info[_EVENT_OPT_OUT] = (tenant, person.id, row[-1] is not None)
     if conversation_id is None:
         return EventRows(workspace, person, None, False)
-    return EventRows(workspace, person, _attached(session, Conversation, row, _CONVERSATION_AT), row[-2] is not None)
+    member = row[-2] is not None or joined
+    return EventRows(workspace, person, _attached(session, Conversation, row, _CONVERSATION_AT), member)
 
 
 _PERSON_AT = len(Workspace.__table__.c)
@@ -132,6 +149,30 @@ def _event_rows_query(with_conversation: bool) -> Select[Any]:
     query = query.add_columns(opt_out.c.id).outerjoin(
         opt_out, and_(opt_out.c.tenant == ws.c.id, opt_out.c.tenant == scope, opt_out.c.person_id == person.c.id))
     return query.where(ws.c.id == bindparam("tenant"))
+
+
+@cache
+def _event_rows_joining_pg() -> Select[Any]:
+    """`_event_rows_query` with the membership insert of `event_rows(..., join_at=...)`: the
+    read as a CTE, the insert from it (a data-modifying CTE runs whether or not it is read), and
+    the read's columns followed by the inserted membership's id (NULL: none inserted)."""
+    from sqlalchemy.dialects.postgresql import insert
+
+    read = _event_rows_query(True).set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL).cte("event")
+    member = ConversationMember.__table__
+    conv_id, person_id = read.c.conversations_id, read.c.people_id
+    joined = (
+        insert(member)
+        .from_select(["tenant", "conversation_id", "person_id", "joined_at"],
+                     select(read.c.conversations_tenant, conv_id, person_id,
+                            bindparam("join_at", type_=member.c.joined_at.type))
+                     .where(conv_id.is_not(None), person_id.is_not(None), read.c.conversation_members_id.is_(None),
+                            read.c.conversations_kind != "dm"))
+        .on_conflict_do_nothing()
+        .returning(member.c.id)
+        .cte("joined")
+    )
+    return select(*read.c, select(joined.c.id).scalar_subquery())
 
 
 def ensure_workspace(session: Session, tenant: str, platform: str, default_locale: str) -> Workspace:
