@@ -531,96 +531,200 @@ class _Slice:
     reacted: set[int] = field(default_factory=set)
     totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
 
+    def add(self, person: int, counts: Sequence[int]) -> None:
+        """`counts` in KINDS order."""
+        by_kind = dict(zip(KINDS, counts))
+        if any(by_kind[k] for k in CONTRIBUTING):
+            self.contributed.add(person)
+        elif any(by_kind[k] for k in REACTING):
+            self.reacted.add(person)
+        for k, v in by_kind.items():
+            self.totals[k] += int(v or 0)
 
-@dataclass(frozen=True)
-class _Target:
-    """How a scope selects activity rows: one conversation, or shared conversations limited to
-    a set of people (None = everyone)."""
 
-    conversation_id: int | None
-    people: frozenset[int] | None
+class _Reader:
+    """One report's reads over a span of days (both periods, or the chart's weeks): each table
+    is read once for the span and sliced per period in memory. A channel reads its own activity
+    rows (a few thousand); an organisation scope lets the database sum per person and period."""
 
+    def __init__(self, session: Session, scope: Scope, span: Period, today: date) -> None:
+        self.session, self.scope, self.span, self.today = session, scope, span, today
+        self.channel = int(scope.value) if scope.kind == "channel" else None  # type: ignore[arg-type]
+        self._members: list[tuple[int, str, date]] | None = None
+        self._rolled: set[date] | None = None
+        self._rows: list[tuple[date, int, tuple[int, ...]]] | None = None
+        self._live: dict[Key, dict[str, int]] | None = None
+        self._shared: set[int] | None = None
+        self._firsts: dict[int, date] | None = None
+        self._help: list[tuple[int, datetime, datetime | None, datetime | None, int | None]] | None = None
+        self._ideas: list[tuple[int, datetime]] | None = None
 
-def _slice(session: Session, target: _Target, period: Period, today: date) -> _Slice:
-    out = _Slice()
-    rolled = set(session.scalars(select(RollupDay.day).where(RollupDay.day >= period.start, RollupDay.day <= period.end)))
-    where: list[ColumnElement[bool]] = [ActivityDay.day >= period.start, ActivityDay.day <= period.end]
-    shared: set[int] | None = None
-    if target.conversation_id is not None:
-        where.append(ActivityDay.conversation_id == target.conversation_id)
-    else:
-        where.append(or_(ActivityDay.conversation_id == NO_CHANNEL, ActivityDay.conversation_id.in_(
-            select(Conversation.id).where(Conversation.kind.in_(SHARED_KINDS)))))
-        shared = _shared_conversations(session)
-    contrib = sum(getattr(ActivityDay, k) for k in CONTRIBUTING)
-    react = sum(getattr(ActivityDay, k) for k in REACTING)
-    query = (select(ActivityDay.person_id, func.sum(contrib), func.sum(react),
-                    *[func.sum(getattr(ActivityDay, k)) for k in KINDS])
-             .where(*where).group_by(ActivityDay.person_id))
-    for person, c, r, *sums in session.execute(query):
-        if target.people is not None and person not in target.people:
-            continue
-        if c:
-            out.contributed.add(person)
-        elif r:
-            out.reacted.add(person)
-        for k, v in zip(KINDS, sums):
-            out.totals[k] += int(v or 0)
-    missing = [d for d in (period.start + timedelta(days=i) for i in range(period.days)) if d not in rolled and d <= today]
-    if missing:
-        live = _compute(session, min(missing), max(missing), target.conversation_id)
-        for (day, conv, person), counts in live.items():
-            if day in rolled or (shared is not None and conv not in shared):
+    # people of the scope
+    def members(self, as_of: date) -> dict[int, str]:
+        """Members on `as_of` → their breakdown label (department for a channel, a language or
+        the organisation; site for a department). Profiles have no history: today's."""
+        if self._members is None:
+            s, scope = self.session, self.scope
+            since = ConversationMember.joined_at if self.channel is not None else Person.created_at
+            query = select(Person.id, Person.department, Person.site, Person.locale, since).where(
+                Person.active, Person.is_bot.is_(False))
+            if self.channel is not None:
+                query = query.join(ConversationMember, ConversationMember.person_id == Person.id).where(
+                    ConversationMember.conversation_id == self.channel)
+            elif scope.kind == "department":
+                query = query.where(func.lower(func.trim(Person.department)) == _fold(str(scope.value)))
+            elif scope.kind == "site":
+                query = query.where(func.lower(func.trim(Person.site)) == _fold(str(scope.value)))
+            default = _workspace_locale(s)
+            rows = []
+            for pid, dept, site, loc, joined in s.execute(query):
+                language = loc or default
+                if scope.kind == "language" and _fold(language) != _fold(str(scope.value)):
+                    continue
+                label = (site or "").strip() if scope.kind == "department" else (dept or "").strip()
+                rows.append((pid, label, _day(joined) if joined else date.min))
+            self._members = rows
+        return {pid: label for pid, label, since in self._members if since <= as_of}
+
+    def target_people(self) -> frozenset[int] | None:
+        if self.scope.kind in PROFILE_KINDS:
+            return frozenset(self.members(self.span.end))
+        return None
+
+    # activity
+    def rolled(self) -> set[date]:
+        if self._rolled is None:
+            self._rolled = set(self.session.scalars(select(RollupDay.day).where(
+                RollupDay.day >= self.span.start, RollupDay.day <= self.span.end)))
+        return self._rolled
+
+    def shared(self) -> set[int]:
+        if self._shared is None:
+            self._shared = _shared_conversations(self.session)
+        return self._shared
+
+    def live(self) -> dict[Key, dict[str, int]]:
+        """Activity of the span's days not rolled up yet (today, a missed run), from the sources."""
+        if self._live is None:
+            rolled = self.rolled()
+            missing = [d for d in (self.span.start + timedelta(days=i) for i in range(self.span.days))
+                       if d not in rolled and d <= self.today]
+            self._live = {}
+            if missing:
+                computed = _compute(self.session, min(missing), max(missing), self.channel)
+                shared = None if self.channel is not None else self.shared()
+                self._live = {key: counts for key, counts in computed.items()
+                              if key[0] not in rolled and (shared is None or key[1] in shared)}
+        return self._live
+
+    def slice(self, period: Period) -> _Slice:
+        out = _Slice()
+        people = self.target_people()
+        if self.channel is not None:
+            if self._rows is None:
+                self._rows = [(day, person, tuple(counts)) for day, person, *counts in self.session.execute(
+                    select(ActivityDay.day, ActivityDay.person_id, *[getattr(ActivityDay, k) for k in KINDS]).where(
+                        ActivityDay.conversation_id == self.channel,
+                        ActivityDay.day >= self.span.start, ActivityDay.day <= self.span.end))]
+            for day, person, counts in self._rows:
+                if period.start <= day <= period.end:
+                    out.add(person, counts)
+        else:
+            query = (select(ActivityDay.person_id, *[func.sum(getattr(ActivityDay, k)) for k in KINDS])
+                     .where(ActivityDay.day >= period.start, ActivityDay.day <= period.end,
+                            or_(ActivityDay.conversation_id == NO_CHANNEL, ActivityDay.conversation_id.in_(
+                                select(Conversation.id).where(Conversation.kind.in_(SHARED_KINDS)))))
+                     .group_by(ActivityDay.person_id))
+            for person, *sums in self.session.execute(query):
+                if people is None or person in people:
+                    out.add(person, sums)
+        for (day, _conv, person), counts in self.live().items():
+            if period.start <= day <= period.end and (people is None or person in people):
+                out.add(person, [counts[k] for k in KINDS])
+        out.reacted -= out.contributed
+        return out
+
+    def first_timers(self, period: Period, sl: _Slice) -> int:
+        """People whose first contribution in the scope (the channel, or the shared spaces) fell
+        in the period; one contributing only on a day not rolled up yet, with no earlier first
+        day, is a first-timer too."""
+        if self._firsts is None:
+            conv = self.channel if self.channel is not None else NO_CHANNEL
+            query = select(FirstContribution.person_id, FirstContribution.day).where(FirstContribution.conversation_id == conv)
+            if self.channel is None and self.scope.kind in PROFILE_KINDS and len(self.members(self.span.end)) <= 500:
+                query = query.where(FirstContribution.person_id.in_(sorted(self.members(self.span.end))))
+            self._firsts = dict(self.session.execute(query).all())
+        return sum(1 for person in sl.contributed
+                   if (first := self._firsts.get(person)) is None or period.start <= first <= period.end)
+
+    def _where_shared(self, model: Any) -> ColumnElement[bool]:
+        if self.channel is not None:
+            return model.conversation_id == self.channel
+        return or_(model.conversation_id.is_(None), model.conversation_id.in_(
+            select(Conversation.id).where(Conversation.kind.in_(SHARED_KINDS))))
+
+    def help(self, period: Period) -> tuple[int, int, int, list[timedelta]]:
+        if self._help is None:
+            lo, hi = _bounds(self.span.start, self.span.end)
+            self._help = list(self.session.execute(
+                select(HelpRequest.asker_id, HelpRequest.created_at, HelpRequest.answered_at, HelpRequest.resolved_at,
+                       HelpRequest.helper_id)
+                .where(HelpRequest.created_at >= lo, HelpRequest.created_at < hi, self._where_shared(HelpRequest))).all())
+        people = self.target_people()
+        lo, hi = _bounds(period.start, period.end)
+        asked = answered = 0
+        waits: list[timedelta] = []
+        for asker, created, answered_at, resolved_at, helper in self._help:
+            if not lo <= created < hi or (people is not None and asker not in people):
                 continue
-            if target.people is not None and person not in target.people:
-                continue
-            if _contributed(counts):
-                out.contributed.add(person)
-            elif _reacted(counts):
-                out.reacted.add(person)
-            for k in KINDS:
-                out.totals[k] += counts[k]
-    out.reacted -= out.contributed
-    return out
+            asked += 1
+            first = answered_at or (resolved_at if helper is not None and helper != asker else None)
+            if first is not None:
+                answered += 1
+                waits.append(max(first - created, timedelta(0)))
+        return asked, answered, asked - answered, waits
 
+    def ideas_forward(self, period: Period) -> int:
+        if self._ideas is None:
+            lo, hi = _bounds(self.span.start, self.span.end)
+            self._ideas = list(self.session.execute(
+                select(Idea.author_id, Idea.updated_at).where(
+                    Idea.status.in_(FORWARD_STATUSES), Idea.updated_at >= lo, Idea.updated_at < hi,
+                    self._where_shared(Idea))).all())
+        people = self.target_people()
+        lo, hi = _bounds(period.start, period.end)
+        return sum(1 for author, at in self._ideas if lo <= at < hi and (people is None or author in people))
 
-def _first_timers(session: Session, target: _Target, period: Period, today: date, slice_: _Slice) -> int:
-    """People whose first contribution in the scope (the channel, or the shared spaces) fell in
-    the period; a day not rolled up yet counts a contributor with no earlier first day."""
-    conv = target.conversation_id if target.conversation_id is not None else NO_CHANNEL
-    firsts = dict(session.execute(select(FirstContribution.person_id, FirstContribution.day)
-                                  .where(FirstContribution.conversation_id == conv,
-                                         FirstContribution.person_id.in_(sorted(slice_.contributed)) if len(slice_.contributed) < 5000
-                                         else FirstContribution.day >= period.start)).all())
-    count = 0
-    for person in slice_.contributed:
-        first = firsts.get(person)
-        if first is None or period.start <= first <= period.end:
-            count += 1
-    return count
-
-
-def _members(session: Session, scope: Scope, as_of: date) -> dict[int, str]:
-    """Members of the scope on `as_of` → their breakdown label (department for a channel, a
-    site, a language or "all"; site for a department). Profiles have no history: today's."""
-    people = select(Person.id, Person.department, Person.site, Person.locale).where(
-        Person.active, Person.is_bot.is_(False), Person.created_at < _bounds(as_of, as_of)[1])
-    default = _workspace_locale(session)
-    if scope.kind == "channel":
-        people = people.join(ConversationMember, ConversationMember.person_id == Person.id).where(
-            ConversationMember.conversation_id == int(scope.value),
-            ConversationMember.joined_at < _bounds(as_of, as_of)[1])
-    elif scope.kind == "department":
-        people = people.where(func.lower(func.trim(Person.department)) == _fold(str(scope.value)))
-    elif scope.kind == "site":
-        people = people.where(func.lower(func.trim(Person.site)) == _fold(str(scope.value)))
-    out: dict[int, str] = {}
-    for pid, dept, site, loc in session.execute(people):
-        language = loc or default
-        if scope.kind == "language" and _fold(language) != _fold(str(scope.value)):
-            continue
-        out[pid] = (site or "").strip() if scope.kind == "department" else (dept or "").strip()
-    return out
+    def figures(self, period: Period, minimum: int) -> tuple[Figures, dict[int, str], _Slice]:
+        members = self.members(period.end)
+        sl = self.slice(period)
+        member_ids = set(members)
+        n_members = len(member_ids)
+        if self.channel is not None:  # a non-member who posted still contributed here
+            contributors, reactors = min(len(sl.contributed), n_members), len(sl.reacted & member_ids)
+        else:
+            contributors, reactors = len(sl.contributed & member_ids), len(sl.reacted & member_ids)
+        silent = len(member_ids - sl.contributed - sl.reacted)
+        first = self.first_timers(period, sl)
+        asked, answered, unanswered, waits = self.help(period)
+        withheld: tuple[str, ...] = ()
+        if 0 < n_members < minimum:
+            shown: list[int | None] = [None, None, None, None]
+            first_shown: int | None = None
+        else:
+            cells, complement = _suppress([contributors, reactors, silent], minimum)
+            shown = [n_members, *cells]
+            withheld = tuple(("contributors", "reactors_only", "silent")[i] for i in sorted(complement))
+            first_shown = _hide(first, minimum)
+        t = sl.totals
+        return Figures(
+            period=period, members=shown[0], contributors=shown[1], reactors_only=shown[2], silent=shown[3],
+            rate=_rate(shown[1], shown[0]), first_timers=first_shown, posts=t["posts"], replies=t["replies"],
+            reactions=t["reactions"], ideas=t["ideas"], ideas_forward=self.ideas_forward(period), votes=t["votes"],
+            kudos=t["kudos_given"], help_asked=asked, help_answered=answered, help_unanswered=unanswered,
+            reply_median=statistics.median_low(waits) if waits else None, reply_slowest=max(waits) if waits else None,
+            withheld=withheld,
+        ), members, sl
 
 
 def _hide(value: int, minimum: int) -> int | None:
@@ -650,85 +754,6 @@ def _rate(contributors: int | None, members: int | None) -> float | None:
     if contributors is None or not members:
         return None
     return min(contributors / members, 1.0)
-
-
-def _help(session: Session, target: _Target, period: Period) -> tuple[int, int, int, list[timedelta]]:
-    lo, hi = _bounds(period.start, period.end)
-    query = select(HelpRequest.asker_id, HelpRequest.created_at, HelpRequest.answered_at, HelpRequest.resolved_at,
-                   HelpRequest.helper_id, HelpRequest.conversation_id).where(HelpRequest.created_at >= lo, HelpRequest.created_at < hi)
-    if target.conversation_id is not None:
-        query = query.where(HelpRequest.conversation_id == target.conversation_id)
-    else:
-        query = query.where(or_(HelpRequest.conversation_id.is_(None), HelpRequest.conversation_id.in_(
-            select(Conversation.id).where(Conversation.kind.in_(SHARED_KINDS)))))
-    asked = answered = 0
-    waits: list[timedelta] = []
-    for asker, created, answered_at, resolved_at, helper, _conv in session.execute(query):
-        if target.people is not None and asker not in target.people:
-            continue
-        asked += 1
-        first = answered_at or (resolved_at if helper is not None and helper != asker else None)
-        if first is not None:
-            answered += 1
-            waits.append(max(first - created, timedelta(0)))
-    return asked, answered, asked - answered, waits
-
-
-def _ideas_forward(session: Session, target: _Target, period: Period) -> int:
-    lo, hi = _bounds(period.start, period.end)
-    query = select(Idea.author_id).where(Idea.status.in_(FORWARD_STATUSES), Idea.updated_at >= lo, Idea.updated_at < hi)
-    if target.conversation_id is not None:
-        query = query.where(Idea.conversation_id == target.conversation_id)
-    else:
-        query = query.where(or_(Idea.conversation_id.is_(None), Idea.conversation_id.in_(
-            select(Conversation.id).where(Conversation.kind.in_(SHARED_KINDS)))))
-    return sum(1 for (author,) in session.execute(query) if target.people is None or author in target.people)
-
-
-def _target(scope: Scope, members: dict[int, str]) -> _Target:
-    if scope.kind == "channel":
-        return _Target(int(scope.value), None)  # type: ignore[arg-type]
-    if scope.kind == "all":
-        return _Target(None, None)
-    return _Target(None, frozenset(members))
-
-
-def _figures(session: Session, scope: Scope, period: Period, today: date, minimum: int) -> tuple[Figures, dict[int, str], _Slice]:
-    members = _members(session, scope, period.end)
-    target = _target(scope, members)
-    sl = _slice(session, target, period, today)
-    member_ids = set(members)
-    if scope.kind == "channel":
-        contributors = len(sl.contributed)  # a non-member who posted still contributed here
-        reactors = len(sl.reacted)
-        silent = len(member_ids - sl.contributed - sl.reacted)
-    else:
-        contributors = len(sl.contributed & member_ids)
-        reactors = len(sl.reacted & member_ids)
-        silent = len(member_ids - sl.contributed - sl.reacted)
-    n_members = len(member_ids)
-    first = _first_timers(session, target, period, today, sl)
-    asked, answered, unanswered, waits = _help(session, target, period)
-    withheld: tuple[str, ...] = ()
-    if n_members < minimum and n_members > 0:
-        shown: list[int | None] = [None, None, None, None]
-        first_shown: int | None = None
-    else:
-        contributors_cell = min(contributors, n_members) if scope.kind == "channel" and n_members else contributors
-        cells, complement = _suppress([contributors_cell, reactors, silent], minimum)
-        shown = [n_members, *cells]
-        withheld = tuple(("contributors", "reactors_only", "silent")[i] for i in sorted(complement))
-        first_shown = _hide(first, minimum)
-    rate = _rate(shown[1], shown[0])
-    t = sl.totals
-    return Figures(
-        period=period, members=shown[0], contributors=shown[1], reactors_only=shown[2], silent=shown[3], rate=rate,
-        first_timers=first_shown, posts=t["posts"], replies=t["replies"], reactions=t["reactions"], ideas=t["ideas"],
-        ideas_forward=_ideas_forward(session, target, period), votes=t["votes"], kudos=t["kudos_given"],
-        help_asked=asked, help_answered=answered, help_unanswered=unanswered,
-        reply_median=statistics.median_low(waits) if waits else None, reply_slowest=max(waits) if waits else None,
-        withheld=withheld,
-    ), members, sl
 
 
 def _breakdown(members: dict[int, str], sl: _Slice, minimum: int) -> tuple[BreakdownRow, ...]:
@@ -782,46 +807,58 @@ def report(session: Session, viewer: Viewer, scope: Scope, end: date, days: int)
     """`scope`'s figures for the `days` UTC days ending with `end` (included) and the period
     before, suppressed; None when `viewer` may not read it (`may_read`). `end` is normally
     today (UTC): what is not rolled up yet is computed live. For "me" use `my_activity`."""
+    found = reports(session, viewer, scope, end, (days,))
+    return found[0] if found is not None else None
+
+
+def reports(session: Session, viewer: Viewer, scope: Scope, end: date,
+            periods: Sequence[int] = (7, 28)) -> list[ScopeReport] | None:
+    """`report` for several period lengths at once (`stats #sales` shows 7 and 28 days), each
+    table read once for the longest span; None when `viewer` may not read the scope."""
     if scope.kind == "me" or scope.kind not in SCOPE_KINDS:
         raise ValueError(scope.kind)
     if not may_read(session, viewer, scope):
         return None
     minimum = min_group(session)
-    today = end
-    period = period_ending(end, days)
-    current, members, sl = _figures(session, scope, period, today, minimum)
-    previous, _, _ = _figures(session, scope, period.before(), today, minimum)
-    label, kind, threads = "", None, ()
+    longest = max(periods)
+    reader = _Reader(session, scope, Period(end - timedelta(days=2 * longest - 1), end), end)
+    label, kind = "", None
     if scope.kind == "channel":
         conv = session.get(Conversation, int(scope.value))  # type: ignore[arg-type]
         label, kind = (conv.name if conv else ""), (conv.kind if conv else None)
-        threads = _threads(session, int(scope.value), period)  # type: ignore[arg-type]
     elif scope.kind != "all":
         label = str(scope.value)
     by = {"channel": "department", "department": "site", "site": "department", "language": "department",
           "all": "department"}[scope.kind]
-    rows = _breakdown(members, sl, minimum) if current.members is not None else ()
-    return ScopeReport(scope, label, current, previous, minimum, by, rows, threads, kind)
+    out = []
+    for days in periods:
+        period = period_ending(end, days)
+        current, members, sl = reader.figures(period, minimum)
+        previous, _, _ = reader.figures(period.before(), minimum)
+        threads = _threads(session, int(scope.value), period) if scope.kind == "channel" else ()  # type: ignore[arg-type]
+        rows = _breakdown(members, sl, minimum) if current.members is not None else ()
+        out.append(ScopeReport(scope, label, current, previous, minimum, by, rows, threads, kind))
+    return out
 
 
 def weekly_series(session: Session, viewer: Viewer, scope: Scope, end: date, weeks: int = 12) -> list[WeekPoint]:
     """Contributors, members and rate per week (Monday to Sunday, UTC), oldest first, the last
     week being the one holding `end` (up to `end`). Suppressed like the report; [] when
     `viewer` may not read the scope."""
-    if scope.kind in ("me",) or not may_read(session, viewer, scope):
+    if scope.kind == "me" or scope.kind not in SCOPE_KINDS or not may_read(session, viewer, scope):
         return []
     minimum = min_group(session)
     last_monday = end - timedelta(days=end.weekday())
+    first_monday = last_monday - timedelta(weeks=weeks - 1)
+    reader = _Reader(session, scope, Period(first_monday, end), end)
     points = []
-    for i in range(weeks - 1, -1, -1):
-        start = last_monday - timedelta(weeks=i)
+    for i in range(weeks):
+        start = first_monday + timedelta(weeks=i)
         stop = min(start + timedelta(days=6), end)
-        members = _members(session, scope, stop)
-        sl = _slice(session, _target(scope, members), Period(start, stop), end)
+        members = reader.members(stop)  # a channel's by join date; profiles have no history
+        sl = reader.slice(Period(start, stop))
         n = len(members)
-        contributors = len(sl.contributed) if scope.kind == "channel" else len(sl.contributed & set(members))
-        if scope.kind == "channel" and n:
-            contributors = min(contributors, n)
+        contributors = len(sl.contributed & set(members))
         if 0 < n < minimum:
             points.append(WeekPoint(start, None, None, None))
             continue
@@ -910,17 +947,17 @@ def export_rows(session: Session, viewer: Viewer, end: date, days: int) -> list[
     period = period_ending(end, days)
     out = []
     for scope, name in scopes:
-        fig, _, _ = _figures(session, scope, period, end, minimum)
+        fig, _, _ = _Reader(session, scope, period, end).figures(period, minimum)
         if scope.kind == "channel" and not fig.active and not fig.members:
             continue
 
-        def cell(v: int | None) -> object:
-            return f"<{minimum}" if v is None else v
+        def cell(v: int | None, field: str = "") -> object:
+            return ("withheld" if field in fig.withheld else f"<{minimum}") if v is None else v
 
         out.append({
             "scope": scope.kind, "name": name, "period_start": period.start.isoformat(), "period_end": period.end.isoformat(),
-            "members": cell(fig.members), "contributors": cell(fig.contributors), "reactors_only": cell(fig.reactors_only),
-            "silent": cell(fig.silent), "participation_rate": "" if fig.rate is None else round(fig.rate * 100, 1),
+            "members": cell(fig.members), "contributors": cell(fig.contributors, "contributors"),
+            "reactors_only": cell(fig.reactors_only, "reactors_only"), "silent": cell(fig.silent, "silent"), "participation_rate": "" if fig.rate is None else round(fig.rate * 100, 1),
             "first_time_contributors": cell(fig.first_timers), "posts": fig.posts, "replies": fig.replies,
             "reactions": fig.reactions, "ideas": fig.ideas, "ideas_moved_forward": fig.ideas_forward, "votes": fig.votes,
             "kudos": fig.kudos, "help_requests": fig.help_asked, "help_answered": fig.help_answered,
@@ -942,6 +979,6 @@ __all__ = [
     "Scope", "Viewer", "ScopeNotFound", "Period", "Figures", "BreakdownRow", "Thread", "ScopeReport", "WeekPoint",
     "MyActivity", "DormantChannel", "min_group", "set_min_group", "may_read", "readable_scopes", "who_may_read",
     "resolve_scope", "resolve_channel_name", "profile_values", "rollup_day", "pending_days", "is_rolled",
-    "report", "weekly_series", "my_activity", "dormant_channels", "export_rows", "EXPORT_COLUMNS",
+    "report", "reports", "weekly_series", "my_activity", "dormant_channels", "export_rows", "EXPORT_COLUMNS",
     "suppress_partition", "period_ending", "record_reaction", "SCOPE_KINDS", "MAX_DAYS", "REFERENCE_RATE",
 ]

@@ -170,11 +170,8 @@ def _report(ctx: Ctx, scope: Scope, label: str, request: Request) -> Reply:
         raise _refuse(ctx, scope, label)
     today = _today(ctx)
     periods = (request.days,) if request.days else DEFAULT_PERIODS
-    reports: list[ScopeReport] = []
-    for days in periods:
-        found = analytics.report(ctx.session, viewer, scope, today, days)
-        assert found is not None  # may_read said yes
-        reports.append(found)
+    reports = analytics.reports(ctx.session, viewer, scope, today, periods)
+    assert reports is not None  # may_read said yes
     if all(r.empty for r in reports):
         return ctx.reply("stats.no_activity", private=True, scope=label)
     card = _card(ctx, label, reports, today)
