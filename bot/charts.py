@@ -167,7 +167,7 @@ def render_trend(points: Sequence[_Point], *, title: str, labels: ChartLabels, l
 
 
 def trend_figure(points: Sequence[_Point], *, title: str, labels: ChartLabels, locale: str) -> Any:
-    """The matplotlib Figure `render_trend` saves (tests read its texts and artists)."""
+    """The matplotlib Figure `render_trend` draws (tests read its texts and artists; not locked)."""
     from babel.dates import format_skeleton
     from babel.numbers import format_percent
 
