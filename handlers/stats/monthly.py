@@ -206,7 +206,7 @@ class Where:
     public: bool  # whether public channels count at all (an organisation scope)
 
 
-def where_of(session: Session, scopes: Sequence[Scope], end: date) -> Where:
+def where_of(session: Session, scopes: Sequence[Scope]) -> Where:
     own = frozenset(int(s.value) for s in scopes if s.kind == "channel")  # type: ignore[arg-type]
     org = [s for s in scopes if s.kind != "channel"]
     people: set[int] | None = set()
@@ -214,8 +214,21 @@ def where_of(session: Session, scopes: Sequence[Scope], end: date) -> Where:
         if scope.kind == "all":
             people = None
             break
-        people |= set(analytics._members(session, scope, end))  # noqa: SLF001 - the scope's own definition of members
+        people |= scope_people(session, scope)
     return Where(own, frozenset(people) if people is not None else None, bool(org))
+
+
+def scope_people(session: Session, scope: Scope) -> set[int]:
+    """The active people a department, site or language scope is made of (as store.analytics
+    defines them: the profile's department or site, any case; the person's language, else the
+    workspace's)."""
+    query = select(Person.id, Person.locale).where(Person.active, Person.is_bot.is_(False))
+    value = str(scope.value or "").strip().casefold()
+    if scope.kind in ("department", "site"):
+        column = Person.department if scope.kind == "department" else Person.site
+        return {pid for pid, _ in session.execute(query.where(func.lower(func.trim(column)) == value))}
+    default = (session.scalar(select(Workspace.default_locale).where(Workspace.id == session.info.get("tenant"))) or "en").casefold()
+    return {pid for pid, locale in session.execute(query) if (locale or default).casefold() == value}
 
 
 def _allowed(where: Where, kinds: dict[int, str], conversation_id: int, person_id: int | None) -> bool:
@@ -371,7 +384,7 @@ def build(ctx: Ctx, month: date, now: datetime) -> Outbound:
     if not reports or all(r.empty for _s, _l, r in reports):
         return Outbound(ctx.reply("stats.monthly.empty", month=month_name, scope=labels), to=to, anchor=anchor)
     sections = [scope_section(ctx, label, rep) for _s, label, rep in reports if not rep.empty]
-    where = where_of(session, [s for s, _l, _r in reports], current.end)
+    where = where_of(session, [s for s, _l, _r in reports])
     moved = movers(session, where, current, before)
     if moved:
         lines = [ctx.t("stats.monthly.mover", channel=channel_label(session, conv), messages=n, before=before_name,
