@@ -50,6 +50,7 @@ def privacy_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
         if switch is None:
             raise UserError("privacy.usage_error")
         removed = social_privacy.set_person_indexing(ctx.session, ctx.tenant, ctx.actor, switch, ctx.now())
+        ctx.audit("privacy.person", "on" if switch else "off")
         return ctx.reply("privacy.me_on" if switch else "privacy.me_off", private=True, removed=removed)
     if head in {norm_token(w) for w in CHANNEL}:
         if switch is None:
@@ -59,6 +60,7 @@ def privacy_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
             raise UserError("privacy.which_channel")
         ctx.require_role(("animator",), conv, "privacy.action_channel")
         removed = social_privacy.set_channel_indexing(ctx.session, conv, switch)
+        ctx.audit("privacy.channel", f"{conv.id} {'on' if switch else 'off'}")
         key = "privacy.channel_set_on" if switch else "privacy.channel_set_off"
         return ctx.reply(key, channel="#" + conv.name, removed=removed)
     raise UserError("privacy.usage_error")

@@ -218,3 +218,31 @@ def request_purpose(session: Session, conversation_id: int) -> str:
 
     return session.scalar(select(SpaceRequest.purpose).where(SpaceRequest.conversation_id == conversation_id,
                                                              SpaceRequest.kind == "channel").limit(1)) or ""
+
+
+# The audit log, read ------------------------------------------------------------------------------
+def audit_entries(session: Session, since: datetime, actions: Sequence[str] = (), prefixes: Sequence[str] = (),
+                  limit: int = 500) -> list[tuple[Any, str]]:
+    """Audit entries since `since`, newest first, with the actor's name ("" for the bot): those
+    whose action is one of `actions` or starts with one of `prefixes` (every entry when both are
+    empty)."""
+    from store.models.core import AuditLog
+
+    query = select(AuditLog, Person.display_name).outerjoin(Person, Person.id == AuditLog.actor_id).where(AuditLog.created_at >= since)
+    clauses = [AuditLog.action.in_(list(actions))] if actions else []
+    clauses += [AuditLog.action.startswith(p) for p in prefixes]
+    if clauses:
+        query = query.where(or_(*clauses))
+    return [(row, name or "") for row, name in session.execute(query.order_by(AuditLog.created_at.desc(), AuditLog.id.desc())
+                                                                .limit(limit))]
+
+
+def routed_numbers(session: Session, person_id: int) -> tuple[set[int], set[int]]:
+    """The numbers of the suggestions and of the requests routed to `person_id`."""
+    from store.models.referents import SpaceRequest, SpaceRouting, Suggestion, SuggestionRouting
+
+    suggestions = set(session.scalars(select(Suggestion.number).join(SuggestionRouting, SuggestionRouting.suggestion_id == Suggestion.id)
+                                      .where(SuggestionRouting.person_id == person_id)))
+    requests = set(session.scalars(select(SpaceRequest.number).join(SpaceRouting, SpaceRouting.request_id == SpaceRequest.id)
+                                   .where(SpaceRouting.person_id == person_id)))
+    return suggestions, requests

@@ -21,6 +21,11 @@ SCENARIOS = [
         Step("lucas", "dm", "suggest anon Fewer meetings on Fridays", expect=("suggestions.filed_anon",),
              contains=("Camille",)),
         Step("camille", "dm", "suggestion show 2", expect=("suggestions.shown",), absent=("Lucas",)),
+        Step("camille", "dm", "suggestion author 2", expect=("suggestions.author_is",), contains=("Lucas",)),
+        Step("camille", "dm", "audit suggestions", expect=("audit.list",), contains=("suggestion.done",), absent=("Lucas",)),
+        Step("camille", "dm", "audit anonymous", expect=("audit.list",), contains=("suggestion.author_revealed",)),
+        Step("sophie", "dm", "audit", expect=("audit.list",), contains=("suggestion.done",), absent=("author_revealed",)),
+        Step("thomas", "dm", "audit", expect=("error.not_allowed",)),
     )),
     Scenario("référents: access and channel requests", (
         Step("emma", "dm", "request access #sales", expect=("requests.filed",), contains=("Julien", "Sophie")),
