@@ -11,10 +11,15 @@ bench.bench_analytics measure …`) measures what a running bot does:
 - `stats_channel_p50_ms` / `stats_channel_p99_ms`: `stats #channel` through the command's own
   code (`handlers.stats._report`: the permission check, the 7- and 28-day reports and their
   previous periods, the card) with the chart left out, as the channel's animator, over channels
-  of every size (the biggest ones, then a spread over the size curve);
+  of every size (the biggest ones, then a spread over the size curve); `stats_channel_full_*`
+  the same over the answers with figures only (a channel under the minimum group size answers
+  "too small to show" at once);
 - `stats_all_s`: `stats all` the same way, as an admin;
 - `chart_ms`: `bot.charts.render_trend` of a 12-week series, warm (median of 20), and
   `chart_series_ms`: reading that series (`analytics.weekly_series`, the chart's data);
+- `monthly_all_s` / `monthly_department_s`: one monthly référent report built
+  (handlers.stats.monthly.build, chart included) for a workspace-wide référent (the whole
+  organisation) and for a department's référent;
 - `stats_rss_mb`: the peak resident memory (ru_maxrss) of that measuring process, which only
   does the analytics phase (imports, roll-up, reports, chart); `stats_rss_base_mb` is its
   resident memory once imports and services were loaded, before any of it.
@@ -40,8 +45,9 @@ from pathlib import Path
 from typing import Any
 
 TENANT = "bench:analytics"
-FIGURES = ("rollup_day_s", "stats_channel_p50_ms", "stats_channel_p99_ms", "stats_all_s", "chart_ms", "chart_series_ms",
-           "stats_rss_mb")
+FIGURES = ("rollup_day_s", "stats_channel_p50_ms", "stats_channel_p99_ms", "stats_channel_full_p50_ms",
+           "stats_channel_full_p99_ms", "stats_all_s", "chart_ms", "chart_series_ms",
+           "monthly_all_s", "monthly_department_s", "stats_rss_mb")
 SAMPLE_CHANNELS = 300
 CHART_RUNS = 20
 
@@ -138,6 +144,8 @@ def measure(url: str) -> dict[str, Any]:
     request = stats.Request("channel")
     stats._chart = lambda *a, **k: None  # the chart is timed apart (chart_ms)
     timings: list[float] = []
+    keys: dict[str, int] = {}
+    full: list[float] = []  # the replies with figures (not "too small to show" nor "nothing yet")
     by_size: list[tuple[int, float]] = []
     for cid, name, members, animator in picked:
         with db.session(TENANT) as session:
@@ -147,13 +155,21 @@ def measure(url: str) -> dict[str, Any]:
             reply = stats._report(ctx, Scope("channel", cid), f"#{name}", request)
             elapsed = (time.perf_counter() - t0) * 1000
             session.rollback()
-        assert reply.key in ("stats.report", "stats.no_activity"), reply.key
+        assert reply.key in ("stats.report", "stats.no_activity", "stats.too_small"), reply.key
+        keys[reply.key] = keys.get(reply.key, 0) + 1
         timings.append(elapsed)
+        if reply.key == "stats.report":
+            full.append(elapsed)
         by_size.append((members, elapsed))
     timings.sort()
     out["stats_channel_n"] = len(timings)
     out["stats_channel_p50_ms"] = statistics.median(timings)
     out["stats_channel_p99_ms"] = timings[max(0, int(len(timings) * 0.99) - 1)]
+    out["stats_channel_answers"] = keys
+    full.sort()
+    if full:
+        out["stats_channel_full_p50_ms"] = statistics.median(full)
+        out["stats_channel_full_p99_ms"] = full[max(0, int(len(full) * 0.99) - 1)]
     out["stats_channel_biggest"] = [(m, round(ms, 1)) for m, ms in by_size[:3]]
 
     with db.session(TENANT) as session:
@@ -164,6 +180,24 @@ def measure(url: str) -> dict[str, Any]:
         reply = stats._report(ctx, Scope("all"), "", request)
         out["stats_all_s"] = time.perf_counter() - t0
         assert reply.key == "stats.report", reply.key
+        session.rollback()
+
+        # The monthly référent report (handlers/stats/monthly.py) for October, chart included:
+        # the organisation (a workspace-wide référent who is admin) and one department.
+        from handlers.stats import monthly
+        from store.models.core import Role as RoleRow
+
+        session.add(RoleRow(person_id=admin.id, role="referent", conversation_id=None, scope_kind=None, scope_value=""))
+        other = session.scalar(select(Person).where(Person.external_id == "u1"))
+        session.add(RoleRow(person_id=other.id, role="referent", conversation_id=None, scope_kind="department",
+                            scope_value=other.department))
+        session.flush()
+        for name, who in (("monthly_all_s", admin), ("monthly_department_s", other)):
+            ctx = Ctx.for_person(services, session, workspace, who)
+            t0 = time.perf_counter()
+            dm = monthly.build(ctx, date(2026, 11, 1), now)
+            out[name] = time.perf_counter() - t0
+            assert dm.reply.key == "stats.monthly.report", dm.reply.key
         session.rollback()
 
         biggest = channels[1][0] if len(channels) > 1 else channels[0][0]  # the biggest team channel
@@ -240,11 +274,12 @@ def run(report: Any) -> None:
             report.figure(f"analytics_generate_s{suffix}", full["generate_s"])
             report.figure(f"rollup_backfill_s{suffix}", full["rollup_backfill_s"])
             for figure in FIGURES:
-                report.figure(f"{figure}{suffix}", full[figure])
+                if figure in full:
+                    report.figure(f"{figure}{suffix}", full[figure])
             if quarter in results:
                 small = results[quarter]
                 for figure in ("generate_s", "rollup_backfill_s", *FIGURES):
-                    if small.get(figure):
+                    if small.get(figure) and figure in full:
                         report.figure(f"{figure}{suffix}_growth_x{n / quarter:g}", full[figure] / small[figure])
     finally:
         tmp.cleanup()
