@@ -149,6 +149,7 @@ class Figures:
     reply_median: timedelta | None = None
     reply_slowest: timedelta | None = None
     withheld: tuple[str, ...] = ()  # people counts hidden only so a small one cannot be worked out
+    too_small: bool = False  # fewer members than the minimum: no figure at all (activity counts are 0)
 
     @property
     def active(self) -> bool:
@@ -700,22 +701,22 @@ class _Reader:
         sl = self.slice(period)
         member_ids = set(members)
         n_members = len(member_ids)
-        if self.channel is not None:  # a non-member who posted still contributed here
-            contributors, reactors = min(len(sl.contributed), n_members), len(sl.reacted & member_ids)
-        else:
-            contributors, reactors = len(sl.contributed & member_ids), len(sl.reacted & member_ids)
+        contributors, reactors = len(sl.contributed & member_ids), len(sl.reacted & member_ids)
+        # who contributed and is no member any more (left, or forgotten: their counts stay, unnamed)
+        outsiders = len(sl.contributed - member_ids) if self.scope.kind in ("channel", "all") else 0
         silent = len(member_ids - sl.contributed - sl.reacted)
         first = self.first_timers(period, sl)
         asked, answered, unanswered, waits = self.help(period)
         withheld: tuple[str, ...] = ()
-        if 0 < n_members < minimum:
-            shown: list[int | None] = [None, None, None, None]
-            first_shown: int | None = None
-        else:
-            cells, complement = _suppress([contributors, reactors, silent], minimum)
-            shown = [n_members, *cells]
-            withheld = tuple(("contributors", "reactors_only", "silent")[i] for i in sorted(complement))
-            first_shown = _hide(first, minimum)
+        if 0 < n_members < minimum:  # a small group's activity would be one person's: nothing at all
+            return Figures(period=period, members=None, contributors=None, reactors_only=None, silent=None,
+                           rate=None, first_timers=None, too_small=True), members, _Slice()
+        cells, complement = _suppress([contributors, reactors, silent], minimum)
+        if cells[0] is not None:
+            cells[0] = _hide(contributors + outsiders, minimum)
+        shown = [n_members, *cells]
+        withheld = tuple(("contributors", "reactors_only", "silent")[i] for i in sorted(complement))
+        first_shown = _hide(first, minimum)
         t = sl.totals
         return Figures(
             period=period, members=shown[0], contributors=shown[1], reactors_only=shown[2], silent=shown[3],
@@ -835,7 +836,8 @@ def reports(session: Session, viewer: Viewer, scope: Scope, end: date,
         period = period_ending(end, days)
         current, members, sl = reader.figures(period, minimum)
         previous, _, _ = reader.figures(period.before(), minimum)
-        threads = _threads(session, int(scope.value), period) if scope.kind == "channel" else ()  # type: ignore[arg-type]
+        threads = _threads(session, int(scope.value), period) \
+            if scope.kind == "channel" and not current.too_small else ()  # type: ignore[arg-type]
         rows = _breakdown(members, sl, minimum) if current.members is not None else ()
         out.append(ScopeReport(scope, label, current, previous, minimum, by, rows, threads, kind))
     return out

@@ -170,7 +170,7 @@ def test_a_private_channel_never_reaches_the_organisation_report(d: Driver) -> N
     sales_dept = report(d, "camille", Scope("department", "Sales"), 7, admin=True)
     assert sales_dept is not None and sales_dept.current.posts == 1  # nathan in #general; sophie's #direction post is not there
     own = report(d, "camille", Scope("channel", channel_id(d, "direction")), 7, admin=True)
-    assert own is not None and own.current.posts == 4  # camille is a member: the channel's own report
+    assert own is not None and own.current.too_small  # camille may read it (a member), but 4 members: no figure
     text = everything(d.say("camille", "dm", "stats all"))
     assert "direction" not in text.casefold()
     export = outbound(d.say("camille", "dm", "stats export 90d"), "stats.exported").reply.attachment
@@ -296,3 +296,32 @@ def test_help_stats_gives_every_definition(d: Driver) -> None:
         out = d.say("james" if command.startswith("help") else "sophie", "dm", command)
         assert keys(out) == ["stats.definitions"]
         assert words.casefold() in everything(out).casefold()
+
+
+def test_a_scope_under_the_minimum_shows_nothing_not_even_activity(d: Driver) -> None:
+    # #direction has 4 members: its animator gets no figure (its posts would be one person's)
+    assert keys(d.say("camille", "dm", "role add @julien animator #direction")) == ["roles.added"]
+    for who in ("camille", "sophie"):
+        post(d, who, "#direction", "Confidentiel")
+    out = d.say("julien", "dm", "stats #direction")
+    assert keys(out) == ["stats.too_small"]
+    r = report(d, "julien", Scope("channel", channel_id(d, "direction")))
+    assert r is not None and r.current.too_small and r.current.posts == 0 and r.threads == ()
+    with d.session() as s:
+        points = analytics.weekly_series(s, Viewer(person_id(d, "julien")), Scope("channel", channel_id(d, "direction")),
+                                         d.clock.now().date())
+    assert points[-1].members is None and points[-1].contributors is None
+    assert all(p.contributors is None or p.members == 0 for p in points)  # weeks before anyone joined: empty
+
+
+def test_a_renamed_channel_keeps_its_history(d: Driver) -> None:
+    for who in ("sophie", "chloe", "nathan", "sarah", "james"):
+        post(d, who, "#sales", "bonjour")
+    d.clock.advance(timedelta(days=1))
+    roll(d)
+    with d.session() as s:
+        s.execute(update(Conversation).where(Conversation.name == "sales").values(name="ventes"))
+    out = d.say("julien", "dm", "stats #ventes")
+    assert keys(out) == ["stats.report"]
+    r = report(d, "julien", Scope("channel", channel_id(d, "ventes")))
+    assert r is not None and r.current.contributors == 5

@@ -172,6 +172,8 @@ def _report(ctx: Ctx, scope: Scope, label: str, request: Request) -> Reply:
     periods = (request.days,) if request.days else DEFAULT_PERIODS
     reports = analytics.reports(ctx.session, viewer, scope, today, periods)
     assert reports is not None  # may_read said yes
+    if reports[-1].current.too_small:
+        return ctx.reply("stats.too_small", private=True, scope=label, min=reports[-1].min_group)
     if all(r.empty for r in reports):
         return ctx.reply("stats.no_activity", private=True, scope=label)
     card = _card(ctx, label, reports, today)
