@@ -127,16 +127,16 @@ def test_bad_csv_in_french(d: Driver) -> None:
 
 def test_a_path_only_on_the_console_and_semicolons(bot: Bot, d: Driver, tmp_path: Path) -> None:
     path = tmp_path / "skills_fr.csv"
-    path.write_text("\ufeffconceptUri;preferredLabel;altLabels\nurn:test:bees;apiculture;élevage d'abeilles\n", encoding="utf-8")
-    d.say("emma", "dm", "skills add apiculture")
+    path.write_text("\ufeffconceptUri;preferredLabel;altLabels\nurn:test:zq;quimborage;zorblaxerie\n", encoding="utf-8")
+    d.say("emma", "dm", "skills add quimborage")
     d.say("camille", "dm", "lang en")
     assert keys(d.say("camille", "dm", f"taxonomy import {path}")) == ["taxonomy.imported"]  # the console
-    assert "Emma" in lookup(d, "camille", "élevage d'abeilles")
+    assert "Emma" in lookup(d, "camille", "zorblaxerie")
     on_slack = driver.handle(bot, "camille", "dm", f"taxonomy import {path}", tenant="slack:T1", platform="slack")
     assert keys(on_slack) == ["taxonomy.paste_here"]  # a chat never names a file of the server
     assert keys(d.say("camille", "dm", f"taxonomy import {tmp_path / 'missing.csv'}")) == ["taxonomy.no_file"]
     assert keys(d.say("camille", "dm", "taxonomy clear")) == ["taxonomy.cleared"]
-    assert "Emma" not in lookup(d, "camille", "élevage d'abeilles")
+    assert "Emma" not in lookup(d, "camille", "zorblaxerie")
 
 
 def test_another_process_sees_the_import_and_other_workspaces_do_not(d: Driver, db_url: str, services: Services) -> None:
