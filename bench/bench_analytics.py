@@ -27,7 +27,9 @@ bench.bench_analytics measure …`) measures what a running bot does:
 Each backend runs at two sizes, the given one and a quarter of it, and prints how every figure
 grew (`*_growth_x4`: value at full size / value at a quarter). SQLite in a temporary file;
 PostgreSQL in its own database (BENCH_ANALYTICS_PG_URL, default `bench_analytics` on the local
-server, recreated; BENCH_ANALYTICS_PG=0 skips it).
+server, recreated; BENCH_ANALYTICS_PG=0 or BENCH_ANALYTICS_BACKENDS=sqlite skips it). BENCH_ANALYTICS_DIR keeps the prepared
+databases (SQLite files there, PostgreSQL databases suffixed with the size) and measures them
+again on a later run instead of loading them anew.
 """
 from __future__ import annotations
 
@@ -104,7 +106,7 @@ def prepare(url: str, n_people: int) -> dict[str, Any]:
 
 def measure(url: str) -> dict[str, Any]:
     """The analytics phase, in a process of its own (see the module docstring)."""
-    from sqlalchemy import func, select
+    from sqlalchemy import delete, select
 
     from bench.analytics_org import END
     from bot.charts import ChartLabels, render_trend, warm_up
@@ -127,6 +129,10 @@ def measure(url: str) -> dict[str, Any]:
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out: dict[str, Any] = {"stats_rss_base_mb": base}
 
+    last = (now - timedelta(days=1)).date()
+    with db.session(TENANT) as session:  # a kept database measured again: its last day not rolled up yet
+        session.execute(delete(analytics.ActivityDay).where(analytics.ActivityDay.day == last))
+        session.execute(delete(analytics.RollupDay).where(analytics.RollupDay.day == last))
     started = time.perf_counter()
     with db.session(ALL_TENANTS) as session:
         stats.rollup_job(JobCtx(services, session, now))
@@ -221,7 +227,13 @@ def measure(url: str) -> dict[str, Any]:
 
 
 def _one(url: str, n_people: int, label: str) -> dict[str, Any]:
-    prep = prepare(url, n_people)
+    kept = Path(os.environ["BENCH_ANALYTICS_DIR"]) / f"prepared-{label}-{n_people}.json" if os.environ.get("BENCH_ANALYTICS_DIR") else None
+    if kept is not None and kept.exists():  # a database prepared by an earlier run, kept: measured again as it is
+        prep = json.loads(kept.read_text())
+    else:
+        prep = prepare(url, n_people)
+        if kept is not None:
+            kept.write_text(json.dumps(prep))
     print(f"# {label} {n_people} people: {prep.get('messages')} messages ({prep.get('replies')} replies), "
           f"{prep.get('memberships')} memberships, {prep.get('reactions')} reactions, {prep.get('ideas')} ideas, "
           f"{prep.get('help_requests')} help requests, {prep.get('kudos')} kudos; generated in {prep['generate_s']:.1f} s; "
@@ -250,23 +262,28 @@ def run(report: Any) -> None:
     backends: list[tuple[str, str]] = []
     tmp = tempfile.TemporaryDirectory()
     try:
-        backends.append(("sqlite", ""))
-        if os.environ.get("BENCH_ANALYTICS_PG", "1") != "0":
+        chosen = os.environ.get("BENCH_ANALYTICS_BACKENDS", "sqlite,pg").split(",")
+        if "sqlite" in chosen:
+            backends.append(("sqlite", ""))
+        if "pg" in chosen and os.environ.get("BENCH_ANALYTICS_PG", "1") != "0":
             backends.append(("pg", "_pg"))
         for name, suffix in backends:
             results = {}
             for size in (n, quarter):
+                keep = os.environ.get("BENCH_ANALYTICS_DIR")
                 if name == "sqlite":
-                    url = f"sqlite:///{Path(tmp.name) / f'analytics-{size}.db'}"
+                    url = f"sqlite:///{Path(keep or tmp.name) / f'analytics-{size}.db'}"
+                    if keep and not (Path(keep) / f"prepared-sqlite-{size}.json").exists():
+                        Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
                 else:
-                    url = _pg_url()
-                    problem = _recreate_pg(url)
+                    url = _pg_url() + (f"_{size}" if keep else "")
+                    problem = None if keep and (Path(keep) / f"prepared-pg-{size}.json").exists() else _recreate_pg(url)
                     if problem:
                         print(f"# analytics on PostgreSQL skipped: {problem}", flush=True)
                         break
                 print(f"# {_load()}", flush=True)
                 results[size] = _one(url, size, name)
-                if name == "sqlite":
+                if name == "sqlite" and not keep:
                     Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
             if n not in results:
                 continue
