@@ -59,9 +59,8 @@ def _declared(index: ExpertiseIndex, key: str) -> str | None:
     return topic.label if topic is not None and len(topic.people) else None
 
 
-def _alias(ctx: Ctx, index: ExpertiseIndex, name: str, key: str) -> Declared | None:
+def _alias(ctx: Ctx, index: ExpertiseIndex, name: str, key: str, target: str | None) -> Declared | None:
     groups = tuple(tuple(g) for g in _cache(ctx).alias_groups)
-    target = xstore.alias_target(ctx.session, name)
     if target is not None and topic_key(target) != key:
         # Stored as `norm_key`: shown as a declared skill, else as a built-in term, spelled.
         spelled = next((t for g in groups for t in g if topic_key(t) == topic_key(target)), target)
@@ -77,8 +76,8 @@ def _alias(ctx: Ctx, index: ExpertiseIndex, name: str, key: str) -> Declared | N
     return None if topic_key(best) == key else Declared(name, best, "alias")
 
 
-def _concept(ctx: Ctx, index: ExpertiseIndex, name: str, key: str) -> Declared | None:
-    concepts = xstore.concepts_of(ctx.session, key)
+def _concept(ctx: Ctx, index: ExpertiseIndex, name: str, key: str,
+             concepts: dict[str, list[xstore.ConceptLabel]]) -> Declared | None:
     if len(concepts) != 1:
         return None  # not in the taxonomy, or a label several concepts share: taken as typed
     labels = next(iter(concepts.values()))
@@ -117,8 +116,10 @@ def normalise(ctx: Ctx, names: list[str]) -> list[Declared]:
             out.append(Declared(name, name[len(KEEP):].strip()))
             continue
         key = topic_key(name)
+        target = xstore.alias_target(ctx.session, name)  # read before taking the index's lock
+        concepts = xstore.concepts_of(ctx.session, key)
         with index_lock(ctx):
-            found = _alias(ctx, index, name, key) or _concept(ctx, index, name, key)
+            found = _alias(ctx, index, name, key, target) or _concept(ctx, index, name, key, concepts)
             if found is None and _declared(index, key) is None and not index.exact_matches(name):
                 found = _near(index, name, key)
         out.append(found or Declared(name, name))
