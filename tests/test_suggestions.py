@@ -178,3 +178,44 @@ def test_escalation_is_claimed_once_by_two_processes(d: Driver, services: Servic
         rows = list(s.scalars(select(Notification.thread_key).join(Person, Person.id == Notification.person_id)
                               .where(Person.handle == "camille", Notification.key == "suggestions.notify.escalated")))
         assert sorted(rows) == sorted(f"suggestion:{i}:escalated" for i in range(1, 31))
+
+
+def test_teams_message_action_sends_the_message_as_a_suggestion(bot: Bot, settings) -> None:  # type: ignore[no-untyped-def]
+    """Teams' "Send as a suggestion" (a message extension action): the invoke is answered with an
+    empty 200 (its dialog closes), written to the inbox, and the message becomes a suggestion."""
+    import asyncio
+
+    from tests.teams_mock import MockConnector, channel_message
+    from tests.test_teams_http import drained, local, post, serving
+
+    tenant = "tenant-suggest"
+    with bot.services.db.session(tenant) as s:
+        from store.people import ensure_workspace
+
+        ensure_workspace(s, tenant, "teams", "en")
+        s.add(Person(external_id="29:camille", handle="camille", display_name="Camille Bernard"))
+
+    async def run() -> list[int]:
+        mock = MockConnector()
+        service = await mock.start()
+        try:
+            async with serving(bot, local(settings)) as (url, _):
+                invoke = channel_message(service, tenant, "29:ana", "19:general@thread.tacv2", "", "act-1", mention_bot=False,
+                                         name="Ana")
+                invoke.update(type="invoke", name="composeExtension/submitAction", value={
+                    "commandId": "suggest", "commandContext": "message", "data": {"text": ""},
+                    "messagePayload": {"id": "1763000000111", "body": {"contentType": "html",
+                                                                        "content": "<p>Let us <b>share</b> the &lt;pricing&gt; grid</p>"},
+                                       "linkToMessage": "https://teams.microsoft.com/l/message/19:general/1763000000111"}})
+                other = dict(invoke, id="act-2", name="adaptiveCard/action", value={"action": {"type": "Action.Execute"}})
+                statuses = [await post(url, invoke), await post(url, other)]
+                await drained(url)
+        finally:
+            await mock.stop()
+        return statuses
+
+    assert asyncio.run(run()) == [200, 501]
+    with bot.services.db.session(tenant) as s:
+        row = s.scalar(select(Suggestion))
+        assert row is not None and row.text == "Let us share the <pricing> grid" and row.route == "admins"
+        assert row.permalink.startswith("https://teams.microsoft.com/")

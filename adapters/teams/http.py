@@ -33,7 +33,7 @@ from botframework.connector.auth import (
 )
 from urllib3.util.retry import Retry
 
-from adapters.teams import openid
+from adapters.teams import inbound, openid
 from adapters.teams.settings import TeamsSettings
 
 log = logging.getLogger(__name__)
@@ -248,12 +248,14 @@ def handler(adapter: CloudAdapter, accept: Any, written: Any) -> Any:
         except Exception as exc:  # noqa: BLE001 - PermissionError, bad JWTs, unreachable key endpoints
             log.warning("teams: unauthorized request (%s: %s)", type(exc).__name__, str(exc)[:200])
             return web.json_response({"error": "unauthorized"}, status=401)
-        if body["type"] == "invoke":  # no invoke has an effect in Causette (adapters/teams/inbox.py)
+        action = body["type"] == "invoke" and inbound.message_action(body) is not None
+        if body["type"] == "invoke" and not action:  # only message actions have an effect (adapters/teams/inbox.py)
             return web.json_response(data=None, status=501)
         status = await accept(body, auth)
         if status >= 500:
             return web.json_response({"error": "try again"}, status=status)
-        response = web.Response(status=status)
+        # A message action's dialog closes on an empty 200; the answer comes as a message.
+        response = web.json_response({}, status=200) if action else web.Response(status=status)
         await response.prepare(request)  # the answer goes out first; only then may a worker start
         await response.write_eof()
         written()

@@ -201,6 +201,39 @@ def dedup_key(activity: Mapping[str, Any]) -> str | None:
     return key
 
 
+# Message extension actions (the "…" menu of a message: `composeExtensions` in the manifest):
+# command id → the command it runs about that message.
+MESSAGE_ACTIONS = {"suggest": "suggest"}
+SUBMIT_ACTION = "composeExtension/submitAction"
+
+
+def message_action(activity: Mapping[str, Any]) -> str | None:
+    """The command of one of Causette's message actions submitted on a message, else None."""
+    if activity.get("type") != "invoke" or activity.get("name") != SUBMIT_ACTION:
+        return None
+    value = activity.get("value")
+    if not isinstance(value, Mapping):
+        return None
+    return MESSAGE_ACTIONS.get(str(value.get("commandId") or ""))
+
+
+def _message_action(activity: Mapping[str, Any], command: str, conversation: ConversationRef, sender: UserRef,
+                    bot_id: str, tenant: str) -> IncomingMessage:
+    """The action as the command, about the message it was used on (like a Slack message shortcut):
+    the message's text as `source_text`, what the person typed in the action's form as a field."""
+    value = activity.get("value") or {}
+    payload = value.get("messagePayload") if isinstance(value.get("messagePayload"), Mapping) else {}
+    content = sanitize(str(_get(payload, "body", "content") or ""))
+    source, _, _ = convert_mentions(content, payload.get("mentions"), bot_id, tenant)
+    data = value.get("data") if isinstance(value.get("data"), Mapping) else {}
+    typed = {str(k): _form_value(v) for k, v in data.items() if _form_value(v).strip()}
+    return IncomingMessage(id=str(activity.get("id") or ""), text=command, sender=sender, conversation=conversation,
+                           addressed=True, via="shortcut", locale=locale_of(activity), sent_at=sent_at(activity),
+                           thread_id=conversation.thread_id, form_values=typed or None, source_text=plain_text(source),
+                           source_permalink=str(payload.get("linkToMessage") or "")[:500],
+                           source_id=str(payload.get("id") or "") or None)
+
+
 def parse(activity: Mapping[str, Any]) -> Parsed:
     """One Teams activity → neutral events. Raises BadActivity when it is not usable at all."""
     if not isinstance(activity, Mapping) or not activity.get("type"):
@@ -224,6 +257,8 @@ def parse(activity: Mapping[str, Any]) -> Parsed:
         if sender.id == bot_id:
             return Parsed(events=(), **base)  # type: ignore[arg-type]
         events.append(_message(activity, conversation, sender, bot_id, tenant))
+    elif kind == "invoke" and message_action(activity) and sender is not None:
+        events.append(_message_action(activity, message_action(activity) or "", conversation, sender, bot_id, tenant))
     elif kind == "messageUpdate" or event_type == "editMessage":
         if sender is not None and activity.get("id"):
             text, mentions, _ = convert_mentions(sanitize(str(activity.get("text") or "")), activity.get("entities"), bot_id, tenant)

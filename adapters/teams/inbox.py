@@ -22,10 +22,12 @@ retries) or that a crash interrupted is sent again, proactively, by the outbox s
 work is never done twice (the Bot Connector has no idempotent send: a reply whose outcome
 was unknown may arrive twice).
 
-Invokes are not written: Causette's cards submit with `Action.Submit`, which Teams delivers
-as message activities (they go through the inbox like any message), and Causette offers no
-Action.Execute, messaging extension or task module, so no invoke has an effect. They are
-answered at once as botbuilder answers an invoke the bot does not implement (501).
+Invokes are not written, but one: Causette's cards submit with `Action.Submit`, which Teams
+delivers as message activities (they go through the inbox like any message), and Causette
+offers no Action.Execute nor task module. Its message actions ("Send as a suggestion",
+`composeExtension/submitAction`) are written like messages and answered with an empty 200
+(which closes their dialog); any other invoke is answered at once as botbuilder answers an
+invoke the bot does not implement (501).
 """
 from __future__ import annotations
 

@@ -94,6 +94,14 @@ def build(app_id: str, version: str, website: str, prompts: Prompts, registry: R
         return {"short": _cut(prompts.t(lang, "teams.package.short_description"), 80),
                 "full": _cut(prompts.t(lang, "teams.package.full_description"), 4000)}
 
+    def message_actions(lang: str) -> list[dict[str, Any]]:
+        """The "…" menu of a message: "Send as a suggestion" (adapters/teams/inbound.py MESSAGE_ACTIONS)."""
+        note = {"name": "text", "title": _cut(prompts.t(lang, "suggestions.teams.note_title"), 32),
+                "description": _cut(prompts.t(lang, "suggestions.teams.note_description"), 128), "inputType": "textarea"}
+        return [{"id": "suggest", "type": "action", "context": ["message"], "fetchTask": False,
+                 "title": _cut(prompts.t(lang, "suggestions.teams.action_title"), 32),
+                 "description": _cut(prompts.t(lang, "suggestions.teams.action_description"), 128), "parameters": [note]}]
+
     lists = [{"scopes": ["personal"], "commands": command_list("en")},
              {"scopes": ["team", "groupChat"], "commands": command_list("en")}]
     manifest: dict[str, Any] = {
@@ -110,6 +118,7 @@ def build(app_id: str, version: str, website: str, prompts: Prompts, registry: R
         "accentColor": "#%02X%02X%02X" % ACCENT,
         "bots": [{"botId": app_id, "scopes": list(SCOPES), "isNotificationOnly": False, "supportsFiles": False,
                   "commandLists": lists}],
+        "composeExtensions": [{"botId": app_id, "commands": message_actions("en")}],
         "permissions": ["identity", "messageTeamMembers"],
         "validDomains": [],
         "webApplicationInfo": {"id": app_id, "resource": "https://RscBasedStoreApp"},
@@ -122,6 +131,11 @@ def build(app_id: str, version: str, website: str, prompts: Prompts, registry: R
         for ci, cmd in enumerate(command_list("fr")):
             french[f"bots[0].commandLists[{li}].commands[{ci}].title"] = cmd["title"]
             french[f"bots[0].commandLists[{li}].commands[{ci}].description"] = cmd["description"]
+    action = message_actions("fr")[0]
+    french["composeExtensions[0].commands[0].title"] = action["title"]
+    french["composeExtensions[0].commands[0].description"] = action["description"]
+    french["composeExtensions[0].commands[0].parameters[0].title"] = action["parameters"][0]["title"]
+    french["composeExtensions[0].commands[0].parameters[0].description"] = action["parameters"][0]["description"]
     return manifest, french
 
 
