@@ -531,9 +531,12 @@ class _Slice:
     contributed: set[int] = field(default_factory=set)
     reacted: set[int] = field(default_factory=set)
     totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    who: dict[int, "_Who"] = field(default_factory=dict)
+    members: set[int] = field(default_factory=set)  # the active people who are members (set by figures)
 
-    def add(self, person: int, counts: Sequence[int]) -> None:
+    def add(self, person: int, counts: Sequence[int], who: "_Who") -> None:
         """`counts` in KINDS order."""
+        self.who.setdefault(person, who)
         by_kind = dict(zip(KINDS, counts))
         if any(by_kind[k] for k in CONTRIBUTING):
             self.contributed.add(person)
@@ -544,53 +547,83 @@ class _Slice:
 
 
 class _Reader:
-    """One report's reads over a span of days (both periods, or the chart's weeks): each table
-    is read once for the span and sliced per period in memory. A channel reads its own activity
-    rows (a few thousand); an organisation scope lets the database sum per person and period."""
+    """One report's reads over a span of days (both periods, or the chart's weeks). Who is a
+    member is answered by the database: member counts per breakdown label (one grouped query for
+    every date asked), and each active person's label and join date come with their activity
+    rows, so a report costs what the scope's activity costs, not its size. A channel reads its
+    own roll-up rows once for the span; an organisation scope lets the database sum per person
+    and period."""
 
     def __init__(self, session: Session, scope: Scope, span: Period, today: date) -> None:
         self.session, self.scope, self.span, self.today = session, scope, span, today
         self.channel = int(scope.value) if scope.kind == "channel" else None  # type: ignore[arg-type]
-        self._members: list[tuple[int, str, date]] | None = None
+        self._counts: dict[date, dict[str, int]] = {}
         self._rolled: set[date] | None = None
-        self._rows: list[tuple[date, int, tuple[int, ...]]] | None = None
+        self._rows: list[tuple[date, int, tuple[int, ...], _Who]] | None = None
         self._live: dict[Key, dict[str, int]] | None = None
+        self._live_who: dict[int, _Who] | None = None
         self._shared: set[int] | None = None
-        self._firsts: dict[int, date] | None = None
         self._help: list[tuple[int, datetime, datetime | None, datetime | None, int | None]] | None = None
         self._ideas: list[tuple[int, datetime]] | None = None
+        self._default = _workspace_locale(session) if scope.kind == "language" else ""
 
-    # people of the scope
-    def members(self, as_of: date) -> dict[int, str]:
-        """Members on `as_of` → their breakdown label (department for a channel, a language or
-        the organisation; site for a department). Profiles have no history: today's."""
-        if self._members is None:
-            s, scope = self.session, self.scope
-            since = ConversationMember.joined_at if self.channel is not None else Person.created_at
-            query = select(Person.id, Person.department, Person.site, Person.locale, since).where(
-                Person.active, Person.is_bot.is_(False))
-            if self.channel is not None:
-                query = query.join(ConversationMember, ConversationMember.person_id == Person.id).where(
-                    ConversationMember.conversation_id == self.channel)
-            elif scope.kind == "department":
-                query = query.where(func.lower(func.trim(Person.department)) == _fold(str(scope.value)))
-            elif scope.kind == "site":
-                query = query.where(func.lower(func.trim(Person.site)) == _fold(str(scope.value)))
-            default = _workspace_locale(s)
-            rows = []
-            for pid, dept, site, loc, joined in s.execute(query):
-                language = loc or default
-                if scope.kind == "language" and _fold(language) != _fold(str(scope.value)):
-                    continue
-                label = (site or "").strip() if scope.kind == "department" else (dept or "").strip()
-                rows.append((pid, label, _day(joined) if joined else date.min))
-            self._members = rows
-        return {pid: label for pid, label, since in self._members if since <= as_of}
+    # who belongs to the scope
+    def _label(self) -> Any:
+        return Person.site if self.scope.kind == "department" else Person.department
 
-    def target_people(self) -> frozenset[int] | None:
+    def _since(self) -> Any:
+        return ConversationMember.joined_at if self.channel is not None else Person.created_at
+
+    def _in_scope(self) -> list[ColumnElement[bool]]:
+        """Conditions on Person (and, for a channel, ConversationMember) for a member."""
+        conds: list[ColumnElement[bool]] = [Person.active, Person.is_bot.is_(False)]
+        value = _fold(str(self.scope.value))
+        if self.scope.kind == "department":
+            conds.append(func.lower(func.trim(Person.department)) == value)
+        elif self.scope.kind == "site":
+            conds.append(func.lower(func.trim(Person.site)) == value)
+        elif self.scope.kind == "language":
+            conds.append(func.lower(func.coalesce(Person.locale, self._default)) == value)
+        return conds
+
+    def prepare_counts(self, dates: Iterable[date]) -> None:
+        """Member counts per label on each of `dates`, in one grouped query."""
+        wanted = sorted(set(dates) - set(self._counts))
+        if not wanted:
+            return
+        since = self._since()
+        columns = [func.sum(case((since < _bounds(d, d)[1], 1), else_=0)) for d in wanted]
+        query = select(self._label(), *columns).where(*self._in_scope()).group_by(self._label())
+        if self.channel is not None:
+            query = query.join(ConversationMember, ConversationMember.person_id == Person.id).where(
+                ConversationMember.conversation_id == self.channel)
+        for d in wanted:
+            self._counts[d] = {}
+        for label, *sums in self.session.execute(query):
+            key = (label or "").strip()
+            for d, n in zip(wanted, sums):
+                if n:
+                    self._counts[d][key] = self._counts[d].get(key, 0) + int(n)
+
+    def member_counts(self, as_of: date) -> dict[str, int]:
+        self.prepare_counts([as_of])
+        return self._counts[as_of]
+
+    def _who_columns(self) -> list[Any]:
+        member = and_(*self._in_scope(), ConversationMember.id.is_not(None)) if self.channel is not None \
+            else and_(*self._in_scope())
+        return [self._label(), self._since(), case((member, 1), else_=0)]
+
+    def _join_who(self, query: Any, person_column: Any) -> Any:
+        """Outer-join the person (and their membership of the channel) to rows keyed by
+        `person_column`; an organisation scope of a part of it joins inner (others are out)."""
         if self.scope.kind in PROFILE_KINDS:
-            return frozenset(self.members(self.span.end))
-        return None
+            return query.join(Person, Person.id == person_column).where(*self._in_scope())
+        query = query.outerjoin(Person, Person.id == person_column)
+        if self.channel is not None:
+            query = query.outerjoin(ConversationMember, and_(ConversationMember.person_id == person_column,
+                                                             ConversationMember.conversation_id == self.channel))
+        return query
 
     # activity
     def rolled(self) -> set[date]:
@@ -604,65 +637,99 @@ class _Reader:
             self._shared = _shared_conversations(self.session)
         return self._shared
 
-    def live(self) -> dict[Key, dict[str, int]]:
-        """Activity of the span's days not rolled up yet (today, a missed run), from the sources."""
+    def live(self) -> tuple[dict[Key, dict[str, int]], dict[int, "_Who"]]:
+        """Activity of the span's days not rolled up yet (today, a missed run), from the
+        sources, and who those people are."""
         if self._live is None:
             rolled = self.rolled()
             missing = [d for d in (self.span.start + timedelta(days=i) for i in range(self.span.days))
                        if d not in rolled and d <= self.today]
-            self._live = {}
+            self._live, self._live_who = {}, {}
             if missing:
                 computed = _compute(self.session, min(missing), max(missing), self.channel)
                 shared = None if self.channel is not None else self.shared()
                 self._live = {key: counts for key, counts in computed.items()
                               if key[0] not in rolled and (shared is None or key[1] in shared)}
-        return self._live
+                people = sorted({person for _, _, person in self._live})
+                for chunk in range(0, len(people), 500):
+                    ids = people[chunk:chunk + 500]
+                    query = self._who_query(ids)
+                    for pid, label, since, member in self.session.execute(query):
+                        self._live_who[pid] = _Who(label, since, bool(member))
+                if self.scope.kind in PROFILE_KINDS:  # people outside the part of the organisation are out
+                    self._live = {k: v for k, v in self._live.items() if k[2] in self._live_who}
+        return self._live, self._live_who  # type: ignore[return-value]
 
-    def slice(self, period: Period) -> _Slice:
+    def _who_query(self, ids: list[int]) -> Any:
+        query = select(Person.id, *self._who_columns()).where(Person.id.in_(ids))
+        if self.channel is not None:
+            query = query.outerjoin(ConversationMember, and_(ConversationMember.person_id == Person.id,
+                                                             ConversationMember.conversation_id == self.channel))
+        elif self.scope.kind in PROFILE_KINDS:
+            query = query.where(*self._in_scope())
+        return query
+
+    def slice(self, period: Period) -> "_Slice":
         out = _Slice()
-        people = self.target_people()
         if self.channel is not None:
             if self._rows is None:
-                self._rows = [(day, person, tuple(counts)) for day, person, *counts in self.session.execute(
-                    select(ActivityDay.day, ActivityDay.person_id, *[getattr(ActivityDay, k) for k in KINDS]).where(
-                        ActivityDay.conversation_id == self.channel,
-                        ActivityDay.day >= self.span.start, ActivityDay.day <= self.span.end))]
-            for day, person, counts in self._rows:
+                query = self._join_who(
+                    select(ActivityDay.day, ActivityDay.person_id, *self._who_columns(),
+                           *[getattr(ActivityDay, k) for k in KINDS])
+                    .where(ActivityDay.conversation_id == self.channel,
+                           ActivityDay.day >= self.span.start, ActivityDay.day <= self.span.end),
+                    ActivityDay.person_id)
+                self._rows = [(day, person, tuple(counts), _Who(label, since, bool(member)))
+                              for day, person, label, since, member, *counts in self.session.execute(query)]
+            for day, person, counts, who in self._rows:
                 if period.start <= day <= period.end:
-                    out.add(person, counts)
+                    out.add(person, counts, who)
         else:
-            query = (select(ActivityDay.person_id, *[func.sum(getattr(ActivityDay, k)) for k in KINDS])
-                     .where(ActivityDay.day >= period.start, ActivityDay.day <= period.end,
-                            or_(ActivityDay.conversation_id == NO_CHANNEL, ActivityDay.conversation_id.in_(
-                                select(Conversation.id).where(Conversation.kind.in_(SHARED_KINDS)))))
-                     .group_by(ActivityDay.person_id))
-            for person, *sums in self.session.execute(query):
-                if people is None or person in people:
-                    out.add(person, sums)
-        for (day, _conv, person), counts in self.live().items():
-            if period.start <= day <= period.end and (people is None or person in people):
-                out.add(person, [counts[k] for k in KINDS])
+            label, since, member = self._who_columns()
+            query = self._join_who(
+                select(ActivityDay.person_id, label, since, member, *[func.sum(getattr(ActivityDay, k)) for k in KINDS])
+                .where(ActivityDay.day >= period.start, ActivityDay.day <= period.end,
+                       or_(ActivityDay.conversation_id == NO_CHANNEL, ActivityDay.conversation_id.in_(
+                           select(Conversation.id).where(Conversation.kind.in_(SHARED_KINDS)))))
+                .group_by(ActivityDay.person_id, label, since, member), ActivityDay.person_id)
+            for person, lab, sin, mem, *sums in self.session.execute(query):
+                out.add(person, sums, _Who(lab, sin, bool(mem)))
+        live, who = self.live()
+        for (day, _conv, person), counts in live.items():
+            if period.start <= day <= period.end:
+                out.add(person, [counts[k] for k in KINDS], who.get(person, _Who(None, None, False)))
         out.reacted -= out.contributed
         return out
 
-    def first_timers(self, period: Period, sl: _Slice) -> int:
+    def first_timers(self, period: Period, sl: "_Slice") -> int:
         """People whose first contribution in the scope (the channel, or the shared spaces) fell
         in the period; one contributing only on a day not rolled up yet, with no earlier first
         day, is a first-timer too."""
-        if self._firsts is None:
-            conv = self.channel if self.channel is not None else NO_CHANNEL
-            query = select(FirstContribution.person_id, FirstContribution.day).where(FirstContribution.conversation_id == conv)
-            if self.channel is None and self.scope.kind in PROFILE_KINDS and len(self.members(self.span.end)) <= 500:
-                query = query.where(FirstContribution.person_id.in_(sorted(self.members(self.span.end))))
-            self._firsts = dict(self.session.execute(query).all())
-        return sum(1 for person in sl.contributed
-                   if (first := self._firsts.get(person)) is None or period.start <= first <= period.end)
+        conv = self.channel if self.channel is not None else NO_CHANNEL
+        query = select(func.count(FirstContribution.id)).where(
+            FirstContribution.conversation_id == conv, FirstContribution.day >= period.start,
+            FirstContribution.day <= period.end)
+        if self.scope.kind in PROFILE_KINDS:
+            query = query.join(Person, Person.id == FirstContribution.person_id).where(*self._in_scope())
+        count = int(self.session.scalar(query) or 0)
+        live, _ = self.live()
+        fresh = sorted({person for (day, _c, person), c in live.items()
+                        if period.start <= day <= period.end and person in sl.contributed and _contributed(c)})
+        for chunk in range(0, len(fresh), 500):
+            ids = fresh[chunk:chunk + 500]
+            known = set(self.session.scalars(select(FirstContribution.person_id).where(
+                FirstContribution.conversation_id == conv, FirstContribution.person_id.in_(ids))))
+            count += len(set(ids) - known)
+        return count
 
-    def _where_shared(self, model: Any) -> ColumnElement[bool]:
+    def _of_scope(self, model: Any, person_column: Any) -> list[ColumnElement[bool]]:
         if self.channel is not None:
-            return model.conversation_id == self.channel
-        return or_(model.conversation_id.is_(None), model.conversation_id.in_(
-            select(Conversation.id).where(Conversation.kind.in_(SHARED_KINDS))))
+            return [model.conversation_id == self.channel]
+        where = [or_(model.conversation_id.is_(None), model.conversation_id.in_(
+            select(Conversation.id).where(Conversation.kind.in_(SHARED_KINDS))))]
+        if self.scope.kind in PROFILE_KINDS:
+            where.append(person_column.in_(select(Person.id).where(*self._in_scope())))
+        return where
 
     def help(self, period: Period) -> tuple[int, int, int, list[timedelta]]:
         if self._help is None:
@@ -670,13 +737,13 @@ class _Reader:
             self._help = list(self.session.execute(
                 select(HelpRequest.asker_id, HelpRequest.created_at, HelpRequest.answered_at, HelpRequest.resolved_at,
                        HelpRequest.helper_id)
-                .where(HelpRequest.created_at >= lo, HelpRequest.created_at < hi, self._where_shared(HelpRequest))).all())
-        people = self.target_people()
+                .where(HelpRequest.created_at >= lo, HelpRequest.created_at < hi,
+                       *self._of_scope(HelpRequest, HelpRequest.asker_id))).all())
         lo, hi = _bounds(period.start, period.end)
         asked = answered = 0
         waits: list[timedelta] = []
         for asker, created, answered_at, resolved_at, helper in self._help:
-            if not lo <= created < hi or (people is not None and asker not in people):
+            if not lo <= created < hi:
                 continue
             asked += 1
             first = answered_at or (resolved_at if helper is not None and helper != asker else None)
@@ -691,41 +758,54 @@ class _Reader:
             self._ideas = list(self.session.execute(
                 select(Idea.author_id, Idea.updated_at).where(
                     Idea.status.in_(FORWARD_STATUSES), Idea.updated_at >= lo, Idea.updated_at < hi,
-                    self._where_shared(Idea))).all())
-        people = self.target_people()
+                    *self._of_scope(Idea, Idea.author_id))).all())
         lo, hi = _bounds(period.start, period.end)
-        return sum(1 for author, at in self._ideas if lo <= at < hi and (people is None or author in people))
+        return sum(1 for _author, at in self._ideas if lo <= at < hi)
 
-    def figures(self, period: Period, minimum: int) -> tuple[Figures, dict[int, str], _Slice]:
-        members = self.members(period.end)
-        sl = self.slice(period)
-        member_ids = set(members)
-        n_members = len(member_ids)
-        contributors, reactors = len(sl.contributed & member_ids), len(sl.reacted & member_ids)
-        # who contributed and is no member any more (left, or forgotten: their counts stay, unnamed)
-        outsiders = len(sl.contributed - member_ids) if self.scope.kind in ("channel", "all") else 0
-        silent = len(member_ids - sl.contributed - sl.reacted)
-        first = self.first_timers(period, sl)
-        asked, answered, unanswered, waits = self.help(period)
-        withheld: tuple[str, ...] = ()
+    def figures(self, period: Period, minimum: int) -> tuple[Figures, dict[str, int], "_Slice"]:
+        """The period's Figures, the member counts per label, and the activity slice."""
+        counts = self.member_counts(period.end)
+        n_members = sum(counts.values())
         if 0 < n_members < minimum:  # a small group's activity would be one person's: nothing at all
             return Figures(period=period, members=None, contributors=None, reactors_only=None, silent=None,
-                           rate=None, first_timers=None, too_small=True), members, _Slice()
+                           rate=None, first_timers=None, too_small=True), counts, _Slice()
+        sl = self.slice(period)
+        bound = _bounds(period.end, period.end)[1]
+        members = {p for p, who in sl.who.items() if who.member_by(bound)}
+        contributors, reactors = len(sl.contributed & members), len(sl.reacted & members)
+        # who contributed and is no member any more (left, or forgotten: their counts stay, unnamed)
+        outsiders = len(sl.contributed - members) if self.scope.kind in ("channel", "all") else 0
+        silent = max(n_members - contributors - reactors, 0)
+        first = self.first_timers(period, sl)
+        asked, answered, unanswered, waits = self.help(period)
         cells, complement = _suppress([contributors, reactors, silent], minimum)
         if cells[0] is not None:
             cells[0] = _hide(contributors + outsiders, minimum)
-        shown = [n_members, *cells]
         withheld = tuple(("contributors", "reactors_only", "silent")[i] for i in sorted(complement))
-        first_shown = _hide(first, minimum)
         t = sl.totals
+        sl.members = members
         return Figures(
-            period=period, members=shown[0], contributors=shown[1], reactors_only=shown[2], silent=shown[3],
-            rate=_rate(shown[1], shown[0]), first_timers=first_shown, posts=t["posts"], replies=t["replies"],
+            period=period, members=n_members, contributors=cells[0], reactors_only=cells[1], silent=cells[2],
+            rate=_rate(cells[0], n_members), first_timers=_hide(first, minimum), posts=t["posts"], replies=t["replies"],
             reactions=t["reactions"], ideas=t["ideas"], ideas_forward=self.ideas_forward(period), votes=t["votes"],
             kudos=t["kudos_given"], help_asked=asked, help_answered=answered, help_unanswered=unanswered,
             reply_median=statistics.median_low(waits) if waits else None, reply_slowest=max(waits) if waits else None,
             withheld=withheld,
-        ), members, sl
+        ), counts, sl
+
+
+@dataclass(frozen=True)
+class _Who:
+    """An active person as the scope sees them: breakdown label, since when a member (join
+    date for a channel, first sight otherwise), whether they are one at all (active, not a bot,
+    in the channel or the part of the organisation)."""
+
+    label: str | None
+    since: datetime | None
+    member: bool
+
+    def member_by(self, bound: datetime) -> bool:
+        return self.member and (self.since is None or self.since < bound)
 
 
 def _hide(value: int, minimum: int) -> int | None:
@@ -757,15 +837,16 @@ def _rate(contributors: int | None, members: int | None) -> float | None:
     return min(contributors / members, 1.0)
 
 
-def _breakdown(members: dict[int, str], sl: _Slice, minimum: int) -> tuple[BreakdownRow, ...]:
-    groups: dict[str, list[int]] = defaultdict(list)
-    for pid, label in members.items():
-        groups[label].append(pid)
-    labels = sorted(groups, key=lambda g: (-len(groups[g]), g.casefold()))
-    sizes = [len(groups[g]) for g in labels]
-    active = [len(set(groups[g]) & sl.contributed) for g in labels]
+def _breakdown(counts: dict[str, int], sl: _Slice, minimum: int) -> tuple[BreakdownRow, ...]:
+    """Members and contributors per label (a partition of the members), suppressed both ways."""
+    active: dict[str, int] = defaultdict(int)
+    for person in sl.contributed & sl.members:
+        active[(sl.who[person].label or "").strip()] += 1
+    labels = sorted(counts, key=lambda g: (-counts[g], g.casefold()))
+    sizes = [counts[g] for g in labels]
     shown_sizes, sizes_complement = _suppress(sizes, minimum)
-    shown_active, active_complement = _suppress([a if s is not None else 0 for a, s in zip(active, shown_sizes)], minimum)
+    shown_active, active_complement = _suppress(
+        [active.get(g, 0) if s is not None else 0 for g, s in zip(labels, shown_sizes)], minimum)
     rows = []
     for i, (label, size, act) in enumerate(zip(labels, shown_sizes, shown_active)):
         if size is None:
@@ -831,6 +912,7 @@ def reports(session: Session, viewer: Viewer, scope: Scope, end: date,
         label = str(scope.value)
     by = {"channel": "department", "department": "site", "site": "department", "language": "department",
           "all": "department"}[scope.kind]
+    reader.prepare_counts([end, *(end - timedelta(days=d) for d in periods)])
     out = []
     for days in periods:
         period = period_ending(end, days)
@@ -853,14 +935,15 @@ def weekly_series(session: Session, viewer: Viewer, scope: Scope, end: date, wee
     last_monday = end - timedelta(days=end.weekday())
     first_monday = last_monday - timedelta(weeks=weeks - 1)
     reader = _Reader(session, scope, Period(first_monday, end), end)
+    reader.prepare_counts(min(first_monday + timedelta(weeks=i, days=6), end) for i in range(weeks))
     points = []
     for i in range(weeks):
         start = first_monday + timedelta(weeks=i)
         stop = min(start + timedelta(days=6), end)
-        members = reader.members(stop)  # a channel's by join date; profiles have no history
+        n = sum(reader.member_counts(stop).values())  # a channel's by join date; profiles: as first seen
         sl = reader.slice(Period(start, stop))
-        n = len(members)
-        contributors = len(sl.contributed & set(members))
+        bound = _bounds(stop, stop)[1]
+        contributors = sum(1 for p in sl.contributed if sl.who[p].member_by(bound))
         if 0 < n < minimum:
             points.append(WeekPoint(start, None, None, None))
             continue
