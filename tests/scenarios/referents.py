@@ -26,6 +26,11 @@ SCENARIOS = [
         Step("camille", "dm", "audit anonymous", expect=("audit.list",), contains=("suggestion.author_revealed",)),
         Step("sophie", "dm", "audit", expect=("audit.list",), contains=("suggestion.done",), absent=("author_revealed",)),
         Step("thomas", "dm", "audit", expect=("error.not_allowed",)),
+        # A department référent (issue 15's scoped roles): thomas works in Support.
+        Step("camille", "dm", "role add @alice referent department Support", expect=("roles.added",)),
+        Step("thomas", "dm", "suggest A shared glossary of support macros", expect=("suggestions.filed",), contains=("Alice",)),
+        Step("alice", "dm", "suggestion take 3", expect=("suggestions.taken",)),
+        Step("camille", "dm", "audit roles", expect=("audit.list",), contains=("role.add",)),
     )),
     Scenario("référents: access and channel requests", (
         Step("emma", "dm", "request access #sales", expect=("requests.filed",), contains=("Julien", "Sophie")),
