@@ -7,6 +7,12 @@ temporary SQLite file, or BENCH_DATABASE_URL (which must point to an empty, disp
 database). Wall-clock percentiles are printed with mean CPU times, which shared machines
 disturb less, and `match_only_p99_ms`: the matching part of a lookup (normalising, aliases, exact and
 fuzzy matching), without ranking and its small database reads.
+
+The meaning tier (handlers/expertise/meaning.py) is on, as in production: `topic_vectors_cold_s`
+is the one-time computation of every topic's vector (`lookup.fill_vectors`, stored), then
+`index_build_s` is the index build reading them back (a warm cache). A lookup's meaning part
+(one cached query vector, one matrix-vector product over the 20,000 topic vectors) is timed
+apart as `meaning_only_p99_ms`; `query_vector_ms` is one uncached query embedding.
 """
 from __future__ import annotations
 
@@ -25,7 +31,8 @@ from bench.org import BASE_SKILLS, NOW, build_org
 from bot.clock import FixedClock
 from bot.config import Settings
 from bot.context import Ctx, Services
-from handlers.expertise.lookup import find_experts, index_for
+from handlers.expertise import meaning
+from handlers.expertise.lookup import MEANING_FLOOR, MEANING_LIMIT, fill_vectors, find_experts, index_for
 from bot.i18n import Prompts
 from bot.registry import Registry
 from bot.text import norm_key
@@ -97,6 +104,13 @@ def run(report) -> None:  # noqa: ANN001 - bench.__main__.Report
         settings = Settings(database_url=url, default_locale="en")
         services = Services(settings=settings, db=db, prompts=Prompts.load(), clock=FixedClock(NOW), registry=Registry())
         rng = random.Random(7)
+        model = meaning.encoder()
+        if model is not None:
+            started = time.perf_counter()
+            with db.session(TENANT) as session:
+                computed = fill_vectors(session, TENANT, model)
+            report.figure("topic_vectors_cold_s", time.perf_counter() - started)
+            report.figure("topic_vectors_computed", computed)
         with db.session(TENANT) as session:
             names = [n for (n,) in session.execute(select(Skill.name).order_by(Skill.id))]
             workspace = session.get(Workspace, TENANT)
@@ -135,6 +149,17 @@ def run(report) -> None:  # noqa: ANN001 - bench.__main__.Report
                 t0 = time.perf_counter()
                 index.match(q)
                 matching.append((time.perf_counter() - t0) * 1000)
+            meaning_times: list[float] = []
+            query_vector: list[float] = []
+            if model is not None and index.vectors is not None:
+                for q in lookups:
+                    t0 = time.perf_counter()
+                    index.meaning_matches(model.query(q), {}, MEANING_LIMIT, MEANING_FLOOR, {})
+                    meaning_times.append((time.perf_counter() - t0) * 1000)
+                for q in lookups[:100]:
+                    t0 = time.perf_counter()
+                    model.encode([q + " ?"])
+                    query_vector.append((time.perf_counter() - t0) * 1000)
             wratio: list[float] = []
             for q in lookups[:100]:
                 t0 = time.perf_counter()
@@ -152,6 +177,10 @@ def run(report) -> None:  # noqa: ANN001 - bench.__main__.Report
         report.figure("lookup_cpu_mean_ms", lookup_cpu)
         report.figure("raw_extract_cpu_mean_ms", raw_cpu)
         report.figure("raw_extract_wratio_p99_ms", _percentile(wratio, 0.99))
+        if meaning_times:
+            report.figure("meaning_only_p99_ms", _percentile(meaning_times, 0.99))
+            report.figure("query_vector_p50_ms", statistics.median(query_vector))
+            report.figure("topic_vectors_mb", index.vectors.matrix.nbytes / 1e6)
         report.figure("rss_mb", _rss_mb())
         report.figure("rss_peak_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         db.dispose()

@@ -431,19 +431,19 @@ def readable_topic_keys(session: Session, viewer_id: int, keys: Iterable[str]) -
 
 
 # Topic vectors (the meaning tier, handlers/expertise/meaning.py) ------------------
-def topic_vectors(session: Session, tenant: str, model: str, keys: Sequence[str] | None = None) -> list[tuple[str, bytes]]:
-    """(topic_key, vector bytes) stored for `model` in the workspace, all or those of `keys`."""
+def topic_vectors(session: Session, tenant: str, model: str, keys: Sequence[str] | None = None) -> list[tuple[str, str, bytes]]:
+    """(topic_key, text, vector bytes) stored for `model` in the workspace, all or those of `keys`."""
     from store.models.expertise import TopicVector
 
     table = TopicVector.__table__
-    query = select(table.c.topic_key, table.c.vector).where(table.c.tenant == tenant, table.c.model == model)
+    query = select(table.c.topic_key, table.c.text, table.c.vector).where(table.c.tenant == tenant, table.c.model == model)
     if keys is None:
-        return [(k, bytes(v)) for k, v in session.connection().execute(query)]
-    found: list[tuple[str, bytes]] = []
+        return [(k, t, bytes(v)) for k, t, v in session.connection().execute(query)]
+    found: list[tuple[str, str, bytes]] = []
     keys = list(keys)
     for start in range(0, len(keys), 500):
         part = query.where(table.c.topic_key.in_(keys[start : start + 500]))
-        found += [(k, bytes(v)) for k, v in session.connection().execute(part)]
+        found += [(k, t, bytes(v)) for k, t, v in session.connection().execute(part)]
     return found
 
 

@@ -170,6 +170,7 @@ class ExpertiseIndex:
         self._lengths: list[int] = []
         self.vectors: TopicVectors | None = None
         self.unvectored: dict[str, str] = {}   # keys (topics, alias terms) without a vector yet -> text
+        self.unsaved: dict[str, tuple[str, bytes]] = {}  # vectors computed here, not stored yet
         self.term_text: dict[str, str] = {}    # alias term key -> the term as written
         self.by_initials: dict[str, set[str]] = {}
         self.acronyms: set[str] = set()        # keys of topics written as an acronym (PLC)
@@ -347,9 +348,10 @@ class ExpertiseIndex:
         return {k: 1.0 for k in seeds if k in self.topics}
 
     def close_matches(self, query: str, exact: dict[str, float], *, fuzzy_limit: int = 5,
-                      tiers: dict[str, tuple[str, str]] | None = None) -> dict[str, float]:
+                      tiers: dict[str, tuple[str, str]] | None = None, weak: set[str] | None = None) -> dict[str, float]:
         """Topics close to the query (typos, a word of a longer topic, topics named inside it),
-        with their similarity; never one of `exact`. `tiers` receives which tier found each."""
+        with their similarity; never one of `exact`. `tiers` receives which tier found each,
+        `weak` the topics named inside the query only through an alias."""
         key = topic_key(query)
         form = sorted_form(query)
         close: dict[str, float] = {}
@@ -378,9 +380,13 @@ class ExpertiseIndex:
             if k not in exact:
                 found(k, ABBREV_MATCH, "abbrev", self.topics[k].label)
         if not exact and len(form.split()) > 1:
+            words = norm_key(query.replace("#", " ")).split()
+            named = {"".join(words[i : i + n]) for n in range(1, MAX_NGRAM + 1) for i in range(len(words) - n + 1)}
             for k in self.topics_in(query):
                 if k not in exact and k not in close:
                     found(k, INSIDE_MATCH, "inside", self.topics[k].label)
+                    if k not in named and weak is not None:
+                        weak.add(k)  # named through an alias of it ("sécurité" for "cybersécurité")
         return close
 
     def abbreviation_matches(self, query: str) -> list[str]:
@@ -397,13 +403,15 @@ class ExpertiseIndex:
         return sorted(a for a in initials(query) if a in self.acronyms)
 
     def meaning_matches(self, query_vector: "object", exact: dict[str, float], limit: int, floor: float,
-                        tiers: dict[str, tuple[str, str]]) -> dict[str, float]:
+                        tiers: dict[str, tuple[str, str]], *, cross_floor: float | None = None,
+                        french: bool = False) -> dict[str, float]:
         """Topics whose label (or an alias term of theirs) means what the query means: cosine
-        at least `floor`, the `limit` best; never one of `exact`."""
+        at least `floor` (`cross_floor` for a label in the other language), the `limit` best;
+        never one of `exact`."""
         close: dict[str, float] = {}
         if self.vectors is None:
             return close
-        for k, similarity in self.vectors.search(query_vector, limit, floor):  # type: ignore[arg-type]
+        for k, similarity in self.vectors.search(query_vector, limit, floor, cross_floor, french):  # type: ignore[arg-type]
             via = self.topics[k].label if k in self.topics else self.term_text.get(k, k)
             for syn in self.synonyms(k) | {k}:
                 if syn in self.topics and syn not in exact and similarity > close.get(syn, 0.0):

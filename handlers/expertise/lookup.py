@@ -49,9 +49,15 @@ __all__ = ["Candidate", "PersonCard", "ExpertResult", "find_experts", "nearest_t
            "index_for", "ExpertiseCache"]
 log = logging.getLogger(__name__)
 MAX_QUERY_CHARS = 200
-MEANING_FLOOR = 0.75   # least cosine of a meaning match (tuned: bench/bench_quality.py)
+# Least score (cosine less half its crowd's, see meaning.TopicVectors.search) of a meaning
+# match, for a label in the query's language and in the other one (tuned: bench/bench_quality.py)
+MEANING_FLOOR = 0.49
+CROSS_FLOOR = 0.46
+# When the model is there, a fuzzy match under 0.9, or a topic named inside the query only
+# through an alias of it, must also mean something alike (cosine at least this)
+SPELLING_CONFIRM = 0.6
 MEANING_LIMIT = 6      # topic vectors a query may match
-NEAREST_FLOOR = 0.45   # least cosine of a topic suggested when nobody matches
+NEAREST_FLOOR = 0.2    # least score of a topic suggested when nobody matches
 ENCODE_BATCH = 256
 MAX_REASONS = 4
 MARGIN = 5  # extra candidates considered, for people filtered out late (deactivated meanwhile)
@@ -150,9 +156,10 @@ def index_for(ctx: Ctx) -> ExpertiseIndex:
         return index
 
 
-def resolve_vectors(ctx: Ctx, index: ExpertiseIndex, model: "meaning.Encoder", *, save: bool = True) -> None:
+def resolve_vectors(ctx: Ctx, index: ExpertiseIndex, model: "meaning.Encoder") -> None:
     """Vectors for the index's topics that have none yet: read from the store (another process
-    computed them), else computed here and stored (best effort: in a savepoint of the session)."""
+    computed them), else computed here. A lookup never writes: what it computed is stored by
+    this process's next expertise write (`track_changes`) or by `fill_vectors`."""
     pending = index.unvectored
     if not pending or index.vectors is None:
         return
@@ -160,15 +167,30 @@ def resolve_vectors(ctx: Ctx, index: ExpertiseIndex, model: "meaning.Encoder", *
     if len(keys) <= 2000:
         index.vectors.add_bytes(xstore.topic_vectors(ctx.session, ctx.tenant, model.name, keys))
         keys = [k for k in keys if k not in index.vectors]
-    computed: list[tuple[str, str, bytes]] = []
     for start in range(0, len(keys), ENCODE_BATCH):
         part = keys[start : start + ENCODE_BATCH]
         vectors = model.encode([pending[k] for k in part])
-        index.vectors.add(part, vectors)
-        computed += [(k, pending[k], meaning.to_bytes(v)) for k, v in zip(part, vectors)]
+        index.vectors.add(part, vectors, [pending[k] for k in part])
+        index.unsaved.update((k, (pending[k], meaning.to_bytes(v))) for k, v in zip(part, vectors))
     index.unvectored = {}
-    if computed and save:
-        _save_vectors(ctx.session, ctx.tenant, model.name, computed)
+
+
+def fill_vectors(session: Session, tenant: str, model: "meaning.Encoder") -> int:
+    """Compute and store the vector of every topic of the workspace that has none for this
+    model (declared skills and evidence topics); returns how many were added. A cold start
+    (a new model, or vectors never computed) is one call of this; benchmarks time it."""
+    wanted: dict[str, str] = {}
+    for key, name in xstore.all_skills(session).values():
+        wanted.setdefault(topic_key(key), name)
+    for key, label in xstore.evidence_topics(session):
+        wanted.setdefault(key, label)
+    known = {row[0] for row in xstore.topic_vectors(session, tenant, model.name)}
+    missing = [k for k in wanted if k not in known]
+    for start in range(0, len(missing), ENCODE_BATCH):
+        part = missing[start : start + ENCODE_BATCH]
+        vectors = model.encode([wanted[k] for k in part])
+        xstore.save_topic_vectors(session, tenant, model.name, [(k, wanted[k], meaning.to_bytes(v)) for k, v in zip(part, vectors)])
+    return len(missing)
 
 
 def _save_vectors(session: Session, tenant: str, model: str, rows: list[tuple[str, str, bytes]]) -> None:
@@ -181,7 +203,17 @@ def _save_vectors(session: Session, tenant: str, model: str, rows: list[tuple[st
 
 def _vectors_of_changes(session: Session, tenant: str, cache: "ExpertiseCache", batches: list) -> None:  # type: ignore[type-arg]
     """The declaring transaction stores the vectors of the topics it created, so another process
-    reads them with the topic instead of computing them."""
+    reads them with the topic instead of computing them (and those this process's lookups
+    computed meanwhile)."""
+    index = cache.indexes.get(tenant)
+    model = cache.model()
+    if model is None:
+        return
+    if index is not None and index.unsaved and index.vectors is not None and index.vectors.model == model.name:
+        with cache.lock:
+            rows = [(k, text, vector) for k, (text, vector) in index.unsaved.items()]
+            index.unsaved = {}
+        _save_vectors(session, tenant, model.name, rows)
     texts: dict[str, str] = {}
     for batch in batches:
         for change in batch:
@@ -191,10 +223,7 @@ def _vectors_of_changes(session: Session, tenant: str, cache: "ExpertiseCache", 
                 texts.setdefault(change.key, change.label)
     if not texts:
         return
-    model = cache.model()
-    if model is None:
-        return
-    known = {k for k, _ in xstore.topic_vectors(session, tenant, model.name, list(texts))}
+    known = {row[0] for row in xstore.topic_vectors(session, tenant, model.name, list(texts))}
     missing = [k for k in texts if k not in known]
     if missing:
         vectors = model.encode([texts[k] for k in missing])
@@ -327,13 +356,31 @@ def find_experts(
 def _close(ctx: Ctx, index: ExpertiseIndex, query: str, exact: dict[str, float]) -> TopicMatches:
     """The close tiers: spelling, word, abbreviation, inside (index.close_matches) and meaning."""
     tiers: dict[str, tuple[str, str]] = {}
-    close = index.close_matches(query, exact, tiers=tiers)
+    weak: set[str] = set()
+    close = index.close_matches(query, exact, tiers=tiers, weak=weak)
     found: dict[str, tuple[str, str]] = {}
-    for k, similarity in _meaning(ctx, index, query, exact, found).items():
+    means = _meaning(ctx, index, query, exact, found)
+    vector = _query_vector(ctx, query)
+    if vector is not None and index.vectors is not None:
+        # A spelling match that means something else ("manage wineries" for "manage fisheries"),
+        # an alias named inside a longer query ("sécurité sociale" is no "cybersécurité")
+        for k in [k for k, (tier, _) in tiers.items() if (tier == "spelling" and close[k] < 0.9) or k in weak]:
+            similarity = index.vectors.similarity(vector, k)
+            if similarity is not None and similarity < SPELLING_CONFIRM:
+                del close[k], tiers[k]
+    for k, similarity in means.items():
         if similarity > close.get(k, 0.0) or tiers[k][0] == "inside":
             close[k] = similarity
             tiers[k] = found[k]
     return TopicMatches(exact, close, tiers)
+
+
+def _query_vector(ctx: Ctx, query: str) -> "object | None":
+    """The query's vector (cached), or None: no model, nothing to mean, or a third language."""
+    if len(topic_key(query)) < 2 or meaning.third_language(query):
+        return None
+    model = _cache(ctx).model()
+    return None if model is None else model.query(query)
 
 
 def _meaning(ctx: Ctx, index: ExpertiseIndex, query: str, exact: dict[str, float],
@@ -345,7 +392,9 @@ def _meaning(ctx: Ctx, index: ExpertiseIndex, query: str, exact: dict[str, float
     if model is None or index.vectors is None:
         return {}
     resolve_vectors(ctx, index, model)
-    return index.meaning_matches(model.query(query), exact, limit, floor, tiers)
+    cross = CROSS_FLOOR - (MEANING_FLOOR - floor)
+    return index.meaning_matches(model.query(query), exact, limit, floor, tiers, cross_floor=cross,
+                                 french=meaning.is_french(query))
 
 
 def _tier_rank(tiers: dict[str, tuple[str, str]], key: str) -> int:
