@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, Connection, Engine, Select, and_, bindparam, create_engine, func, inspect, or_, select, text
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session, configure_mappers, make_transient_to_detached
 from sqlalchemy.pool import NullPool
 
 from bot.text import norm_key
@@ -90,26 +90,26 @@ _CONVERSATION_AT = _PERSON_AT + len(Person.__table__.c)
 def _attached(session: Session, model: type[T], row: Any, at: int) -> T | None:
     """The `model` object whose columns start at `row[at]`, in `session`: the one the session
     holds already, else a new persistent object holding those values (None: no such row)."""
-    table = model.__table__  # type: ignore[attr-defined]
     if row[at] is None:  # the primary key (first column) of an outer-joined row that is missing
         return None
-    mapper = inspect(model)
-    key = mapper.identity_key_from_primary_key((row[at],))
-    held = session.identity_map.get(key)
+    mapper, names = _shape(model)
+    held = session.identity_map.get(mapper.identity_key_from_primary_key((row[at],)))
     if held is not None:
         return held  # type: ignore[no-any-return]
     obj = mapper.class_manager.new_instance()
-    obj.__dict__.update(zip(_attribute_names(model), row[at:at + len(table.c)]))  # as a query loads it: no events
+    obj.__dict__.update(zip(names, row[at:at + len(names)]))  # as a query loads it: no attribute events
     make_transient_to_detached(obj)
     session.add(obj)
     return obj  # type: ignore[no-any-return]
 
 
 @cache
-def _attribute_names(model: type) -> tuple[str, ...]:
-    """`model`'s attribute names in its table's column order."""
+def _shape(model: type) -> tuple[Any, tuple[str, ...]]:
+    """`model`'s mapper, configured (a process that has run no ORM query yet has not), and its
+    attribute names in its table's column order."""
+    configure_mappers()
     mapper = inspect(model)
-    return tuple(mapper.get_property_by_column(column).key for column in model.__table__.c)  # type: ignore[attr-defined]
+    return mapper, tuple(mapper.get_property_by_column(column).key for column in model.__table__.c)  # type: ignore[attr-defined]
 
 
 def event_opt_out(session: Session, tenant: str, person_id: int) -> bool | None:
