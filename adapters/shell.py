@@ -31,6 +31,7 @@ ANCHOR_MAX = 200
 CONVERSATION_MAX = 200
 REF_MAX = 300
 KEY_MAX = 300  # ProcessedEvent.key, as store.idempotency.claim cuts it
+KNOWN_MAX = 200_000  # people of a workspace `known_person` reads at once (about 20 MB at most)
 
 
 class Duplicate(Abandon):
@@ -60,6 +61,7 @@ class RowWork:
 class DeliveryShell:
     def __init__(self, services: Services) -> None:
         self.services = services
+        self._known_people: dict[str, frozenset[str]] = {}  # per workspace, read once (`known_person`)
 
     # Language ---------------------------------------------------------------
     def locale(self, tenant: str, person_id: str | None = None, conversation_id: str | None = None, *,
@@ -123,10 +125,28 @@ class DeliveryShell:
     # Receiving --------------------------------------------------------------
     def known_person(self, tenant: str, person_id: str) -> bool:
         """Whether the store has `person_id` already (on a first sight the messenger asks the
-        platform for their profile). A driver-level read: it runs for every message."""
+        platform for their profile). Asked for every message a process has not seen the sender
+        of: the workspace's people are read once per process, in one query of committed rows
+        (a person's row is never taken back once written, except by an erasure, which the
+        messengers' own memory of whom they saw ignores as well), and only someone stored since
+        is looked up on their own (a driver-level read in the event's transaction)."""
+        known = self._known_people.get(tenant)
+        if known is None:
+            known = self._load_known(tenant)
+        if person_id in known:
+            return True
         with reading(self.services.db, tenant) as s:
             return bool(driver_sql.fetch(s, "SELECT 1 FROM people WHERE tenant = ? AND external_id = ?",
                                          [tenant, person_id]))
+
+    def _load_known(self, tenant: str) -> frozenset[str]:
+        """The platform ids of `tenant`'s stored people (at most KNOWN_MAX), committed ones only
+        (a read of its own: an inbox batch's uncommitted first sights could still be undone)."""
+        with self.services.db.session(tenant, readonly=True) as s:
+            ids = frozenset(row[0] for row in driver_sql.fetch(
+                s, f"SELECT external_id FROM people WHERE tenant = ? LIMIT {KNOWN_MAX}", [tenant]))
+        self._known_people[tenant] = ids
+        return ids
 
     def stored_kind(self, tenant: str, conversation_id: str) -> str | None:
         """The kind stored for `conversation_id`, None when it was never stored."""
