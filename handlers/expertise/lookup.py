@@ -151,6 +151,7 @@ def index_for(ctx: Ctx) -> ExpertiseIndex:
                 index.vectors.add_bytes(xstore.topic_vectors(ctx.session, ctx.tenant, model.name))
                 index.unvectored = {k: t for k, t in index.unvectored.items() if k not in index.vectors}
                 resolve_vectors(ctx, index, model)
+            meaning.release_memory()
         else:
             index.evidence.sync(ctx.session, ctx.tenant, evidence_log.current(ctx.session, ctx.tenant))
         return index

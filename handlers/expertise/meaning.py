@@ -128,6 +128,17 @@ def forget_loaded() -> None:
         _loaded.clear()
 
 
+def release_memory() -> None:
+    """Give the C heap's free pages back to the system after a big transient allocation (an
+    index build, a batch of vectors); glibc keeps them otherwise. No-op elsewhere."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def to_bytes(vector: np.ndarray) -> bytes:
     return np.asarray(vector, dtype="<f2").tobytes()
 
@@ -168,7 +179,8 @@ class TopicVectors:
         size = len(self.keys)
         needed = size + len(new)
         if needed > self.full.shape[0]:
-            capacity = needed + (needed >> 3) + 64  # small headroom: the index grows a topic at a time
+            # exact at the build's bulk load, then a little headroom: the index grows a topic at a time
+            capacity = needed + 64 if not size else needed + (needed >> 3) + 64
             full = np.zeros((capacity, DIM), dtype=np.float16)
             full[:size] = self.full[:size]
             sketch = np.zeros((capacity, SKETCH_DIM), dtype=np.float32)
