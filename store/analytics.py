@@ -43,12 +43,21 @@ What counts (definitions also in `help stats`)
   every report.
 
 Suppression (`min_group`: default 5, admins set 3–10)
-- A count of people from 1 to min-1 is `None` (shown as "fewer than N"); a scope with fewer
-  members than the minimum shows no people figures at all. Within a partition whose total is
-  shown (contributors + reactors-only + silent = members; a breakdown's rows), one hidden cell
-  hides the next smallest too (until the hidden cells hold at least the minimum), so nobody
-  can subtract. Activity counts (posts, ideas, help requests, kudos) are not groups of people
-  and are shown as they are; rates follow their contributors.
+- A scope with fewer members than the minimum shows nothing at all (`Figures.too_small`: its
+  posts or help requests would be one or two people's).
+- A count of people from 1 to min-1 is `None` (shown as "fewer than N"). Within a partition
+  whose total is shown (contributors + reactors-only + silent = members; a breakdown's rows),
+  one hidden cell hides the next smallest too, until the hidden cells hold at least the
+  minimum, so nobody can subtract; those complements are named in `withheld` (shown
+  "hidden", not "fewer than N"). Activity counts (posts, ideas, help requests, kudos) of a
+  scope at or above the minimum are shown as they are; rates follow their contributors.
+- Contributors who are no longer members (left the channel, or forgotten) still count in a
+  channel's and the organisation's contributors; never in the partition above.
+
+Cost (see bench/bench_analytics.py): a report reads the scope's roll-up rows for the span of
+its two periods, one grouped member count, the day's live part, help requests and ideas of the
+span — a channel's grows with its activity and (the count) its size; an organisation report
+with the activity of everyone over 56 days.
 """
 from __future__ import annotations
 
@@ -336,6 +345,8 @@ def resolve_scope(session: Session, kind: str, text: str) -> Scope:
     for value in known:
         if _fold(value) == _fold(given):
             return Scope(kind, value)
+    if kind == "language":  # two-letter codes: any fuzzy match would be a guess
+        raise ScopeNotFound(kind, given, None)
     best = process.extractOne(given, known, scorer=fuzz.WRatio, processor=lambda s: s.casefold(),
                               score_cutoff=60) if known and given else None
     raise ScopeNotFound(kind, given, best[0] if best else None)

@@ -325,3 +325,34 @@ def test_a_renamed_channel_keeps_its_history(d: Driver) -> None:
     assert keys(out) == ["stats.report"]
     r = report(d, "julien", Scope("channel", channel_id(d, "ventes")))
     assert r is not None and r.current.contributors == 5
+
+
+def test_in_a_channel_stats_alone_means_this_channel_and_language_scopes_work(d: Driver) -> None:
+    for who in ("sophie", "chloe", "nathan", "sarah", "james", "charlotte"):
+        post(d, who, "#sales", "bonjour")
+    out = d.say("sophie", "#sales", "stats")
+    card = outbound(out, "stats.report")
+    assert card.private_for is not None or card.reply.private  # never shown to the channel
+    assert keys(d.say("camille", "dm", "stats language fr")) == ["stats.report"]
+    assert keys(d.say("camille", "dm", "statistiques langue anglais")) == ["stats.report"]
+    r = report(d, "camille", Scope("language", "en"), admin=True)
+    assert r is not None and r.breakdown_by == "department"
+    assert (r.current.members, r.current.contributors) == (20, None)  # james and charlotte read English: 2 < 5
+    assert keys(d.say("camille", "dm", "stats language klingon")) == ["stats.unknown_scope"]
+
+
+def test_the_export_is_csv_with_a_bom_and_never_per_person(d: Driver) -> None:
+    for who in ("sophie", "chloe", "nathan", "sarah", "james", "charlotte"):
+        post(d, who, "#sales", "bonjour")
+    reply = outbound(d.say("camille", "dm", "stats export 90d"), "stats.exported").reply
+    assert reply.attachment is not None
+    name, content = reply.attachment
+    assert name.endswith(".csv") and content.startswith("\ufeff".encode("utf-8"))
+    rows = list(csv.DictReader(io.StringIO(content.decode("utf-8-sig"))))
+    assert rows[0]["scope"] == "all" and {r["scope"] for r in rows} >= {"all", "department", "site", "language", "channel"}
+    sales = next(r for r in rows if r["scope"] == "channel" and r["name"] == "sales")
+    assert sales["posts"] == "6" and sales["contributors"] == "6" and sales["members"] == "13"
+    lyon = next(r for r in rows if r["scope"] == "site" and r["name"] == "Lyon")
+    assert lyon["contributors"] == "0"
+    handles = {"sophie", "chloe", "nathan", "sarah", "james", "charlotte"}
+    assert not any(h in content.decode("utf-8-sig").casefold() for h in handles)
