@@ -356,3 +356,28 @@ def test_the_export_is_csv_with_a_bom_and_never_per_person(d: Driver) -> None:
     assert lyon["contributors"] == "0"
     handles = {"sophie", "chloe", "nathan", "sarah", "james", "charlotte"}
     assert not any(h in content.decode("utf-8-sig").casefold() for h in handles)
+
+
+def test_two_workers_rolling_the_same_day_count_it_once(d: Driver) -> None:
+    import threading
+
+    for who in ("sophie", "chloe", "nathan", "sarah", "james", "thomas"):
+        post(d, who, "#sales", "bonjour")
+    day = d.clock.now().date()
+    d.clock.advance(timedelta(days=1))
+    written: list[int] = []
+    barrier = threading.Barrier(2)
+
+    def worker() -> None:
+        barrier.wait()
+        with d.bot.services.db.session(DEMO_TENANT) as s:
+            written.append(analytics.rollup_day(s, DEMO_TENANT, day))
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(written) == [0, 6]
+    with d.session() as s:
+        assert len(s.scalars(select(ActivityDay).where(ActivityDay.day == day)).all()) == 6
