@@ -25,6 +25,7 @@ from bot.text import shorten
 from bot.types import Action, Card, Effect, IncomingMessage, MembersChanged, Reply
 from handlers.notifications.budget import notify
 from store import referents as store
+from store.memo import memo
 from store.models.core import Conversation, Person
 
 TEXT_MAX = 1500  # one Slack section holds 3,000 characters; the DM adds the channel's people
@@ -74,10 +75,22 @@ def on_members_changed(ctx: Ctx, event: MembersChanged) -> list[Effect] | None:
 
 
 # First-time contributors ------------------------------------------------------------------------
+def _animators(ctx: Ctx, conv: Conversation) -> list[Person]:
+    """The channel's animators, read once per session (an inbox batch: store/memo.py)."""
+    read = memo(ctx.session, "welcome.animators")
+    key = (ctx.tenant, conv.id)
+    if key not in read:
+        read[key] = store.of_channel(ctx.session, conv, ("animator",))
+    return read[key]
+
+
 def on_message(ctx: Ctx, msg: IncomingMessage) -> list[Effect] | None:
     conv = ctx.conversation
     if (msg.addressed or msg.backfill or msg.sender.is_bot or ctx.actor.is_bot or conv is None or conv.kind == "dm"
             or not msg.text.strip()):
+        return None
+    animators = _animators(ctx, conv)
+    if not animators:  # nobody to tell: no write on the hot path of a channel without animators
         return None
     now = ctx.now()
     if not store.first_time(ctx.session, ctx.tenant, conv.id, ctx.actor.id, "contributed", now):
@@ -85,7 +98,7 @@ def on_message(ctx: Ctx, msg: IncomingMessage) -> list[Effect] | None:
     if store.posted_before(ctx.session, conv.id, ctx.actor.id, msg.id):
         return None  # a regular who had not been seen since this feature arrived
     effects: list[Effect] = []
-    for animator in store.of_channel(ctx.session, conv, ("animator",)):
+    for animator in animators:
         if animator.id == ctx.actor.id:
             continue
         effects += notify(ctx, animator, "welcome.first_contribution",
