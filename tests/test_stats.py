@@ -381,3 +381,22 @@ def test_two_workers_rolling_the_same_day_count_it_once(d: Driver) -> None:
     assert sorted(written) == [0, 6]
     with d.session() as s:
         assert len(s.scalars(select(ActivityDay).where(ActivityDay.day == day)).all()) == 6
+
+
+def test_the_export_of_channels_says_what_each_channel_report_says(d: Driver) -> None:
+    two_weeks_in_sales(d)
+    for who in ("lucas", "emma", "hugo", "lea", "nathan", "manon", "thomas"):
+        post(d, who, "#general", "hello")
+    react(d, "sophie", "#general", post(d, "olivia", "#general", "welcome"))
+    today = d.clock.now().date()
+    with d.session() as s:
+        camille = Viewer(person_id(d, "camille"), admin=True)
+        rows = {r["name"]: r for r in analytics.export_rows(s, camille, today, 28) or [] if r["scope"] == "channel"}
+        assert set(rows) >= {"sales", "general"}
+        for name, row in rows.items():
+            fig = analytics.report(s, camille, Scope("channel", channel_id(d, name)), today, 28).current  # type: ignore[union-attr]
+            for column, value in (("members", fig.members), ("contributors", fig.contributors),
+                                  ("reactors_only", fig.reactors_only), ("silent", fig.silent),
+                                  ("first_time_contributors", fig.first_timers), ("posts", fig.posts),
+                                  ("reactions", fig.reactions)):
+                assert row[column] == (value if value is not None else row[column]) and (value is None) == isinstance(row[column], str), (name, column)
