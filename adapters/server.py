@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections import defaultdict
 from datetime import datetime
 from typing import Callable, Sequence
@@ -95,6 +96,7 @@ class Pipeline:
         self.worker = InboxWorker(bot.services.db, bot.services.clock, self.processors, threads=threads,
                                   metrics=self.metrics)
         self.metrics.read_queues_with(self.queue_figures)
+        self._ack_writers: dict[int, inbox_store.AckWriter] = {}  # put_now's connections (store/inbox.py)
 
     def register(self, platform: str, processor: Processor) -> None:
         self.processors[platform] = processor
@@ -124,15 +126,24 @@ class Pipeline:
         db = self.bot.services.db
         if db.dialect != "sqlite":
             return None
+        writer = self._ack_writers.get(threading.get_ident())
+        if writer is None:  # one per event loop's thread (a server has one)
+            writer = self._ack_writers[threading.get_ident()] = inbox_store.AckWriter(db)
         try:
             with db.priority(wait=False):
-                fresh = inbox_store.put(db, platform, dedupe_key, kind, payload, self.bot.services.clock.now(),
-                                        tenant=tenant, order_key=order_key)
+                fresh = writer.put(platform, dedupe_key, kind, payload, self.bot.services.clock.now(),
+                                   tenant=tenant, order_key=order_key)
         except WouldWait:
             return None
         if fresh and wake:
             self.worker.wake()
         return fresh
+
+    def close_writers(self) -> None:
+        """Close put_now's connections (a later put_now opens one again)."""
+        writers, self._ack_writers = self._ack_writers, {}
+        for writer in writers.values():
+            writer.close()
 
     def queue_figures(self) -> dict[str, float]:
         stats = inbox_store.stats(self.bot.services.db, self.bot.services.clock.now())
@@ -146,6 +157,7 @@ class Pipeline:
 
     def stop(self, timeout: float = 10.0) -> None:
         self.worker.stop(timeout)
+        self.close_writers()
         stop_counting = getattr(self, "_stop_counting", None)
         if stop_counting is not None:
             stop_counting()

@@ -467,6 +467,13 @@ class Database:
             gate.release(threading.get_ident())
         return session
 
+    def writer(self) -> Connection:
+        """A Core connection of the caller's own (closed by it) whose transactions are write
+        units of work: on SQLite, `begin()` takes the file's write turn (`priority` applies)
+        and emits BEGIN IMMEDIATE, the commit gives the turn back. For a hot path that keeps
+        one connection instead of a session per write (the acknowledgement's inbox write)."""
+        return self._writes.connect()
+
     def priority(self, *, wait: bool = True) -> _PriorityScope:
         """Within the block, this thread's writing sessions take the next write turn ahead of
         every writer waiting without priority (SQLite; nothing changes on PostgreSQL). For the

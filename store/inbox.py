@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -75,6 +76,61 @@ def put(db: Database, platform: str, dedupe_key: str, kind: str, payload: str, n
     }
     with db.session(ALL_TENANTS) as session:
         return insert_ignore(session, InboxEvent, values)
+
+
+_PUT_COLUMNS = ("platform", "dedupe_key", "kind", "tenant", "order_key", "payload", "state", "attempts", "received_at",
+                "next_attempt_at", "locked_by", "locked_until", "last_error", "done_at")
+
+
+class AckWriter:
+    """`put` for the acknowledgement, on SQLite, in the one thread that owns it (the event
+    loop's; another thread gets WrongThread and uses `put`): the same row, written through a
+    connection kept for it and an INSERT rendered once. A session per write (ORM session,
+    pooled connection checked out and reset, statement compiled from the cache) cost 0.36 ms
+    of the event loop's time for 0.03 ms of SQLite work; this costs about 0.07 ms.
+
+    The transaction is the same as `put`'s: `begin()` takes the file's write turn as any write
+    unit of work does (`Database.priority` applies: with `wait=False`, WouldWait and nothing
+    written) and BEGIN IMMEDIATE; the row is durable when `put` returns (committed; WAL
+    with synchronous=NORMAL survives the process being killed, store/db.py). This connection
+    never runs a WAL checkpoint (`wal_autocheckpoint=0`): the workers' commits, which follow
+    every acknowledged row, do, so an acknowledgement never waits for one."""
+
+    def __init__(self, db: Database) -> None:
+        if db.dialect != "sqlite":
+            raise ValueError("AckWriter is for SQLite (PostgreSQL's write goes to a thread: `put`)")
+        self.db = db
+        self.owner = threading.get_ident()
+        self._conn: Any = None
+        self._sql = (f"INSERT INTO {InboxEvent.__tablename__} ({', '.join(_PUT_COLUMNS)}) "
+                     f"VALUES ({', '.join('?' for _ in _PUT_COLUMNS)}) ON CONFLICT DO NOTHING RETURNING 1")
+        when = InboxEvent.__table__.c.received_at.type
+        dialect = db.engine.dialect
+        self._when = when.dialect_impl(dialect).bind_processor(dialect) or (lambda value: value)
+
+    def put(self, platform: str, dedupe_key: str, kind: str, payload: str, now: datetime, *,
+            tenant: str = "", order_key: str = "") -> bool:
+        """`put`, in the owning thread. False for a duplicate delivery."""
+        if threading.get_ident() != self.owner:
+            raise WrongThread("an AckWriter is used by the thread that made it")
+        conn = self._conn
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._conn = self.db.writer()
+            conn.connection.driver_connection.execute("PRAGMA wal_autocheckpoint=0")  # not a transaction
+        stamp = self._when(now)
+        values = (platform, dedupe_key[:300], kind[:40], tenant[:120], order_key[:300], payload, "pending", 0, stamp,
+                  stamp, "", None, "", None)
+        with conn.begin():
+            return conn.connection.driver_connection.execute(self._sql, values).fetchone() is not None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class WrongThread(RuntimeError):
+    """An AckWriter used outside the thread that made it."""
 
 
 def _busy(session: Session, now: datetime) -> list[str]:
