@@ -142,10 +142,11 @@ class SlackAdapter:
         except DeliveryFailed as exc:
             log.error("slack: replies not delivered and not recorded: %s", exc)
 
-    async def accept(self, kind: str, body: Body, context: Any, *, action: Body | None = None, key: str = "") -> None:
+    async def accept(self, kind: str, body: Body, bot_user_id: str | None, *, action: Body | None = None,
+                     key: str = "") -> None:
         """Before the ack: write the delivery to the durable inbox. Raises InboxUnavailable when
         that cannot be done in time, so the request is not acknowledged as received."""
-        payload: dict[str, Any] = {"body": body, "bot_user_id": getattr(context, "bot_user_id", None)}
+        payload: dict[str, Any] = {"body": body, "bot_user_id": bot_user_id}
         if action is not None:
             payload["action"] = action
         acks = _ACKS.get()

@@ -58,12 +58,12 @@ def register(app: AsyncApp, adapter: SlackAdapter, command: str) -> None:
     @app.command(command)
     async def on_command(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         await ack()
-        await adapter.accept("command", body, context)
+        await adapter.accept("command", body, context.bot_user_id)
 
     for name in EVENTS:
         @app.event(name)
         async def on_event(body: dict[str, Any], context: AsyncBoltContext) -> None:
-            await adapter.accept("event", body, context, key=event_key(body))
+            await adapter.accept("event", body, context.bot_user_id, key=event_key(body))
 
     @app.event(re.compile(".*"))
     async def on_other_event(body: dict[str, Any]) -> None:
@@ -72,12 +72,12 @@ def register(app: AsyncApp, adapter: SlackAdapter, command: str) -> None:
     @app.action(PROFILE_EDIT_ACTION)
     async def on_profile_edit(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         await ack()
-        await adapter.accept("profile_edit", body, context)
+        await adapter.accept("profile_edit", body, context.bot_user_id)
 
     @app.action(re.compile("^" + re.escape(ACTION_PREFIX)))
     async def on_button(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext) -> None:
         await ack()
-        await adapter.accept("button", body, context, action=action)
+        await adapter.accept("button", body, context.bot_user_id, action=action)
 
     @app.action(re.compile(".*"))
     async def on_other_action(ack: AsyncAck) -> None:
@@ -86,12 +86,12 @@ def register(app: AsyncApp, adapter: SlackAdapter, command: str) -> None:
     @app.view_submission(FORM_CALLBACK)
     async def on_form(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         await ack()
-        await adapter.accept("form", body, context)
+        await adapter.accept("form", body, context.bot_user_id)
 
     @app.view_submission(PROFILE_CALLBACK)
     async def on_profile_form(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         await ack()
-        await adapter.accept("profile_form", body, context)
+        await adapter.accept("profile_form", body, context.bot_user_id)
 
     @app.view_closed(re.compile(".*"))
     async def on_view_closed(ack: AsyncAck) -> None:
@@ -101,7 +101,7 @@ def register(app: AsyncApp, adapter: SlackAdapter, command: str) -> None:
         @app.shortcut(callback)
         async def on_shortcut(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
             await ack()
-            await adapter.accept("shortcut", body, context)
+            await adapter.accept("shortcut", body, context.bot_user_id)
 
     @app.shortcut(re.compile(".*"))
     async def on_other_shortcut(ack: AsyncAck) -> None:

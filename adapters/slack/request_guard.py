@@ -188,8 +188,9 @@ class QuietRequestVerification(AsyncRequestVerification):
         return self._build_error_response()
 
 
-async def admit(request: web.Request, signing_secret: str) -> GuardedBoltRequest:
-    """The Bolt request for this HTTP request, or `Refused` (already logged in one line)."""
+async def admit_body(request: web.Request, signing_secret: str) -> tuple[str, dict[str, Any]]:
+    """(text, parsed body) of this HTTP request once it passed steps 1 to 3, or `Refused`
+    (already logged in one line)."""
     size = request.content_length
     try:
         raw = await read_body(request)
@@ -199,15 +200,31 @@ async def admit(request: web.Request, signing_secret: str) -> GuardedBoltRequest
                                     headers.get("X-Slack-Signature"), time.time())
         if problem is not None:
             raise Refused(401, problem)
-        text, body = parse_body(raw, headers.get("Content-Type", ""))
-        try:
-            return GuardedBoltRequest(raw_body=text, body=body, query=request.query_string, headers=dict(headers))
-        except Exception as exc:  # noqa: BLE001 - a shape _check_shape did not foresee
-            raise Refused(400, f"payload Bolt cannot read ({type(exc).__name__})") from None
+        return parse_body(raw, headers.get("Content-Type", ""))
     except Refused as refusal:
-        log.warning("slack: %d %s (%s bytes from %s)", refusal.status, refusal.reason,
-                    "?" if size is None else size, request.remote)
+        _log_refusal(refusal, size, request)
         raise
+
+
+def bolt_request(request: web.Request, text: str, body: dict[str, Any]) -> GuardedBoltRequest:
+    """The Bolt request of an admitted HTTP request, or `Refused` (logged)."""
+    try:
+        return GuardedBoltRequest(raw_body=text, body=body, query=request.query_string, headers=dict(request.headers))
+    except Exception as exc:  # noqa: BLE001 - a shape _check_shape did not foresee
+        refusal = Refused(400, f"payload Bolt cannot read ({type(exc).__name__})")
+        _log_refusal(refusal, len(text), request)
+        raise refusal from None
+
+
+async def admit(request: web.Request, signing_secret: str) -> GuardedBoltRequest:
+    """The Bolt request for this HTTP request, or `Refused` (already logged in one line)."""
+    text, body = await admit_body(request, signing_secret)
+    return bolt_request(request, text, body)
+
+
+def _log_refusal(refusal: Refused, size: int | None, request: web.Request) -> None:
+    log.warning("slack: %d %s (%s bytes from %s)", refusal.status, refusal.reason,
+                "?" if size is None else size, request.remote)
 
 
 def refusal_response(refusal: Refused) -> web.Response:
