@@ -107,8 +107,7 @@ def run(report) -> None:  # noqa: ANN001 - bench.__main__.Report
         model = meaning.encoder()
         if model is not None:
             started = time.perf_counter()
-            with db.session(TENANT) as session:
-                computed = fill_vectors(session, TENANT, model)
+            computed = fill_vectors(db, TENANT, model)
             report.figure("topic_vectors_cold_s", time.perf_counter() - started)
             report.figure("topic_vectors_computed", computed)
         with db.session(TENANT) as session:
@@ -180,7 +179,7 @@ def run(report) -> None:  # noqa: ANN001 - bench.__main__.Report
         if meaning_times:
             report.figure("meaning_only_p99_ms", _percentile(meaning_times, 0.99))
             report.figure("query_vector_p50_ms", statistics.median(query_vector))
-            report.figure("topic_vectors_mb", index.vectors.matrix.nbytes / 1e6)
+            report.figure("topic_vectors_mb", (index.vectors.full.nbytes + index.vectors.sketch.nbytes) / 1e6)
         report.figure("rss_mb", _rss_mb())
         report.figure("rss_peak_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         db.dispose()

@@ -181,3 +181,18 @@ def test_private_evidence_stays_private_in_meaning_matches(bot: Bot) -> None:
     assert outsider and all("réorganisation" not in s.text.casefold() for s in outsider)
     member = harness.run_step(Step("camille", "#direction", "who knows restructuring"))
     assert any("réorganisation" in s.text.casefold() for s in member)
+
+
+def test_the_vectors_job_stores_what_was_declared_without_them(bot: Bot, team: dict[str, int]) -> None:
+    # The team's skills were written straight to the store (as before the meaning tier): no vectors.
+    def stored() -> set[str]:
+        with bot.services.db.session(TENANT) as s:
+            return set(s.scalars(select(TopicVector.topic_key)))
+
+    assert "projectmanagement" not in stored()
+    job = next(j for j in bot.services.registry.jobs if j.name == "expertise.vectors")
+    bot.run_job(job)
+    assert {"projectmanagement", "ressourceshumaines", "programmablelogiccontroller"} <= stored()
+    bot.run_job(job)  # nothing left to do, nothing written twice
+    with bot.services.db.session(TENANT) as s:
+        assert s.scalar(select(func.count()).select_from(TopicVector)) == len(stored())

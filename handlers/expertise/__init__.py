@@ -6,8 +6,8 @@ from typing import Sequence
 from bot.context import Ctx, UserError
 from handlers.expertise import lookup
 from handlers.expertise import taxonomy
-from handlers.expertise.lookup import Candidate, find_experts, track_changes
-from bot.registry import CommandSpec, Registry
+from handlers.expertise.lookup import VECTORS_EVERY, Candidate, find_experts, track_changes, vectors_job
+from bot.registry import CommandSpec, Job, Registry
 from bot.text import norm_key, norm_token, one_line, topic_key
 from bot.types import Action, Card, Effect, IncomingMessage, Reply
 from store import expertise as xstore
@@ -158,3 +158,4 @@ def register(r: Registry) -> None:
                           group="people"))
     r.command(CommandSpec("alias list", "alias liste", alias_list_command, "expert.alias.list_help",
                           "expert.alias.list_usage", aliases=("aliases",), group="people"))
+    r.job(Job("expertise.vectors", VECTORS_EVERY, vectors_job))  # topic vectors of the meaning tier

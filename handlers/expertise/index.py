@@ -171,6 +171,7 @@ class ExpertiseIndex:
         self.vectors: TopicVectors | None = None
         self.unvectored: dict[str, str] = {}   # keys (topics, alias terms) without a vector yet -> text
         self.unsaved: dict[str, tuple[str, bytes]] = {}  # vectors computed here, not stored yet
+        self.vectors_read_at = float("-inf")  # monotonic time the store was last read for missing vectors
         self.term_text: dict[str, str] = {}    # alias term key -> the term as written
         self.by_initials: dict[str, set[str]] = {}
         self.acronyms: set[str] = set()        # keys of topics written as an acronym (PLC)

@@ -26,24 +26,30 @@ from __future__ import annotations
 import heapq
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable, Collection
+from typing import TYPE_CHECKING, Callable, Collection
 
 from rapidfuzz import fuzz, process
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 import store.expertise as xstore
 from store import evidence_log
-from bot.context import Ctx
+from bot.context import Ctx, JobCtx
+from bot.types import Effect
+from store.models.core import Workspace
 from bot.text import topic_key
 from handlers.expertise.evidence import PersonStats
 from handlers.expertise import meaning
 from handlers.expertise.index import DEFAULT_ALIASES, ExpertiseIndex, StaleIndex, TopicMatches, load_alias_groups, sorted_form
 from handlers.expertise.scoring import DAY, DECLARED, evidence_score, freshness, is_stale
 from handlers.expertise.when import ago
+
+if TYPE_CHECKING:
+    from store.db import Database
 
 __all__ = ["Candidate", "PersonCard", "ExpertResult", "find_experts", "nearest_topics", "topics_in", "track_changes",
            "index_for", "ExpertiseCache"]
@@ -56,9 +62,14 @@ CROSS_FLOOR = 0.46
 # When the model is there, a fuzzy match under 0.9, or a topic named inside the query only
 # through an alias of it, must also mean something alike (cosine at least this)
 SPELLING_CONFIRM = 0.6
+STRONG_SPELLING = 0.95  # see _close
 MEANING_LIMIT = 6      # topic vectors a query may match
 NEAREST_FLOOR = 0.2    # least score of a topic suggested when nobody matches
 ENCODE_BATCH = 256
+LAZY_MAX = 500         # missing topic vectors a lookup computes itself; more wait for the job
+RECHECK_SECONDS = 60.0
+FILL_PER_RUN = 5000
+VECTORS_EVERY = timedelta(minutes=10)
 MAX_REASONS = 4
 MARGIN = 5  # extra candidates considered, for people filtered out late (deactivated meanwhile)
 EVIDENCE_KINDS = ("help", "kudos", "thanked", "hashtag", "mentioned", "other")
@@ -159,15 +170,24 @@ def index_for(ctx: Ctx) -> ExpertiseIndex:
 
 def resolve_vectors(ctx: Ctx, index: ExpertiseIndex, model: "meaning.Encoder") -> None:
     """Vectors for the index's topics that have none yet: read from the store (another process
-    computed them), else computed here. A lookup never writes: what it computed is stored by
-    this process's next expertise write (`track_changes`) or by `fill_vectors`."""
+    computed them), else computed here, a few at a time (LAZY_MAX: a workspace whose vectors
+    were never computed, or a new model, is filled by the `expertise.vectors` job meanwhile,
+    re-read at most once a minute). A lookup never writes: what it computed is stored by this
+    process's next expertise write (`track_changes`) or by the job."""
     pending = index.unvectored
     if not pending or index.vectors is None:
         return
     keys = list(pending)
-    if len(keys) <= 2000:
-        index.vectors.add_bytes(xstore.topic_vectors(ctx.session, ctx.tenant, model.name, keys))
-        keys = [k for k in keys if k not in index.vectors]
+    if len(keys) > LAZY_MAX:
+        now = time.monotonic()
+        if now - index.vectors_read_at < RECHECK_SECONDS:
+            return
+        index.vectors_read_at = now
+    index.vectors.add_bytes(xstore.topic_vectors(ctx.session, ctx.tenant, model.name, keys))
+    keys = [k for k in keys if k not in index.vectors]
+    if len(keys) > LAZY_MAX:
+        index.unvectored = {k: pending[k] for k in keys}
+        return
     for start in range(0, len(keys), ENCODE_BATCH):
         part = keys[start : start + ENCODE_BATCH]
         vectors = model.encode([pending[k] for k in part])
@@ -176,22 +196,44 @@ def resolve_vectors(ctx: Ctx, index: ExpertiseIndex, model: "meaning.Encoder") -
     index.unvectored = {}
 
 
-def fill_vectors(session: Session, tenant: str, model: "meaning.Encoder") -> int:
-    """Compute and store the vector of every topic of the workspace that has none for this
-    model (declared skills and evidence topics); returns how many were added. A cold start
-    (a new model, or vectors never computed) is one call of this; benchmarks time it."""
-    wanted: dict[str, str] = {}
-    for key, name in xstore.all_skills(session).values():
-        wanted.setdefault(topic_key(key), name)
-    for key, label in xstore.evidence_topics(session):
-        wanted.setdefault(key, label)
-    known = {row[0] for row in xstore.topic_vectors(session, tenant, model.name)}
-    missing = [k for k in wanted if k not in known]
-    for start in range(0, len(missing), ENCODE_BATCH):
-        part = missing[start : start + ENCODE_BATCH]
-        vectors = model.encode([wanted[k] for k in part])
-        xstore.save_topic_vectors(session, tenant, model.name, [(k, wanted[k], meaning.to_bytes(v)) for k, v in zip(part, vectors)])
+def fill_vectors(db: "Database", tenant: str, model: "meaning.Encoder", limit: int | None = None) -> int:
+    """Compute and store the vector of every topic of the workspace (declared skills and
+    evidence topics) that has none for this model, at most `limit`; returns how many. Read in
+    a read-only snapshot, computed outside any transaction, written in short ones (a write
+    turn is never held while the model works). A cold start (a new model, or vectors never
+    computed) is this; the `expertise.vectors` job runs it, benchmarks time it."""
+    with db.session(tenant, readonly=True) as session:
+        wanted: dict[str, str] = {}
+        for key, name in xstore.all_skills(session).values():
+            wanted.setdefault(topic_key(key), name)
+        for key, label in xstore.evidence_topics(session):
+            wanted.setdefault(key, label)
+        known = {row[0] for row in xstore.topic_vectors(session, tenant, model.name)}
+    missing = [k for k in wanted if k not in known][:limit]
+    step = ENCODE_BATCH * 8
+    for start in range(0, len(missing), step):
+        rows: list[tuple[str, str, bytes]] = []
+        for at in range(start, min(start + step, len(missing)), ENCODE_BATCH):
+            part = missing[at : min(at + ENCODE_BATCH, start + step)]
+            vectors = model.encode([wanted[k] for k in part])
+            rows += [(k, wanted[k], meaning.to_bytes(v)) for k, v in zip(part, vectors)]
+        with db.session(tenant) as session:
+            xstore.save_topic_vectors(session, tenant, model.name, rows)
     return len(missing)
+
+
+def vectors_job(jctx: JobCtx) -> list[Effect]:
+    """`expertise.vectors`: stores the vectors of topics that have none (hashtags seen in
+    messages, skills written before the meaning tier, every topic after a model change), at
+    most FILL_PER_RUN per workspace a run, so lookups find them in the store."""
+    extras = jctx.services.extras
+    cache = extras.get("expertise") or extras.setdefault("expertise", ExpertiseCache.for_files(jctx.services.settings.aliases_file))
+    model = cache.model()
+    if model is None:
+        return []
+    for tenant in list(jctx.session.scalars(select(Workspace.id).order_by(Workspace.id))):
+        fill_vectors(jctx.services.db, tenant, model, limit=FILL_PER_RUN)
+    return []
 
 
 def _save_vectors(session: Session, tenant: str, model: str, rows: list[tuple[str, str, bytes]]) -> None:
@@ -306,7 +348,7 @@ def find_experts(
             # show (nor change their order), so the fuzzy and meaning searches are not even run.
             matches = TopicMatches(exact_keys, {})
         else:
-            matches = _close(ctx, index, query, exact_keys)
+            matches = _close(ctx, index, query, exact_keys, want - len(per_key))
             _declared_candidates(index, matches.close, excluded, want, now_ts, stale_days, declared, per_key)
         factors = {**matches.close, **matches.exact}
         if not factors:
@@ -354,11 +396,19 @@ def find_experts(
     return ExpertResult(query, tuple(exact), tuple(close), suggestions)
 
 
-def _close(ctx: Ctx, index: ExpertiseIndex, query: str, exact: dict[str, float]) -> TopicMatches:
-    """The close tiers: spelling, word, abbreviation, inside (index.close_matches) and meaning."""
+def _close(ctx: Ctx, index: ExpertiseIndex, query: str, exact: dict[str, float], missing: int = 0) -> TopicMatches:
+    """The close tiers: spelling, word, abbreviation, inside (index.close_matches) and meaning.
+    When spelling matches of at least STRONG_SPELLING already hold the `missing` people the
+    exact ones left to find, meaning cannot change who shows (it ranks by similarity, and a
+    cosine that high is a spelling match anyway): it is not run."""
     tiers: dict[str, tuple[str, str]] = {}
     weak: set[str] = set()
     close = index.close_matches(query, exact, tiers=tiers, weak=weak)
+    if missing > 0:
+        strong = sum(len(index.topics[k].people) for k, (tier, _) in tiers.items()
+                     if tier == "spelling" and close[k] >= STRONG_SPELLING)
+        if strong >= missing:
+            return TopicMatches(exact, close, tiers)
     found: dict[str, tuple[str, str]] = {}
     means = _meaning(ctx, index, query, exact, found)
     vector = _query_vector(ctx, query)
