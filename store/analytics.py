@@ -90,6 +90,7 @@ MIN_GROUP_RANGE = (3, 10)
 MAX_DAYS = 366
 REFERENCE_RATE = (0.20, 0.25)
 DORMANT_STEPS = (30, 60, 90)
+BIG_CHANNEL = 1000  # members: above, a channel's activity is summed by the database per period
 NO_CHANNEL = 0
 
 
@@ -682,7 +683,8 @@ class _Reader:
 
     def slice(self, period: Period) -> "_Slice":
         out = _Slice()
-        if self.channel is not None:
+        big = self.channel is not None and sum(self.member_counts(self.span.end).values()) > BIG_CHANNEL
+        if self.channel is not None and not big:
             if self._rows is None:
                 query = self._join_who(
                     select(ActivityDay.day, ActivityDay.person_id, *self._who_columns(),
@@ -696,12 +698,14 @@ class _Reader:
                 if period.start <= day <= period.end:
                     out.add(person, counts, who)
         else:
+            # an organisation scope, or a big channel: the database sums per person and period
             label, since, member = self._who_columns()
+            where = ActivityDay.conversation_id == self.channel if self.channel is not None else or_(
+                ActivityDay.conversation_id == NO_CHANNEL, ActivityDay.conversation_id.in_(
+                    select(Conversation.id).where(Conversation.kind.in_(SHARED_KINDS))))
             query = self._join_who(
                 select(ActivityDay.person_id, label, since, member, *[func.sum(getattr(ActivityDay, k)) for k in KINDS])
-                .where(ActivityDay.day >= period.start, ActivityDay.day <= period.end,
-                       or_(ActivityDay.conversation_id == NO_CHANNEL, ActivityDay.conversation_id.in_(
-                           select(Conversation.id).where(Conversation.kind.in_(SHARED_KINDS)))))
+                .where(ActivityDay.day >= period.start, ActivityDay.day <= period.end, where)
                 .group_by(ActivityDay.person_id, label, since, member), ActivityDay.person_id)
             for person, lab, sin, mem, *sums in self.session.execute(query):
                 out.add(person, sums, _Who(lab, sin, bool(mem)))

@@ -400,3 +400,12 @@ def test_the_export_of_channels_says_what_each_channel_report_says(d: Driver) ->
                                   ("first_time_contributors", fig.first_timers), ("posts", fig.posts),
                                   ("reactions", fig.reactions)):
                 assert row[column] == (value if value is not None else row[column]) and (value is None) == isinstance(row[column], str), (name, column)
+
+
+def test_a_big_channel_summed_by_the_database_reads_the_same(d: Driver, monkeypatch: pytest.MonkeyPatch) -> None:
+    two_weeks_in_sales(d)
+    sales = Scope("channel", channel_id(d, "sales"))
+    small = [report(d, "julien", sales, days) for days in (7, 28)]
+    monkeypatch.setattr(analytics, "BIG_CHANNEL", 0)
+    big = [report(d, "julien", sales, days) for days in (7, 28)]
+    assert big == small and small[0] is not None and small[0].current.contributors == 6
