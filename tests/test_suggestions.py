@@ -219,3 +219,35 @@ def test_teams_message_action_sends_the_message_as_a_suggestion(bot: Bot, settin
         row = s.scalar(select(Suggestion))
         assert row is not None and row.text == "Let us share the <pricing> grid" and row.route == "admins"
         assert row.permalink.startswith("https://teams.microsoft.com/")
+
+
+def test_slack_message_shortcut_sends_the_message_as_a_suggestion(bot: Bot) -> None:
+    """Slack's "Send as a suggestion" on a message in #sales: signed, written to the inbox, and
+    the message (its Slack markup read back as text) becomes a suggestion for #sales' référent;
+    the author's confirmation is private."""
+    from tests.conftest import spec_file
+    from tests.harness.slack import TEAM, SlackHarness, channel_id, user_id
+
+    harness = SlackHarness(bot, spec_file("slack-web-openapi-v2.json"))
+    try:
+        server = harness.server
+        payload = {"type": "message_action", "callback_id": "causette_suggest", "team": {"id": TEAM, "domain": "demo"},
+                   "user": {"id": user_id("thomas"), "username": "thomas", "team_id": TEAM}, "api_app_id": "A0CAUSETTE",
+                   "token": "legacy", "trigger_id": "77.trigger", "response_url": server.mock.response_url("sc1"),
+                   "channel": {"id": channel_id("sales"), "name": "sales"}, "message_ts": "1763000000.000900",
+                   "message": {"type": "message", "user": user_id("lucas"), "ts": "1763000000.000900",
+                               "text": "We should pin the &lt;2026&gt; price list for <@" + user_id("julien") + ">"}}
+        assert server.post_interactive(payload).status == 200
+        server.drain()
+        assert server.post_interactive(payload).status == 200  # Slack's retry: nothing more
+        server.drain()
+        with bot.services.db.session(TEAM) as s:
+            rows = list(s.scalars(select(Suggestion)))
+            assert len(rows) == 1 and rows[0].route == "channel" and rows[0].text.startswith("We should pin the <2026> price list")
+            author = s.get(Person, rows[0].author_id)
+            assert author is not None and author.handle == "thomas"
+        answers = [c for c in server.mock.calls if c.method in ("response_url", "chat.postEphemeral")]
+        assert answers and all(c.args.get("response_type", "ephemeral") == "ephemeral" for c in answers)
+        assert server.mock.violations == []
+    finally:
+        harness.close()
