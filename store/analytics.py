@@ -1029,13 +1029,17 @@ def dormant_channels(session: Session, viewer: Viewer, today: date) -> list[Dorm
     for conv, sent in session.execute(select(Message.conversation_id, func.max(Message.sent_at))
                                       .where(Message.sent_at >= lo).group_by(Message.conversation_id)):
         last[conv] = max(last.get(conv, date.min), _day(sent))
+    members = dict(session.execute(
+        select(ConversationMember.conversation_id, func.count(ConversationMember.id))
+        .join(Person, Person.id == ConversationMember.person_id).where(Person.active, Person.is_bot.is_(False))
+        .group_by(ConversationMember.conversation_id)).all())
     out = []
     for conv in session.scalars(select(Conversation).where(Conversation.kind == "public")):
         seen = last.get(conv.id)
         reference = seen or _day(conv.created_at)
         idle = (today - reference).days
         if idle >= DORMANT_STEPS[0]:
-            out.append(DormantChannel(conv.id, conv.name, seen, idle, conv.member_count))
+            out.append(DormantChannel(conv.id, conv.name, seen, idle, int(members.get(conv.id, conv.member_count))))
     return sorted(out, key=lambda d: (-d.idle_days, d.name.casefold()))
 
 

@@ -409,3 +409,19 @@ def test_a_big_channel_summed_by_the_database_reads_the_same(d: Driver, monkeypa
     monkeypatch.setattr(analytics, "BIG_CHANNEL", 0)
     big = [report(d, "julien", sales, days) for days in (7, 28)]
     assert big == small and small[0] is not None and small[0].current.contributors == 6
+
+
+def test_dormant_lists_quiet_public_channels_only(d: Driver) -> None:
+    post(d, "sophie", "#sales", "bonjour")
+    post(d, "camille", "#direction", "privé")
+    d.clock.advance(timedelta(days=45))
+    post(d, "lucas", "#engineering", "still here")
+    roll(d)
+    out = d.say("camille", "dm", "stats dormant")
+    assert keys(out) == ["stats.dormant"]
+    text = everything(out)
+    assert "#sales — 45 jours, dernier message : lun. 23 nov. 2026, 13 membres" in text and "#marketing" in text
+    assert "engineering" not in text and "direction" not in text
+    with d.session() as s:
+        found = analytics.dormant_channels(s, Viewer(person_id(d, "camille"), admin=True), d.clock.now().date())
+    assert found is not None and {c.name for c in found} == {"general", "sales", "marketing", "support", "ideas"}
