@@ -8,7 +8,7 @@ database). Wall-clock percentiles are printed with mean CPU times, which shared 
 disturb less, and `match_only_p99_ms`: the matching part of a lookup (normalising, aliases, exact and
 fuzzy matching), without ranking and its small database reads.
 
-The meaning tier (handlers/expertise/meaning.py) is on, as in production: `topic_vectors_cold_s`
+The meaning tier (handlers/expertise/meaning.py) is on, as in production (BENCH_MEANING=0: off): `topic_vectors_cold_s`
 is the one-time computation of every topic's vector (`lookup.fill_vectors`, stored), then
 `index_build_s` is the index build reading them back (a warm cache). A lookup's meaning part
 (one cached query vector, one matrix-vector product over the 20,000 topic vectors) is timed
@@ -32,7 +32,7 @@ from bot.clock import FixedClock
 from bot.config import Settings
 from bot.context import Ctx, Services
 from handlers.expertise import meaning
-from handlers.expertise.lookup import MEANING_FLOOR, MEANING_LIMIT, fill_vectors, find_experts, index_for
+from handlers.expertise.lookup import MEANING_FLOOR, MEANING_LIMIT, ExpertiseCache, fill_vectors, find_experts, index_for
 from bot.i18n import Prompts
 from bot.registry import Registry
 from bot.text import norm_key
@@ -104,7 +104,11 @@ def run(report) -> None:  # noqa: ANN001 - bench.__main__.Report
         settings = Settings(database_url=url, default_locale="en")
         services = Services(settings=settings, db=db, prompts=Prompts.load(), clock=FixedClock(NOW), registry=Registry())
         rng = random.Random(7)
-        model = meaning.encoder()
+        model = meaning.encoder() if os.environ.get("BENCH_MEANING", "1") != "0" else None
+        if model is None:  # BENCH_MEANING=0: the spelling tiers only, to see what meaning costs
+            cache = ExpertiseCache.for_files(settings.aliases_file)
+            cache.use_meaning = False
+            services.extras["expertise"] = cache
         if model is not None:
             started = time.perf_counter()
             computed = fill_vectors(db, TENANT, model)
