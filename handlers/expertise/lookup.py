@@ -249,9 +249,9 @@ def _vectors_of_changes(session: Session, tenant: str, cache: "ExpertiseCache", 
     reads them with the topic instead of computing them (and those this process's lookups
     computed meanwhile)."""
     index = cache.indexes.get(tenant)
-    model = cache.model()
+    model = meaning.loaded() if cache.use_meaning else None
     if model is None:
-        return
+        return  # not loaded yet: not inside a write transaction (lookups and the job will do it)
     if index is not None and index.unsaved and index.vectors is not None and index.vectors.model == model.name:
         with cache.lock:
             rows = [(k, text, vector) for k, (text, vector) in index.unsaved.items()]

@@ -122,6 +122,15 @@ def encoder(files: tuple[Path, Path] | None = None) -> Encoder | None:
         return found
 
 
+def loaded() -> Encoder | None:
+    """The model if this process already loaded it (never loads: for code inside a write
+    transaction, which must not wait seconds for it)."""
+    files = model_files()
+    key = ("", "") if files is None else (str(files[0]), str(files[1]))
+    with _lock:
+        return _loaded.get(key)
+
+
 def forget_loaded() -> None:
     """Tests: load the model again on next use."""
     with _lock:
