@@ -42,7 +42,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Iterable, Sequence
 
 from babel.dates import format_date
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, case, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from bot import outbox
@@ -204,6 +204,7 @@ class Where:
     own: frozenset[int]  # channels the référent holds (any kind)
     public_people: frozenset[int] | None  # people of their organisation scopes in public channels (None: everyone)
     public: bool  # whether public channels count at all (an organisation scope)
+    scopes: tuple[Scope, ...] = ()  # the organisation scopes (department, site, language)
 
 
 def where_of(session: Session, scopes: Sequence[Scope]) -> Where:
@@ -215,7 +216,21 @@ def where_of(session: Session, scopes: Sequence[Scope]) -> Where:
             people = None
             break
         people |= scope_people(session, scope)
-    return Where(own, frozenset(people) if people is not None else None, bool(org))
+    return Where(own, frozenset(people) if people is not None else None, bool(org), tuple(s for s in org if s.kind != "all"))
+
+
+def people_clause(session: Session, scopes: Sequence[Scope]) -> ColumnElement[bool]:
+    """A clause on Person: in one of the department, site or language scopes (see scope_people)."""
+    default = (session.scalar(select(Workspace.default_locale).where(Workspace.id == session.info.get("tenant"))) or "en").casefold()
+    parts: list[ColumnElement[bool]] = []
+    for scope in scopes:
+        value = str(scope.value or "").strip().casefold()
+        if scope.kind in ("department", "site"):
+            column = Person.department if scope.kind == "department" else Person.site
+            parts.append(func.lower(func.trim(column)) == value)
+        elif scope.kind == "language":
+            parts.append(func.lower(func.coalesce(Person.locale, default)) == value)
+    return or_(*parts) if parts else false()
 
 
 def scope_people(session: Session, scope: Scope) -> set[int]:
@@ -243,16 +258,23 @@ def movers(session: Session, where: Where, current: Period, before: Period) -> l
     """(channel, messages this month, messages the month before) of the channels whose count
     moved most, biggest change first (ties: more messages, then the lower id)."""
     kinds = dict(session.execute(select(Conversation.id, Conversation.kind)).all())
-    messages = ActivityDay.posts + ActivityDay.replies
+    messages = func.sum(ActivityDay.posts + ActivityDay.replies)
     this = case((ActivityDay.day >= current.start, 1), else_=0)
     counts: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    query = (select(ActivityDay.conversation_id, ActivityDay.person_id, this, func.sum(messages))
-             .where(ActivityDay.day >= before.start, ActivityDay.day <= current.end, ActivityDay.conversation_id != 0, messages > 0)
-             .group_by(ActivityDay.conversation_id, ActivityDay.person_id, this))
-    if not where.public:
-        query = query.where(ActivityDay.conversation_id.in_(sorted(where.own)))
-    for conv, person, is_this, n in session.execute(query):
-        if _allowed(where, kinds, conv, person):
+    span = [ActivityDay.day >= before.start, ActivityDay.day <= current.end, ActivityDay.conversation_id != 0]
+    if where.own:  # the référent's own channels: everyone's messages there
+        for conv, is_this, n in session.execute(
+                select(ActivityDay.conversation_id, this, messages).where(*span, ActivityDay.conversation_id.in_(sorted(where.own)))
+                .group_by(ActivityDay.conversation_id, this)):
+            counts[conv][0 if is_this else 1] += int(n or 0)
+    if where.public:  # public channels: the messages of the organisation scopes' people (all of them for "all")
+        public = select(Conversation.id).where(Conversation.kind == "public")
+        query = (select(ActivityDay.conversation_id, this, messages)
+                 .where(*span, ActivityDay.conversation_id.in_(public), ActivityDay.conversation_id.not_in(sorted(where.own)))
+                 .group_by(ActivityDay.conversation_id, this))
+        if where.public_people is not None:
+            query = query.join(Person, Person.id == ActivityDay.person_id).where(Person.active, people_clause(session, where.scopes))
+        for conv, is_this, n in session.execute(query):
             counts[conv][0 if is_this else 1] += int(n or 0)
     rolled = set(session.scalars(select(RollupDay.day).where(RollupDay.day >= before.start, RollupDay.day <= current.end)))
     missing = [d for d in (before.start + timedelta(days=i) for i in range((current.end - before.start).days + 1)) if d not in rolled]
