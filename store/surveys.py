@@ -1,0 +1,401 @@
+"""Pulse surveys (issue 18): the store's rules. Tables: store/models/surveys.py.
+
+Anonymity by construction
+- Who took part and what was answered live in tables that share nothing but the survey id:
+  `survey_participants` (survey, person, UTC day, state invited | answered | declined) and
+  `survey_answer_sets` / `survey_answers` (survey, answer-set token, question, value — no
+  person, no time at all). The token is `secrets.token_hex(16)`: it reveals neither order nor
+  time, and answers have no sequence id (their key is (answer set, question)). The
+  participant's `day` moves when they answer, but answers carry no day to match it with.
+- A named survey (`anonymous` False, fixed at creation, which is when it is sent) adds one
+  `survey_named_answers` row (answer set → person); an anonymous survey never has one, so no
+  query can join a person to an answer: there is no path.
+- Segment labels for results (user type, department, site) are stored on the answer set,
+  coarsened (`coarse_labels`): user type is one of four words (contributor, animator,
+  referent, silent); a department or site is kept only when at least `min_group` people of
+  the audience share the stored combination of labels, else it becomes "" (other) — so at
+  answer time every stored combination matches at least `min_group` people who were asked.
+  Closing (`close`) generalises again against the answers themselves: any combination held
+  by fewer than `min_group` answer sets loses its site, then its department, then its user
+  type, until each stored combination is held by at least `min_group` answer sets (or all
+  labels are ""). After closing, someone reading the database, even knowing exactly who
+  answered (participants), can narrow an answer set to no fewer than `min_group` people.
+  While a survey is open, the labels of a rare combination are visible to a database reader
+  only as the cell the results hide: the results (handlers/surveys/results.py) apply the
+  same minimum to every group they show, with complementary suppression.
+- `min_group` is the analytics setting (store.analytics.min_group, default 5): an anonymous
+  survey whose audience is smaller is refused (`SurveyError("surveys.error.audience_small")`).
+
+API (every function takes a tenant-scoped session)
+- `create(session, author_id, title, questions, audience_kind, audience_value, anonymous,
+  closes_on, today, reminders=1, recurrence="")` → Survey; `questions` is a list of
+  `QuestionDraft(kind, text, choices)`. Checks: 1–MAX_QUESTIONS questions, closes_on after
+  today, reminders 0–2, an anonymous survey's audience at least min_group. It writes the
+  participants (state invited, `invited` False): the invitation DMs are sent by the job.
+- `audience(session, kind, value)` → person ids (active, non-bot): channel (value = the
+  conversation id) | department | site (case-insensitive) | all.
+- `invite(session, survey, person_ids, today)` → how many participants were added.
+- `pending_invitations(session, survey_id, limit)` / `claim_invitation(session, participant_id)`:
+  a conditional update; True for the one process that sends that DM.
+- `reminder_due(session, survey, today)` / `claim_reminder(session, participant_id, number)`.
+- `record_answer(session, survey, person_id, answers, today)` → (token, replaced): `answers`
+  maps question id → int | list[int] | str; refuses closed surveys, people outside the
+  participants, declined people, an anonymous second answer; a named survey replaces.
+- `decline(session, survey, person_id, today)`.
+- `close(session, survey, today)`: status closed, labels generalised (above).
+- `not_answered(session, survey_id)` → person ids still `invited` (reminders).
+- `questions(session, survey_id)`, `get(session, survey_id)`, `visible_to(session, person,
+  is_admin)`, `delete(session, survey)`.
+"""
+from __future__ import annotations
+
+import secrets
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import delete as sql_delete, func, select, update
+from sqlalchemy.orm import Session
+
+from store.analytics import min_group
+from store.models.analytics import ActivityDay
+from store.models.core import ConversationMember, Person, Role
+from store.models.surveys import (Survey, SurveyAnswer, SurveyAnswerSet, SurveyNamedAnswer, SurveyParticipant,
+                                  SurveyQuestion)
+
+MAX_QUESTIONS = 20
+KINDS = ("scale5", "enps", "single", "multiple", "text")
+AUDIENCE_KINDS = ("channel", "department", "site", "all")
+RECURRENCES = ("", "weekly", "monthly")
+MAX_CHOICES = 10
+CONTRIBUTOR_DAYS = 30
+USER_TYPES = ("contributor", "animator", "referent", "silent")
+
+
+class SurveyError(Exception):
+    """A refusal with a prompt key and its parameters (the handler turns it into a UserError)."""
+
+    def __init__(self, key: str, **params: Any) -> None:
+        super().__init__(key)
+        self.key = key
+        self.params = params
+
+
+@dataclass(frozen=True)
+class QuestionDraft:
+    kind: str
+    text: str
+    choices: tuple[str, ...] = field(default=())
+
+
+def audience(session: Session, kind: str, value: str) -> list[int]:
+    query = select(Person.id).where(Person.active.is_(True), Person.is_bot.is_(False))
+    if kind == "channel":
+        query = query.join(ConversationMember, ConversationMember.person_id == Person.id).where(
+            ConversationMember.conversation_id == int(value))
+    elif kind in ("department", "site"):
+        column = Person.department if kind == "department" else Person.site
+        query = query.where(func.lower(column) == value.strip().lower())
+    elif kind != "all":
+        raise SurveyError("surveys.error.audience_kind")
+    return sorted(set(session.scalars(query)))
+
+
+def create(session: Session, *, author_id: int, title: str, questions: Sequence[QuestionDraft], audience_kind: str,
+           audience_value: str, anonymous: bool, closes_on: date, today: date, reminders: int = 1,
+           recurrence: str = "") -> Survey:
+    if not title.strip():
+        raise SurveyError("surveys.error.no_title")
+    if not questions:
+        raise SurveyError("surveys.error.no_question")
+    if len(questions) > MAX_QUESTIONS:
+        raise SurveyError("surveys.error.too_many", limit=MAX_QUESTIONS, count=len(questions))
+    for number, draft in enumerate(questions, start=1):
+        if draft.kind not in KINDS or not draft.text.strip():
+            raise SurveyError("surveys.error.question", number=number)
+        if draft.kind in ("single", "multiple") and not 2 <= len(draft.choices) <= MAX_CHOICES:
+            raise SurveyError("surveys.error.choices", number=number, limit=MAX_CHOICES)
+    if closes_on <= today:
+        raise SurveyError("surveys.error.past", day=closes_on)
+    if not 0 <= reminders <= 2:
+        raise SurveyError("surveys.error.reminders")
+    if recurrence not in RECURRENCES:
+        raise SurveyError("surveys.error.recurrence")
+    people = audience(session, audience_kind, audience_value)
+    if not people:
+        raise SurveyError("surveys.error.audience_empty")
+    minimum = min_group(session)
+    if anonymous and len(people) < minimum:
+        raise SurveyError("surveys.error.audience_small", count=len(people), minimum=minimum)
+    survey = Survey(author_id=author_id, title=title.strip()[:200], audience_kind=audience_kind,
+                    audience_value=audience_value, anonymous=anonymous, closes_on=closes_on, reminders=reminders,
+                    reminders_sent=0, recurrence=recurrence, status="open", created_on=today)
+    session.add(survey)
+    session.flush()
+    for position, draft in enumerate(questions, start=1):
+        session.add(SurveyQuestion(survey_id=survey.id, position=position, kind=draft.kind,
+                                   text=draft.text.strip()[:500], choices=list(draft.choices)))
+    invite(session, survey, people, today)
+    return survey
+
+
+def invite(session: Session, survey: Survey, person_ids: Iterable[int], today: date) -> int:
+    known = set(session.scalars(select(SurveyParticipant.person_id).where(SurveyParticipant.survey_id == survey.id)))
+    rows = [{"survey_id": survey.id, "person_id": pid, "day": today, "state": "invited", "invited": False,
+             "reminded": 0, "claim": None, "tenant": survey.tenant} for pid in person_ids if pid not in known]
+    if rows:
+        session.execute(SurveyParticipant.__table__.insert(), rows)
+    return len(rows)
+
+
+def get(session: Session, survey_id: int) -> Survey | None:
+    return session.get(Survey, survey_id)
+
+
+def questions(session: Session, survey_id: int) -> list[SurveyQuestion]:
+    return list(session.scalars(select(SurveyQuestion).where(SurveyQuestion.survey_id == survey_id)
+                                .order_by(SurveyQuestion.position)))
+
+
+def participant(session: Session, survey_id: int, person_id: int) -> SurveyParticipant | None:
+    return session.scalar(select(SurveyParticipant).where(SurveyParticipant.survey_id == survey_id,
+                                                          SurveyParticipant.person_id == person_id))
+
+
+def pending_invitations(session: Session, survey_id: int, limit: int = 500) -> list[SurveyParticipant]:
+    return list(session.scalars(select(SurveyParticipant).where(
+        SurveyParticipant.survey_id == survey_id, SurveyParticipant.invited.is_(False),
+        SurveyParticipant.state == "invited").order_by(SurveyParticipant.id).limit(limit)))
+
+
+def claim_invitation(session: Session, participant_id: int) -> bool:
+    """True for the one caller that moves `invited` from False to True (then sends the DM in
+    the same transaction's outbox)."""
+    token = secrets.token_hex(8)
+    moved = session.execute(update(SurveyParticipant).where(
+        SurveyParticipant.id == participant_id, SurveyParticipant.invited.is_(False))
+        .values(invited=True, claim=token).returning(SurveyParticipant.id)
+        .execution_options(synchronize_session=False)).first()
+    return moved is not None
+
+
+def reminder_days(survey: Survey) -> list[date]:
+    """The days reminders are due: one → the day before closing; two → also halfway."""
+    if survey.reminders <= 0:
+        return []
+    last = survey.closes_on - timedelta(days=1)
+    days = [last]
+    if survey.reminders >= 2:
+        span = (survey.closes_on - survey.created_on).days
+        days.insert(0, survey.created_on + timedelta(days=max(1, span // 2)))
+    return [d for d in days if d > survey.created_on] or [last]
+
+
+def reminder_number_due(survey: Survey, today: date) -> int:
+    """How many reminders should have gone out by `today` (0 when none yet)."""
+    return sum(1 for d in reminder_days(survey) if d <= today)
+
+
+def reminder_targets(session: Session, survey: Survey, number: int, limit: int = 500) -> list[SurveyParticipant]:
+    return list(session.scalars(select(SurveyParticipant).where(
+        SurveyParticipant.survey_id == survey.id, SurveyParticipant.state == "invited",
+        SurveyParticipant.invited.is_(True), SurveyParticipant.reminded < number)
+        .order_by(SurveyParticipant.id).limit(limit)))
+
+
+def claim_reminder(session: Session, participant_id: int, number: int) -> bool:
+    moved = session.execute(update(SurveyParticipant).where(
+        SurveyParticipant.id == participant_id, SurveyParticipant.reminded < number,
+        SurveyParticipant.state == "invited")
+        .values(reminded=number).returning(SurveyParticipant.id)
+        .execution_options(synchronize_session=False)).first()
+    return moved is not None
+
+
+def not_answered(session: Session, survey_id: int) -> list[int]:
+    return list(session.scalars(select(SurveyParticipant.person_id).where(
+        SurveyParticipant.survey_id == survey_id, SurveyParticipant.state == "invited")
+        .order_by(SurveyParticipant.person_id)))
+
+
+def counts(session: Session, survey_id: int) -> dict[str, int]:
+    """Participants per state (invited, answered, declined)."""
+    rows = session.execute(select(SurveyParticipant.state, func.count()).where(
+        SurveyParticipant.survey_id == survey_id).group_by(SurveyParticipant.state)).all()
+    found = {state: n for state, n in rows}
+    return {state: found.get(state, 0) for state in ("invited", "answered", "declined")}
+
+
+def user_type(session: Session, person_id: int, today: date) -> str:
+    """referent > animator (any role) > contributor (contributed in the last 30 days) > silent."""
+    roles = set(session.scalars(select(Role.role).where(Role.person_id == person_id)))
+    if "referent" in roles:
+        return "referent"
+    if "animator" in roles:
+        return "animator"
+    since = today - timedelta(days=CONTRIBUTOR_DAYS)
+    contributed = session.scalar(select(func.count()).select_from(ActivityDay).where(
+        ActivityDay.person_id == person_id, ActivityDay.day >= since,
+        (ActivityDay.posts + ActivityDay.replies + ActivityDay.ideas + ActivityDay.help_asked
+         + ActivityDay.help_answered + ActivityDay.kudos_given) > 0))
+    return "contributor" if contributed else "silent"
+
+
+def _generalise(labels: tuple[str, str, str], level: int) -> tuple[str, str, str]:
+    """level 0: all three; 1: no site; 2: user type only; 3: nothing."""
+    kind, department, site = labels
+    return ((kind, department, site), (kind, department, ""), (kind, "", ""), ("", "", ""))[level]
+
+
+def coarse_labels(session: Session, survey: Survey, person: Person, today: date) -> tuple[str, str, str]:
+    """(user type, department, site) for `person`, generalised until at least min_group people
+    of the survey's audience share the combination (department and site compared as stored)."""
+    minimum = min_group(session)
+    mine = (user_type(session, person.id, today), person.department.strip(), person.site.strip())
+    rows = session.execute(select(Person.id, Person.department, Person.site).join(
+        SurveyParticipant, SurveyParticipant.person_id == Person.id).where(
+        SurveyParticipant.survey_id == survey.id)).all()
+    level0 = [(pid, (d or "").strip(), (s or "").strip()) for pid, d, s in rows]
+    for level in range(3):
+        target = _generalise(mine, level)
+        if level == 2:
+            # user type alone: count the audience's people of that type
+            same = sum(1 for pid, _, _ in level0 if user_type(session, pid, today) == mine[0])
+        else:
+            candidates = [pid for pid, d, s in level0 if d == mine[1] and (level == 1 or s == mine[2])]
+            same = sum(1 for pid in candidates if user_type(session, pid, today) == mine[0])
+        if same >= minimum:
+            return target
+    return ("", "", "")
+
+
+def record_answer(session: Session, survey: Survey, person: Person, answers: dict[int, Any],
+                  today: date) -> tuple[str, bool]:
+    """Store one respondent's answers. Returns (answer-set token, replaced an earlier one)."""
+    if survey.status != "open" or today > survey.closes_on:
+        raise SurveyError("surveys.error.closed", day=survey.closed_on or survey.closes_on)
+    row = participant(session, survey.id, person.id)
+    if row is None:
+        raise SurveyError("surveys.error.not_asked")
+    if row.state == "declined":
+        raise SurveyError("surveys.error.declined")
+    if row.state == "answered" and survey.anonymous:
+        raise SurveyError("surveys.error.twice")
+    clean = _validated(questions(session, survey.id), answers)
+    replaced = False
+    if not survey.anonymous:
+        old = session.scalar(select(SurveyNamedAnswer.answer_set).where(
+            SurveyNamedAnswer.survey_id == survey.id, SurveyNamedAnswer.person_id == person.id))
+        if old is not None:
+            session.execute(sql_delete(SurveyAnswerSet).where(SurveyAnswerSet.token == old))
+            session.execute(sql_delete(SurveyAnswer).where(SurveyAnswer.answer_set == old))
+            session.execute(sql_delete(SurveyNamedAnswer).where(SurveyNamedAnswer.answer_set == old))
+            replaced = True
+    kind, department, site = coarse_labels(session, survey, person, today)
+    token = secrets.token_hex(16)
+    session.add(SurveyAnswerSet(token=token, survey_id=survey.id, user_type=kind, department=department, site=site))
+    session.flush()
+    for question_id, (value, choices, text) in clean.items():
+        session.add(SurveyAnswer(answer_set=token, question_id=question_id, survey_id=survey.id,
+                                 value=value, choices=choices, text=text))
+    if not survey.anonymous:
+        session.add(SurveyNamedAnswer(answer_set=token, survey_id=survey.id, person_id=person.id))
+    row.state = "answered"
+    row.day = today
+    session.flush()
+    return token, replaced
+
+
+def _validated(qs: list[SurveyQuestion], answers: dict[int, Any]) -> dict[int, tuple[int | None, list[int] | None, str | None]]:
+    """Each question's answer checked against its kind; an empty answer is skipped (not stored)."""
+    out: dict[int, tuple[int | None, list[int] | None, str | None]] = {}
+    for number, q in enumerate(qs, start=1):
+        raw = answers.get(q.id)
+        if raw is None or raw == "" or raw == []:
+            continue
+        if q.kind in ("scale5", "enps", "single"):
+            low, high = {"scale5": (1, 5), "enps": (0, 10)}.get(q.kind, (0, len(q.choices) - 1))
+            try:
+                value = int(str(raw).strip())
+            except ValueError:
+                raise SurveyError("surveys.error.range", number=number, low=low, high=high) from None
+            if not low <= value <= high:
+                raise SurveyError("surveys.error.range", number=number, low=low, high=high)
+            out[q.id] = (value, None, None)
+        elif q.kind == "multiple":
+            items = raw if isinstance(raw, list) else [p for p in str(raw).replace(";", ",").split(",") if p.strip()]
+            picked: list[int] = []
+            for item in items:
+                try:
+                    index = int(str(item).strip())
+                except ValueError:
+                    raise SurveyError("surveys.error.range", number=number, low=0, high=len(q.choices) - 1) from None
+                if not 0 <= index < len(q.choices):
+                    raise SurveyError("surveys.error.range", number=number, low=0, high=len(q.choices) - 1)
+                if index not in picked:
+                    picked.append(index)
+            out[q.id] = (None, sorted(picked), None)
+        else:
+            out[q.id] = (None, None, str(raw).strip()[:2000])
+    if not out:
+        raise SurveyError("surveys.error.empty_answer")
+    return out
+
+
+def decline(session: Session, survey: Survey, person_id: int, today: date) -> None:
+    row = participant(session, survey.id, person_id)
+    if row is None:
+        raise SurveyError("surveys.error.not_asked")
+    if row.state == "answered":
+        raise SurveyError("surveys.error.already_answered")
+    row.state = "declined"
+    row.day = today
+
+
+def close(session: Session, survey: Survey, today: date) -> bool:
+    """Close (once: a conditional update, so two processes close it once) and generalise the
+    answer sets' labels against the answers. True when this call closed it."""
+    moved = session.execute(update(Survey).where(Survey.id == survey.id, Survey.status == "open")
+                            .values(status="closed", closed_on=today).returning(Survey.id)
+                            .execution_options(synchronize_session=False)).first()
+    if moved is None:
+        return False
+    session.refresh(survey)
+    generalise_answer_labels(session, survey.id)
+    return True
+
+
+def generalise_answer_labels(session: Session, survey_id: int) -> None:
+    minimum = min_group(session)
+    sets = session.execute(select(SurveyAnswerSet.token, SurveyAnswerSet.user_type, SurveyAnswerSet.department,
+                                  SurveyAnswerSet.site).where(SurveyAnswerSet.survey_id == survey_id)).all()
+    labels = {token: (k, d, s) for token, k, d, s in sets}
+    for level in range(1, 4):
+        held = Counter(_generalise(v, 0) for v in labels.values())
+        rare = {combo for combo, n in held.items() if n < minimum and combo != ("", "", "")}
+        if not rare:
+            break
+        labels = {t: (_generalise(v, level) if v in rare else v) for t, v in labels.items()}
+    for token, (k, d, s) in labels.items():
+        session.execute(update(SurveyAnswerSet).where(SurveyAnswerSet.token == token)
+                        .values(user_type=k, department=d, site=s).execution_options(synchronize_session=False))
+
+
+def open_surveys(session: Session) -> list[Survey]:
+    return list(session.scalars(select(Survey).where(Survey.status == "open").order_by(Survey.id)))
+
+
+def visible_to(session: Session, person: Person, is_admin: bool) -> list[Survey]:
+    """Admins see every survey; others the ones they wrote."""
+    query = select(Survey).order_by(Survey.id.desc())
+    if not is_admin:
+        query = query.where(Survey.author_id == person.id)
+    return list(session.scalars(query))
+
+
+def delete(session: Session, survey: Survey) -> None:
+    for model in (SurveyAnswer, SurveyNamedAnswer, SurveyAnswerSet, SurveyParticipant, SurveyQuestion):
+        session.execute(sql_delete(model).where(model.survey_id == survey.id))
+    session.delete(survey)
+    session.flush()
