@@ -5,7 +5,7 @@ import logging
 import threading
 import weakref
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from functools import cache
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
@@ -17,8 +17,9 @@ from sqlalchemy.pool import NullPool
 from bot.text import norm_key
 from bot.types import ConversationRef, UserRef
 from store.db import ALL_TENANTS
+from store import cursor_sql
 from store.idempotency import insert_ignore
-from store.models.base import utcnow
+from store.models.base import UTCDateTime, utcnow
 from store.models.core import Conversation, ConversationMember, Person, Role, Workspace
 from store.models.social import IndexOptOut
 
@@ -61,12 +62,13 @@ def event_rows(session: Session, tenant: str, user_id: str, conversation_id: str
     params: dict[str, Any] = {"tenant": tenant, "user_id": user_id, "conversation_id": conversation_id,
                               "scope": tenant if scope in (None, ALL_TENANTS) else scope}
     joining = join_at is not None and conversation_id is not None and session.get_bind().dialect.name == "postgresql"
-    if joining:
-        params["join_at"] = join_at
-        query = _event_rows_joining_pg()
+    if joining:  # straight on the driver's cursor (store/cursor_sql.py): every event runs it
+        sql, constants, stamps = _event_rows_joining_pg_sql()
+        row = cursor_sql.first_row(session, sql, {**constants, **params, "join_at": join_at})
+        if row is not None:
+            row = tuple(_utc(v) if i in stamps else v for i, v in enumerate(row))
     else:
-        query = _event_rows_query(conversation_id is not None)
-    row = session.connection().execute(query, params).first()
+        row = session.connection().execute(_event_rows_query(conversation_id is not None), params).first()
     end_event(session)
     if row is None:
         return EventRows(None, None, None, False)
@@ -173,6 +175,26 @@ def _event_rows_joining_pg() -> Select[Any]:
         .cte("joined")
     )
     return select(*read.c, select(joined.c.id).scalar_subquery())
+
+
+@cache
+def _event_rows_joining_pg_sql() -> tuple[str, dict[str, Any], frozenset[int]]:
+    """`_event_rows_joining_pg` as psycopg's SQL, the constants it binds, and the positions of
+    its UTCDateTime columns (the driver gives them in the session's time zone)."""
+    from sqlalchemy.dialects.postgresql import psycopg
+
+    statement = _event_rows_joining_pg()
+    compiled = statement.compile(dialect=psycopg.dialect())
+    constants = {k: v for k, v in compiled.params.items() if v is not None}
+    stamps = frozenset(i for i, column in enumerate(statement.selected_columns) if isinstance(column.type, UTCDateTime))
+    return str(compiled), constants, stamps
+
+
+def _utc(value: Any) -> Any:
+    """A UTCDateTime column's value as the ORM would load it: aware, in UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 def ensure_workspace(session: Session, tenant: str, platform: str, default_locale: str) -> Workspace:

@@ -13,7 +13,7 @@ from sqlalchemy import Integer, Select, and_, bindparam, delete, func, or_, sele
 from sqlalchemy.orm import Session, aliased
 
 from bot.text import shorten, topic_key
-from store import analytics, driver_sql, evidence_log
+from store import analytics, cursor_sql, driver_sql, evidence_log
 from store.db import ALL_TENANTS
 from store.expertise import bump_version
 from store.idempotency import claim, insert_ignore
@@ -282,7 +282,7 @@ def _ingest_one_pg(session: Session, tenant: str, p: Post, now: datetime) -> lis
         "e_person": [g[0] for g in grants], "e_key": [g[1] for g in grants], "e_label": [g[2] for g in grants],
         "e_kind": [g[3] for g in grants], "e_weight": [WEIGHTS[g[3]] for g in grants], "ekeys": unread,
     }
-    row = session.connection().exec_driver_sql(_INGEST_ONE_PG, params).first()
+    row = cursor_sql.first_row(session, _INGEST_ONE_PG, params)
     if row is None:  # stored already
         return []
     message_id, found_keys, found_ids, had_evidence = row
