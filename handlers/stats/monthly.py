@@ -7,12 +7,14 @@ workspace's people have, else UTC) on the first working day (Monday to Friday; p
 are not known to the bot and are not skipped) of their local month, for `GRACE` after that (a
 bot that was down at 09:00 still sends the report when it is back the same or next day).
 
-Exactly once. The DM for (référent, month) is claimed by inserting the idempotency key
+Exactly once. The report is built from a read-only snapshot (a whole-organisation report
+reads for seconds: no write turn is held meanwhile, which on SQLite would stop every other
+writer), then the DM for (référent, month) is claimed by inserting the idempotency key
 `stats.monthly:<person id>:<YYYY-MM>` (store.idempotency.claim: a unique row, `INSERT … ON
-CONFLICT DO NOTHING`) in the transaction that builds the report and writes the DM to the
-durable outbox (bot/outbox.py), as `notifications.flush` does. Two workers ticking at once
-both try; one insert wins, the other gets nothing and moves on; a crash before the commit
-leaves neither the claim nor the DM, so the next run builds it again. The outbox sends it after
+CONFLICT DO NOTHING`) in the one short transaction that writes the DM to the durable outbox
+(bot/outbox.py), as `notifications.flush` does. Two workers ticking at once may both build it;
+one insert wins, the other's DM is dropped; a crash before the commit leaves neither the claim
+nor the DM, so the next run builds it again. The outbox sends it after
 the commit and retries a DM the platform refused for now. Without a running adapter (the
 console, tests) the DM is returned as the job's effect, like every job's.
 
@@ -144,13 +146,14 @@ def run(jctx: JobCtx) -> list[Effect]:
             due = due_referents(s, now)
         for person_id, month in due[:room]:
             try:
-                with services.db.session(tenant) as s:
-                    if not claim(s, tenant, key(person_id, month)):
-                        continue  # another worker has it
+                with services.db.session(tenant, readonly=True) as s:  # built from a snapshot: no write turn held meanwhile
                     workspace, person = s.get(Workspace, tenant), s.get(Person, person_id)
                     if workspace is None or person is None:
                         continue
                     dm = build(jctx.acting_as(s, workspace, person), month, now)
+                with services.db.session(tenant) as s:  # one short transaction: the claim and the DM, or neither
+                    if not claim(s, tenant, key(person_id, month)):
+                        continue  # another worker had it
                     if services.deliver is not None:
                         outbox.record(s, [dm], now, source="stats.monthly")
                     else:
