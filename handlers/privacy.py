@@ -16,6 +16,7 @@ from bot.types import Action, Card, Effect, IncomingMessage, Reply
 from bot.words import parse_switch, vocabulary
 from store import notifications as notification_store
 from store import social, social_privacy
+from store.analytics import min_group
 from store.idempotency import claim
 from store.models.core import Conversation, Person
 
@@ -31,6 +32,7 @@ def explain(ctx: Ctx) -> Reply:
     if conv is not None and conv.kind != "dm":
         fields.append((ctx.t("privacy.field_channel", channel="#" + conv.name),
                        ctx.t("privacy.channel_on" if conv.indexing else "privacy.channel_off")))
+    fields.append((ctx.t("surveys.privacy_field"), ctx.t("surveys.privacy_text", minimum=min_group(ctx.session))))
     card = Card(
         title=ctx.t("privacy.title"),
         body=ctx.t("privacy.what", days=ctx.settings.retention_days),

@@ -227,19 +227,53 @@ def counts(session: Session, survey_id: int) -> dict[str, int]:
     return {state: found.get(state, 0) for state in ("invited", "answered", "declined")}
 
 
-def user_type(session: Session, person_id: int, today: date) -> str:
+def user_types(session: Session, person_ids: Sequence[int], today: date) -> dict[int, str]:
     """referent > animator (any role) > contributor (contributed in the last 30 days) > silent."""
-    roles = set(session.scalars(select(Role.role).where(Role.person_id == person_id)))
-    if "referent" in roles:
-        return "referent"
-    if "animator" in roles:
-        return "animator"
+    ids = list(person_ids)
+    found: dict[int, str] = {pid: "silent" for pid in ids}
+    for start in range(0, len(ids), 900):
+        chunk = ids[start:start + 900]
+        since = today - timedelta(days=CONTRIBUTOR_DAYS)
+        for pid in session.scalars(select(ActivityDay.person_id).where(
+                ActivityDay.person_id.in_(chunk), ActivityDay.day >= since, _contributed()).distinct()):
+            found[pid] = "contributor"
+        for pid, role in session.execute(select(Role.person_id, Role.role).where(
+                Role.person_id.in_(chunk), Role.role.in_(("animator", "referent")))).all():
+            if role == "referent" or found[pid] != "referent":
+                found[pid] = role
+    return found
+
+
+def _contributed() -> Any:
+    return (ActivityDay.posts + ActivityDay.replies + ActivityDay.ideas + ActivityDay.help_asked
+            + ActivityDay.help_answered + ActivityDay.kudos_given) > 0
+
+
+def user_type(session: Session, person_id: int, today: date) -> str:
+    return user_types(session, [person_id], today)[person_id]
+
+
+def _audience_of_type(session: Session, survey: Survey, kind: str, today: date) -> int:
+    """How many of the survey's participants are of user type `kind` (aggregates only)."""
+    members = select(SurveyParticipant.person_id).where(SurveyParticipant.survey_id == survey.id)
+    role_of = lambda role: select(Role.person_id).where(Role.role == role, Role.person_id.in_(members))  # noqa: E731
     since = today - timedelta(days=CONTRIBUTOR_DAYS)
-    contributed = session.scalar(select(func.count()).select_from(ActivityDay).where(
-        ActivityDay.person_id == person_id, ActivityDay.day >= since,
-        (ActivityDay.posts + ActivityDay.replies + ActivityDay.ideas + ActivityDay.help_asked
-         + ActivityDay.help_answered + ActivityDay.kudos_given) > 0))
-    return "contributor" if contributed else "silent"
+    contributors = select(ActivityDay.person_id).where(ActivityDay.person_id.in_(members),
+                                                       ActivityDay.day >= since, _contributed())
+    count = lambda q: session.scalar(select(func.count(func.distinct(q.subquery().c.person_id)))) or 0  # noqa: E731
+    referents = count(role_of("referent"))
+    if kind == "referent":
+        return referents
+    animators = count(select(Role.person_id).where(Role.role == "animator", Role.person_id.in_(members),
+                                                   Role.person_id.not_in(role_of("referent"))))
+    if kind == "animator":
+        return animators
+    contributing = count(contributors.where(ActivityDay.person_id.not_in(
+        select(Role.person_id).where(Role.role.in_(("animator", "referent"))))))
+    if kind == "contributor":
+        return contributing
+    total = session.scalar(select(func.count()).select_from(members.subquery())) or 0
+    return total - referents - animators - contributing
 
 
 def _generalise(labels: tuple[str, str, str], level: int) -> tuple[str, str, str]:
@@ -250,23 +284,22 @@ def _generalise(labels: tuple[str, str, str], level: int) -> tuple[str, str, str
 
 def coarse_labels(session: Session, survey: Survey, person: Person, today: date) -> tuple[str, str, str]:
     """(user type, department, site) for `person`, generalised until at least min_group people
-    of the survey's audience share the combination (department and site compared as stored)."""
+    of the survey's audience share the combination (department and site compared trimmed,
+    case-insensitively)."""
     minimum = min_group(session)
     mine = (user_type(session, person.id, today), person.department.strip(), person.site.strip())
-    rows = session.execute(select(Person.id, Person.department, Person.site).join(
-        SurveyParticipant, SurveyParticipant.person_id == Person.id).where(
-        SurveyParticipant.survey_id == survey.id)).all()
-    level0 = [(pid, (d or "").strip(), (s or "").strip()) for pid, d, s in rows]
-    for level in range(3):
-        target = _generalise(mine, level)
-        if level == 2:
-            # user type alone: count the audience's people of that type
-            same = sum(1 for pid, _, _ in level0 if user_type(session, pid, today) == mine[0])
-        else:
-            candidates = [pid for pid, d, s in level0 if d == mine[1] and (level == 1 or s == mine[2])]
-            same = sum(1 for pid in candidates if user_type(session, pid, today) == mine[0])
-        if same >= minimum:
-            return target
+    base = select(Person.id).join(SurveyParticipant, SurveyParticipant.person_id == Person.id).where(
+        SurveyParticipant.survey_id == survey.id)
+    if mine[1]:
+        same_department = base.where(func.lower(func.trim(Person.department)) == mine[1].lower())
+        levels = [(0, same_department.where(func.lower(func.trim(Person.site)) == mine[2].lower())),
+                  (1, same_department)] if mine[2] else [(1, same_department)]
+        for level, query in levels:
+            ids = list(session.scalars(query))
+            if len(ids) >= minimum and sum(1 for k in user_types(session, ids, today).values() if k == mine[0]) >= minimum:
+                return _generalise(mine, level)
+    if _audience_of_type(session, survey, mine[0], today) >= minimum:
+        return _generalise(mine, 2)
     return ("", "", "")
 
 

@@ -80,7 +80,7 @@ class SurveyAnswerSet(TenantScoped, Base):
     user_type (contributor | animator | referent | silent), department, site; "" = other."""
 
     __tablename__ = "survey_answer_sets"
-    __table_args__ = (Index("ix_survey_answer_sets_survey", "survey_id"),)
+    __table_args__ = (Index("ix_survey_answer_sets_survey", "survey_id"), {"sqlite_with_rowid": False})
     token: Mapped[str] = mapped_column(String(40), primary_key=True)
     survey_id: Mapped[int] = mapped_column(ForeignKey("surveys.id", ondelete="CASCADE"))
     user_type: Mapped[str] = mapped_column(String(20), default="")
@@ -90,10 +90,11 @@ class SurveyAnswerSet(TenantScoped, Base):
 
 class SurveyAnswer(TenantScoped, Base):
     """One answer: `value` for scale5/enps/single (the choice's index), `choices` for multiple
-    (indexes), `text` for text. Keyed by (answer set, question): no sequence id."""
+    (indexes), `text` for text. Keyed by (answer set, question): no sequence id. SQLite stores these three tables WITHOUT ROWID, in
+    key order — the random token's — so not even the file's row order follows the answers'."""
 
     __tablename__ = "survey_answers"
-    __table_args__ = (Index("ix_survey_answers_survey_question", "survey_id", "question_id"),)
+    __table_args__ = (Index("ix_survey_answers_survey_question", "survey_id", "question_id"), {"sqlite_with_rowid": False})
     answer_set: Mapped[str] = mapped_column(ForeignKey("survey_answer_sets.token", ondelete="CASCADE"), primary_key=True)
     question_id: Mapped[int] = mapped_column(ForeignKey("survey_questions.id", ondelete="CASCADE"), primary_key=True)
     survey_id: Mapped[int] = mapped_column(ForeignKey("surveys.id", ondelete="CASCADE"))
@@ -106,7 +107,7 @@ class SurveyNamedAnswer(TenantScoped, Base):
     """Named surveys only: whose answer set this is (so a second answer replaces the first)."""
 
     __tablename__ = "survey_named_answers"
-    __table_args__ = (UniqueConstraint("survey_id", "person_id"),)
+    __table_args__ = (UniqueConstraint("survey_id", "person_id"), {"sqlite_with_rowid": False})
     answer_set: Mapped[str] = mapped_column(ForeignKey("survey_answer_sets.token", ondelete="CASCADE"), primary_key=True)
     survey_id: Mapped[int] = mapped_column(ForeignKey("surveys.id", ondelete="CASCADE"))
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))

@@ -79,6 +79,7 @@ def upgrade() -> None:
         sa.Column("tenant", sa.String(length=120), nullable=False),
         sa.ForeignKeyConstraint(["survey_id"], ["surveys.id"], name=op.f("fk_survey_answer_sets_survey_id_surveys"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("token", name=op.f("pk_survey_answer_sets")),
+        sqlite_with_rowid=False,
     )
     op.create_index("ix_survey_answer_sets_survey", "survey_answer_sets", ["survey_id"], unique=False)
 
@@ -95,6 +96,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["question_id"], ["survey_questions.id"], name=op.f("fk_survey_answers_question_id_survey_questions"), ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["survey_id"], ["surveys.id"], name=op.f("fk_survey_answers_survey_id_surveys"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("answer_set", "question_id", name=op.f("pk_survey_answers")),
+        sqlite_with_rowid=False,
     )
     op.create_index("ix_survey_answers_survey_question", "survey_answers", ["survey_id", "question_id"], unique=False)
 
@@ -109,6 +111,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["survey_id"], ["surveys.id"], name=op.f("fk_survey_named_answers_survey_id_surveys"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("answer_set", name=op.f("pk_survey_named_answers")),
         sa.UniqueConstraint("survey_id", "person_id", name=op.f("uq_survey_named_answers_survey_id_person_id")),
+        sqlite_with_rowid=False,
     )
 
 
