@@ -27,7 +27,12 @@ SCENARIOS = [
         Step("sophie", "dm", "audit", expect=("audit.list",), contains=("suggestion.done",), absent=("author_revealed",)),
         Step("thomas", "dm", "audit", expect=("error.not_allowed",)),
         # A department référent (issue 15's scoped roles): thomas works in Support.
+        Step("thomas", "dm", "referent", expect=("referents.none",), contains=("Camille",)),
+        Step("camille", "dm", "role add @alice referent department Suport", expect=("stats.unknown_scope_suggest",),
+             contains=("Support",)),
         Step("camille", "dm", "role add @alice referent department Support", expect=("roles.added",)),
+        Step("thomas", "#sales", "référent", expect=("referents.yours",), contains=("Sophie", "Julien", "Alice")),
+        Step("lucas", "dm", "referent #direction", expect=("error.unknown_channel",), absent=("Julien",)),
         Step("thomas", "dm", "suggest A shared glossary of support macros", expect=("suggestions.filed",), contains=("Alice",)),
         Step("alice", "dm", "suggestion take 3", expect=("suggestions.taken",)),
         Step("camille", "dm", "audit roles", expect=("audit.list",), contains=("role.add",)),
