@@ -126,10 +126,20 @@ class ExpertiseCache:
     indexes: dict[str, ExpertiseIndex] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     use_meaning: bool = True
+    background_model: bool = False  # servers: never wait for the model, answer by spelling until it is loaded
 
     def model(self) -> "meaning.Encoder | None":
-        """The embedding model (loaded once per process), None without it: spelling only."""
-        return meaning.encoder() if self.use_meaning else None
+        """The embedding model (loaded once per process), None without it: spelling only.
+        With `background_model` the model loads in a thread and lookups meanwhile use the
+        spelling tiers; otherwise (console, tests, benches) the first lookup waits for it."""
+        if not self.use_meaning:
+            return None
+        if not self.background_model:
+            return meaning.encoder()
+        found = meaning.loaded()
+        if found is None:
+            meaning.load_in_background()
+        return found
 
     @classmethod
     def for_files(cls, extra: str = "") -> "ExpertiseCache":
@@ -156,16 +166,24 @@ def index_for(ctx: Ctx) -> ExpertiseIndex:
         if index is None or index.version != version or index.evidence.stale():
             index = ExpertiseIndex.build(ctx.session, ctx.tenant, cache.alias_groups, ctx.now().timestamp())
             cache.indexes[ctx.tenant] = index
-            model = cache.model()
-            if model is not None:
-                index.vectors = meaning.TopicVectors(model.name)
-                index.vectors.add_bytes(xstore.topic_vectors(ctx.session, ctx.tenant, model.name))
-                index.unvectored = {k: t for k, t in index.unvectored.items() if k not in index.vectors}
-                resolve_vectors(ctx, index, model)
+            _attach_vectors(ctx, cache, index)
             meaning.release_memory()
         else:
             index.evidence.sync(ctx.session, ctx.tenant, evidence_log.current(ctx.session, ctx.tenant))
+            if index.vectors is None and cache.use_meaning and cache.background_model:
+                _attach_vectors(ctx, cache, index)  # the model has finished loading since the build
         return index
+
+
+def _attach_vectors(ctx: Ctx, cache: ExpertiseCache, index: ExpertiseIndex) -> None:
+    """Give the index its topic vectors once the model is there (nothing while it loads)."""
+    model = cache.model()
+    if model is None:
+        return
+    index.vectors = meaning.TopicVectors(model.name)
+    index.vectors.add_bytes(xstore.topic_vectors(ctx.session, ctx.tenant, model.name))
+    index.unvectored = {k: t for k, t in index.unvectored.items() if k not in index.vectors}
+    resolve_vectors(ctx, index, model)
 
 
 def resolve_vectors(ctx: Ctx, index: ExpertiseIndex, model: "meaning.Encoder") -> None:
@@ -415,7 +433,9 @@ def _close(ctx: Ctx, index: ExpertiseIndex, query: str, exact: dict[str, float],
     if vector is not None and index.vectors is not None:
         # A spelling match that means something else ("manage wineries" for "manage fisheries"),
         # an alias named inside a longer query ("sécurité sociale" is no "cybersécurité")
-        for k in [k for k, (tier, _) in tiers.items() if (tier == "spelling" and close[k] < 0.9) or k in weak]:
+        # Not for one word: the model reads a mistyped word ("pythrn") as noise, spelling is the judge.
+        several = len(sorted_form(query).split()) > 1
+        for k in [k for k, (tier, _) in tiers.items() if (several and tier == "spelling" and close[k] < 0.9) or k in weak]:
             similarity = index.vectors.similarity(vector, k)
             if similarity is not None and similarity < SPELLING_CONFIRM:
                 del close[k], tiers[k]
