@@ -23,6 +23,12 @@ Anonymity by construction
   While a survey is open, the labels of a rare combination are visible to a database reader
   only as the cell the results hide: the results (handlers/surveys/results.py) apply the
   same minimum to every group they show, with complementary suppression.
+- Physical order: SQLite keeps the answer tables WITHOUT ROWID, so rows sit in the order of
+  their random keys. PostgreSQL's heap keeps rows roughly in insertion order (`ctid`), as it
+  keeps the participants' updated rows: someone reading the raw files or `ctid`s could line the
+  two up. Closing rewrites every answer set's labels (new row versions, still in the old
+  order); a VACUUM FULL / CLUSTER of `survey_answer_sets` on its key after closing removes the
+  order — not done by the bot (an operator's task, noted in the privacy documentation to do).
 - `min_group` is the analytics setting (store.analytics.min_group, default 5): an anonymous
   survey whose audience is smaller is refused (`SurveyError("surveys.error.audience_small")`).
 
