@@ -196,3 +196,11 @@ def test_the_vectors_job_stores_what_was_declared_without_them(bot: Bot, team: d
     bot.run_job(job)  # nothing left to do, nothing written twice
     with bot.services.db.session(TENANT) as s:
         assert s.scalar(select(func.count()).select_from(TopicVector)) == len(stored())
+
+
+def test_a_topic_spelled_alike_but_meaning_otherwise_is_offered_not_answered(bot: Bot, team: dict[str, int]) -> None:
+    # "fisheries management" is spelled like "fishery managment" would be; "wineries management"
+    # is spelled close to it too, but means something else: nobody is named, the topic is offered.
+    out = say(bot, "asker", "general", "who knows wineries management")
+    assert keys(out) in (["expert.none"], ["expert.none_no_suggestion"])
+    assert "Fred" not in str(out[0].reply.card)

@@ -148,6 +148,7 @@ class TopicMatches:
     close: dict[str, float]   # topic key -> similarity in 0..1
     # topic key -> (tier, the label or term that matched): see the module's docstring
     tiers: dict[str, tuple[str, str]] = field(default_factory=dict)
+    spelled: list[str] = field(default_factory=list)  # spelled alike, meaning otherwise: suggestions
 
 
 class ExpertiseIndex:

@@ -370,7 +370,7 @@ def find_experts(
             _declared_candidates(index, matches.close, excluded, want, now_ts, stale_days, declared, per_key)
         factors = {**matches.close, **matches.exact}
         if not factors:
-            return ExpertResult(query, (), (), tuple(index.suggestions(query, readable=_readable_for(ctx))))
+            return ExpertResult(query, (), (), _suggestions(ctx, index, query, matches))
         labels = {k: index.topics[k].label for k in factors}
         evidence_keys = [k for k in factors if index.topics[k].has_evidence]
     stats: dict[tuple[int, str], PersonStats] = {}
@@ -410,7 +410,7 @@ def find_experts(
     suggestions: tuple[str, ...] = ()
     if not chosen:
         with index_lock(ctx):
-            suggestions = tuple(index.suggestions(query, readable=_readable_for(ctx)))
+            suggestions = _suggestions(ctx, index, query, matches)
     return ExpertResult(query, tuple(exact), tuple(close), suggestions)
 
 
@@ -421,6 +421,7 @@ def _close(ctx: Ctx, index: ExpertiseIndex, query: str, exact: dict[str, float],
     cosine that high is a spelling match anyway): it is not run."""
     tiers: dict[str, tuple[str, str]] = {}
     weak: set[str] = set()
+    dropped: list[str] = []
     close = index.close_matches(query, exact, tiers=tiers, weak=weak)
     if missing > 0:
         strong = sum(len(index.topics[k].people) for k, (tier, _) in tiers.items()
@@ -439,11 +440,12 @@ def _close(ctx: Ctx, index: ExpertiseIndex, query: str, exact: dict[str, float],
             similarity = index.vectors.similarity(vector, k)
             if similarity is not None and similarity < SPELLING_CONFIRM:
                 del close[k], tiers[k]
+                dropped.append(k)
     for k, similarity in means.items():
         if similarity > close.get(k, 0.0) or tiers[k][0] == "inside":
             close[k] = similarity
             tiers[k] = found[k]
-    return TopicMatches(exact, close, tiers)
+    return TopicMatches(exact, close, tiers, spelled=dropped)
 
 
 def _query_vector(ctx: Ctx, query: str) -> "object | None":
@@ -520,6 +522,13 @@ def nearest_topics(ctx: Ctx, query: str, limit: int = 3) -> list[tuple[str, floa
             if len(out) >= limit:
                 break
     return out
+
+
+def _suggestions(ctx: Ctx, index: ExpertiseIndex, query: str, matches: TopicMatches) -> tuple[str, ...]:
+    """Topics offered when nobody matches: those spelled alike but meaning otherwise (declared
+    skills, public profile data), which spares the slower loose search of index.suggestions."""
+    spelled = [index.topics[k].label for k in matches.spelled if len(index.topics[k].people)]
+    return tuple(dict.fromkeys(spelled))[:5] or tuple(index.suggestions(query, readable=_readable_for(ctx)))
 
 
 def _readable_for(ctx: Ctx) -> "Callable[[list[str]], set[str]]":
