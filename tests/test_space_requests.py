@@ -159,3 +159,52 @@ SLACK_REF = ConversationRef("slack", TEAM, channel_id("sales"), "public", name="
 
 def USER(handle: str) -> UserRef:  # noqa: N802
     return UserRef("slack", TEAM, user_id(handle))
+
+
+def _press(slack: SlackHarness, who: str, value: str) -> None:
+    """`who` clicks a button carrying `value` in their DM with the bot (a block_actions payload)."""
+    server = slack.server
+    click = {"type": "block_actions", "team": {"id": TEAM, "domain": "demo"}, "api_app_id": "A0CAUSETTE", "token": "legacy",
+             "user": {"id": user_id(who), "username": who, "team_id": TEAM}, "trigger_id": f"{who}.{server.next_ts()}",
+             "response_url": server.mock.response_url(f"press-{who}"), "channel": {"id": "D" + who.upper(), "name": "directmessage"},
+             "container": {"type": "message", "message_ts": "1763000000.000300"},
+             "message": {"ts": "1763000000.000300", "text": "card"},
+             "actions": [{"type": "button", "action_id": "causette_action:0", "block_id": "b", "value": value,
+                         "action_ts": server.next_ts()}]}
+    assert server.post_interactive(click).status == 200
+    server.drain()
+
+
+def test_slack_access_request_approved_by_its_button_invites_the_requester(slack: SlackHarness) -> None:
+    """End to end on Slack: emma asks for #sales; julien's grouped DM carries the approve
+    button; his click makes the bot call conversations.invite (the mock checks it against
+    Slack's spec); the join settles the request and emma is told. Another person's click and
+    a second click invite no one."""
+    from tests.scenarios import Step
+
+    mock, db = slack.server.mock, slack.bot.services.db
+    [seen] = slack.run_step(Step("emma", "dm", "request access #sales to answer the Airbus tender", expect=("requests.filed",)))
+    assert seen.key == "requests.filed"
+    slack._advance("+30m")  # the grouped DMs go out
+    dm = [c for c in mock.of("chat.postMessage") if c.args.get("channel") in (user_id("julien"), "DJULIEN")]
+    assert dm, [c.args.get("channel") for c in mock.of("chat.postMessage")]
+    buttons = [e for b in dm[-1].args.get("blocks") or [] for e in b.get("elements", []) if e.get("type") == "button"]
+    approve = next(b["value"] for b in buttons if b["value"].startswith("request approve"))
+    assert approve == "request approve 1"
+    _press(slack, "hugo", approve)  # someone else pressing julien's button (a forwarded value): nothing happens
+    assert mock.of("conversations.invite") == []
+    _press(slack, "julien", approve)
+    [invited] = mock.of("conversations.invite")
+    assert invited.args == {"channel": channel_id("sales"), "users": user_id("emma")}
+    _press(slack, "sophie", approve)  # the other référent, too late
+    assert len(mock.of("conversations.invite")) == 1
+    with db.session(TEAM) as s:
+        assert s.scalar(select(SpaceRequest.status)) == "done"
+        emma = s.scalar(select(Person).where(Person.handle == "emma"))
+        sales = s.scalar(select(Conversation).where(Conversation.external_id == channel_id("sales")))
+        assert s.scalar(select(ConversationMember.id).where(ConversationMember.person_id == emma.id,
+                                                            ConversationMember.conversation_id == sales.id))
+        told = list(s.scalars(select(Notification.key).where(Notification.person_id == emma.id).order_by(Notification.id)))
+        actions = list(s.scalars(select(AuditLog.action).order_by(AuditLog.id)))
+    assert told[:2] == ["requests.notify.approved", "requests.notify.done"]
+    assert actions == ["request.approved", "request.done"]
