@@ -45,6 +45,7 @@ def build_services(settings: Settings, clock: object | None = None, *, migrate: 
 def run_console(settings: Settings, args: argparse.Namespace) -> int:
     from adapters.console.messenger import ConsoleMessenger
     from adapters.console.seed import demo_history, seed_demo
+    from handlers.expertise import meaning
     from store.demo import DEMO_ADMIN, DEMO_TENANT
 
     if not settings.admins:
@@ -52,6 +53,7 @@ def run_console(settings: Settings, args: argparse.Namespace) -> int:
     start = datetime.fromisoformat(args.clock) if args.clock else None
     clock = FixedClock(start) if start else OffsetClock()
     bot = Bot(build_services(settings, clock))
+    meaning.load_in_background()  # while the demo is seeded; the console's first lookup waits for the rest
     if args.demo:
         seed_demo(bot)
     messenger = ConsoleMessenger(bot, DEMO_TENANT, args.as_user, history=demo_history, lang=settings.default_locale)

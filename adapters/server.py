@@ -212,6 +212,7 @@ def build_app(bot: Bot, settings: Settings, outbox: Outbox | None = None, pipeli
     pipeline = pipeline or Pipeline(bot)
     if bot.services.deliver is None:
         bot.services.deliver = outbox.send
+    warm_in_background(bot, settings)
     app = web.Application(client_max_size=1024 * 1024)
 
     async def healthz(_request: web.Request) -> web.Response:
@@ -241,6 +242,22 @@ def build_app(bot: Bot, settings: Settings, outbox: Outbox | None = None, pipeli
     app.on_startup.append(start_pipeline)
     app.on_cleanup.insert(0, stop_pipeline)
     return app
+
+
+def warm_in_background(bot: Bot, settings: Settings) -> None:
+    """A server never waits seconds for the expertise model or matplotlib inside a worker's
+    transaction (on SQLite that would hold back every acknowledgement): both load in background
+    threads at start, and lookups answer by spelling until the model is there."""
+    import threading
+
+    from bot.charts import warm_up
+    from handlers.expertise import meaning
+    from handlers.expertise.lookup import ExpertiseCache
+
+    cache = bot.services.extras.setdefault("expertise", ExpertiseCache.for_files(settings.aliases_file))
+    cache.background_model = True
+    meaning.load_in_background()
+    threading.Thread(target=warm_up, name="charts-warm-up", daemon=True).start()
 
 
 def _readiness(bot: Bot, pipeline: Pipeline) -> tuple[bool, dict[str, object]]:

@@ -32,6 +32,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    from handlers.expertise import meaning
+
+    meaning.load_in_background()  # seconds of loading, overlapped with collection (see _expertise_model)
     config.addinivalue_line("markers", "postgresql_only: needs the PostgreSQL run")
     if config.getoption("--db") == "postgresql":
         problem = unreachable(config.getoption("--pg-url"))
@@ -51,6 +54,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if "postgresql_only" in item.keywords:
                 item.add_marker(marker)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _expertise_model() -> None:
+    """Every test starts with the expertise model loaded, as a long-running process has it, so a
+    test's deadline never includes the one-off load (servers load it in the background)."""
+    from handlers.expertise import meaning
+
+    meaning.encoder()
 
 
 @pytest.fixture(scope="session")

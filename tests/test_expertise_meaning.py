@@ -204,3 +204,24 @@ def test_a_topic_spelled_alike_but_meaning_otherwise_is_offered_not_answered(bot
     out = say(bot, "asker", "general", "who knows wineries management")
     assert keys(out) in (["expert.none"], ["expert.none_no_suggestion"])
     assert "Fred" not in str(out[0].reply.card)
+
+
+def test_a_server_answers_by_spelling_while_the_model_loads_then_by_meaning(
+        bot: Bot, team: dict[str, int], session_ctx, monkeypatch) -> None:  # noqa: ANN001
+    """A server's worker never waits for the model inside its transaction (adapters/server.py
+    warm_in_background): until the model is loaded, lookups use the spelling tiers."""
+    from handlers.expertise.lookup import ExpertiseCache
+
+    cache = ExpertiseCache.for_files()
+    cache.background_model = True
+    bot.services.extras["expertise"] = cache
+    started: list[bool] = []
+    monkeypatch.setattr(meaning, "loaded", lambda: None)
+    monkeypatch.setattr(meaning, "load_in_background", lambda: started.append(True))
+    result = find_experts(session_ctx("asker"), "gestion de projet")
+    assert "marc" not in names(result.candidates)  # no meaning tier yet, and no wait for it
+    assert started
+    monkeypatch.undo()
+    assert meaning.loaded() is not None
+    result = find_experts(session_ctx("asker"), "gestion de projet")
+    assert "marc" in names(result.candidates)  # the index takes the vectors once the model is there

@@ -122,13 +122,27 @@ def encoder(files: tuple[Path, Path] | None = None) -> Encoder | None:
         return found
 
 
+_background: threading.Thread | None = None
+
+
+def load_in_background() -> None:
+    """Start loading the model in a daemon thread (once per process). A server calls this at
+    start and its lookups use `loaded()`: loading takes seconds, and a worker must never wait
+    for it inside a batch's write turn, where it would hold back every acknowledgement."""
+    global _background
+    with _lock:
+        if _background is not None:
+            return
+        _background = threading.Thread(target=encoder, name="meaning-model", daemon=True)
+    _background.start()
+
+
 def loaded() -> Encoder | None:
     """The model if this process already loaded it (never loads: for code inside a write
     transaction, which must not wait seconds for it)."""
     files = model_files()
     key = ("", "") if files is None else (str(files[0]), str(files[1]))
-    with _lock:
-        return _loaded.get(key)
+    return _loaded.get(key)  # no lock: `encoder` holds it for the seconds a load takes
 
 
 def forget_loaded() -> None:
