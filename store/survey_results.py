@@ -28,17 +28,18 @@ What is shown (`results`)
   order (a fresh shuffle per read: never the storage order), and never by segment (no function
   takes a segment).
 
-Cost: four grouped queries (answer sets per label, answers per question/value/labels, multiple
-choices, texts when shown) whatever the audience; Python sums a few thousand grouped rows.
+Cost: grouped queries (answer sets per label, single choices per value, scale and eNPS answers
+per value and labels, multiple choices, texts when shown) whatever the audience; Python sums a few thousand grouped rows.
 """
 from __future__ import annotations
 
+import json
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import String, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from store.analytics import Viewer, min_group, suppress_partition
@@ -188,42 +189,61 @@ def results(session: Session, viewer: Viewer, survey_id: int) -> Results | None:
         return Results(survey, minimum, asked, answers, rate, False,
                        tuple(QuestionResult(q.id, q.position, q.kind, q.text, _options(q), 0, False) for q in questions), {})
 
-    # answers per question, value and labels (scale5, enps, single), summed in Python
+    # counts per question and option, per question and segment (summed in Python from grouped rows)
     by_id = {q.id: q for q in questions}
     per_q: dict[int, list[int]] = {q.id: [0] * len(_options(q)) for q in questions}
     per_seg: dict[tuple[int, str, str], list[int]] = {}
     answered: dict[int, int] = defaultdict(int)
+    offset = {q.id: (1 if q.kind == "scale5" else 0) for q in questions}
+    singles = [q.id for q in questions if q.kind == "single"]
+    scored = [q.id for q in questions if q.kind in ("scale5", "enps")]
+    overall = session.execute(  # single choices: per value, no join
+        select(SurveyAnswer.question_id, SurveyAnswer.value, func.count())
+        .where(SurveyAnswer.survey_id == survey.id, SurveyAnswer.question_id.in_(singles), SurveyAnswer.value.is_not(None))
+        .group_by(SurveyAnswer.question_id, SurveyAnswer.value)).all() if singles else []
+    for qid, value, n in overall:
+        counts = per_q[qid]
+        index = value - offset[qid]
+        if 0 <= index < len(counts):
+            counts[index] += n
+            answered[qid] += n
+    # scales and eNPS per value and the answer sets' labels: their distribution and the breakdowns in one
+    # pass. The answers are reached from the survey's answer sets through their key (answer set, question),
+    # not through the answers' survey index: on SQLite, one key seek per answer set instead of one per answer.
     grouped = session.execute(
         select(SurveyAnswer.question_id, SurveyAnswer.value, SurveyAnswerSet.user_type, SurveyAnswerSet.department,
                SurveyAnswerSet.site, func.count())
-        .join(SurveyAnswerSet, SurveyAnswerSet.token == SurveyAnswer.answer_set)
-        .where(SurveyAnswer.survey_id == survey.id, SurveyAnswer.value.is_not(None))
+        .select_from(SurveyAnswerSet).join(SurveyAnswer, SurveyAnswer.answer_set == SurveyAnswerSet.token)
+        .where(SurveyAnswerSet.survey_id == survey.id, SurveyAnswer.question_id.in_(scored),
+               SurveyAnswer.value.is_not(None))
         .group_by(SurveyAnswer.question_id, SurveyAnswer.value, SurveyAnswerSet.user_type,
-                  SurveyAnswerSet.department, SurveyAnswerSet.site)).all()
+                  SurveyAnswerSet.department, SurveyAnswerSet.site)).all() if scored else []
     for qid, value, kind, department, site, n in grouped:
-        question = by_id.get(qid)
-        if question is None or question.kind not in ("scale5", "enps", "single"):
-            continue
-        index = _index(question, value)
-        if index is None:
+        size = len(per_q[qid])
+        index = value - offset[qid]
+        if not 0 <= index < size:
             continue
         per_q[qid][index] += n
         answered[qid] += n
-        if question.kind in ("scale5", "enps"):
-            for dimension, label in zip(DIMENSIONS, (kind, department, site)):
-                cell = per_seg.setdefault((qid, dimension, label or ""), [0] * len(per_q[qid]))
-                cell[index] += n
+        for dimension, label in zip(DIMENSIONS, (kind, department, site)):
+            cell = per_seg.get((qid, dimension, label or ""))
+            if cell is None:
+                cell = per_seg[(qid, dimension, label or "")] = [0] * size
+            cell[index] += n
     multiple = [q for q in questions if q.kind == "multiple"]
     if multiple:
-        for qid, choices in session.execute(select(SurveyAnswer.question_id, SurveyAnswer.choices).where(
-                SurveyAnswer.survey_id == survey.id, SurveyAnswer.question_id.in_([q.id for q in multiple]))):
+        stored = cast(SurveyAnswer.choices, String)  # the JSON text: a few distinct sets of choices, counted by the database
+        for qid, text, n in session.execute(select(SurveyAnswer.question_id, stored, func.count()).where(
+                SurveyAnswer.survey_id == survey.id, SurveyAnswer.question_id.in_([q.id for q in multiple]),
+                SurveyAnswer.choices.is_not(None)).group_by(SurveyAnswer.question_id, stored)):
+            choices = json.loads(text) if text else None
             if not choices:
                 continue
-            answered[qid] += 1
+            answered[qid] += n
             for value in set(choices):
                 index = _index(by_id[qid], int(value))
                 if index is not None:
-                    per_q[qid][index] += 1
+                    per_q[qid][index] += n
     texts: dict[int, list[str]] = defaultdict(list)
     text_ids = [q.id for q in questions if q.kind == "text"]
     if text_ids:
@@ -252,14 +272,14 @@ def results(session: Session, viewer: Viewer, survey_id: int) -> Results | None:
                                   average, enps(counts) if q.kind == "enps" else None))
 
     segments: dict[str, tuple[Segment, ...]] = {}
-    scored = [r for r in out if r.kind in ("scale5", "enps") and r.shown]
+    shown_scored = [r for r in out if r.kind in ("scale5", "enps") and r.shown]
     for position, dimension in enumerate(DIMENSIONS):
         sizes: dict[str, int] = defaultdict(int)
         for row in sets:
             sizes[row[position] or ""] += row[3]
         cells = _partition(sizes, minimum)
         scores: dict[str, dict[int, float | int | None]] = {label: {} for label, *_ in cells}
-        for r in scored:
+        for r in shown_scored:
             per_label = {label: per_seg.get((r.question_id, dimension, label), []) for label, *_ in cells}
             shown = dict(zip([label for label, *_ in cells],
                              suppress_partition([sum(per_label[label]) for label, *_ in cells], minimum)))
