@@ -53,7 +53,8 @@ def routed_to(d: Driver, number: int) -> tuple[str, str]:
 
 
 def test_department_referent_receives_takes_answers_and_the_author_hears_each_step(d: Driver) -> None:
-    grant(d, "alice", "department", "Sales")  # alice works in Engineering, référent of Sales
+    # An admin names alice (Marketing) référent of the Sales department.
+    assert keys(d.say("camille", "dm", "role add @alice referent department Sales")) == ["roles.added"]
     # nathan is in Sales (demo); #general has no référent: the department's référent receives it.
     effects = d.say("nathan", "#general", "suggest A shared calendar of customer visits")
     filed = outbound(effects, "suggestions.filed")
@@ -61,6 +62,12 @@ def test_department_referent_receives_takes_answers_and_the_author_hears_each_st
     assert routed_to(d, 1) == ("department", "Sales")
     assert [k for k, _ in pings(d, "alice")] == ["suggestions.notify.new"]
     assert pings(d, "alice")[0][1]["author"] == "Nathan Simon"
+    d.clock.advance(timedelta(minutes=30))
+    [dm] = [e for e in d.job("notifications.flush") if isinstance(e, Outbound) and e.to.id == "alice"]
+    assert "customer visits" in everything([dm]) and "Nathan Simon" in everything([dm])
+    assert dm.reply.card is not None
+    commands = [a.command for a in dm.reply.card.actions]
+    assert commands[:2] == ["suggestion take 1", "suggestion answer 1"] and "suggestion decline 1" in commands
     assert keys(d.say("thomas", "dm", "suggestion take 1")) and \
         keys(d.say("thomas", "dm", "suggestion take 1")) == ["suggestions.not_found"]  # an outsider cannot even see it
     assert keys(d.say("nathan", "dm", "suggestion take 1")) == ["suggestions.not_handler"]
@@ -73,13 +80,16 @@ def test_department_referent_receives_takes_answers_and_the_author_hears_each_st
     heard = pings(d, "nathan")
     assert [k for k, _ in heard] == ["suggestions.notify.taken", "suggestions.notify.answered", "suggestions.notify.done"]
     assert "CRM from Monday" in str(heard[1][1]["answer"])
+    d.clock.advance(timedelta(minutes=30))
+    told = everything([e for e in d.job("notifications.flush") if isinstance(e, Outbound) and e.to.id == "nathan"])
+    assert "CRM from Monday" in told and "Alice" in told  # the author reads the answer, in his grouped DM
     listed = d.say("nathan", "dm", "suggestions")
     assert keys(listed) == ["suggestions.list"] and "customer visits" in everything(listed)
     handled = d.say("alice", "dm", "suggestions")
     assert "Nathan" in everything(handled)
     with d.session() as s:
         actions = list(s.scalars(select(AuditLog.action).order_by(AuditLog.id)))
-    assert actions == ["suggestion.answered", "suggestion.done"]
+    assert actions == ["role.add", "suggestion.answered", "suggestion.done"]
 
 
 def test_fallbacks_are_said_channel_then_department_then_site_then_admins(d: Driver) -> None:
