@@ -57,6 +57,8 @@ def test_first_join_gets_one_welcome_after_quiet_hours_in_their_language(d: Driv
     leave(d, "sales", "olivia")
     join(d, "sales", "olivia")
     assert queued(d, "welcome.dm") == ["olivia"]  # once, ever
+    d.clock.advance(timedelta(hours=1))
+    assert dms_to(d.job("notifications.flush"), "olivia") == []
 
 
 def test_animators_set_the_text_in_both_languages_or_switch_it_off(d: Driver) -> None:
@@ -103,3 +105,16 @@ def test_tour_in_three_steps(d: Driver) -> None:
     last = d.say("emma", "dm", "tour 3")
     assert [a.command for a in last[0].reply.card.actions] == ["suggestions"]  # no "next" after the last step
     assert keys(d.say("emma", "dm", "tour 9")) == ["welcome.tour_step"]
+
+
+def test_a_welcome_text_over_the_limit_is_refused_and_one_at_the_limit_reaches_the_newcomer_whole(d: Driver) -> None:
+    """1,500 characters at most (one Slack section holds 3,000, and the DM adds the channel's people)."""
+    longest = "é" * 1499 + "!"
+    assert keys(d.say("julien", "#sales", "welcome set #sales en " + longest + "!")) == ["welcome.too_long"]
+    refused = d.say("julien", "#sales", "accueil définir #sales fr " + longest + "!")
+    assert keys(refused) == ["welcome.too_long"] and "1\u202f501" in everything(refused) and "1\u202f500" in everything(refused)
+    assert keys(d.say("julien", "#sales", "welcome set #sales en " + longest)) == ["welcome.set_missing"]
+    join(d, "sales", "olivia")
+    d.clock.advance(timedelta(minutes=30))
+    [dm] = dms_to(d.job("notifications.flush"), "olivia")
+    assert longest in everything([dm])
