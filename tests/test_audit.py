@@ -35,9 +35,13 @@ def decisions(d: Driver) -> None:
 
 def test_admin_lists_each_decision_filters_and_exports(d: Driver) -> None:
     decisions(d)
+    d.say("camille", "#general", "role remove @emma animator #marketing")
+    d.say("thomas", "#sales", "suggest Archive the 2024 tenders")          # #3 to sophie
+    d.say("sophie", "dm", "suggestion answer 3 Done this week")
+    d.say("sophie", "dm", "suggestion done 3")
     everything_ = everything(d.say("camille", "dm", "audit"))
-    for action in ("role.add", "suggestion.declined", "suggestion.author_revealed", "request.approved", "request.declined",
-                   "privacy.channel"):
+    for action in ("role.add", "role.remove", "suggestion.declined", "suggestion.answered", "suggestion.done",
+                   "suggestion.author_revealed", "request.approved", "request.declined", "privacy.channel"):
         assert action in everything_, action
     roles = everything(d.say("camille", "dm", "audit roles"))
     assert "role.add" in roles and "request." not in roles
