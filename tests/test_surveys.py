@@ -88,7 +88,8 @@ def test_answer_in_one_click_and_one_submit_and_refusals(d: Driver) -> None:
     assert keys(opened) == ["surveys.answer_intro_anonymous"]
     questionnaire = opened[0].reply.form
     assert questionnaire is not None and questionnaire.submit_command == "survey submit 1"
-    assert "anonyme" in questionnaire.title  # Thomas reads French
+    assert questionnaire.title == "n° 1 · anonyme"  # Thomas reads French; 24 characters at most (Slack)
+    assert questionnaire.fields[0].label.startswith("Anonyme : vos réponses sont gardées sans votre nom. — 1. How happy")
     assert keys(d.say("thomas", "dm", "survey submit 1", form_values=answer_values(d))) == ["surveys.thanks_anonymous"]
     assert keys(d.say("thomas", "dm", "survey submit 1", form_values=answer_values(d))) == ["surveys.error.twice"]
     assert keys(d.say("thomas", "dm", "survey answer 1")) == ["surveys.error.twice"]
@@ -108,7 +109,9 @@ def test_named_survey_says_so_and_a_second_answer_replaces_the_first(d: Driver) 
     sent = dms(d.job("surveys.send"), "surveys.invite")
     assert "Not anonymous: your name is kept" in everything([sent["james"]])
     opened = d.say("james", "dm", "survey answer 1")
-    assert opened[0].reply.form is not None and "NOT anonymous" in opened[0].reply.form.title
+    named = opened[0].reply.form
+    assert named is not None and named.title == "#1 · NOT anonymous"
+    assert named.fields[0].label.startswith("NOT anonymous: your name is kept with your answers — 1.")
     assert keys(d.say("james", "dm", "survey submit 1", form_values=answer_values(d, scale="2"))) == ["surveys.thanks_named"]
     assert keys(d.say("james", "dm", "survey submit 1", form_values=answer_values(d, scale="5"))) == ["surveys.answer_replaced"]
     with d.session() as s:

@@ -240,9 +240,16 @@ def questionnaire(ctx: Ctx, survey: Survey) -> Form:
                 fields.append(FormField(f"q{q.id}_{i}", f"{label} — {choice}" if i == 0 else f"— {choice}", kind="checkbox"))
         else:
             fields.append(FormField(f"q{q.id}", label, kind="multiline", max_length=2000))
+    # The notice is on the card itself: in the title (short: Slack keeps 24 characters of a
+    # modal's title) and, in full, before the first question.
     notice = t("surveys.form.anonymous_notice") if survey.anonymous else t("surveys.form.named_notice")
-    return Form(title=t("surveys.form.answer_title", id=survey.id, title=survey.title)[:120] + " — " + notice,
-                submit_command=f"survey submit {survey.id}", fields=tuple(fields), submit_label=t("surveys.form.send"))
+    if fields:
+        first = fields[0]
+        fields[0] = FormField(first.name, f"{notice} — {first.label}", first.kind, first.value, first.required,
+                              first.options, first.max_length)
+    title_key = "surveys.form.answer_title" if survey.anonymous else "surveys.form.answer_title_named"
+    return Form(title=t(title_key, id=survey.id), submit_command=f"survey submit {survey.id}", fields=tuple(fields),
+                submit_label=t("surveys.form.send"))
 
 
 def answer_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
