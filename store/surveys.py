@@ -35,7 +35,8 @@ Anonymity by construction
 API (every function takes a tenant-scoped session)
 - `create(session, author_id, title, questions, audience_kind, audience_value, anonymous,
   closes_on, today, reminders=1, recurrence="")` → Survey; `questions` is a list of
-  `QuestionDraft(kind, text, choices)`. Checks: 1–MAX_QUESTIONS questions, closes_on after
+  `QuestionDraft(kind, text, choices)`. Checks: 1–MAX_QUESTIONS questions, at most
+  MAX_FORM_FIELDS answer fields (each choice of a multiple choice is one), closes_on after
   today, reminders 0–2, an anonymous survey's audience at least min_group. It writes the
   participants (state invited, `invited` False): the invitation DMs are sent by the job.
 - `audience(session, kind, value)` → person ids (active, non-bot): channel (value = the
@@ -75,6 +76,7 @@ KINDS = ("scale5", "enps", "single", "multiple", "text")
 AUDIENCE_KINDS = ("channel", "department", "site", "all")
 RECURRENCES = ("", "weekly", "monthly")
 MAX_CHOICES = 10
+MAX_FORM_FIELDS = 50  # a multiple choice is one checkbox per choice; Slack's modal holds 100 blocks
 CONTRIBUTOR_DAYS = 30
 USER_TYPES = ("contributor", "animator", "referent", "silent")
 
@@ -122,6 +124,9 @@ def create(session: Session, *, author_id: int, title: str, questions: Sequence[
             raise SurveyError("surveys.error.question", number=number)
         if draft.kind in ("single", "multiple") and not 2 <= len(draft.choices) <= MAX_CHOICES:
             raise SurveyError("surveys.error.choices", number=number, limit=MAX_CHOICES)
+    fields = sum(len(d.choices) if d.kind == "multiple" else 1 for d in questions)
+    if fields > MAX_FORM_FIELDS:
+        raise SurveyError("surveys.error.too_long", count=fields, limit=MAX_FORM_FIELDS)
     if closes_on <= today:
         raise SurveyError("surveys.error.past", day=closes_on)
     if not 0 <= reminders <= 2:

@@ -193,6 +193,8 @@ def test_templates_in_english_and_french(d: Driver) -> None:
     ({"questions": ""}, "surveys.error.no_question"),
     ({"questions": "\n".join(f"text: question {i}" for i in range(50))}, "surveys.error.too_many"),
     ({"questions": "rating: how?"}, "surveys.error.question"),
+    ({"questions": "\n".join("multiple: Which? | " + " | ".join(f"c{j}" for j in range(10)) for _ in range(6))},
+     "surveys.error.too_long"),
     ({"questions": "single: Only one? | yes"}, "surveys.error.choices"),
     ({"closes": "2026-11-20"}, "surveys.error.past"),
     ({"closes": "next tuesday"}, "surveys.error.closes"),
@@ -234,3 +236,16 @@ def test_privacy_says_what_is_stored_about_an_answer(d: Driver) -> None:
     text = everything(d.say("james", "dm", "privacy"))
     assert "random number" in text and "no name and no time" in text and "5 people" in text
     assert "numéro tiré au hasard" in everything(d.say("thomas", "dm", "confidentialité"))
+
+
+def test_the_largest_questionnaire_allowed_fits_a_slack_modal_whole(d: Driver) -> None:
+    from adapters.slack.render import MAX_BLOCKS_VIEW, render_modal
+    lines = ["multiple: Which? | " + " | ".join(f"c{j}" for j in range(9)) for _ in range(5)]
+    lines += [f"scale: Question {i}" for i in range(5)]
+    assert keys(d.say("camille", "dm", "survey create", form_values=form(questions="\n".join(lines),
+                                                                       audience_value="general"))) == ["surveys.created_anonymous"]
+    questionnaire = d.say("james", "dm", "survey answer 1")[0].reply.form
+    assert questionnaire is not None and len(questionnaire.fields) == 50
+    modal = render_modal(questionnaire, {}, lambda key, **p: key)
+    assert len(modal["blocks"]) == 50 <= MAX_BLOCKS_VIEW
+    assert modal["title"]["text"] == "#1 · anonymous"
