@@ -2,7 +2,8 @@
 (`surveys.close`). Each DM is claimed by a conditional update of its participant row
 (store/surveys.py `claim_invitation` / `claim_reminder`), so several worker processes send
 each one once; with a running adapter the DMs go to the durable outbox in the transaction
-that claims them (bot/outbox.py), which retries what the platform refused.
+that claims them (bot/outbox.py), leased to this process, which sends them right after the
+commit; the sweeper (`outbox.send`) retries what the platform refused or a crash left.
 
 Pacing: an invitation goes at a working hour of the person's own time zone (Monday–Friday,
 09:00–17:59, `Person.tz`, UTC when unknown); each run sends at most `PER_RUN` DMs per
@@ -81,6 +82,7 @@ def send(jctx: JobCtx) -> list[Effect]:
         budget = PER_RUN - budgets.get(tenant, 0)
         if budget <= 0:
             continue
+        leased = None
         with jctx.services.db.session(tenant) as session:
             survey = session.get(Survey, survey_id)
             if survey is None or survey.status != "open" or jctx.now.date() > survey.closes_on:
@@ -88,9 +90,11 @@ def send(jctx: JobCtx) -> list[Effect]:
             effects = _send_in(jctx, session, survey, budget)
             budgets[tenant] = budgets.get(tenant, 0) + len(effects)
             if effects and jctx.services.deliver is not None:
-                outbox.record(session, effects, jctx.now, source="surveys.send")
+                leased = outbox.record(session, effects, jctx.now, source="surveys.send", token=outbox.new_token())
             else:
                 returned += effects
+        if leased is not None and jctx.services.deliver is not None:  # committed: send now, the sweeper retries
+            outbox.deliver(jctx.services.db, jctx.services.clock, leased, jctx.services.deliver, effects)
     return returned
 
 
