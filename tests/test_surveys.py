@@ -249,3 +249,10 @@ def test_the_largest_questionnaire_allowed_fits_a_slack_modal_whole(d: Driver) -
     modal = render_modal(questionnaire, {}, lambda key, **p: key)
     assert len(modal["blocks"]) == 50 <= MAX_BLOCKS_VIEW
     assert modal["title"]["text"] == "#1 · anonymous"
+
+
+def test_a_department_referent_surveys_their_department_only(d: Driver) -> None:
+    assert keys(d.say("camille", "dm", "role add @sophie referent department Sales")) == ["roles.added"]
+    assert keys(create(d, "sophie", audience="department", audience_value="sales")) == ["surveys.created_anonymous"]
+    assert keys(create(d, "sophie", audience="site", audience_value="Lyon")) == ["surveys.error.audience_not_yours"]
+    assert keys(create(d, "sophie", audience="all", audience_value="")) == ["surveys.error.audience_not_yours"]
