@@ -1,5 +1,7 @@
 """Pulse survey benchmark (issue 18): a survey to everyone (BENCH_PEOPLE, default 100,000) with
-30 % of them answering (30,000), on SQLite.
+30 % of them answering (30,000), on SQLite (or any database: `prepare(url, n)` and `measure(url,
+survey_id)` take a URL; PostgreSQL at 100,000 on the loaded machine: results p50 483 ms wall, 57 ms
+of this process's CPU, the rest the server's grouped join).
 
 - `survey_fanout_s`: the database work of scheduling the sends: `store.surveys.create` to
   everyone (audience query, one participant row per person, invitations pending for the
@@ -100,6 +102,9 @@ def prepare(url: str, n_people: int) -> dict[str, Any]:
             conn.execute(insert(SurveyAnswerSet.__table__), sets[start:start + 10000])
         for start in range(0, len(answers), 10000):
             conn.execute(insert(SurveyAnswer.__table__), answers[start:start + 10000])
+    with db.engine.connect() as conn:  # the statistics autovacuum would have gathered after such a load (PostgreSQL
+        conn.exec_driver_sql("ANALYZE")  # plans a nested loop on rows=1 estimates otherwise: 2.9 s instead of 0.5 s)
+        conn.commit()
     db.dispose()
     return {"survey_id": survey_id, "created_s": created, "claims_s": claims, "claimed": claimed, "per_run": PER_RUN,
             "asked": len(asked), "answers": n_answers}

@@ -133,6 +133,7 @@ def test_an_outsider_is_refused_with_who_can_and_the_store_gives_nothing(d: Driv
         assert survey_results.results(s, Viewer(pid(d, "thomas"), admin=True), number) is not None
     assert keys(d.say("camille", "dm", f"survey results {number}"))[0] == "survey_results.report"  # an admin
     assert keys(d.say("julien", "dm", "survey results 999")) == ["survey_results.unknown"]
+    assert keys(d.say("julien", "dm", "survey results 99999999999999")) == ["survey_results.which"]  # not a number we keep
     assert keys(d.say("julien", "dm", "survey results")) == ["survey_results.which"]
 
 

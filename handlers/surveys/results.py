@@ -35,7 +35,7 @@ def _survey(ctx: Ctx, args: str, usage_key: str) -> Survey:
     number, _rest = ctx.numbered(args)
     if number is None:
         raise UserError("survey_results.which", usage=ctx.t(usage_key))
-    survey = ctx.session.get(Survey, number)
+    survey = ctx.session.get(Survey, number) if 0 < number < 2**31 else None  # a database integer
     if survey is None:
         raise UserError("survey_results.unknown", id=number)
     if not store.may_read(ctx.session, _viewer(ctx), survey):
