@@ -17,7 +17,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from babel.lists import format_list
-from sqlalchemy import select
+from sqlalchemy import event as orm_event
+from sqlalchemy import inspect, select
+from sqlalchemy.orm import Session
 
 from bot.context import Ctx, UserError
 from bot.registry import CommandSpec, Registry
@@ -26,7 +28,7 @@ from bot.types import Action, Card, Effect, IncomingMessage, MembersChanged, Rep
 from handlers.notifications.budget import notify
 from store import referents as store
 from store.memo import memo
-from store.models.core import Conversation, Person
+from store.models.core import Conversation, Person, Role
 
 TEXT_MAX = 1500  # one Slack section holds 3,000 characters; the DM adds the channel's people
 BULK = 5  # more people joining in one event is a member sync, not arrivals
@@ -64,10 +66,12 @@ def on_members_changed(ctx: Ctx, event: MembersChanged) -> list[Effect] | None:
     for person in ctx.session.scalars(select(Person).where(Person.external_id.in_([u.id for u in event.joined if not u.is_bot]))):
         if person.is_bot:
             continue
+        if store.recorded(ctx.session, ctx.tenant, conv.id, person, "joined"):
+            continue  # welcomed before, as this process knows: no statement
         since = store.joined_at(ctx.session, conv.id, person.id)
         if since is not None and since < now - timedelta(minutes=1):
             continue  # already a member before this event: not an arrival
-        if not store.first_time(ctx.session, ctx.tenant, conv.id, person.id, "joined", now):
+        if not store.first_time(ctx.session, ctx.tenant, conv.id, person, "joined", now):
             continue
         effects += notify(ctx, person, "welcome.dm", params=welcome_params(ctx, conv, person), thread_key=f"welcome:{conv.id}",
                           actions=(Action("welcome.button.tour", "tour"),))
@@ -75,13 +79,49 @@ def on_members_changed(ctx: Ctx, event: MembersChanged) -> list[Effect] | None:
 
 
 # First-time contributors ------------------------------------------------------------------------
+# Every ambient message of a channel passes here: the common case (a channel without animators,
+# someone who spoke there before) makes no statement. Which channels have animators is read once
+# per session (an inbox batch: store/memo.py), read again after the session writes a role or a
+# person; who is recorded as having spoken is remembered by the process (store.referents.recorded).
+_ANIMATORS = "welcome.animators"
+
+
+def _forget_animators(session: Session, _context: object) -> None:
+    """A role, or whether a person is active or a bot, was written: who animates what is read again."""
+    if (any(isinstance(o, (Role, Person)) for o in (*session.new, *session.deleted))
+            or any(isinstance(o, Role) or (isinstance(o, Person) and _status_changed(o)) for o in session.dirty)):
+        memo(session, _ANIMATORS).clear()
+
+
+def _status_changed(person: Person) -> bool:
+    attrs = inspect(person).attrs
+    return attrs.active.history.has_changes() or attrs.is_bot.history.has_changes()
+
+
+def _read_animators(ctx: Ctx) -> dict[object, object]:
+    read = memo(ctx.session, _ANIMATORS)
+    if not ctx.session.info.get(_ANIMATORS):
+        ctx.session.info[_ANIMATORS] = True
+        orm_event.listen(ctx.session, "after_flush", _forget_animators)
+    return read
+
+
+def _animated(ctx: Ctx, conv: Conversation) -> bool:
+    """Whether the channel has any animator (all channels' in one query per session)."""
+    read = _read_animators(ctx)
+    key = (ctx.tenant, None)
+    if key not in read:
+        read[key] = store.animated_channels(ctx.session)
+    return conv.id in read[key]
+
+
 def _animators(ctx: Ctx, conv: Conversation) -> list[Person]:
-    """The channel's animators, read once per session (an inbox batch: store/memo.py)."""
-    read = memo(ctx.session, "welcome.animators")
+    """The channel's animators, read once per session."""
+    read = _read_animators(ctx)
     key = (ctx.tenant, conv.id)
     if key not in read:
         read[key] = store.of_channel(ctx.session, conv, ("animator",))
-    return read[key]
+    return read[key]  # type: ignore[return-value]
 
 
 def on_message(ctx: Ctx, msg: IncomingMessage) -> list[Effect] | None:
@@ -89,16 +129,15 @@ def on_message(ctx: Ctx, msg: IncomingMessage) -> list[Effect] | None:
     if (msg.addressed or msg.backfill or msg.sender.is_bot or ctx.actor.is_bot or conv is None or conv.kind == "dm"
             or not msg.text.strip()):
         return None
-    animators = _animators(ctx, conv)
-    if not animators:  # nobody to tell: no write on the hot path of a channel without animators
+    if not _animated(ctx, conv):  # nobody to tell: nothing written for a channel without animators
         return None
     now = ctx.now()
-    if not store.first_time(ctx.session, ctx.tenant, conv.id, ctx.actor.id, "contributed", now):
+    if not store.first_time(ctx.session, ctx.tenant, conv.id, ctx.actor, "contributed", now, preload=True):
         return None
     if store.posted_before(ctx.session, conv.id, ctx.actor.id, msg.id):
         return None  # a regular who had not been seen since this feature arrived
     effects: list[Effect] = []
-    for animator in animators:
+    for animator in _animators(ctx, conv):
         if animator.id == ctx.actor.id:
             continue
         effects += notify(ctx, animator, "welcome.first_contribution",

@@ -8,13 +8,16 @@ everywhere, else the admins, and says which steps found no one (so the person ca
 """
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, true
+from sqlalchemy import ColumnElement, and_, event, func, or_, select, true
 from sqlalchemy.orm import Session
 
+from store.memo import memo
 from store.models.core import Conversation, ConversationMember, Person, Role
 
 if TYPE_CHECKING:
@@ -190,13 +193,120 @@ def set_welcome(session: Session, tenant: str, conversation_id: int, *, by: int,
     return row
 
 
-def first_time(session: Session, tenant: str, conversation_id: int, person_id: int, kind: str, now: datetime) -> bool:
-    """True the first time ever `person_id` does `kind` (joined, contributed) in the channel."""
+def animated_channels(session: Session) -> frozenset[int]:
+    """The channels with at least one animator (active, not a bot): one query for all of them."""
+    return frozenset(session.scalars(select(Role.conversation_id).join(Person, Person.id == Role.person_id).where(
+        Role.role == "animator", Role.conversation_id.is_not(None), Person.active, ~Person.is_bot).distinct()))
+
+
+# A person's first time in a channel (`ChannelFirst`): the database decides, with INSERT … ON
+# CONFLICT DO NOTHING. What a process knows to be recorded costs no statement: a pair this
+# session inserted or found there (or read, `preload`) is learned by the session, and once the
+# session commits it is remembered by the process, per database (engine). Only committed pairs
+# are remembered (what a rolled-back transaction or savepoint learned is forgotten with it), and
+# a recorded pair never goes back to unrecorded (rows go only with their person or channel,
+# whose ids PostgreSQL never gives again; a person keeps their `created_at`, which the memo
+# compares, so an id SQLite gives again to someone new is not mistaken for them).
+FIRSTS_MAX = 200_000  # pairs a process remembers per database (about 20 MB); more cost a statement each
+FIRSTS_LOAD_MAX = 20_000  # a channel's recorded people read at once (`preload`)
+_KNOWN: "weakref.WeakKeyDictionary[Any, dict[tuple[str, int, str], dict[int, datetime]]]" = weakref.WeakKeyDictionary()
+_LOADED: "weakref.WeakKeyDictionary[Any, set[tuple[str, int, str]]]" = weakref.WeakKeyDictionary()
+_SIZE: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+_LEARNED, _READ, _LISTENING = "referents.firsts", "referents.firsts_read", "referents.firsts_listening"
+
+
+def _engine(session: Session) -> Any:
+    bind = session.get_bind()
+    return getattr(bind, "engine", bind)  # a Connection (a session joined to another's transaction) → its engine
+
+
+def _learned(session: Session) -> dict[tuple[str, int, str], dict[int, datetime]]:
+    if not session.info.get(_LISTENING):
+        session.info[_LISTENING] = True
+        event.listen(session, "after_commit", _remember)
+        event.listen(session, "after_transaction_end", _forget_uncommitted)
+    return memo(session, _LEARNED)  # forgotten on any rollback, a savepoint's included
+
+
+def _remember(session: Session) -> None:
+    """The session committed: what it learned is recorded for good. Not for a savepoint's
+    release (SQLAlchemy calls this for it too), nor for a session joined to another one's
+    transaction (its commit is a savepoint's): the outer transaction may still roll back."""
+    learned, read = memo(session, _LEARNED), memo(session, _READ)
+    if session.in_nested_transaction() or session.info.get("joined") or not (learned or read):
+        return
+    engine = _engine(session)
+    with _LOCK:
+        known, loaded = _KNOWN.setdefault(engine, {}), _LOADED.setdefault(engine, set())
+        size = _SIZE.get(engine, 0)
+        for key, people in learned.items():
+            if size >= FIRSTS_MAX:
+                break
+            mine = known.setdefault(key, {})
+            before = len(mine)
+            mine.update(people)
+            size += len(mine) - before
+        _SIZE[engine] = size
+        loaded.update(read)
+    learned.clear()
+    read.clear()
+
+
+def _forget_uncommitted(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:  # the session's transaction ended: what was not committed is unknown again
+        memo(session, _LEARNED).clear()
+        memo(session, _READ).clear()
+
+
+def recorded(session: Session, tenant: str, conversation_id: int, person: Person, kind: str) -> bool:
+    """Whether `person` doing `kind` in the channel is known to be recorded already (no
+    statement: what this process remembers, and what this session learned)."""
+    key = (tenant, conversation_id, kind)
+    since = person.created_at
+    known = _KNOWN.get(_engine(session))
+    mine = known.get(key) if known is not None else None
+    if mine is not None and person.id in mine and mine[person.id] == since:
+        return True
+    learned = _learned(session).get(key)
+    return learned is not None and person.id in learned and learned[person.id] == since
+
+
+def _preload(session: Session, tenant: str, conversation_id: int, kind: str) -> None:
+    """Learn in one query who is recorded doing `kind` in the channel, once per process."""
+    from store.models.referents import ChannelFirst
+
+    key = (tenant, conversation_id, kind)
+    read = memo(session, _READ)
+    if key in read or key in _LOADED.get(_engine(session), ()):
+        return
+    rows = session.execute(select(ChannelFirst.person_id, Person.created_at).join(Person, Person.id == ChannelFirst.person_id)
+                           .where(ChannelFirst.conversation_id == conversation_id, ChannelFirst.kind == kind)
+                           .limit(FIRSTS_LOAD_MAX))
+    _learned(session).setdefault(key, {}).update((person_id, since) for person_id, since in rows)
+    read[key] = True
+
+
+def first_time(session: Session, tenant: str, conversation_id: int, person: Person, kind: str, now: datetime, *,
+               preload: bool = False) -> bool:
+    """True the first time ever `person` does `kind` (joined, contributed) in the channel. The
+    database decides; a pair known to be recorded already (`recorded`) is False with no
+    statement. `preload`: read the channel's recorded people first, once per process (worth it
+    where most people met are recorded already: every message of a channel)."""
     from store.idempotency import insert_ignore
     from store.models.referents import ChannelFirst
 
-    return insert_ignore(session, ChannelFirst, {"tenant": tenant, "conversation_id": conversation_id, "person_id": person_id,
-                                                 "kind": kind, "created_at": now})
+    if recorded(session, tenant, conversation_id, person, kind):
+        return False
+    if preload:
+        _preload(session, tenant, conversation_id, kind)
+        if recorded(session, tenant, conversation_id, person, kind):
+            return False
+    first = insert_ignore(session, ChannelFirst, {"tenant": tenant, "conversation_id": conversation_id, "person_id": person.id,
+                                                  "kind": kind, "created_at": now})
+    # Recorded now either way: by this transaction, or by one committed before it.
+    _learned(session).setdefault((tenant, conversation_id, kind), {})[person.id] = person.created_at
+    return first
 
 
 def joined_at(session: Session, conversation_id: int, person_id: int) -> datetime | None:
