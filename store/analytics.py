@@ -90,7 +90,6 @@ MIN_GROUP_RANGE = (3, 10)
 MAX_DAYS = 366
 REFERENCE_RATE = (0.20, 0.25)
 DORMANT_STEPS = (30, 60, 90)
-BIG_CHANNEL = 1000  # members: above, a channel's activity is summed by the database per period
 NO_CHANNEL = 0
 
 
@@ -537,25 +536,29 @@ def pending_days(session: Session, today: date, limit: int = 400) -> list[date]:
 
 # Reading -------------------------------------------------------------------------------------
 @dataclass
-class _Slice:
-    """A scope's activity over a period, per person: flags and summed counts."""
+class _Tally:
+    """A scope's people counts and activity totals over one period."""
 
-    contributed: set[int] = field(default_factory=set)
-    reacted: set[int] = field(default_factory=set)
+    active: dict[str, int] = field(default_factory=dict)  # contributors who are members, per breakdown label
+    reactors: int = 0  # reacted or voted, did not contribute, members
+    outsiders: int = 0  # contributed, not members (left, forgotten)
     totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
-    who: dict[int, "_Who"] = field(default_factory=dict)
-    members: set[int] = field(default_factory=set)  # the active people who are members (set by figures)
+    live_contributed: set[int] = field(default_factory=set)  # contributed on a day not rolled up yet
 
-    def add(self, person: int, counts: Sequence[int], who: "_Who") -> None:
-        """`counts` in KINDS order."""
-        self.who.setdefault(person, who)
-        by_kind = dict(zip(KINDS, counts))
-        if any(by_kind[k] for k in CONTRIBUTING):
-            self.contributed.add(person)
-        elif any(by_kind[k] for k in REACTING):
-            self.reacted.add(person)
-        for k, v in by_kind.items():
-            self.totals[k] += int(v or 0)
+    @property
+    def contributors(self) -> int:
+        return sum(self.active.values())
+
+    def count(self, flags: tuple[int, int], member: bool, label: str | None, sign: int) -> None:
+        """Class one person (contributed, reacted) in or (sign -1) out of the counts."""
+        contributed, reacted = flags
+        key = (label or "").strip()
+        if contributed and member:
+            self.active[key] = self.active.get(key, 0) + sign
+        elif contributed:
+            self.outsiders += sign
+        elif reacted and member:
+            self.reactors += sign
 
 
 class _Reader:
@@ -571,7 +574,6 @@ class _Reader:
         self.channel = int(scope.value) if scope.kind == "channel" else None  # type: ignore[arg-type]
         self._counts: dict[date, dict[str, int]] = {}
         self._rolled: set[date] | None = None
-        self._rows: list[tuple[date, int, tuple[int, ...], _Who]] | None = None
         self._live: dict[Key, dict[str, int]] | None = None
         self._live_who: dict[int, _Who] | None = None
         self._shared: set[int] | None = None
@@ -626,17 +628,6 @@ class _Reader:
             else and_(*self._in_scope())
         return [self._label(), self._since(), case((member, 1), else_=0)]
 
-    def _join_who(self, query: Any, person_column: Any) -> Any:
-        """Outer-join the person (and their membership of the channel) to rows keyed by
-        `person_column`; an organisation scope of a part of it joins inner (others are out)."""
-        if self.scope.kind in PROFILE_KINDS:
-            return query.join(Person, Person.id == person_column).where(*self._in_scope())
-        query = query.outerjoin(Person, Person.id == person_column)
-        if self.channel is not None:
-            query = query.outerjoin(ConversationMember, and_(ConversationMember.person_id == person_column,
-                                                             ConversationMember.conversation_id == self.channel))
-        return query
-
     # activity
     def rolled(self) -> set[date]:
         if self._rolled is None:
@@ -681,42 +672,117 @@ class _Reader:
             query = query.where(*self._in_scope())
         return query
 
-    def slice(self, period: Period) -> "_Slice":
-        out = _Slice()
-        big = self.channel is not None and sum(self.member_counts(self.span.end).values()) > BIG_CHANNEL
-        if self.channel is not None and not big:
-            if self._rows is None:
-                query = self._join_who(
-                    select(ActivityDay.day, ActivityDay.person_id, *self._who_columns(),
-                           *[getattr(ActivityDay, k) for k in KINDS])
-                    .where(ActivityDay.conversation_id == self.channel,
-                           ActivityDay.day >= self.span.start, ActivityDay.day <= self.span.end),
-                    ActivityDay.person_id)
-                self._rows = [(day, person, tuple(counts), _Who(label, since, bool(member)))
-                              for day, person, label, since, member, *counts in self.session.execute(query)]
-            for day, person, counts, who in self._rows:
-                if period.start <= day <= period.end:
-                    out.add(person, counts, who)
-        else:
-            # an organisation scope, or a big channel: the database sums per person and period
-            label, since, member = self._who_columns()
-            where = ActivityDay.conversation_id == self.channel if self.channel is not None else or_(
-                ActivityDay.conversation_id == NO_CHANNEL, ActivityDay.conversation_id.in_(
-                    select(Conversation.id).where(Conversation.kind.in_(SHARED_KINDS))))
-            query = self._join_who(
-                select(ActivityDay.person_id, label, since, member, *[func.sum(getattr(ActivityDay, k)) for k in KINDS])
-                .where(ActivityDay.day >= period.start, ActivityDay.day <= period.end, where)
-                .group_by(ActivityDay.person_id, label, since, member), ActivityDay.person_id)
-            for person, lab, sin, mem, *sums in self.session.execute(query):
-                out.add(person, sums, _Who(lab, sin, bool(mem)))
-        live, who = self.live()
-        for (day, _conv, person), counts in live.items():
-            if period.start <= day <= period.end:
-                out.add(person, [counts[k] for k in KINDS], who.get(person, _Who(None, None, False)))
-        out.reacted -= out.contributed
+    def _scope_rows(self) -> list[ColumnElement[bool]]:
+        """Which roll-up rows are the scope's: the channel's, or the shared spaces' (public
+        channels, DMs, outside any channel) for an organisation scope."""
+        if self.channel is not None:
+            return [ActivityDay.conversation_id == self.channel]
+        return [or_(ActivityDay.conversation_id == NO_CHANNEL, ActivityDay.conversation_id.in_(
+            select(Conversation.id).where(Conversation.kind.in_(SHARED_KINDS))))]
+
+    def _flags(self, periods: Sequence[Period], people: Sequence[int] | None = None) -> Any:
+        """Per person of the scope's roll-up rows over the span: whether they contributed (c<i>)
+        and reacted (r<i>) in each period, summed by the database (one grouped scan)."""
+        contributing = sum((getattr(ActivityDay, k) for k in CONTRIBUTING[1:]), getattr(ActivityDay, CONTRIBUTING[0]))
+        reacting = ActivityDay.reactions + ActivityDay.votes
+        columns = []
+        for i, p in enumerate(periods):
+            inside = and_(ActivityDay.day >= p.start, ActivityDay.day <= p.end)
+            columns.append(func.max(case((and_(inside, contributing > 0), 1), else_=0)).label(f"c{i}"))
+            columns.append(func.max(case((and_(inside, reacting > 0), 1), else_=0)).label(f"r{i}"))
+        lo = min(p.start for p in periods)
+        hi = max(p.end for p in periods)
+        query = select(ActivityDay.person_id.label("pid"), *columns).where(
+            ActivityDay.day >= lo, ActivityDay.day <= hi, *self._scope_rows())
+        if people is not None:
+            query = query.where(ActivityDay.person_id.in_(people))
+        if self.scope.kind in PROFILE_KINDS:
+            query = query.where(ActivityDay.person_id.in_(select(Person.id).where(*self._in_scope())))
+        return query.group_by(ActivityDay.person_id)
+
+    def tallies(self, periods: Sequence[Period]) -> list["_Tally"]:
+        """Each period's people counts (contributors and reactors-only who are members, per
+        breakdown label; contributors who are not) and activity totals. The database groups the
+        roll-up rows per person and then per label, so a report reads a few rows whatever the
+        scope's size; people active on days not rolled up yet are corrected in Python."""
+        periods = list(periods)
+        out = [_Tally() for _ in periods]
+        flags = self._flags(periods).subquery()
+        query = select(self._label(), *[
+            agg for i, p in enumerate(periods) for agg in self._member_sums(flags, i, p)])
+        query = query.select_from(flags).outerjoin(Person, Person.id == flags.c.pid)
+        if self.channel is not None:
+            query = query.outerjoin(ConversationMember, and_(ConversationMember.person_id == flags.c.pid,
+                                                             ConversationMember.conversation_id == self.channel))
+        for label, *sums in self.session.execute(query.group_by(self._label())):
+            key = (label or "").strip()
+            for i, tally in enumerate(out):
+                cm, rm, c = (int(v or 0) for v in sums[3 * i:3 * i + 3])
+                if cm:
+                    tally.active[key] = tally.active.get(key, 0) + cm
+                tally.reactors += rm
+                tally.outsiders += c - cm
+        # activity totals per day (the scope's rows; an organisation part: its people's)
+        totals = select(ActivityDay.day, *[func.sum(getattr(ActivityDay, k)) for k in KINDS]).where(
+            ActivityDay.day >= min(p.start for p in periods), ActivityDay.day <= max(p.end for p in periods),
+            *self._scope_rows())
+        if self.scope.kind in PROFILE_KINDS:
+            totals = totals.where(ActivityDay.person_id.in_(select(Person.id).where(*self._in_scope())))
+        for day, *sums in self.session.execute(totals.group_by(ActivityDay.day)):
+            for tally, p in zip(out, periods):
+                if p.start <= day <= p.end:
+                    for k, v in zip(KINDS, sums):
+                        tally.totals[k] += int(v or 0)
+        self._correct_live(periods, out)
         return out
 
-    def first_timers(self, period: Period, sl: "_Slice") -> int:
+    def _member_sums(self, flags: Any, i: int, period: Period) -> list[Any]:
+        bound = _bounds(period.end, period.end)[1]
+        conds = [*self._in_scope(), self._since() < bound]
+        if self.channel is not None:
+            conds.append(ConversationMember.id.is_not(None))
+        member = and_(*conds)
+        c, r = flags.c[f"c{i}"], flags.c[f"r{i}"]
+        return [func.sum(case((and_(c == 1, member), 1), else_=0)),
+                func.sum(case((and_(c == 0, r == 1, member), 1), else_=0)),
+                func.sum(c)]
+
+    def _correct_live(self, periods: Sequence[Period], out: list["_Tally"]) -> None:
+        """Add the activity of days not rolled up yet: totals as they are; a person active on
+        them is taken out of the counts as the roll-up rows alone classed them, and put back
+        as both together class them."""
+        live, who = self.live()
+        if not live:
+            return
+        per_person: dict[int, list[list[int]]] = {}
+        for (day, _conv, person), counts in live.items():
+            flags = per_person.setdefault(person, [[0, 0] for _ in periods])
+            for i, (tally, p) in enumerate(zip(out, periods)):
+                if p.start <= day <= p.end:
+                    for k in KINDS:
+                        tally.totals[k] += counts[k]
+                    if _contributed(counts):
+                        flags[i][0] = 1
+                        tally.live_contributed.add(person)
+                    elif _reacted(counts):
+                        flags[i][1] = 1
+        people = sorted(per_person)
+        rolled: dict[int, tuple[int, ...]] = {}
+        for chunk in range(0, len(people), 500):
+            for pid, *values in self.session.execute(self._flags(periods, people[chunk:chunk + 500])):
+                rolled[pid] = tuple(int(v or 0) for v in values)
+        for person, live_flags in per_person.items():
+            w = who.get(person, _Who(None, None, False))
+            old = rolled.get(person, (0,) * (2 * len(periods)))
+            for i, (tally, p) in enumerate(zip(out, periods)):
+                before = (old[2 * i], old[2 * i + 1])
+                after = (before[0] | live_flags[i][0], before[1] | live_flags[i][1])
+                if after != before:
+                    member = w.member_by(_bounds(p.end, p.end)[1])
+                    tally.count(before, member, w.label, -1)
+                    tally.count(after, member, w.label, 1)
+
+    def first_timers(self, period: Period, tally: "_Tally") -> int:
         """People whose first contribution in the scope (the channel, or the shared spaces) fell
         in the period; one contributing only on a day not rolled up yet, with no earlier first
         day, is a first-timer too."""
@@ -729,7 +795,7 @@ class _Reader:
         count = int(self.session.scalar(query) or 0)
         live, _ = self.live()
         fresh = sorted({person for (day, _c, person), c in live.items()
-                        if period.start <= day <= period.end and person in sl.contributed and _contributed(c)})
+                        if period.start <= day <= period.end and person in tally.live_contributed and _contributed(c)})
         for chunk in range(0, len(fresh), 500):
             ids = fresh[chunk:chunk + 500]
             known = set(self.session.scalars(select(FirstContribution.person_id).where(
@@ -777,24 +843,19 @@ class _Reader:
         lo, hi = _bounds(period.start, period.end)
         return sum(1 for _author, at in self._ideas if lo <= at < hi)
 
-    def figures(self, period: Period, minimum: int) -> tuple[Figures, dict[str, int], "_Slice"]:
-        """The period's Figures, the member counts per label, and the activity slice."""
+    def figures(self, period: Period, minimum: int, tally: "_Tally") -> tuple[Figures, dict[str, int]]:
+        """The period's Figures and the member counts per label (`tally`: its `tallies`)."""
         counts = self.member_counts(period.end)
         n_members = sum(counts.values())
         if 0 < n_members < minimum:  # a small group's activity would be one person's: nothing at all
             return Figures(period=period, members=None, contributors=None, reactors_only=None, silent=None,
-                           rate=None, first_timers=None, too_small=True), counts, _Slice()
-        sl = self.slice(period)
-        bound = _bounds(period.end, period.end)[1]
-        members = {p for p, who in sl.who.items() if who.member_by(bound)}
-        contributors, reactors = len(sl.contributed & members), len(sl.reacted & members)
+                           rate=None, first_timers=None, too_small=True), counts
         # who contributed and is no member any more (left, or forgotten: their counts stay, unnamed)
-        outsiders = len(sl.contributed - members) if self.scope.kind in ("channel", "all") else 0
-        first = self.first_timers(period, sl)
+        outsiders = tally.outsiders if self.scope.kind in ("channel", "all") else 0
+        first = self.first_timers(period, tally)
         asked, answered, unanswered, waits = self.help(period)
-        sl.members = members
-        return _make_figures(period, minimum, n_members, contributors, reactors, outsiders, first, sl.totals,
-                             (asked, answered, unanswered, waits), self.ideas_forward(period)), counts, sl
+        return _make_figures(period, minimum, n_members, tally.contributors, tally.reactors, outsiders, first,
+                             tally.totals, (asked, answered, unanswered, waits), self.ideas_forward(period)), counts
 
 
 def _make_figures(period: Period, minimum: int, n_members: int, contributors: int, reactors: int, outsiders: int,
@@ -865,11 +926,8 @@ def _rate(contributors: int | None, members: int | None) -> float | None:
     return min(contributors / members, 1.0)
 
 
-def _breakdown(counts: dict[str, int], sl: _Slice, minimum: int) -> tuple[BreakdownRow, ...]:
+def _breakdown(counts: dict[str, int], active: dict[str, int], minimum: int) -> tuple[BreakdownRow, ...]:
     """Members and contributors per label (a partition of the members), suppressed both ways."""
-    active: dict[str, int] = defaultdict(int)
-    for person in sl.contributed & sl.members:
-        active[(sl.who[person].label or "").strip()] += 1
     labels = sorted(counts, key=lambda g: (-counts[g], g.casefold()))
     sizes = [counts[g] for g in labels]
     shown_sizes, sizes_complement = _suppress(sizes, minimum)
@@ -941,14 +999,16 @@ def reports(session: Session, viewer: Viewer, scope: Scope, end: date,
     by = {"channel": "department", "department": "site", "site": "department", "language": "department",
           "all": "department"}[scope.kind]
     reader.prepare_counts([end, *(end - timedelta(days=d) for d in periods)])
+    spans = [p for days in periods for p in (period_ending(end, days), period_ending(end, days).before())]
+    tallies = dict(zip(spans, reader.tallies(spans)))
     out = []
     for days in periods:
         period = period_ending(end, days)
-        current, members, sl = reader.figures(period, minimum)
-        previous, _, _ = reader.figures(period.before(), minimum)
+        current, members = reader.figures(period, minimum, tallies[period])
+        previous, _ = reader.figures(period.before(), minimum, tallies[period.before()])
         threads = _threads(session, int(scope.value), period) \
             if scope.kind == "channel" and not current.too_small else ()  # type: ignore[arg-type]
-        rows = _breakdown(members, sl, minimum) if current.members is not None else ()
+        rows = _breakdown(members, tallies[period].active, minimum) if current.members is not None else ()
         out.append(ScopeReport(scope, label, current, previous, minimum, by, rows, threads, kind))
     return out
 
@@ -964,14 +1024,13 @@ def weekly_series(session: Session, viewer: Viewer, scope: Scope, end: date, wee
     first_monday = last_monday - timedelta(weeks=weeks - 1)
     reader = _Reader(session, scope, Period(first_monday, end), end)
     reader.prepare_counts(min(first_monday + timedelta(weeks=i, days=6), end) for i in range(weeks))
+    spans = [Period(first_monday + timedelta(weeks=i), min(first_monday + timedelta(weeks=i, days=6), end))
+             for i in range(weeks)]
+    tallies = reader.tallies(spans)  # contributors who are members by each week's end
     points = []
-    for i in range(weeks):
-        start = first_monday + timedelta(weeks=i)
-        stop = min(start + timedelta(days=6), end)
+    for (start, stop), tally in zip(((p.start, p.end) for p in spans), tallies):
         n = sum(reader.member_counts(stop).values())  # a channel's by join date; profiles: as first seen
-        sl = reader.slice(Period(start, stop))
-        bound = _bounds(stop, stop)[1]
-        contributors = sum(1 for p in sl.contributed if sl.who[p].member_by(bound))
+        contributors = tally.contributors
         if 0 < n < minimum:
             points.append(WeekPoint(start, None, None, None))
             continue
@@ -1060,7 +1119,7 @@ def export_rows(session: Session, viewer: Viewer, end: date, days: int) -> list[
     for kind in PROFILE_KINDS:
         scopes += [(Scope(kind, v), v) for v in profile_values(session, kind)]
     period = period_ending(end, days)
-    figures = [(scope, name, _Reader(session, scope, period, end).figures(period, minimum)[0]) for scope, name in scopes]
+    figures = [(scope, name, _reader_figures(_Reader(session, scope, period, end), period, minimum)) for scope, name in scopes]
     channels = _public_channel_figures(session, period, end, minimum)
     names = dict(session.execute(select(Conversation.id, Conversation.name).where(Conversation.kind == "public")).all())
     figures += sorted(((Scope("channel", cid), names.get(cid, ""), fig) for cid, fig in channels.items()),
@@ -1084,6 +1143,10 @@ def export_rows(session: Session, viewer: Viewer, end: date, days: int) -> list[
             "median_first_reply_hours": "" if fig.reply_median is None else round(fig.reply_median.total_seconds() / 3600, 1),
         })
     return out
+
+
+def _reader_figures(reader: "_Reader", period: Period, minimum: int) -> Figures:
+    return reader.figures(period, minimum, reader.tallies([period])[0])[0]
 
 
 def _public_channel_figures(session: Session, period: Period, today: date, minimum: int) -> dict[int, Figures]:
