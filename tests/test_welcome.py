@@ -4,16 +4,21 @@ or switched off by the channel's animators; no welcome for member syncs; the tou
 first-time contributor reaching the channel's animators."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
+from bot.context import Services
 from bot.core import Bot
 from bot.types import ConversationRef, MembersChanged, Outbound, UserRef
+from store.db import Database
 from store.demo import DEMO_TENANT
 from store.models.core import Person
 from store.models.notifications import Notification
+from tests.harness import driver
 from tests.test_ideas_support import Driver, everything, keys
 
 
@@ -118,3 +123,45 @@ def test_a_welcome_text_over_the_limit_is_refused_and_one_at_the_limit_reaches_t
     d.clock.advance(timedelta(minutes=30))
     [dm] = dms_to(d.job("notifications.flush"), "olivia")
     assert longest in everything([dm])
+
+
+def test_two_processes_tell_the_animators_of_each_first_contribution_once_and_a_rolled_back_one_is_told_again(
+        d: Driver, services: Services) -> None:
+    """Each process remembers who spoke where once it is committed; the database judges first-ness."""
+    other_db = Database(services.settings.database_url)  # a second worker process: its own engine and memory
+    other = Bot(replace(services, db=other_db))
+    try:
+        d.say("hugo", "#sales", "Hello, I am new to the tenders team", addressed=False, via="message")
+        driver.handle(other, "hugo", "#sales", "Me again, from the other worker", addressed=False, via="message", tenant=DEMO_TENANT)
+        driver.handle(other, "manon", "#sales", "Bonjour à tous", addressed=False, via="message", tenant=DEMO_TENANT)
+        d.say("manon", "#sales", "Encore moi", addressed=False, via="message")
+        assert queued(d, "welcome.first_contribution") == ["julien", "julien"]  # hugo's and manon's, once each
+
+        def crash(_session: Session) -> None:
+            raise RuntimeError("the worker died before its commit")
+
+        msg = d.message("zoe", "#sales", "First words, lost with the transaction", addressed=False, via="message")
+        with pytest.raises(RuntimeError):
+            d.bot.handle(msg, in_transaction=crash)
+        assert len(queued(d, "welcome.first_contribution")) == 2
+        d.say("zoe", "#sales", "First words, said again", addressed=False, via="message")  # not remembered: told now
+        assert len(queued(d, "welcome.first_contribution")) == 3
+    finally:
+        other_db.dispose()
+
+
+def test_a_known_contributor_costs_no_statement_in_an_animated_channel(d: Driver) -> None:
+    d.say("hugo", "#sales", "Hello, I am new to the tenders team", addressed=False, via="message")
+    seen: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        seen.append(statement)
+
+    engine = d.bot.services.db.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        d.say("hugo", "#sales", "A second message", addressed=False, via="message")
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert [s for s in seen if "channel_firsts" in s] == []
+    assert queued(d, "welcome.first_contribution") == ["julien"]
