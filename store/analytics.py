@@ -677,8 +677,10 @@ class _Reader:
         channels, DMs, outside any channel) for an organisation scope."""
         if self.channel is not None:
             return [ActivityDay.conversation_id == self.channel]
-        return [or_(ActivityDay.conversation_id == NO_CHANNEL, ActivityDay.conversation_id.in_(
-            select(Conversation.id).where(Conversation.kind.in_(SHARED_KINDS))))]
+        # "+ 0": not by the conversation index (one seek per channel, then each row from the
+        # table): the span's days are read through the day index, which holds the conversation
+        conv = ActivityDay.conversation_id + 0
+        return [or_(conv == NO_CHANNEL, conv.in_(select(Conversation.id).where(Conversation.kind.in_(SHARED_KINDS))))]
 
     def _flags(self, periods: Sequence[Period], people: Sequence[int] | None = None) -> Any:
         """Per person of the scope's roll-up rows over the span: whether they contributed (c<i>)
