@@ -172,23 +172,29 @@ def take_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
     return effects + _tell_author(ctx, s, "suggestions.notify.taken", "taken")
 
 
-def answer_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply | list[Effect]:
-    s, rest = _handler_arg(ctx, args, "suggestions.answer_usage")
-    answer = rest.strip() or str((msg.form_values or {}).get("answer", "")).strip()
-    if not answer:
-        form = Form(title=ctx.t("suggestions.form.answer_title", id=s.number), submit_command=f"suggestion answer {s.number}",
-                    fields=(FormField("answer", ctx.t("suggestions.form.answer"), kind="multiline", required=True,
-                                      max_length=ANSWER_MAX),), submit_label=ctx.t("suggestions.form.submit_answer"))
-        return ctx.reply("suggestions.answer_form", private=True, form=form, id=s.number)
-    if len(answer) > ANSWER_MAX:
-        raise UserError("suggestions.too_long", limit=ANSWER_MAX, length=len(answer))
-    if not store.move(ctx.session, s.id, came_from=("open", "taken", "answered"), status="answered", now=ctx.now(),
-                      handler_id=ctx.actor.id, answer=answer):
+def _written_step(ctx: Ctx, msg: IncomingMessage, args: str, *, verb: str, field: str, status: str) -> Reply | list[Effect]:
+    """`suggestion answer|decline N <text>`: the text comes from the arguments or the form (opened
+    when neither has it); the step is taken once, audited, and the author is told with the text."""
+    s, rest = _handler_arg(ctx, args, f"suggestions.{verb}_usage")
+    text = rest.strip() or str((msg.form_values or {}).get(field, "")).strip()
+    if not text:
+        form = Form(title=ctx.t(f"suggestions.form.{verb}_title", id=s.number), submit_command=f"suggestion {verb} {s.number}",
+                    fields=(FormField(field, ctx.t(f"suggestions.form.{field}"), kind="multiline", required=True,
+                                      max_length=ANSWER_MAX),), submit_label=ctx.t(f"suggestions.form.submit_{verb}"))
+        return ctx.reply(f"suggestions.{verb}_form", private=True, form=form, id=s.number)
+    if len(text) > ANSWER_MAX:
+        raise UserError("suggestions.too_long", limit=ANSWER_MAX, length=len(text))
+    if not store.move(ctx.session, s.id, came_from=("open", "taken", "answered"), status=status, now=ctx.now(),
+                      handler_id=ctx.actor.id, **{field: text}):
         raise UserError("suggestions.already_done", id=s.number)
-    ctx.audit("suggestion.answered", f"suggestion {s.number}")
-    effects: list[Effect] = [ctx.answer(ctx.reply("suggestions.answered", private=True, id=s.number))]
-    return effects + _tell_author(ctx, s, "suggestions.notify.answered", f"answered:{s.updated_at.timestamp():.0f}",
-                                  answer=shorten(answer, 600))
+    ctx.audit(f"suggestion.{status}", f"suggestion {s.number}")
+    effects: list[Effect] = [ctx.answer(ctx.reply(f"suggestions.{status}", private=True, id=s.number))]
+    tag = f"answered:{s.updated_at.timestamp():.0f}" if status == "answered" else status
+    return effects + _tell_author(ctx, s, f"suggestions.notify.{status}", tag, **{field: shorten(text, 600)})
+
+
+def answer_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply | list[Effect]:
+    return _written_step(ctx, msg, args, verb="answer", field="answer", status="answered")
 
 
 def done_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
@@ -202,21 +208,7 @@ def done_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
 
 
 def decline_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply | list[Effect]:
-    s, rest = _handler_arg(ctx, args, "suggestions.decline_usage")
-    reason = rest.strip() or str((msg.form_values or {}).get("reason", "")).strip()
-    if not reason:
-        form = Form(title=ctx.t("suggestions.form.decline_title", id=s.number), submit_command=f"suggestion decline {s.number}",
-                    fields=(FormField("reason", ctx.t("suggestions.form.reason"), kind="multiline", required=True,
-                                      max_length=ANSWER_MAX),), submit_label=ctx.t("suggestions.form.submit_decline"))
-        return ctx.reply("suggestions.decline_form", private=True, form=form, id=s.number)
-    if len(reason) > ANSWER_MAX:
-        raise UserError("suggestions.too_long", limit=ANSWER_MAX, length=len(reason))
-    if not store.move(ctx.session, s.id, came_from=("open", "taken", "answered"), status="declined", now=ctx.now(),
-                      handler_id=ctx.actor.id, reason=reason):
-        raise UserError("suggestions.already_done", id=s.number)
-    ctx.audit("suggestion.declined", f"suggestion {s.number}")
-    effects: list[Effect] = [ctx.answer(ctx.reply("suggestions.declined", private=True, id=s.number))]
-    return effects + _tell_author(ctx, s, "suggestions.notify.declined", "declined", reason=shorten(reason, 600))
+    return _written_step(ctx, msg, args, verb="decline", field="reason", status="declined")
 
 
 def author_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
