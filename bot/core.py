@@ -100,10 +100,10 @@ class Bot:
     def _handle_message(self, raw: IncomingMessage, in_transaction: InTransaction | None = None,
                         record: RecordEffects | None = None) -> list[Effect]:
         keep = [m.id for m in raw.mentions]
-        text = sanitize(raw.text, keep=keep)
+        text = sanitize(raw.text, keep=keep, channels=raw.channels)
         at = raw.bot_mention_at
         if at is not None:  # sanitizing drops characters: where the bot's mention stood moves with them
-            at = len(sanitize(raw.text[: max(0, min(at, len(raw.text)))], keep=keep))
+            at = len(sanitize(raw.text[: max(0, min(at, len(raw.text)))], keep=keep, channels=raw.channels))
         msg = replace(raw, text=text, hashtags=raw.hashtags or extract_hashtags(text), bot_mention_at=at)
         effects: list[Effect] = []
         with unit(self.services.db, msg.conversation.tenant) as session:

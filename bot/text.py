@@ -56,13 +56,15 @@ def norm_token(token: str) -> str:
     return strip_accents(token).casefold()
 
 
-def sanitize(text: str, keep: "tuple[str, ...] | list[str]" = ()) -> str:
-    """Remove control characters and mention-marker brackets from user text.
+def sanitize(text: str, keep: "tuple[str, ...] | list[str]" = (),
+             channels: "tuple[str, ...] | list[str]" = ()) -> str:
+    """Remove control characters and marker brackets from user text.
 
     `keep`: platform user ids whose mention markers an adapter put there itself (the
-    message's parsed mentions); those markers survive, every other bracket is replaced.
+    message's parsed mentions); `channels`: likewise, channel ids the adapter named with a
+    channel marker. Those markers survive; every other bracket is replaced.
     """
-    allowed = {mention_marker(uid) for uid in keep}
+    allowed = {mention_marker(uid) for uid in keep} | {channel_marker(cid) for cid in channels}
     if allowed:
         pattern = "(" + "|".join(re.escape(m) for m in sorted(allowed)) + ")"
         return "".join(part if part in allowed else sanitize(part) for part in re.split(pattern, text))
@@ -88,6 +90,13 @@ def mention_marker(platform_user_id: str) -> str:
 def channel_marker(platform_channel_id: str) -> str:
     """Names a channel (one someone typed): rendered as `#name`, never a live link."""
     return f"{MARK_OPEN}#{platform_channel_id}{MARK_CLOSE}"
+
+
+def channel_ids_in(text: str) -> tuple[str, ...]:
+    """The ids of the channel markers in `text`, in order, once each (for an adapter whose
+    text was sanitized before it put its own markers in)."""
+    found = [m.group("id") for m in _MARKER.finditer(text) if m.group("kind") == "#" and not m.group("live")]
+    return tuple(dict.fromkeys(found))
 
 
 def ping_marker(platform_user_id: str) -> str:

@@ -47,6 +47,7 @@ class IncomingMessage:
     mentions: tuple[UserRef, ...] = ()
     hashtags: tuple[str, ...] = ()
     locale: str | None = None
+    channels: tuple[str, ...] = ()  # platform ids of the channel markers the adapter put in `text`
     sent_at: datetime | None = None
     permalink: str = ""
     thread_id: str | None = None
@@ -70,6 +71,7 @@ class MessageEdited:
     mentions: tuple[UserRef, ...] = ()
     hashtags: tuple[str, ...] = ()
     edited_at: datetime | None = None
+    channels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

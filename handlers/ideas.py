@@ -50,7 +50,7 @@ _UNTIL = re.compile(r"\b(?:until|till|jusqu\s*['’]?\s*(?:au|à|a)(?!\w))\s*", 
 _ANY_TAG = re.compile(r"#[^\s#]+")
 # "in #sales": a channel typed as text, as a marker, or as the core leaves an adapter's channel
 # link in typed text, "(#C123)" (bot.text.sanitize)
-_IN_CHANNEL = re.compile(r"\b(?:in|dans)\s+(\u27e6#[^\u27e7]+\u27e7|\(#[\w\-]+\)|#[\w\-]+)", re.IGNORECASE)
+_IN_CHANNEL = re.compile(r"\b(?:in|dans)\s+(\u27e6#[^\u27e7]+\u27e7|#[\w\-]+)", re.IGNORECASE)
 
 
 # Parsing ----------------------------------------------------------------------
@@ -433,7 +433,7 @@ def campaign_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
     where = _IN_CHANNEL.search(text)
     channel = ctx.conversation
     if where:
-        channel = people_store.find_conversation(ctx.session, where.group(1).strip("\u27e6\u27e7()").lstrip("#"))
+        channel = people_store.find_conversation(ctx.session, where.group(1).strip("\u27e6\u27e7").lstrip("#"))
         if channel is None:
             raise UserError("error.unknown_channel", channel=where.group(1)[:60])
         text = text[: where.start()] + text[where.end():]

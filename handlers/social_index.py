@@ -127,7 +127,7 @@ def ping_subscribers(ctx: Ctx, item: social.Indexed, thread_root: str) -> list[E
 def on_edit(ctx: Ctx, event: MessageEdited) -> list[Effect]:
     if not indexable(ctx, event.sender):
         return []
-    text = sanitize(event.text)
+    text = sanitize(event.text, keep=[m.id for m in event.mentions], channels=event.channels)
     post = post_of(ctx, event.id, text, event.hashtags or extract_hashtags(text), event.mentions)
     social.reindex(ctx.session, ctx.tenant, post, event.edited_at or ctx.now(), ctx.now())
     return []

@@ -100,6 +100,7 @@ def test_incoming_tokens_become_markers_and_plain_text() -> None:
     assert parsed.text == (f"hi {mention_marker('U1')} & {mention_marker('U1')} {channel_marker('C2')} doc (https://a.b/c) "
                            "https://a.b x@y.z @here @devs <b>")
     assert [(u.id, u.display_name, u.tenant) for u in parsed.mentions] == [("U1", "ann", "T1")]
+    assert parsed.channels == ("C2",)
     assert inbound.parse_text("<@UBOT> help", "T1", strip_user="UBOT").text == " help"
 
 

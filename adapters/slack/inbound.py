@@ -43,6 +43,7 @@ class ParsedText:
     text: str
     mentions: tuple[UserRef, ...]
     stripped_at: int | None = None  # where the first mention of `strip_user` stood in `text`
+    channels: tuple[str, ...] = ()  # the channels named with a channel marker
 
 
 def parse_text(raw: str, tenant: str, *, strip_user: str | None = None) -> ParsedText:
@@ -50,6 +51,7 @@ def parse_text(raw: str, tenant: str, *, strip_user: str | None = None) -> Parse
     is, not kept; `stripped_at` says where its first mention stood."""
     out: list[str] = []
     mentions: list[UserRef] = []
+    channels: list[str] = []
     stripped_at: int | None = None
     pos = 0
     for m in _TOKEN.finditer(raw or ""):
@@ -67,6 +69,8 @@ def parse_text(raw: str, tenant: str, *, strip_user: str | None = None) -> Parse
                 mentions.append(UserRef(PLATFORM, tenant, uid, unescape(label)))
             out.append(mention_marker(uid) if uid else "")
         elif target.startswith("#"):
+            if target[1:] and target[1:] not in channels:
+                channels.append(target[1:])
             out.append(channel_marker(target[1:]) if target[1:] else "")
         elif target.startswith("!"):
             word = target[1:].split("^")[0]
@@ -79,7 +83,7 @@ def parse_text(raw: str, tenant: str, *, strip_user: str | None = None) -> Parse
             else:
                 out.append(f"{text} ({url})")
     out.append(unescape((raw or "")[pos:]))
-    return ParsedText("".join(out), tuple(mentions), stripped_at)
+    return ParsedText("".join(out), tuple(mentions), stripped_at, tuple(channels))
 
 
 def ts_to_datetime(ts: str | float | None) -> datetime | None:
@@ -165,6 +169,7 @@ def slash_command(body: Payload) -> IncomingMessage:
         conversation=conversation(tenant, channel_id, kind, str(body.get("channel_name", ""))),
         addressed=True,
         mentions=parsed.mentions,
+        channels=parsed.channels,
         via="command",
     )
 
@@ -207,6 +212,7 @@ def message_event(event: Payload, tenant: str, bot_user_id: str | None, *, menti
         conversation=conversation(tenant, channel_id, kind),
         addressed=addressed,
         mentions=parsed.mentions,
+        channels=parsed.channels,
         sent_at=ts_to_datetime(ts),
         thread_id=str(thread_ts) if thread_ts and thread_ts != ts else None,
         via="mention" if mention else "message",
@@ -234,6 +240,7 @@ def edited_event(event: Payload, tenant: str, bot_user_id: str | None) -> Messag
         sender=UserRef(PLATFORM, tenant, str(new["user"])),
         conversation=conversation(tenant, channel_id, kind_from(channel_id, event.get("channel_type")) or "private"),
         mentions=parsed.mentions,
+        channels=parsed.channels,
         edited_at=ts_to_datetime(edited.get("ts") if isinstance(edited, Mapping) else None) or ts_to_datetime(event.get("event_ts")),
     )
 

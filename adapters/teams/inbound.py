@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-from bot.text import channel_marker, mention_marker, sanitize
+from bot.text import channel_ids_in, channel_marker, mention_marker, sanitize
 from bot.types import (
     ConversationKind,
     ConversationRef,
@@ -263,7 +263,8 @@ def parse(activity: Mapping[str, Any]) -> Parsed:
         if sender is not None and activity.get("id"):
             text, mentions, _ = convert_mentions(sanitize(str(activity.get("text") or "")), activity.get("entities"), bot_id, tenant)
             events.append(MessageEdited(id=str(activity["id"]), text=plain_text(text), sender=sender,
-                                        conversation=conversation, mentions=mentions, edited_at=sent_at(activity)))
+                                        conversation=conversation, mentions=mentions, edited_at=sent_at(activity),
+                                        channels=channel_ids_in(text)))
     elif kind == "messageDelete" or event_type == "softDeleteMessage":
         if activity.get("id"):
             events.append(MessageDeleted(id=str(activity["id"]), conversation=conversation, deleted_at=sent_at(activity)))
@@ -303,7 +304,7 @@ def _message(activity: Mapping[str, Any], conversation: ConversationRef, sender:
     addressed = conversation.kind == "dm" or bot_mentioned
     via = "mention" if bot_mentioned else "message"
     return IncomingMessage(text=text, addressed=addressed, mentions=mentions, via=via, bot_mention_at=mention_at,
-                           **common)  # type: ignore[arg-type]
+                           channels=channel_ids_in(text), **common)  # type: ignore[arg-type]
 
 
 def cut_bot_mark(text: str) -> tuple[str, int | None]:
