@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from bot.addressing import command_text
 from bot.context import Ctx, JobCtx, Services, UserError
+from bot.locale import for_actor
 from bot.registry import CommandSpec, Job
 from bot.text import extract_hashtags, sanitize
 from bot.types import ConversationRef, Effect, Event, IncomingMessage, Outbound, Reply
@@ -84,8 +85,7 @@ class Bot:
         conversation = people_store.sync_conversation(session, rows.conversation, conv, now) if conv is not None else None
         if conversation is not None and conversation.kind != "dm" and not rows.member:
             people_store.add_member(session, conversation, actor, now)
-        locale = actor.locale or (msg.locale if msg and msg.locale in ("en", "fr") else None)
-        locale = locale or workspace.default_locale or settings.default_locale
+        locale = for_actor(settings.default_locale, workspace, actor, msg.locale if msg else None)
         return Ctx(self.services, session, workspace, actor, conversation, msg, locale, platform)
 
     def _event_rows(self, session: Session, tenant: str, platform: str, user_id: str,

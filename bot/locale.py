@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from bot.i18n import LANGUAGES
+
 if TYPE_CHECKING:
     from store.models.core import Conversation, Person, Workspace
 
@@ -29,6 +31,16 @@ def for_person(default: str, workspace: "Workspace | None", person: "Person | No
     """The language of a DM or private reply to `person`."""
     return choose(default, workspace.default_locale if workspace is not None else None, private=True,
                   person=person.locale if person is not None else None)
+
+
+def for_actor(default: str, workspace: "Workspace | None", person: "Person | None",
+              messenger_locale: str | None = None) -> str:
+    """The language of a command's own context (`Ctx.locale`): the person's setting, else the
+    language their messenger says they use (Teams sends one) when the bot speaks it, then as
+    `for_person`."""
+    said = messenger_locale if messenger_locale in LANGUAGES else None
+    return choose(default, workspace.default_locale if workspace is not None else None, private=True,
+                  person=(person.locale if person is not None else None) or said)
 
 
 def for_channel(default: str, workspace: "Workspace | None", conversation: "Conversation | None") -> str:

@@ -15,7 +15,7 @@ from adapters.slack.sender import Origin
 from bot import locale as rule
 from bot.core import Bot
 from bot.types import ConversationRef, Outbound, Reply, UserRef
-from store.models.core import Workspace
+from store.models.core import Person, Workspace
 from tests.conftest import spec_file
 from tests.harness.slack import TEAM, SlackHarness, SlackServer, channel_id, rendered_text, seed_people, user_id
 from tests.harness.teams import TENANT, TeamsHarness
@@ -45,6 +45,18 @@ def language(text: str, table: dict[str, str]) -> str:
 ])
 def test_the_rule(private: bool, person: str | None, channel: str | None, workspace: str | None, expected: str) -> None:
     assert rule.choose("it", workspace, private=private, person=person, channel=channel) == expected
+
+
+@pytest.mark.parametrize("person, said, workspace, expected", [
+    ("fr", "en", "en", "fr"),   # the person's own setting wins over what the messenger says
+    (None, "fr", "en", "fr"),   # else the messenger's language, when the bot speaks it
+    (None, "de", "en", "en"),   # one the bot does not speak: the workspace's
+    (None, None, None, "it"),   # nothing: the configured default
+])
+def test_a_commands_own_language(person: str | None, said: str | None, workspace: str | None, expected: str) -> None:
+    space = Workspace(default_locale=workspace) if workspace else None
+    someone = Person(locale=person)
+    assert rule.for_actor("it", space, someone, said) == expected
 
 
 def test_the_shell_reads_the_rows(bot: Bot) -> None:
