@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, time, timedelta, timezone
+from typing import Any, Callable, Iterator, TypeVar
 from zoneinfo import ZoneInfo
 
-from bot.context import Ctx, zone
+from sqlalchemy.orm import Session
+
+from bot.context import Ctx, JobCtx, zone
 from bot.text import MARK_CLOSE, MARK_OPEN
-from store.models.core import Conversation
+from store.models.core import Conversation, Person, Workspace
+
+Row = TypeVar("Row")
 
 # A person in command text: an adapter's marker, a sanitised marker "(@U1)", or a typed @handle.
 PEOPLE_TOKEN = re.compile(
@@ -75,3 +80,24 @@ def end_of_day(day: date, tz: ZoneInfo) -> datetime:
 
 def conversation_zone(conversation: Conversation | None, fallback: str | None) -> ZoneInfo:
     return zone((conversation.tz if conversation is not None and conversation.tz else None) or fallback)
+
+
+def claimed_escalations(jctx: JobCtx, due: Callable[[Session, datetime], Any],
+                        claim: Callable[[Session, int, datetime], bool], model: type[Row],
+                        owner_id: Callable[[Row], int]) -> Iterator[tuple[Session, Ctx, Row]]:
+    """The escalation loop help requests and suggestions share: each due row, claimed once in its
+    workspace's session (another process that claimed it first wins), with a context acting as
+    its owner (asker, author) in the row's conversation. The caller's work runs inside that
+    session: it commits with the claim when the caller moves on to the next row."""
+    for tenant, row_id in due(jctx.session, jctx.now):
+        with jctx.services.db.session(tenant) as session:
+            if not claim(session, row_id, jctx.now):
+                continue
+            row = session.get(model, row_id)
+            workspace = session.get(Workspace, tenant)
+            owner = session.get(Person, owner_id(row)) if row is not None else None
+            if row is None or workspace is None or owner is None:
+                continue
+            conversation_id = getattr(row, "conversation_id", None)
+            conv = session.get(Conversation, conversation_id) if conversation_id else None
+            yield session, jctx.acting_as(session, workspace, owner, conv), row

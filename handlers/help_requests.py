@@ -23,14 +23,14 @@ from bot.registry import CommandSpec, Job, Registry
 from bot.text import one_line, shorten
 from bot.types import Action, Card, Effect, Form, FormField, IncomingMessage, Outbound, Reply
 from bot.words import parse_switch, vocabulary
-from handlers.contribution_common import conversation_zone, split_topics, strip_people
+from handlers.contribution_common import claimed_escalations, conversation_zone, split_topics, strip_people
 from handlers.help_routing import add_working_hours, detect_topics, pick_experts
 from handlers.kudos import give
 from store import help_requests as store
 from store import people as people_store
 from store.expertise import add_evidence
 from store.models.contribution import HelpRequest, Kudos
-from store.models.core import Conversation, Person, Workspace
+from store.models.core import Conversation, Person
 
 QUESTION_MIN = 3
 QUESTION_MAX = 3000
@@ -398,18 +398,10 @@ def _widen(ctx: Ctx, req: HelpRequest, *, round_: int, key: str, empty_key: str,
 def escalate(jctx: JobCtx) -> list[Effect]:
     """Unanswered past the channel's delay: once, to the channel's référents, plus new experts."""
     effects: list[Effect] = []
-    for tenant, request_id in store.due_escalations(jctx.session, jctx.now):
-        with jctx.services.db.session(tenant) as session:
-            if not store.claim_escalation(session, request_id, jctx.now):
-                continue
-            req = session.get(HelpRequest, request_id)
-            workspace = session.get(Workspace, tenant)
-            asker = session.get(Person, req.asker_id) if req else None
-            if req is None or workspace is None or asker is None:
-                continue
-            conv = session.get(Conversation, req.conversation_id) if req.conversation_id else None
-            effects += _escalate_one(jctx.acting_as(session, workspace, asker, conv), req, conv)
-            jctx.audit(session, "help.escalated", f"request {req.number}")
+    for session, ctx, req in claimed_escalations(jctx, store.due_escalations, store.claim_escalation, HelpRequest,
+                                                 lambda r: r.asker_id):
+        effects += _escalate_one(ctx, req, ctx.conversation)
+        jctx.audit(session, "help.escalated", f"request {req.number}")
     return effects
 
 

@@ -22,13 +22,13 @@ from bot.context import Ctx, JobCtx, UserError
 from bot.registry import CommandSpec, Job, Registry
 from bot.text import one_line, shorten
 from bot.types import Action, Card, Effect, Form, FormField, IncomingMessage, Reply
-from handlers.contribution_common import conversation_zone, truthy
+from handlers.contribution_common import claimed_escalations, conversation_zone, truthy
 from handlers.help_routing import add_working_hours
 from handlers.notifications.budget import notify
 from store import people as people_store
 from store import referents as referents_store
 from store import suggestions as store
-from store.models.core import Conversation, Person, Workspace
+from store.models.core import Person
 from store.models.referents import Suggestion
 
 TEXT_MIN = 3
@@ -272,29 +272,20 @@ def show_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
 def escalate(jctx: JobCtx) -> list[Effect]:
     """Open past its delay (nobody took, answered or closed it): once, to the admins."""
     effects: list[Effect] = []
-    for tenant, suggestion_id in store.due_escalations(jctx.session, jctx.now):
-        with jctx.services.db.session(tenant) as session:
-            if not store.claim_escalation(session, suggestion_id, jctx.now):
-                continue
-            s = session.get(Suggestion, suggestion_id)
-            workspace = session.get(Workspace, tenant)
-            author = session.get(Person, s.author_id) if s else None
-            if s is None or workspace is None or author is None:
-                continue
-            conv = session.get(Conversation, s.conversation_id) if s.conversation_id else None
-            ctx = jctx.acting_as(session, workspace, author, conv)
-            admins = [p for p in referents_store.admins(session, jctx.services.settings.admins) if p.id != s.author_id]
-            store.route_suggestion(session, tenant, s.id, [p.id for p in admins], jctx.now, escalated=True)
-            days = jctx.services.settings.suggestion_escalation_days
-            for person in admins:
-                params = {"id": s.number, "text": shorten(s.text, 300), "author": author_label(ctx, s, ctx.locale_of(person)),
-                          "days": days}
-                effects += notify(ctx, person, "suggestions.notify.escalated", params=params,
-                                  thread_key=f"suggestion:{s.number}:escalated", actions=_actions(s))
-            effects += notify(ctx, author, "suggestions.notify.escalated_author",
-                              params={"id": s.number, "days": days, "text": shorten(s.text, 120)},
-                              thread_key=f"suggestion:{s.number}:escalated_author")
-            jctx.audit(session, "suggestion.escalated", f"suggestion {s.number} to {len(admins)} admin(s)")
+    days = jctx.services.settings.suggestion_escalation_days
+    for session, ctx, s in claimed_escalations(jctx, store.due_escalations, store.claim_escalation, Suggestion,
+                                               lambda s: s.author_id):
+        admins = [p for p in referents_store.admins(session, jctx.services.settings.admins) if p.id != s.author_id]
+        store.route_suggestion(session, ctx.tenant, s.id, [p.id for p in admins], jctx.now, escalated=True)
+        for person in admins:
+            params = {"id": s.number, "text": shorten(s.text, 300), "author": author_label(ctx, s, ctx.locale_of(person)),
+                      "days": days}
+            effects += notify(ctx, person, "suggestions.notify.escalated", params=params,
+                              thread_key=f"suggestion:{s.number}:escalated", actions=_actions(s))
+        effects += notify(ctx, ctx.actor, "suggestions.notify.escalated_author",
+                          params={"id": s.number, "days": days, "text": shorten(s.text, 120)},
+                          thread_key=f"suggestion:{s.number}:escalated_author")
+        jctx.audit(session, "suggestion.escalated", f"suggestion {s.number} to {len(admins)} admin(s)")
     return effects
 
 
