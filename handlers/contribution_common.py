@@ -11,8 +11,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from bot.context import Ctx, JobCtx, zone
+from bot.context import Ctx, JobCtx, UserError, zone
 from bot.text import MARK_CLOSE, MARK_OPEN
+from bot.types import Form, FormField, IncomingMessage, Reply
 from store.models.core import Conversation, Person, Workspace
 
 Row = TypeVar("Row")
@@ -101,3 +102,18 @@ def claimed_escalations(jctx: JobCtx, due: Callable[[Session, datetime], Any],
             conversation_id = getattr(row, "conversation_id", None)
             conv = session.get(Conversation, conversation_id) if conversation_id else None
             yield session, jctx.acting_as(session, workspace, owner, conv), row
+
+
+def written_text(ctx: Ctx, msg: "IncomingMessage", typed: str, *, field: str, limit: int, form_title: str,
+                 field_label: str, submit_label: str, submit_command: str, form_key: str, **params: object) -> "str | Reply":
+    """The text of a written step (an answer, a reason): typed after the command or sent by its
+    form. With neither, the form asking for it (a private reply under `form_key`); over `limit`
+    characters, refused with the length."""
+    text = typed.strip() or str((msg.form_values or {}).get(field, "")).strip()
+    if not text:
+        form = Form(title=form_title, submit_command=submit_command, submit_label=submit_label,
+                    fields=(FormField(field, field_label, kind="multiline", required=True, max_length=limit),))
+        return ctx.reply(form_key, private=True, form=form, **params)
+    if len(text) > limit:
+        raise UserError("suggestions.too_long", limit=limit, length=len(text))
+    return text

@@ -21,6 +21,7 @@ from bot.context import Ctx, UserError
 from bot.registry import CommandSpec, Registry
 from bot.text import MARK_OPEN, one_line, shorten
 from bot.types import Action, Card, ConversationRef, Effect, Form, FormField, IncomingMessage, MembersChanged, Reply, SpaceChange
+from handlers.contribution_common import written_text
 from handlers.notifications.budget import notify
 from handlers.suggestions import route_text
 from store import referents as referents_store
@@ -192,14 +193,12 @@ def approve_command(ctx: Ctx, msg: IncomingMessage, args: str) -> list[Effect]:
 
 def decline_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply | list[Effect]:
     r, rest = _decider_arg(ctx, args)
-    reason = rest.strip() or str((msg.form_values or {}).get("reason", "")).strip()
-    if not reason:
-        form = Form(title=ctx.t("requests.form.decline_title", id=r.number), submit_command=f"request decline {r.number}",
-                    fields=(FormField("reason", ctx.t("requests.form.reason"), kind="multiline", required=True,
-                                      max_length=REASON_MAX),), submit_label=ctx.t("requests.form.submit_decline"))
-        return ctx.reply("requests.decline_form", private=True, form=form, id=r.number)
-    if len(reason) > REASON_MAX:
-        raise UserError("suggestions.too_long", limit=REASON_MAX, length=len(reason))
+    reason = written_text(ctx, msg, rest, field="reason", limit=REASON_MAX,
+                          form_title=ctx.t("requests.form.decline_title", id=r.number), field_label=ctx.t("requests.form.reason"),
+                          submit_label=ctx.t("requests.form.submit_decline"), submit_command=f"request decline {r.number}",
+                          form_key="requests.decline_form", id=r.number)
+    if isinstance(reason, Reply):
+        return reason
     if not store.decide(ctx.session, r.id, status="declined", by=ctx.actor.id, reason=reason, now=ctx.now()):
         ctx.session.refresh(r)
         raise UserError(f"requests.already_{r.status}", id=r.number)

@@ -22,7 +22,7 @@ from bot.context import Ctx, JobCtx, UserError
 from bot.registry import CommandSpec, Job, Registry
 from bot.text import one_line, shorten
 from bot.types import Action, Card, Effect, Form, FormField, IncomingMessage, Reply
-from handlers.contribution_common import claimed_escalations, conversation_zone, truthy
+from handlers.contribution_common import claimed_escalations, conversation_zone, truthy, written_text
 from handlers.help_routing import add_working_hours
 from handlers.notifications.budget import notify
 from store import people as people_store
@@ -176,14 +176,12 @@ def _written_step(ctx: Ctx, msg: IncomingMessage, args: str, *, verb: str, field
     """`suggestion answer|decline N <text>`: the text comes from the arguments or the form (opened
     when neither has it); the step is taken once, audited, and the author is told with the text."""
     s, rest = _handler_arg(ctx, args, f"suggestions.{verb}_usage")
-    text = rest.strip() or str((msg.form_values or {}).get(field, "")).strip()
-    if not text:
-        form = Form(title=ctx.t(f"suggestions.form.{verb}_title", id=s.number), submit_command=f"suggestion {verb} {s.number}",
-                    fields=(FormField(field, ctx.t(f"suggestions.form.{field}"), kind="multiline", required=True,
-                                      max_length=ANSWER_MAX),), submit_label=ctx.t(f"suggestions.form.submit_{verb}"))
-        return ctx.reply(f"suggestions.{verb}_form", private=True, form=form, id=s.number)
-    if len(text) > ANSWER_MAX:
-        raise UserError("suggestions.too_long", limit=ANSWER_MAX, length=len(text))
+    text = written_text(ctx, msg, rest, field=field, limit=ANSWER_MAX,
+                        form_title=ctx.t(f"suggestions.form.{verb}_title", id=s.number),
+                        field_label=ctx.t(f"suggestions.form.{field}"), submit_label=ctx.t(f"suggestions.form.submit_{verb}"),
+                        submit_command=f"suggestion {verb} {s.number}", form_key=f"suggestions.{verb}_form", id=s.number)
+    if isinstance(text, Reply):
+        return text
     if not store.move(ctx.session, s.id, came_from=("open", "taken", "answered"), status=status, now=ctx.now(),
                       handler_id=ctx.actor.id, **{field: text}):
         raise UserError("suggestions.already_done", id=s.number)
