@@ -21,6 +21,7 @@ from store.models.core import (
     Role,
     Skill,
 )
+from store.models.analytics import ActivityDay, FirstContribution
 from store.models.social import Follow, IndexOptOut, Message, MessageMention, MessageTopic, Topic
 from store.social import INDEX_KINDS, source_ref
 from store.visibility import readable_by
@@ -132,8 +133,25 @@ def forget_person(session: Session, person: Person) -> None:
     session.execute(delete(PersonSkill).where(PersonSkill.person_id == person.id))
     session.execute(delete(IndexOptOut).where(IndexOptOut.person_id == person.id))
     notification_store.forget_person(session, person.id)
+    _detach_activity(session, person.id)
     session.delete(person)
     session.flush()
+
+
+def _detach_activity(session: Session, person_id: int) -> None:
+    """Analytics keep a forgotten person's counts (an organisation's past figures do not move)
+    but no longer under their id: SQLite may give that id to the next person, who must not
+    inherit `stats me`. The rows move to a tombstone id of their own (negative, unused)."""
+    tomb = -person_id
+    taken = session.scalar(select(func.count()).select_from(ActivityDay).where(ActivityDay.person_id == tomb)) or \
+        session.scalar(select(func.count()).select_from(FirstContribution).where(FirstContribution.person_id == tomb))
+    if taken:  # that id was forgotten before, by someone who had it first
+        lowest = min(session.scalar(select(func.min(ActivityDay.person_id))) or 0,
+                     session.scalar(select(func.min(FirstContribution.person_id))) or 0)
+        tomb = min(lowest, 0) - 1
+    for model in (ActivityDay, FirstContribution):
+        session.execute(update(model).where(model.person_id == person_id).values(person_id=tomb)
+                        .execution_options(synchronize_session=False))
 
 
 def set_person_indexing(session: Session, tenant: str, person: Person, on: bool, now: datetime) -> int:
