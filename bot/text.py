@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import secrets
 import unicodedata
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     from bot.types import Reply
@@ -172,8 +172,14 @@ def reply_texts(reply: "Reply") -> list[str]:
 def strip_markers(text: str, names: dict[str, str] | None = None, channels: dict[str, str] | None = None) -> str:
     """Plain text with markers replaced by names (or ids): for logs, plain-text fields, fallbacks,
     exports. `names` names people (and channels too when `channels` is not given)."""
-    names = names or {}
-    channels = names if channels is None else channels
+    people = names or {}
+    rooms = people if channels is None else channels
+    return named_text(text, lambda uid: people.get(uid, uid), lambda cid: rooms.get(cid, cid))
+
+
+def named_text(text: str, user_name: Callable[[str], str], channel_name: Callable[[str], str]) -> str:
+    """Plain text with every marker, live or not, as `@name` / `#name` and code spans in
+    backticks: what a medium without markup shows (the console, logs, plain fallbacks)."""
     out = []
     for kind, value in split_markers(text):
         if kind == "text":
@@ -181,9 +187,9 @@ def strip_markers(text: str, names: dict[str, str] | None = None, channels: dict
         elif kind == "code":
             out.append(f"`{value}`")
         elif kind in ("user", "ping"):
-            out.append("@" + names.get(value, value))
+            out.append("@" + user_name(value))
         else:
-            out.append("#" + channels.get(value, value))
+            out.append("#" + channel_name(value))
     return "".join(out)
 
 

@@ -151,7 +151,7 @@ def test_a_month_of_clock_shows_its_progress_then_the_messages_by_recipient(tmp_
     term = terminal(tmp_path / "console.db")
     term.read_until(re.escape(PROMPT))
     term.type("/clock +30d\r")
-    shown = term.read_until(r"it is now 2026-12-23 09:\d\d UTC")
+    shown = term.read_until(r"it is now 2026-12-23 09:\d\d UTC", timeout=240)  # a month of jobs: slow on a busy machine
     assert re.search(r"\r\x1b\[K\(console\) moving time forward… 2026-1\d-\d\d \d\d:\d\d UTC \(\d+%\)", shown)
     summary = re.search(r"\(console\) \+30d: (\d+) clock ticks, ([\d,]+) job runs, messages: (\d+) \(recipients: (\d+)\)", shown)
     assert summary, shown

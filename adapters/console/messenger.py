@@ -490,5 +490,6 @@ def message_from_json(payload: str) -> IncomingMessage:
     data["conversation"] = ConversationRef(**data["conversation"])
     data["mentions"] = tuple(UserRef(**m) for m in data.get("mentions") or ())
     data["hashtags"] = tuple(data.get("hashtags") or ())
+    data["channels"] = tuple(data.get("channels") or ())
     data["sent_at"] = datetime.fromisoformat(data["sent_at"]) if data.get("sent_at") else None
     return IncomingMessage(**data)

@@ -6,22 +6,12 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from bot.text import split_markers
+from bot.text import named_text
 from bot.types import Card, ConversationRef, Effect, Form, Outbound, UserRef
 
 
 def plain(text: str, user_name: Callable[[str], str], channel_name: Callable[[str], str]) -> str:
-    out = []
-    for kind, value in split_markers(text):
-        if kind == "text":
-            out.append(value)
-        elif kind == "code":
-            out.append(f"`{value}`")
-        elif kind in ("user", "ping"):
-            out.append("@" + user_name(value))
-        else:
-            out.append("#" + channel_name(value))
-    return "".join(out)
+    return named_text(text, user_name, channel_name)
 
 
 def target_label(outbound: Outbound, user_name: Callable[[str], str], channel_name: Callable[[str], str],
