@@ -18,7 +18,7 @@ def run_console(tmp_path: Path, lines: list[str], *flags: str) -> subprocess.Com
     return subprocess.run(
         [sys.executable, "app.py", "--database-url", f"sqlite:///{tmp_path / 'console.db'}", "console", "--demo", "--clock", CLOCK,
          *flags],
-        input="\n".join(lines) + "\n", capture_output=True, text=True, cwd=ROOT, env=env, timeout=120,
+        input="\n".join(lines) + "\n", capture_output=True, text=True, cwd=ROOT, env=env, timeout=360,
     )
 
 
