@@ -114,7 +114,9 @@ def answer(session: FormSession, text: str, vocab: Vocabulary | None = None) -> 
         return Step(cancelled=True)
     if raw == KEEP and f.value:
         value = f.value
-    elif raw == SKIP and not f.required:
+    elif raw == SKIP:
+        if f.required:
+            return Step(error=("matrix.form_required", {}))
         value = "false" if f.kind == "checkbox" else ""
     elif not raw:
         return Step(error=("matrix.form_required", {}))
