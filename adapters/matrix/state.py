@@ -11,6 +11,8 @@ gives it up on a clean stop.
 from __future__ import annotations
 
 import json
+import os
+import socket
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +24,21 @@ from store.idempotency import insert_ignore
 from store.models.matrix import MatrixState
 
 LEASE = timedelta(seconds=90)
+
+
+def dead(holder: str) -> bool:
+    """Whether `holder` (`host:pid:random`) names a process of this machine that is gone."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 class State:
@@ -73,7 +90,8 @@ class State:
 
     # The sync loop's lease ------------------------------------------------------------
     def acquire_lease(self, holder: str) -> str | None:
-        """Take or renew the lease for `holder`; None when taken, else the holder that has it."""
+        """Take or renew the lease for `holder`; None when taken, else the holder that has it.
+        A lease held by a process of this machine that no longer runs is taken at once."""
         now = self.clock.now()
         value = json.dumps({"holder": holder, "until": (now + LEASE).isoformat()})
         with self.db.session(ALL_TENANTS) as s:
@@ -87,7 +105,7 @@ class State:
                 other = str(data.get("holder") or "")
             except (ValueError, TypeError, AttributeError):
                 until, other = now - LEASE, ""
-            if other != holder and until > now:
+            if other != holder and until > now and not dead(other):
                 return other or "another process"
             done = s.execute(update(MatrixState).where(MatrixState.account == self.account, MatrixState.name == "lease",
                                                        MatrixState.value == current).values(value=value, updated_at=now))
