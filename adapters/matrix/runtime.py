@@ -49,7 +49,7 @@ from adapters.matrix.settings import allowed_servers, missing
 from adapters.matrix.state import State
 from bot import outbox
 from bot.core import Bot
-from bot.types import ConversationRef, Effect, IncomingMessage, MembersChanged, Outbound, Reply, UserRef
+from bot.types import ConversationRef, Effect, FetchHistory, IncomingMessage, MembersChanged, Outbound, Reply, UserRef
 from store.db import ALL_TENANTS
 from store.inbox import Claimed
 
@@ -62,6 +62,7 @@ LEASE_RENEW_SECONDS = 20.0
 LEASE_RETRY_SECONDS = 30.0
 SYNC_FILTER = {"room": {"timeline": {"limit": 100}, "state": {"lazy_load_members": False}},
                "presence": {"not_types": ["*"]}}
+BACKFILL_MAX = 20_000  # messages a history import reads at most
 REMEMBER_DONE = 20_000  # event ids whose processing `wait_for` can still be told about
 
 
@@ -101,6 +102,8 @@ class MatrixRuntime:
         self._done_lock = threading.Lock()
         self._inflight = 0
         self._known_rooms: set[str] = set()      # rooms known before the sync being handled
+        self._prev_batch: dict[str, str] = {}    # room → where its history starts, back from the last sync
+        self._backfills: set[asyncio.Task[None]] = set()
 
     # Lifecycle -----------------------------------------------------------------------------
     def attach(self, app: Any, outbox_: Any) -> None:
@@ -145,6 +148,8 @@ class MatrixRuntime:
     async def stop(self) -> None:
         """Stop syncing, let the inbox finish what was written, close the client."""
         self._stopping = True
+        for task in list(self._backfills):
+            task.cancel()
         if self._task is not None:
             self._task.cancel()
             try:
@@ -410,13 +415,21 @@ class MatrixRuntime:
             room = self.client.rooms.get(room_id)
             if room is None:
                 continue
+            if info.timeline.prev_batch:
+                self._prev_batch[room_id] = info.timeline.prev_batch
             if info.timeline.limited and handle_timeline and room_id in known:
                 log.warning("matrix: %s had more events since the last sync than one sync returns; the oldest are "
                             "not handled", room_id)
-            for event in info.timeline.events if handle_timeline else ():
+            events = list(info.timeline.events) if handle_timeline else []
+            if room_id not in known:  # just joined: what was said before the bot came is history (backfill), not live
+                own = [n for n, e in enumerate(events) if getattr(e, "source", {}).get("type") == "m.room.member"
+                       and getattr(e, "source", {}).get("state_key") == self.view.user_id]
+                if own:
+                    skipped += [str(getattr(e, "event_id", "") or "") for e in events[:own[-1]]]
+                    events = events[own[-1]:]
+            for event in events:
                 if isinstance(event, MegolmEvent):
                     undecryptable.append((room_id, event))
-                    skipped.append(event.event_id)
                     continue
                 source = getattr(event, "source", None)
                 if not isinstance(source, Mapping):
@@ -440,7 +453,10 @@ class MatrixRuntime:
         for eid in skipped:
             self._processed(eid)
         for room_id, event in undecryptable:
-            await self._undecryptable(room_id, event)
+            try:
+                await self._undecryptable(room_id, event)
+            finally:
+                self._processed(event.event_id)
         self._known_rooms = set(self.client.rooms)
         self._syncs += 1
         assert self._sync_cond is not None
@@ -594,6 +610,106 @@ class MatrixRuntime:
                                             "Content-Type": "application/json"})
         except Exception:  # noqa: BLE001
             log.info("matrix: m.direct not updated for %s", room_id)
+
+    def created(self, room_id: str) -> None:
+        """A room the bot opened itself: no welcome there when its own join arrives."""
+        self._created.add(room_id)
+
+    # History ---------------------------------------------------------------------------------
+    def backfill(self, request: FetchHistory) -> None:
+        """Import a room's history back to `request.since`, in a task of the loop's own (a
+        delivery does not wait for it)."""
+        assert self.loop is not None
+        def spawn() -> None:
+            task = self.loop.create_task(self._backfill(request), name="matrix-backfill")  # type: ignore[union-attr]
+            self._backfills.add(task)
+            task.add_done_callback(self._backfills.discard)
+        self.loop.call_soon_threadsafe(spawn)
+
+    async def _backfill(self, request: FetchHistory) -> None:
+        """Page the room's messages backwards (`room_messages`, 100 at a time) down to
+        `since`, each one handed to the core as a backfill (never answered); the requester's
+        direct chat shows the progress, edited in place, then how many messages were read and
+        how many were new to the index. Messages the bot has no keys for are skipped."""
+        from nio import MegolmEvent, MessageDirection, RoomMessagesResponse
+
+        from bot.text import link_marker
+
+        conv = request.conversation
+        person = request.requested_by
+        since_ms = int(request.since.timestamp() * 1000)
+        count = 0
+        anchor = f"backfill:{conv.id}:{since_ms}"
+        channel = link_marker(conv.id)
+
+        async def tell(key: str, **params: object) -> None:
+            if person is None:
+                return
+            t = self.sender.shell.translator(conv.tenant, person.id, None, private=True)
+            try:
+                await self.sender.deliver([Outbound(Reply(text=t(key, channel=channel, **params), key=key), person,
+                                                    anchor=anchor)])
+            except Exception:  # noqa: BLE001 - the progress is a courtesy
+                log.warning("matrix: backfill progress of %s not shown", conv.id)
+
+        before = await asyncio.to_thread(self._indexed, conv)
+        await tell("matrix.backfill_progress", count=0)
+        token = self._prev_batch.get(conv.id)
+        room = inbound.Room(conv.id, conv.kind, conv.name)
+        try:
+            while token and count < BACKFILL_MAX:
+                response = await self.client.room_messages(conv.id, start=token, direction=MessageDirection.back, limit=100)
+                if not isinstance(response, RoomMessagesResponse):
+                    wait = getattr(response, "retry_after_ms", None)
+                    if wait and wait <= 10_000:
+                        await asyncio.sleep(wait / 1000)
+                        continue
+                    raise Refused(str(getattr(response, "message", response))[:200])
+                batch: list[IncomingMessage] = []
+                done = False
+                for event in response.chunk:
+                    source = getattr(event, "source", None)
+                    if isinstance(event, MegolmEvent) or not isinstance(source, Mapping):
+                        continue
+                    if int(source.get("origin_server_ts") or 0) < since_ms:
+                        done = True
+                        break
+                    if source.get("type") != "m.room.message" or not inbound.worth_writing(source, self.view):
+                        continue
+                    for parsed in inbound.parse(room, source, self.view).events:
+                        if isinstance(parsed, IncomingMessage):
+                            batch.append(replace(parsed, addressed=False, backfill=True, via="message", bot_mention_at=None))
+                for msg in reversed(batch):
+                    try:
+                        effects = await asyncio.to_thread(self.bot.handle, msg)
+                        if effects:
+                            await self.sender.deliver(effects)
+                    except Exception as exc:  # noqa: BLE001 - what an old message triggers does not stop the import
+                        log.warning("matrix: backfill of %s: %r", conv.id, exc)
+                    count += 1
+                await tell("matrix.backfill_progress", count=count)
+                if done or not response.end or response.end == token or not response.chunk:
+                    break
+                token = response.end
+            added = max(0, await asyncio.to_thread(self._indexed, conv) - before)
+            log.info("matrix: history of %s imported: %d message(s) read, %d new to the index", conv.id, count, added)
+            await tell("matrix.backfill_done", count=count, added=added)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            log.warning("matrix: backfill of %s stopped: %r", conv.id, exc)
+            await tell("matrix.backfill_failed", count=count)
+
+    def _indexed(self, conv: ConversationRef) -> int:
+        from sqlalchemy import func, select
+
+        from store.models.core import Conversation
+        from store.models.social import Message
+
+        with self.services.db.session(conv.tenant, readonly=True) as session:
+            found = session.scalar(select(func.count(Message.id)).join(Conversation, Conversation.id == Message.conversation_id)
+                                   .where(Conversation.tenant == conv.tenant, Conversation.external_id == conv.id))
+        return int(found or 0)
 
     def remember_card(self, room_id: str, event_id: str, actions: Sequence[str]) -> None:
         with self.services.db.session(ALL_TENANTS) as s:

@@ -9,8 +9,11 @@
   goes to the person's direct chat and a short acknowledgement (`matrix.private_ack`) to the room.
 - A picture is uploaded (encrypted in an encrypted room) and posted as an `m.image`; an
   attachment as an `m.file`; a form starts a guided exchange in the reader's direct chat.
-- `FetchHistory`, `SpaceChange`: explained to whom asked (`matrix.history_unavailable`,
-  the approver's `manual_key`).
+- `FetchHistory`: the room's history is paged back to `since` (`room_messages`) in a task of
+  its own, each message handed to the core as a backfill; the requester's direct chat shows
+  the progress, edited in place (runtime.py `backfill`).
+- `SpaceChange`: the room is created (a private one encrypted) and people invited; a refusal
+  goes to `report_to` with `failed_key`.
 Every send is paced per room (`PACE_SECONDS` between two) and a 429 waits `retry_after_ms`
 (up to RETRY_WAIT_MAX, then `DeliveryFailed` with that delay for the outbox to retry); 5xx and
 connection errors are `DeliveryFailed` too; a refusal (not in the room, forbidden) is logged
@@ -25,6 +28,7 @@ import io
 import json
 import logging
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from adapters.matrix import forms
@@ -32,7 +36,7 @@ from adapters.matrix import render as rd
 from adapters.shell import DeliveryShell
 from bot.delivery import DeliveryFailed
 from bot.text import marker_ids, ping_marker, reply_texts
-from bot.types import ConversationRef, Effect, FetchHistory, Outbound, Reply, SpaceChange, UserRef
+from bot.types import ConversationRef, Effect, FetchHistory, MembersChanged, Outbound, Reply, SpaceChange, UserRef
 
 if TYPE_CHECKING:
     from adapters.matrix.runtime import MatrixRuntime
@@ -75,9 +79,9 @@ class MatrixSender:
                 if isinstance(effect, Outbound):
                     await self._outbound(effect, actor)
                 elif isinstance(effect, FetchHistory):
-                    await self._history_unavailable(effect)
+                    self.runtime.backfill(effect)
                 elif isinstance(effect, SpaceChange):
-                    await self._space_by_hand(effect)
+                    await self.change_space(effect)
             except DeliveryFailed as exc:
                 log.warning("matrix: delivery of %s failed for now: %s", type(effect).__name__, exc)
                 failed.append(DeliveryFailed(str(exc), failed=(effect,), retry_after=exc.retry_after))
@@ -117,20 +121,43 @@ class MatrixSender:
         reader = actor if to.kind == "dm" else None
         await self._post(to.id, to.tenant, effect, reader=reader, private=to.kind == "dm", origin=to, actor=actor)
 
-    async def _history_unavailable(self, effect: FetchHistory) -> None:
-        person, conv = effect.requested_by, effect.conversation
-        locale = await asyncio.to_thread(self.shell.locale, conv.tenant, person.id if person else None, conv.id,
-                                         private=person is not None)
-        reply = Reply(text=self.services.prompts.t(locale, "matrix.history_unavailable"), key="matrix.history_unavailable")
-        await self._outbound(Outbound(reply, person if person is not None else conv), None)
+    async def change_space(self, change: SpaceChange) -> None:
+        """Create a room (named, its purpose as topic; a private one encrypted, like Element's)
+        and invite people; then the core hears that they joined, as Slack's sender does. A refusal
+        is written to `report_to` (`failed_key`, with the homeserver's error code)."""
+        from nio import RoomCreateResponse, RoomInviteResponse, RoomPreset, RoomVisibility
 
-    async def _space_by_hand(self, effect: SpaceChange) -> None:
-        person = effect.report_to
-        if person is None or not effect.manual_key:
+        channel = change.channel
+        try:
+            if change.action == "create":
+                private = channel.kind != "public"
+                state = [{"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}] \
+                    if private and self.client.olm is not None else []
+                response = await self.client.room_create(
+                    name=channel.name[:200], topic=change.purpose[:500] or None, initial_state=state,
+                    preset=RoomPreset.private_chat if private else RoomPreset.public_chat,
+                    visibility=RoomVisibility.private, invite=[p.id for p in change.people if p.id != self.runtime.view.user_id])
+                if not isinstance(response, RoomCreateResponse):
+                    self._raise_for(response, "create room")
+                self.runtime.created(response.room_id)
+                channel = replace(channel, id=response.room_id)
+            else:
+                for person in change.people:
+                    response = await self.client.room_invite(channel.id, person.id)
+                    if not isinstance(response, RoomInviteResponse) and "already in the room" not in str(getattr(response, "message", "")):
+                        self._raise_for(response, "invite")
+        except (Refused, DeliveryFailed) as exc:
+            log.warning("matrix: %s of %s refused: %s", change.action, channel.id or channel.name, exc)
+            if isinstance(exc, DeliveryFailed) and exc.retry_after is not None:
+                raise
+            if change.report_to is not None and change.failed_key:
+                t = self.shell.translator(channel.tenant, change.report_to.id, None, private=True)
+                text = t(change.failed_key, error=str(exc)[:120], **change.params)
+                await self._outbound(Outbound(Reply(text=text, key=change.failed_key), change.report_to), None)
             return
-        locale = await asyncio.to_thread(self.shell.locale, effect.channel.tenant, person.id, None, private=True)
-        text = self.services.prompts.t(locale, effect.manual_key, **effect.params)
-        await self._outbound(Outbound(Reply(text=text, key=effect.manual_key), person), None)
+        effects = await asyncio.to_thread(self.runtime.bot.handle, MembersChanged(conversation=channel, joined=change.people))
+        if effects:
+            await self.deliver(effects)
 
     # Rendering and posting -----------------------------------------------------------------
     async def render(self, reply: Reply, tenant: str, reader: str | None, room_id: str, *, private: bool) -> rd.Rendered:
