@@ -185,3 +185,16 @@ def test_malformed_events_do_not_raise() -> None:
                   {"type": "m.reaction", "sender": "@sophie:example.org", "content": {"m.relates_to": []}},
                   {"type": "m.room.member", "sender": "@sophie:example.org", "state_key": 5, "content": {}}):
         parse(ROOM, event, BOT)
+
+
+def test_public_read_receipts_become_readers_not_the_bots_nor_foreign_ones() -> None:
+    from bot.types import MessageRead
+
+    content = {"$m1": {"m.read": {"@sophie:example.org": {"ts": 1764547200000}, BOT.user_id: {"ts": 1},
+                                  "@eve:evil.org": {"ts": 1}},
+                       "m.read.private": {"@julien:example.org": {"ts": 1}}}}
+    parsed = parse(ROOM, {"type": "m.receipt", "content": content}, BOT)
+    assert [(e.message_id, e.user.id) for e in parsed.events] == [("$m1", "@sophie:example.org")]
+    assert isinstance(parsed.events[0], MessageRead) and parsed.events[0].read_at is not None
+    assert worth_writing({"type": "m.receipt", "content": content}, BOT)
+    assert not worth_writing({"type": "m.receipt", "content": {"$m1": {"m.read": {BOT.user_id: {"ts": 1}}}}}, BOT)

@@ -18,7 +18,7 @@ What a message means:
   `m.annotation` a reaction; a redaction deletes a message, or removes a reaction the
   runtime remembers (`reactions`);
 - membership gives MembersChanged (the bot's own join: `bot_joined`) and, on a display name
-  change, a ProfileUpdate.
+  change, a ProfileUpdate; a public read receipt (`m.read`) gives MessageRead.
 Nothing from a server outside the allow-list and nothing the bot sent is handed to the core.
 Bodies are cut at MAX_BODY characters before anything else is done with them.
 """
@@ -39,6 +39,7 @@ from bot.types import (
     IncomingMessage,
     MembersChanged,
     MessageDeleted,
+    MessageRead,
     MessageEdited,
     ProfileUpdate,
     ReactionAdded,
@@ -266,7 +267,7 @@ def cut_bot_mark(text: str) -> tuple[str, int | None]:
 
 
 # Events ----------------------------------------------------------------------------------
-WRITTEN_TYPES = frozenset({"m.room.message", "m.reaction", "m.room.redaction", "m.room.member"})
+WRITTEN_TYPES = frozenset({"m.room.message", "m.reaction", "m.room.redaction", "m.room.member", "m.receipt"})
 
 
 def worth_writing(event: Mapping[str, Any], bot: BotView) -> bool:
@@ -275,6 +276,8 @@ def worth_writing(event: Mapping[str, Any], bot: BotView) -> bool:
     notices, which are other bots')."""
     kind = _str(event.get("type"))
     sender = _str(event.get("sender"))
+    if kind == "m.receipt":
+        return bool(receipts(Room(""), _dict(event.get("content")), bot))
     if kind not in WRITTEN_TYPES or not sender:
         return False
     if kind == "m.room.member":
@@ -297,6 +300,8 @@ def parse(room: Room, event: Mapping[str, Any], bot: BotView,
     kind = _str(event.get("type"))
     sender = _str(event.get("sender"))
     content = _dict(event.get("content"))
+    if kind == "m.receipt":
+        return Parsed(receipts(room, content, bot), key)
     if not kind or not sender:
         return Parsed((), key, "not a room event")
     if sender == bot.user_id and kind != "m.room.member":
@@ -329,6 +334,23 @@ def parse(room: Room, event: Mapping[str, Any], bot: BotView,
     if kind == "m.room.member":
         return Parsed(_membership(room, event, content, bot, tenant), key)
     return Parsed((), key, f"{kind[:60]} is not handled")
+
+
+def receipts(room: Room, content: Mapping[str, Any], bot: BotView) -> tuple[Event, ...]:
+    """An `m.receipt` content → who read the room up to which event (public `m.read` only:
+    a private receipt never reaches a bot; the bot's own and foreign servers' are dropped)."""
+    found: list[Event] = []
+    for event_id, kinds in content.items():
+        for uid, info in _dict(_dict(kinds).get("m.read")).items():
+            if not isinstance(event_id, str) or not isinstance(uid, str) or uid == bot.user_id or not bot.allows(uid):
+                continue
+            found.append(MessageRead(event_id, conversation(room, bot.server), _user(uid, room, bot.server),
+                                     sent_at({"origin_server_ts": _dict(info).get("ts")})))
+    return tuple(found)
+
+
+def receipt_key(room_id: str, event_id: str, user_id: str) -> str:
+    return f"matrix:receipt:{room_id}:{user_id}:{event_id}"
 
 
 def _message(room: Room, event: Mapping[str, Any], content: Mapping[str, Any], bot: BotView,

@@ -442,6 +442,17 @@ class MatrixRuntime:
                                      ensure_ascii=False)
                 rows.append((inbound.dedup_key(source) or f"matrix:noid:{uuid.uuid4().hex}", str(source.get("type"))[:40],
                              payload, room_id))
+            for receipt_event in info.ephemeral if handle_timeline else ():
+                for receipt in getattr(receipt_event, "receipts", None) or ():
+                    if getattr(receipt, "receipt_type", "") != "m.read":
+                        continue
+                    source = {"type": "m.receipt", "content": {receipt.event_id: {"m.read": {
+                        receipt.user_id: {"ts": int(receipt.timestamp or 0)}}}}}
+                    if not inbound.worth_writing(source, self.view):
+                        continue
+                    snapshot = self._room_snapshot(room, {"sender": receipt.user_id})
+                    rows.append((inbound.receipt_key(room_id, receipt.event_id, receipt.user_id), "m.receipt",
+                                 json.dumps({"room": snapshot, "event": source}, ensure_ascii=False), room_id))
         if rows:
             written = await asyncio.to_thread(self._write, rows, response.next_batch)
             for (key, _kind, _payload, _room), fresh in zip(rows, written):

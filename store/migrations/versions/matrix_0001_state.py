@@ -23,7 +23,7 @@ def upgrade() -> None:
         sa.Column("account", sa.String(length=255), nullable=False),
         sa.Column("name", sa.String(length=300), nullable=False),
         sa.Column("value", sa.Text(), nullable=False),
-        sa.Column("updated_at", store.models.base.UTCDateTime(), nullable=False),
+        sa.Column("updated_at", store.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("account", "name", name=op.f("pk_matrix_state")),
     )
 
