@@ -198,3 +198,13 @@ def test_public_read_receipts_become_readers_not_the_bots_nor_foreign_ones() -> 
     assert isinstance(parsed.events[0], MessageRead) and parsed.events[0].read_at is not None
     assert worth_writing({"type": "m.receipt", "content": content}, BOT)
     assert not worth_writing({"type": "m.receipt", "content": {"$m1": {"m.read": {BOT.user_id: {"ts": 1}}}}}, BOT)
+
+
+def test_invites_are_accepted_from_allowed_servers_only() -> None:
+    assert inbound.invite_allowed("!r:example.org", "@sophie:example.org", BOT)
+    assert inbound.invite_allowed("!roomv12hash", "@lea:partner.org", BOT)  # room ids without a server part
+    assert not inbound.invite_allowed("!r:evil.org", "@sophie:example.org", BOT)  # a room on a foreign server
+    assert not inbound.invite_allowed("!r:example.org", "@eve:evil.org", BOT)
+    assert not inbound.invite_allowed("!r:example.org", "", BOT)
+    default = BotView("@causette:example.org")  # no allow-list: the bot's own server only
+    assert default.allows("@sophie:example.org") and not default.allows("@lea:partner.org")

@@ -109,6 +109,13 @@ def server_of(user_id: str) -> str:
     return user_id.partition(":")[2] if user_id.startswith("@") else ""
 
 
+def invite_allowed(room_id: str, inviter: str, bot: "BotView") -> bool:
+    """Whether to join a room the bot is invited to: the inviter's server is allowed, and so is
+    the room's (its id's server part, where the room version still has one)."""
+    room_server = room_id.partition(":")[2]
+    return bool(inviter) and bot.allows(inviter) and (not room_server or bot.allows("@x:" + room_server))
+
+
 def room_kind(is_direct: bool, join_rule: str | None) -> ConversationKind:
     """A direct chat is a DM; a room anyone may join is public; any other room is private."""
     if is_direct:

@@ -363,6 +363,9 @@ class MatrixRuntime:
             try:
                 if not await self._renew_lease():
                     await self._wait_for_lease()
+                    stored = await asyncio.to_thread(self.state.get, "sync_token")
+                    if stored:  # the other process synced meanwhile: go on from what it wrote down
+                        self.client.next_batch = stored
                     continue
                 since = self.client.next_batch
                 response = await self.client.sync(timeout=self.sync_timeout_ms, sync_filter=SYNC_FILTER, since=since)
@@ -510,8 +513,7 @@ class MatrixRuntime:
             if source.get("type") == "m.room.member" and source.get("state_key") == self.view.user_id:
                 inviter = str(source.get("sender") or "")
                 direct = bool((source.get("content") or {}).get("is_direct"))
-        room_server = room_id.partition(":")[2]
-        if not inviter or not self.view.allows(inviter) or (room_server and not self.view.allows("@x:" + room_server)):
+        if not inbound.invite_allowed(room_id, inviter, self.view):
             log.warning("matrix: invite to %s from %s refused: that homeserver is not allowed (MATRIX_ALLOWED_SERVERS)",
                         room_id, inviter or "someone unknown")
             await self.client.room_leave(room_id)
