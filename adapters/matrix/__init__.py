@@ -32,7 +32,10 @@ How a test starts and stops the bot against a homeserver (no aiohttp app needed)
     runtime = MatrixRuntime(bot, settings, observer=lambda outbound, content: seen.append(
         (outbound.reply.key, content["body"])), sync_timeout_ms=1000)
     await runtime.start()        # logs in, uploads keys, first sync (past messages NOT answered), sync loop;
-                                 # runs its own inbox worker (2 threads) unless attached to an app
+                                 # runs its own inbox worker (2 threads) unless attached to an app.
+                                 # If another process holds the account's sync lease, start() returns
+                                 # at once and the runtime waits for the lease: `await runtime.ready()`
+                                 # is True once the first sync is done
     ... a human account sends "!causette help" in a room the bot joined; its event id is eid ...
     assert await runtime.wait_for(eid, timeout=20)   # True once that event was processed and its
                                                      # replies sent (or the bot chose to ignore it)

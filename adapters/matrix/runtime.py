@@ -141,9 +141,31 @@ class MatrixRuntime:
         if self.services.deliver is None:
             self.services.deliver = self.deliver
         await self._login()
+        other = await asyncio.to_thread(self.state.acquire_lease, self.holder)
+        if other is None:
+            self._lease_at = time.monotonic()
+            await self._initial_sync()
+            self._task = asyncio.create_task(self._sync_forever(), name="matrix-sync")
+            return
+        # Another process syncs this account: this one stays idle for Matrix (its server still
+        # serves the other messengers) and takes over once the lease is free.
+        self._task = asyncio.create_task(self._take_over_later(), name="matrix-sync")
+
+    async def _take_over_later(self) -> None:
         await self._wait_for_lease()
+        if self._stopping:
+            return
         await self._initial_sync()
-        self._task = asyncio.create_task(self._sync_forever(), name="matrix-sync")
+        await self._sync_forever()
+
+    async def ready(self, timeout: float = 30.0) -> bool:
+        """True once the first sync is done (at once after `start()` unless another process
+        held the account's sync lease)."""
+        try:
+            await asyncio.wait_for(self._first_sync.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
 
     async def stop(self) -> None:
         """Stop syncing, let the inbox finish what was written, close the client."""
