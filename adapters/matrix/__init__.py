@@ -39,8 +39,9 @@ How a test starts and stops the bot against a homeserver (no aiohttp app needed)
     ... a human account sends "!causette help" in a room the bot joined; its event id is eid ...
     assert await runtime.wait_for(eid, timeout=20)   # True once that event was processed and its
                                                      # replies sent (or the bot chose to ignore it)
-    assert await runtime.settle(timeout=20)          # a sync started after the call completed and
-                                                     # everything written is processed (no-reply steps)
+    assert await runtime.settle(timeout=20)          # everything the homeserver had when called is synced
+                                                     # and processed (no-reply steps); it ends the long
+                                                     # poll at once with a private account-data marker
     await runtime.stop()         # stops syncing, drains the inbox, releases the lease, closes the client
 
 - `observer(outbound, content)`: `outbound` is the `bot.types.Outbound` (its `reply.key` is the

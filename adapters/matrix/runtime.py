@@ -63,7 +63,8 @@ LEASE_RETRY_SECONDS = 30.0
 SYNC_FILTER = {"room": {"timeline": {"limit": 100}, "state": {"lazy_load_members": False}},
                "presence": {"not_types": ["*"]}}
 BACKFILL_MAX = 20_000  # messages a history import reads at most
-REMEMBER_DONE = 20_000  # event ids whose processing `wait_for` can still be told about
+REMEMBER_DONE = 20_000
+SETTLE_TYPE = "org.causette.settle"   # the private account-data marker `settle` ends the long poll with  # event ids whose processing `wait_for` can still be told about
 
 
 class MatrixRuntime:
@@ -92,6 +93,8 @@ class MatrixRuntime:
         self._stopping = False
         self._first_sync = asyncio.Event()
         self._syncs = 0
+        self._pokes = 0                          # settle(): markers written, and the last one synced back
+        self._poked = 0
         self._sync_cond: asyncio.Condition | None = None
         self._lease_at = 0.0
         self._direct: dict[str, str] = {}        # room id → the person of a direct chat
@@ -200,14 +203,19 @@ class MatrixRuntime:
         return await asyncio.to_thread(flag.wait, timeout)
 
     async def settle(self, timeout: float = 20.0) -> bool:
-        """True once a sync that started after this call has completed and everything it wrote
-        is processed (for steps expecting no reply)."""
+        """True once everything the homeserver had when this was called has been synced and
+        processed (for steps expecting no reply). It does not wait out the long poll: the bot
+        writes a private account-data marker (`org.causette.settle`), which ends the running
+        sync at once, and waits for the sync response carrying it (it covers every event
+        stored before the marker), then for the inbox to be drained."""
         assert self._sync_cond is not None
-        target = self._syncs + 2  # the sync running now may have started before the call
         deadline = time.monotonic() + timeout
+        self._pokes += 1
+        mark = self._pokes
+        await self._poke(mark)
         async with self._sync_cond:
             try:
-                await asyncio.wait_for(self._sync_cond.wait_for(lambda: self._syncs >= target), timeout)
+                await asyncio.wait_for(self._sync_cond.wait_for(lambda: self._poked >= mark), timeout)
             except asyncio.TimeoutError:
                 return False
         while time.monotonic() < deadline:
@@ -216,6 +224,21 @@ class MatrixRuntime:
                 return True
             await asyncio.sleep(0.01)
         return False
+
+    async def _poke(self, mark: int) -> None:
+        from urllib.parse import quote
+
+        path = f"/_matrix/client/v3/user/{quote(self.view.user_id, safe='')}/account_data/{SETTLE_TYPE}"
+        await self.client.send("PUT", path, json.dumps({"mark": mark, "holder": self.holder}),
+                               headers={"Authorization": f"Bearer {self.client.access_token}",
+                                        "Content-Type": "application/json"})
+
+    def _settle_marks(self, response: Any) -> None:
+        for event in getattr(response, "account_data_events", None) or ():
+            if getattr(event, "type", "") == SETTLE_TYPE:
+                content = getattr(event, "content", None) or {}
+                if content.get("holder") == self.holder and isinstance(content.get("mark"), int):
+                    self._poked = max(self._poked, content["mark"])
 
     def _flag(self, event_id: str) -> threading.Event:
         with self._done_lock:
@@ -494,6 +517,7 @@ class MatrixRuntime:
             finally:
                 self._processed(event.event_id)
         self._known_rooms = set(self.client.rooms)
+        self._settle_marks(response)
         self._syncs += 1
         assert self._sync_cond is not None
         async with self._sync_cond:
