@@ -113,8 +113,7 @@ class MatrixRuntime:
         """Mount on the server's aiohttp app: the app's durable inbox, its outbox, its lifecycle."""
         from adapters.server import pipeline_key
 
-        self.pipeline = app[pipeline_key()]
-        self.pipeline.register(PLATFORM, self.process_row)
+        self.pipeline = app[pipeline_key()]  # the "matrix" processor is registered once this process holds the lease
         outbox_.register(PLATFORM, self.deliver)
 
         async def start(_app: Any) -> None:
@@ -138,27 +137,37 @@ class MatrixRuntime:
                 pipeline = Pipeline(self.bot, threads=2)
                 self._own_pipeline = True
             self.pipeline = pipeline
-            self.pipeline.register(PLATFORM, self.process_row)
             if self._own_pipeline:
                 self.pipeline.start()
         if self.services.deliver is None:
             self.services.deliver = self.deliver
-        await self._login()
         other = await asyncio.to_thread(self.state.acquire_lease, self.holder)
         if other is None:
             self._lease_at = time.monotonic()
-            await self._initial_sync()
+            await self._activate()
             self._task = asyncio.create_task(self._sync_forever(), name="matrix-sync")
             return
         # Another process syncs this account: this one stays idle for Matrix (its server still
-        # serves the other messengers) and takes over once the lease is free.
+        # serves the other messengers). It does not even log in: the device and its encryption
+        # store are the other process's while it holds the lease. It takes over once it is free.
+        log.error("matrix: %s is already synced by %s: one sync loop per bot account, so this process stays "
+                  "idle for Matrix (it retries every %d s, and takes over if that process stops)",
+                  self.view.user_id, other, LEASE_RETRY_SECONDS)
         self._task = asyncio.create_task(self._take_over_later(), name="matrix-sync")
 
+    async def _activate(self) -> None:
+        """With the lease: log in, load the encryption store, take the inbox's Matrix rows, sync once."""
+        if self.client is None:
+            await self._login()
+        self.pipeline.register(PLATFORM, self.process_row)
+        await self._initial_sync()
+
     async def _take_over_later(self) -> None:
-        await self._wait_for_lease()
+        await asyncio.sleep(LEASE_RETRY_SECONDS)
+        await self._wait_for_lease(quiet=True)
         if self._stopping:
             return
-        await self._initial_sync()
+        await self._activate()
         await self._sync_forever()
 
     async def ready(self, timeout: float = 30.0) -> bool:
@@ -354,8 +363,8 @@ class MatrixRuntime:
             return {name[3:]: value for name, value in rows}
 
     # The lease -----------------------------------------------------------------------------
-    async def _wait_for_lease(self) -> None:
-        warned = False
+    async def _wait_for_lease(self, quiet: bool = False) -> None:
+        warned = quiet
         while not self._stopping:
             other = await asyncio.to_thread(self.state.acquire_lease, self.holder)
             if other is None:
@@ -377,6 +386,7 @@ class MatrixRuntime:
         other = await asyncio.to_thread(self.state.acquire_lease, self.holder)
         if other is not None:
             log.error("matrix: %s lost its sync lease to %s; stopping this process's sync loop", self.holder, other)
+            self.pipeline.processors.pop(PLATFORM, None)
             return False
         self._lease_at = time.monotonic()
         return True
@@ -408,6 +418,7 @@ class MatrixRuntime:
             try:
                 if not await self._renew_lease():
                     await self._wait_for_lease()
+                    self.pipeline.register(PLATFORM, self.process_row)
                     stored = await asyncio.to_thread(self.state.get, "sync_token")
                     if stored:  # the other process synced meanwhile: go on from what it wrote down
                         self.client.next_batch = stored
@@ -789,8 +800,15 @@ class MatrixRuntime:
         return asyncio.run_coroutine_threadsafe(factory(), loop).result(timeout)  # type: ignore[arg-type]
 
     def deliver(self, effects: Sequence[Effect], actor: str | None = None) -> None:
-        """The outbox's sender for platform "matrix" (jobs: digests, notifications, retries)."""
+        """The outbox's sender for platform "matrix" (jobs: digests, notifications, retries). A
+        process that does not hold the sync lease cannot send: its effects are retried later
+        (the durable outbox), by whichever process sends them then."""
         items = list(effects)
+        if self.client is None or not self._first_sync.is_set():
+            from bot.delivery import DeliveryFailed
+
+            raise DeliveryFailed("matrix: this process does not run the account's sync loop", failed=items,
+                                 retry_after=LEASE_RETRY_SECONDS)
         self.call(lambda: self.sender.deliver(items, actor=actor))
 
     # Inbox processor (a worker thread) -------------------------------------------------------
