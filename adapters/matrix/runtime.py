@@ -63,6 +63,7 @@ LEASE_RETRY_SECONDS = 30.0
 SYNC_FILTER = {"room": {"timeline": {"limit": 100}, "state": {"lazy_load_members": False}},
                "presence": {"not_types": ["*"]}}
 BACKFILL_MAX = 20_000  # messages a history import reads at most
+GAP_MAX = 2_000  # events of one room fetched after a limited sync
 REMEMBER_DONE = 20_000
 SETTLE_TYPE = "org.causette.settle"   # the private account-data marker `settle` ends the long poll with  # event ids whose processing `wait_for` can still be told about
 
@@ -93,6 +94,8 @@ class MatrixRuntime:
         self._stopping = False
         self._first_sync = asyncio.Event()
         self._syncs = 0
+        self._resuming = False                   # the first sync after a restart (rooms not "known" yet)
+        self._synced_at_ms = 0                   # when the last sync's events were written down
         self._pokes = 0                          # settle(): markers written, and the last one synced back
         self._poked = 0
         self._sync_cond: asyncio.Condition | None = None
@@ -396,6 +399,9 @@ class MatrixRuntime:
         from nio import SyncResponse
 
         token = await asyncio.to_thread(self.state.get, "sync_token")
+        synced_at = await asyncio.to_thread(self.state.get, "synced_at")
+        self._synced_at_ms = int(synced_at) if synced_at and synced_at.isdigit() else int(time.time() * 1000)
+        self._resuming = bool(token)
         while True:
             response = await self.client.sync(timeout=0, sync_filter=SYNC_FILTER, since=token or None, full_state=True)
             if isinstance(response, SyncResponse):
@@ -404,7 +410,10 @@ class MatrixRuntime:
             log.warning("matrix: first sync failed (%s); again in %.1f s", getattr(response, "message", response), wait)
             await asyncio.sleep(min(wait, 30))
         await self._encryption_chores()
-        await self._after_sync(response, handle_timeline=bool(token))
+        try:
+            await self._after_sync(response, handle_timeline=bool(token))
+        finally:
+            self._resuming = False
         if not token:
             log.info("matrix: first sync of %s done: %d rooms; their past messages are not answered",
                      self.view.user_id, len(self.client.rooms))
@@ -476,10 +485,10 @@ class MatrixRuntime:
                 continue
             if info.timeline.prev_batch:
                 self._prev_batch[room_id] = info.timeline.prev_batch
-            if info.timeline.limited and handle_timeline and room_id in known:
-                log.warning("matrix: %s had more events since the last sync than one sync returns; the oldest are "
-                            "not handled", room_id)
             events = list(info.timeline.events) if handle_timeline else []
+            if info.timeline.limited and handle_timeline and (room_id in known or self._resuming) \
+                    and info.timeline.prev_batch:
+                events = await self._gap(room_id, info.timeline.prev_batch) + events
             if room_id not in known:  # just joined: what was said before the bot came is history (backfill), not live
                 own = [n for n, e in enumerate(events) if getattr(e, "source", {}).get("type") == "m.room.member"
                        and getattr(e, "source", {}).get("state_key") == self.view.user_id]
@@ -519,7 +528,7 @@ class MatrixRuntime:
                     self._processed(key.removeprefix("matrix:"))
             self.pipeline.worker.wake()
         else:
-            await asyncio.to_thread(self.state.put, "sync_token", response.next_batch)
+            await asyncio.to_thread(self._store_token, response.next_batch)
         for eid in skipped:
             self._processed(eid)
         for room_id, event in undecryptable:
@@ -534,12 +543,49 @@ class MatrixRuntime:
         async with self._sync_cond:
             self._sync_cond.notify_all()
 
+    async def _gap(self, room_id: str, prev_batch: str) -> list[Any]:
+        """The events a limited sync left out of a room the bot was already following: paged
+        back from the timeline's start down to the previous sync (its time, less a minute),
+        GAP_MAX at most, oldest first. Duplicates of what was written are dropped by the inbox."""
+        from nio import MessageDirection, RoomMessagesResponse
+
+        since_ms = self._synced_at_ms - 60_000
+        found: list[Any] = []
+        token: str | None = prev_batch
+        while token and len(found) < GAP_MAX:
+            response = await self.client.room_messages(room_id, start=token, direction=MessageDirection.back, limit=100)
+            if not isinstance(response, RoomMessagesResponse):
+                log.warning("matrix: the events %s missed in %s could not be read: %s", "a limited sync", room_id,
+                            getattr(response, "message", response))
+                break
+            done = False
+            for event in response.chunk:
+                source = getattr(event, "source", None) or {}
+                if int(source.get("origin_server_ts") or 0) < since_ms:
+                    done = True
+                    break
+                found.append(event)
+            if done or not response.chunk or response.end in (None, token):
+                break
+            token = response.end
+        if len(found) >= GAP_MAX:
+            log.warning("matrix: more than %d events missed in %s while away; the oldest are not handled", GAP_MAX, room_id)
+        log.info("matrix: %d event(s) of %s fetched that a limited sync left out", len(found), room_id)
+        return list(reversed(found))
+
     def _write(self, rows: Sequence[tuple[str, str, str, str]], next_batch: str) -> list[bool]:
         """Each event to the inbox (a duplicate writes nothing), THEN the token after them."""
         written = [self.pipeline.put(PLATFORM, key, kind, payload, tenant=self.tenant, order_key=f"{self.tenant}:{room}",
                                      wake=False) for key, kind, payload, room in rows]
-        self.state.put("sync_token", next_batch)
+        self._store_token(next_batch)
         return written
+
+    def _store_token(self, next_batch: str) -> None:
+        now_ms = int(time.time() * 1000)
+        with self.services.db.session(ALL_TENANTS) as s:
+            self.state.put_in(s, "sync_token", next_batch)
+            self.state.put_in(s, "synced_at", str(now_ms))
+        self._synced_at_ms = now_ms
 
     def _room_snapshot(self, room: Any, event: Mapping[str, Any]) -> dict[str, Any]:
         sender = str(event.get("sender") or "")
