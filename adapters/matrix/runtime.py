@@ -12,7 +12,10 @@ Then the loop: `sync` (long poll), the encryption chores (keys upload/query/clai
 messages), invites (joined when the inviter's server is allowed, refused otherwise), then
 every timeline event worth handling is written to the durable inbox (store/inbox.py, dedupe
 key = the event id), and only after those writes committed is the sync token stored
-(`matrix_state`). A kill between the two replays the batch: the inbox deduplicates it.
+(`matrix_state`). A kill between the two replays the batch: the inbox deduplicates it. A
+limited timeline (more events than a sync returns) is completed with `room_messages` back to
+the previous sync (`_gap`); a room just joined starts at the bot's own join (what was said
+before is history: the core's backfill imports it, nothing of it is answered).
 
 Encrypted rooms: events arrive decrypted (nio decrypts during the sync) and their decrypted
 source is what the inbox row carries. An event that cannot be decrypted is logged, its room
