@@ -675,6 +675,14 @@ class MatrixRuntime:
                 raise Refused(f"room {room_id} is not among the bot's rooms")
             await asyncio.sleep(0.05)
 
+    def direct_person(self, room_id: str) -> str | None:
+        """The person of a direct chat (the reader of what is posted there), when known."""
+        person = self._direct.get(room_id)
+        if person is None and self.client is not None and room_id in self.client.rooms:
+            others = [u for u in self.client.rooms[room_id].users if u != self.view.user_id]
+            person = others[0] if len(others) == 1 else None
+        return person
+
     def known_direct_room(self, user_id: str) -> str | None:
         room_id = self._dm_of.get(user_id)
         if room_id is not None:

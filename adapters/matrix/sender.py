@@ -118,7 +118,7 @@ class MatrixSender:
             await self._post(to.id, to.tenant, Outbound(ack, to, thread_id=effect.thread_id), reader=None,
                              private=False, origin=None, observe=False)
             return
-        reader = actor if to.kind == "dm" else None
+        reader = (actor or self.runtime.direct_person(to.id)) if to.kind == "dm" else None
         await self._post(to.id, to.tenant, effect, reader=reader, private=to.kind == "dm", origin=to, actor=actor)
 
     async def change_space(self, change: SpaceChange) -> None:
