@@ -65,6 +65,10 @@ LEASE_RENEW_SECONDS = 20.0
 LEASE_RETRY_SECONDS = 30.0
 SYNC_FILTER = {"room": {"timeline": {"limit": 100}, "state": {"lazy_load_members": False}},
                "presence": {"not_types": ["*"]}}
+# A new bot's first sync: the rooms' state, not their past messages (never answered, and
+# mostly undecryptable by a new device; the core's backfill imports history when it joins).
+FIRST_SYNC_FILTER = {"room": {"timeline": {"limit": 1}, "state": {"lazy_load_members": False}},
+                     "presence": {"not_types": ["*"]}}
 BACKFILL_MAX = 20_000  # messages a history import reads at most
 GAP_MAX = 2_000  # events of one room fetched after a limited sync
 REMEMBER_DONE = 20_000
@@ -406,7 +410,8 @@ class MatrixRuntime:
         self._synced_at_ms = int(synced_at) if synced_at and synced_at.isdigit() else int(time.time() * 1000)
         self._resuming = bool(token)
         while True:
-            response = await self.client.sync(timeout=0, sync_filter=SYNC_FILTER, since=token or None, full_state=True)
+            response = await self.client.sync(timeout=0, sync_filter=SYNC_FILTER if token else FIRST_SYNC_FILTER,
+                                              since=token or None, full_state=True)
             if isinstance(response, SyncResponse):
                 break
             wait = (getattr(response, "retry_after_ms", None) or 2000) / 1000
