@@ -498,8 +498,7 @@ class MatrixRuntime:
                     and info.timeline.prev_batch:
                 events = await self._gap(room_id, info.timeline.prev_batch) + events
             if room_id not in known:  # just joined: what was said before the bot came is history (backfill), not live
-                own = [n for n, e in enumerate(events) if getattr(e, "source", {}).get("type") == "m.room.member"
-                       and getattr(e, "source", {}).get("state_key") == self.view.user_id]
+                own = [n for n, e in enumerate(events) if self._own_join(getattr(e, "source", None) or {})]
                 if own:
                     skipped += [str(getattr(e, "event_id", "") or "") for e in events[:own[-1]]]
                     events = events[own[-1]:]
@@ -550,6 +549,15 @@ class MatrixRuntime:
         assert self._sync_cond is not None
         async with self._sync_cond:
             self._sync_cond.notify_all()
+
+    def _own_join(self, source: Mapping[str, Any]) -> bool:
+        """The bot's own arrival in a room (not a profile change of a member already there)."""
+        if source.get("type") != "m.room.member" or source.get("state_key") != self.view.user_id:
+            return False
+        content = source.get("content") if isinstance(source.get("content"), Mapping) else {}
+        unsigned = source.get("unsigned") if isinstance(source.get("unsigned"), Mapping) else {}
+        prev = unsigned.get("prev_content") if isinstance(unsigned.get("prev_content"), Mapping) else {}
+        return content.get("membership") == "join" and prev.get("membership") != "join"
 
     async def _gap(self, room_id: str, prev_batch: str) -> list[Any]:
         """The events a limited sync left out of a room the bot was already following: paged
