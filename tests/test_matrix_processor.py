@@ -139,3 +139,37 @@ def test_cancel_stops_a_form_and_a_command_in_the_dm_still_runs(runtime: tuple[M
     assert "help.overview" in keys(rec) and rt.state.get("form:" + SOPHIE) is not None
     rt.process_row(row(DM, text("annuler", "$c2")), lambda s: None)
     assert rt.state.get("form:" + SOPHIE) is None and "Stopped" in rec.posted[-1][1]["body"]
+
+
+def test_a_429_waits_its_retry_after_then_a_long_one_or_a_5xx_is_left_to_the_outbox(bot: Bot, settings: Settings,
+                                                                                    tmp_path: Path) -> None:
+    from nio import RoomSendError, RoomSendResponse
+
+    from adapters.matrix.sender import Refused
+    from bot.delivery import DeliveryFailed
+
+    s = settings.model_copy(update={"matrix_homeserver": "http://127.0.0.1:9", "matrix_user_id": "@causette:example.org",
+                                    "matrix_password": "x", "matrix_store_path": str(tmp_path / "store")})
+    rt = MatrixRuntime(bot, s)
+    answers: list[Any] = []
+    calls: list[dict[str, Any]] = []
+
+    async def room_send(room_id: str, kind: str, content: Any, ignore_unverified_devices: bool = False) -> Any:
+        assert ignore_unverified_devices
+        calls.append(content)
+        return answers.pop(0)
+
+    rt.client = SimpleNamespace(rooms={"!r": object()}, room_send=room_send)
+    content = {"msgtype": "m.notice", "body": "hi"}
+    answers[:] = [RoomSendError("slow down", "M_LIMIT_EXCEEDED", 20), RoomSendResponse("$ok", "!r")]
+    assert asyncio.run(rt.sender.send("!r", content)) == "$ok" and len(calls) == 2
+    answers[:] = [RoomSendError("slow down", "M_LIMIT_EXCEEDED", 60_000)]
+    with pytest.raises(DeliveryFailed) as failed:
+        asyncio.run(rt.sender.send("!r", content))
+    assert failed.value.retry_after == 60.0
+    answers[:] = [RoomSendError("busy", "M_UNKNOWN")]
+    with pytest.raises(DeliveryFailed):
+        asyncio.run(rt.sender.send("!r", content))
+    answers[:] = [RoomSendError("not in room", "M_FORBIDDEN")]
+    with pytest.raises(Refused):  # logged and counted as done by `deliver`
+        asyncio.run(rt.sender.send("!r", content))
