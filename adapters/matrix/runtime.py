@@ -154,7 +154,12 @@ class MatrixRuntime:
         other = await asyncio.to_thread(self.state.acquire_lease, self.holder)
         if other is None:
             self._lease_at = time.monotonic()
-            await self._activate()
+            try:
+                await self._activate()
+            except (OSError, asyncio.TimeoutError) as exc:  # the homeserver is away: the server starts anyway
+                log.error("matrix: %s unreachable (%r); retrying in the background", self.settings.matrix_homeserver, exc)
+                self._task = asyncio.create_task(self._activate_later(), name="matrix-sync")
+                return
             self._task = asyncio.create_task(self._sync_forever(), name="matrix-sync")
             return
         # Another process syncs this account: this one stays idle for Matrix (its server still
@@ -171,6 +176,20 @@ class MatrixRuntime:
             await self._login()
         self.pipeline.register(PLATFORM, self.process_row)
         await self._initial_sync()
+
+    async def _activate_later(self) -> None:
+        wait = 2.0
+        while not self._stopping:
+            await asyncio.sleep(wait)
+            try:
+                await self._renew_lease()
+                await self._activate()
+            except (OSError, asyncio.TimeoutError) as exc:
+                wait = min(wait * 2, 60.0)
+                log.warning("matrix: %s still unreachable (%r); again in %.0f s", self.settings.matrix_homeserver, exc, wait)
+                continue
+            await self._sync_forever()
+            return
 
     async def _take_over_later(self) -> None:
         await asyncio.sleep(LEASE_RETRY_SECONDS)
