@@ -39,3 +39,17 @@ def test_a_bot_reading_is_not_a_reader(bot: Bot, clock: FixedClock) -> None:
     with bot.services.db.session("example.org") as s:
         assert s.scalars(select(ReadRow)).all() == []
         assert s.scalar(select(Person).where(Person.external_id == other_bot.id)) is not None
+
+
+def test_a_forgotten_person_s_reads_go_with_them(bot: Bot, clock: FixedClock) -> None:
+    from store.social_privacy import forget_person
+
+    bot.handle(MessageRead("$m1", ROOM, person("sophie"), clock.now()))
+    bot.handle(MessageRead("$m1", ROOM, person("julien"), clock.now()))
+    with bot.services.db.session("example.org") as s:
+        sophie = s.scalar(select(Person).where(Person.external_id == "@sophie:example.org"))
+        assert sophie is not None
+        forget_person(s, sophie)
+    with bot.services.db.session("example.org") as s:
+        left = s.scalars(select(ReadRow)).all()
+        assert len(left) == 1 and left[0].person_id != sophie.id
