@@ -173,3 +173,25 @@ def test_a_429_waits_its_retry_after_then_a_long_one_or_a_5xx_is_left_to_the_out
     answers[:] = [RoomSendError("not in room", "M_FORBIDDEN")]
     with pytest.raises(Refused):  # logged and counted as done by `deliver`
         asyncio.run(rt.sender.send("!r", content))
+
+
+def test_an_event_undecryptable_on_arrival_is_handled_once_its_key_comes(runtime: tuple[MatrixRuntime, Recorder]) -> None:
+    rt, _rec = runtime
+    room = SimpleNamespace(room_id=ROOM["id"], users={SOPHIE: SimpleNamespace(display_name="Sophie")}, invited_users={},
+                           name="general", canonical_alias=None, join_rule="public")
+    key_arrived: list[bool] = []
+    encrypted = SimpleNamespace(event_id="$enc", sender=SOPHIE, session_id="s1")
+
+    def decrypt_event(event: Any) -> Any:
+        if not key_arrived:
+            raise ValueError("no session")
+        return SimpleNamespace(source=text("!causette help", "$enc"))
+
+    rt.client = SimpleNamespace(rooms={ROOM["id"]: room}, decrypt_event=decrypt_event, olm=None)
+    rt._undecrypted["$enc"] = (ROOM["id"], encrypted, __import__("time").monotonic())
+    assert rt._decrypted_late() == [] and "$enc" in rt._undecrypted
+    key_arrived.append(True)
+    rows = rt._decrypted_late()
+    assert [r[0] for r in rows] == ["matrix:$enc"] and "$enc" not in rt._undecrypted
+    payload = json.loads(rows[0][2])
+    assert payload["event"]["content"]["body"] == "!causette help" and payload["room"]["kind"] == "public"

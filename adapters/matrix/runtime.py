@@ -20,7 +20,8 @@ before is history: the core's backfill imports it, nothing of it is answered).
 Encrypted rooms: events arrive decrypted (nio decrypts during the sync) and their decrypted
 source is what the inbox row carries. An event that cannot be decrypted is logged, its room
 key is requested, and its sender is asked once per session and room to re-share the keys
-(`matrix.reshare_keys`) — never a crash.
+(`matrix.reshare_keys`) — never a crash; when the key arrives within the hour, the event is
+decrypted then and handled like any other.
 
 Processing (a worker thread of the app's InboxWorker): `inbound.parse`, forms in progress and
 numbered answers to cards, then `Bot.handle(..., in_transaction=…, record=…)`: the row is
@@ -70,6 +71,8 @@ SYNC_FILTER = {"room": {"timeline": {"limit": 100}, "state": {"lazy_load_members
 FIRST_SYNC_FILTER = {"room": {"timeline": {"limit": 1}, "state": {"lazy_load_members": False}},
                      "presence": {"not_types": ["*"]}}
 BACKFILL_MAX = 20_000  # messages a history import reads at most
+UNDECRYPTED_MAX = 1_000            # undecryptable events kept for a late key
+UNDECRYPTED_KEEP_SECONDS = 3600.0
 GAP_MAX = 2_000  # events of one room fetched after a limited sync
 REMEMBER_DONE = 20_000
 SETTLE_TYPE = "org.causette.settle"   # the private account-data marker `settle` ends the long poll with  # event ids whose processing `wait_for` can still be told about
@@ -109,6 +112,7 @@ class MatrixRuntime:
         self._lease_at = 0.0
         self._direct: dict[str, str] = {}        # room id → the person of a direct chat
         self._dm_of: dict[str, str] = {}         # person → their direct chat with the bot
+        self._undecrypted: dict[str, tuple[str, Any, float]] = {}  # event id → (room, MegolmEvent, since)
         self._created: set[str] = set()          # rooms the bot opened itself (no welcome there)
         self._asked: set[tuple[str, str]] = set()  # (room, megolm session) whose sender was asked to re-share keys
         self._done: "OrderedDict[str, threading.Event]" = OrderedDict()
@@ -547,6 +551,7 @@ class MatrixRuntime:
                     snapshot = self._room_snapshot(room, {"sender": receipt.user_id})
                     rows.append((inbound.receipt_key(room_id, receipt.event_id, receipt.user_id), "m.receipt",
                                  json.dumps({"room": snapshot, "event": source}, ensure_ascii=False), room_id))
+        rows += self._decrypted_late()
         if rows:
             written = await asyncio.to_thread(self._write, rows, response.next_batch)
             for (key, _kind, _payload, _room), fresh in zip(rows, written):
@@ -568,6 +573,30 @@ class MatrixRuntime:
         assert self._sync_cond is not None
         async with self._sync_cond:
             self._sync_cond.notify_all()
+
+    def _decrypted_late(self) -> list[tuple[str, str, str, str]]:
+        """Events that could not be decrypted when they arrived, now that their room key came
+        (re-shared or forwarded): decrypted and written like any event. Kept for an hour."""
+        rows: list[tuple[str, str, str, str]] = []
+        now = time.monotonic()
+        for eid, (room_id, event, since) in list(self._undecrypted.items()):
+            if now - since > UNDECRYPTED_KEEP_SECONDS:
+                del self._undecrypted[eid]
+                continue
+            try:
+                decrypted = self.client.decrypt_event(event)
+            except Exception:  # noqa: BLE001 - still no key
+                continue
+            del self._undecrypted[eid]
+            source = getattr(decrypted, "source", None)
+            room = self.client.rooms.get(room_id)
+            if not isinstance(source, Mapping) or room is None or not inbound.worth_writing(source, self.view):
+                continue
+            log.info("matrix: event %s in %s decrypted once its key arrived", eid, room_id)
+            rows.append((inbound.dedup_key(source) or f"matrix:noid:{uuid.uuid4().hex}", str(source.get("type"))[:40],
+                         json.dumps({"room": self._room_snapshot(room, source), "event": dict(source)}, ensure_ascii=False),
+                         room_id))
+        return rows
 
     def _own_join(self, source: Mapping[str, Any]) -> bool:
         """The bot's own arrival in a room (not a profile change of a member already there)."""
@@ -671,6 +700,8 @@ class MatrixRuntime:
     async def _undecryptable(self, room_id: str, event: Any) -> None:
         sender = str(getattr(event, "sender", "") or "")
         session = str(getattr(event, "session_id", "") or "")
+        if len(self._undecrypted) < UNDECRYPTED_MAX:
+            self._undecrypted[event.event_id] = (room_id, event, time.monotonic())
         log.warning("matrix: event %s in %s from %s could not be decrypted (session %s)", event.event_id, room_id,
                     sender, session)
         if sender == self.view.user_id or not self.view.allows(sender):
