@@ -115,7 +115,18 @@ class ProfileUpdate:
     deactivated: bool | None = None
 
 
-Event = Union[IncomingMessage, MessageEdited, MessageDeleted, ReactionAdded, MembersChanged, ProfileUpdate]
+@dataclass(frozen=True)
+class MessageRead:
+    """`user` has read `conversation` up to the message `message_id` (a read receipt, where the
+    platform tells a bot: Matrix's public `m.read`; never a private receipt)."""
+
+    message_id: str
+    conversation: ConversationRef
+    user: UserRef
+    read_at: datetime | None = None
+
+
+Event = Union[IncomingMessage, MessageEdited, MessageDeleted, ReactionAdded, MembersChanged, ProfileUpdate, MessageRead]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,71 @@
+"""Forms on Matrix as a guided exchange (adapters/matrix/forms.py), pure: no homeserver."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from adapters.matrix import forms
+from bot.i18n import Prompts
+from bot.types import ConversationRef, Form, FormField, UserRef
+
+ORIGIN = ConversationRef("matrix", "example.org", "!sales:example.org", "public", name="sales")
+FORM = Form(title="Suggest", submit_command="suggest send", fields=(
+    FormField("text", "Your suggestion", required=True, max_length=20),
+    FormField("kind", "Kind", kind="select", options=(("idea", "An idea"), ("bug", "A problem")), value="idea"),
+    FormField("anonymous", "Stay anonymous?", kind="checkbox"),
+    FormField("note", "A note", kind="multiline"),
+))
+SOPHIE = UserRef("matrix", "example.org", "@sophie:example.org", "Sophie")
+
+
+@pytest.fixture(scope="module")
+def t() -> Any:
+    prompts = Prompts.load()
+    return lambda key, **p: prompts.t("fr", key, **p)
+
+
+def test_a_form_is_asked_field_by_field_then_submitted_where_it_was_opened(t: Any) -> None:
+    session = forms.FormSession.start(FORM, "!dm:example.org", ORIGIN, thread_id="$root")
+    text, key = forms.question(session, t)
+    assert key == "matrix.form_question" and "Your suggestion" in text and "1 sur 4" in text and "annuler" in text
+    assert forms.answer(session, "").error == ("matrix.form_required", {})
+    too_long = forms.answer(session, "x" * 21)
+    assert too_long.error is not None and too_long.error[0] == "matrix.form_too_long"
+    assert forms.answer(session, "Better coffee").error is None
+    text, _ = forms.question(session, t)
+    assert "1. An idea" in text and "2. A problem" in text and "An idea" in text.split("\n")[-3]  # the current value
+    assert forms.answer(session, "7").error == ("matrix.form_bad_choice", {"last": 2})
+    assert forms.answer(session, "2").error is None
+    assert forms.answer(session, "peut-être").error == ("matrix.form_bad_yes_no", {})
+    assert forms.answer(session, "oui").error is None
+    assert forms.answer(session, "-").error is None  # optional: left empty
+    assert session.done
+    msg = forms.submission(session, SOPHIE, "$answer")
+    assert msg.text == "suggest send" and msg.via == "form" and msg.addressed
+    assert msg.form_values == {"text": "Better coffee", "kind": "bug", "anonymous": "true", "note": ""}
+    assert msg.conversation == ORIGIN and msg.thread_id == "$root" and msg.sender == SOPHIE
+
+
+def test_a_select_by_label_and_keeping_a_prefilled_value() -> None:
+    session = forms.FormSession.start(FORM, "!dm:example.org", ORIGIN)
+    forms.answer(session, "idée")  # any text for the first field
+    assert forms.answer(session, "=").error is None and session.values["kind"] == "idea"
+    session = forms.FormSession.start(FORM, "!dm:example.org", ORIGIN)
+    forms.answer(session, "x")
+    assert forms.answer(session, "a problem").error is None and session.values["kind"] == "bug"
+
+
+def test_cancel_in_either_language_and_required_fields_cannot_be_skipped() -> None:
+    session = forms.FormSession.start(FORM, "!dm:example.org", ORIGIN)
+    assert forms.answer(session, "-").error == ("matrix.form_required", {})
+    assert forms.answer(session, "Annuler").cancelled and forms.answer(session, "cancel").cancelled
+    assert session.index == 0
+
+
+def test_a_session_survives_a_restart_as_json() -> None:
+    session = forms.FormSession.start(FORM, "!dm:example.org", ORIGIN)
+    forms.answer(session, "Better coffee")
+    again = forms.loads(forms.dumps(session))
+    assert again == session and again is not None and again.field() == FORM.fields[1]
+    assert forms.loads("not json") is None and forms.loads("[1]") is None
