@@ -62,7 +62,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import delete as sql_delete, func, select, update
+from sqlalchemy import delete as sql_delete, false, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from store.analytics import min_group
@@ -97,17 +97,24 @@ class QuestionDraft:
     choices: tuple[str, ...] = field(default=())
 
 
-def audience(session: Session, kind: str, value: str) -> list[int]:
-    query = select(Person.id).where(Person.active.is_(True), Person.is_bot.is_(False))
+def _audience_query(tenant: str, kind: str, value: str) -> Any:
+    """SELECT of the audience's person ids (active, non-bot), each once. The tenant is named
+    here, not left to the session's guard: the guard scopes ORM reads, and this SELECT also
+    feeds an INSERT (`_invite_all`), which it does not touch."""
+    query = select(Person.id).where(Person.tenant == tenant, Person.active.is_(True), Person.is_bot.is_(False))
     if kind == "channel":
         query = query.join(ConversationMember, ConversationMember.person_id == Person.id).where(
-            ConversationMember.conversation_id == int(value))
+            ConversationMember.tenant == tenant, ConversationMember.conversation_id == int(value)).distinct()
     elif kind in ("department", "site"):
         column = Person.department if kind == "department" else Person.site
         query = query.where(func.lower(column) == value.strip().lower())
     elif kind != "all":
         raise SurveyError("surveys.error.audience_kind")
-    return sorted(set(session.scalars(query)))
+    return query
+
+
+def audience(session: Session, kind: str, value: str) -> list[int]:
+    return sorted(set(session.scalars(_audience_query(session.info["tenant"], kind, value))))
 
 
 def create(session: Session, *, author_id: int, title: str, questions: Sequence[QuestionDraft], audience_kind: str,
@@ -133,12 +140,13 @@ def create(session: Session, *, author_id: int, title: str, questions: Sequence[
         raise SurveyError("surveys.error.reminders")
     if recurrence not in RECURRENCES:
         raise SurveyError("surveys.error.recurrence")
-    people = audience(session, audience_kind, audience_value)
-    if not people:
+    people = _audience_query(session.info["tenant"], audience_kind, audience_value)
+    size = session.scalar(select(func.count()).select_from(people.subquery())) or 0
+    if not size:
         raise SurveyError("surveys.error.audience_empty")
     minimum = min_group(session)
-    if anonymous and len(people) < minimum:
-        raise SurveyError("surveys.error.audience_small", count=len(people), minimum=minimum)
+    if anonymous and size < minimum:
+        raise SurveyError("surveys.error.audience_small", count=size, minimum=minimum)
     survey = Survey(author_id=author_id, title=title.strip()[:200], audience_kind=audience_kind,
                     audience_value=audience_value, anonymous=anonymous, closes_on=closes_on, reminders=reminders,
                     reminders_sent=0, recurrence=recurrence, status="open", created_on=today)
@@ -147,8 +155,19 @@ def create(session: Session, *, author_id: int, title: str, questions: Sequence[
     for position, draft in enumerate(questions, start=1):
         session.add(SurveyQuestion(survey_id=survey.id, position=position, kind=draft.kind,
                                    text=draft.text.strip()[:500], choices=list(draft.choices)))
-    invite(session, survey, people, today)
+    _invite_all(session, survey, people, today)
     return survey
+
+
+def _invite_all(session: Session, survey: Survey, people: Any, today: date) -> None:
+    """One participant row per person of the audience query, in one INSERT … SELECT: the
+    database copies the ids (100,000 people: no row travels through Python)."""
+    ids = people.subquery()
+    table = SurveyParticipant.__table__
+    rows = select(literal(survey.tenant), literal(survey.id), ids.c.id, literal(today), literal("invited"),
+                  false(), literal(0)).where(ids.c.id.is_not(None)).order_by(ids.c.id)
+    session.execute(table.insert().from_select(
+        ["tenant", "survey_id", "person_id", "day", "state", "invited", "reminded"], rows))
 
 
 def invite(session: Session, survey: Survey, person_ids: Iterable[int], today: date) -> int:
@@ -189,6 +208,31 @@ def claim_invitation(session: Session, participant_id: int) -> bool:
         .values(invited=True, claim=token).returning(SurveyParticipant.id)
         .execution_options(synchronize_session=False)).first()
     return moved is not None
+
+
+def claim_invitations(session: Session, participant_ids: Sequence[int]) -> set[int]:
+    """`claim_invitation` for many rows: one conditional UPDATE … RETURNING per chunk of 900
+    ids; the ids this caller moved from not invited to invited (it sends those DMs)."""
+    return _claimed(session, participant_ids, lambda chunk: update(SurveyParticipant).where(
+        SurveyParticipant.id.in_(chunk), SurveyParticipant.invited.is_(False))
+        .values(invited=True, claim=secrets.token_hex(8)))
+
+
+def claim_reminders(session: Session, participant_ids: Sequence[int], number: int) -> set[int]:
+    """`claim_reminder` for many rows, the same way."""
+    return _claimed(session, participant_ids, lambda chunk: update(SurveyParticipant).where(
+        SurveyParticipant.id.in_(chunk), SurveyParticipant.reminded < number, SurveyParticipant.state == "invited")
+        .values(reminded=number))
+
+
+def _claimed(session: Session, ids: Sequence[int], statement: Any) -> set[int]:
+    moved: set[int] = set()
+    ids = list(ids)
+    for start in range(0, len(ids), 900):
+        chunk = ids[start:start + 900]
+        moved.update(session.scalars(statement(chunk).returning(SurveyParticipant.id)
+                                     .execution_options(synchronize_session=False)))
+    return moved
 
 
 def reminder_days(survey: Survey) -> list[date]:
