@@ -28,23 +28,24 @@ What is shown (`results`)
   order (a fresh shuffle per read: never the storage order), and never by segment (no function
   takes a segment).
 
-Cost: grouped queries (answer sets per label, single choices per value, scale and eNPS answers
-per value and labels, multiple choices, texts when shown) whatever the audience; Python sums a few thousand grouped rows.
+Cost: the survey's tallies (`survey_tallies`, store/surveys.py `_tally`: counts per question,
+value and labels, kept by the transactions that store answers) — a few hundred to a few thousand
+rows whatever the number of answers — summed in Python, and the texts when shown. The people
+asked are `Survey.asked`, written with the participants.
 """
 from __future__ import annotations
 
-import json
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from sqlalchemy import String, and_, cast, func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from store.analytics import Viewer, min_group, suppress_partition
 from store.models.core import Person, Role
-from store.models.surveys import Survey, SurveyAnswer, SurveyAnswerSet, SurveyParticipant, SurveyQuestion
+from store.models.surveys import Survey, SurveyAnswer, SurveyParticipant, SurveyQuestion, SurveyTally
 
 DIMENSIONS = ("user_type", "department", "site")
 USER_TYPES = ("contributor", "animator", "referent", "silent")
@@ -175,11 +176,14 @@ def results(session: Session, viewer: Viewer, survey_id: int) -> Results | None:
     if survey is None or not may_read(session, viewer, survey):
         return None
     minimum = min_group(session)
-    asked = session.scalar(select(func.count()).select_from(SurveyParticipant).where(
-        SurveyParticipant.survey_id == survey.id)) or 0
-    sets = session.execute(select(SurveyAnswerSet.user_type, SurveyAnswerSet.department, SurveyAnswerSet.site,
-                                  func.count()).where(SurveyAnswerSet.survey_id == survey.id)
-                           .group_by(SurveyAnswerSet.user_type, SurveyAnswerSet.department, SurveyAnswerSet.site)).all()
+    asked = survey.asked if survey.asked is not None else session.scalar(
+        select(func.count()).select_from(SurveyParticipant).where(SurveyParticipant.survey_id == survey.id)) or 0
+    # Everything counted comes from the tallies (store/surveys.py `_tally`): a few hundred rows
+    # per survey, kept by the transactions that store the answers, whatever the audience.
+    tallies = [row for row in session.execute(
+        select(SurveyTally.question_id, SurveyTally.value, SurveyTally.user_type, SurveyTally.department,
+               SurveyTally.site, SurveyTally.count).where(SurveyTally.survey_id == survey.id)) if row[5] > 0]
+    sets = [(kind, department, site, n) for qid, _v, kind, department, site, n in tallies if qid == 0]
     answers = sum(n for *_, n in sets)
     rate = min(answers / asked, 1.0) if asked else None
     enough = answers >= minimum
@@ -189,61 +193,34 @@ def results(session: Session, viewer: Viewer, survey_id: int) -> Results | None:
         return Results(survey, minimum, asked, answers, rate, False,
                        tuple(QuestionResult(q.id, q.position, q.kind, q.text, _options(q), 0, False) for q in questions), {})
 
-    # counts per question and option, per question and segment (summed in Python from grouped rows)
+    # counts per question and option, per question and segment (scales and eNPS)
     by_id = {q.id: q for q in questions}
     per_q: dict[int, list[int]] = {q.id: [0] * len(_options(q)) for q in questions}
     per_seg: dict[tuple[int, str, str], list[int]] = {}
     answered: dict[int, int] = defaultdict(int)
-    offset = {q.id: (1 if q.kind == "scale5" else 0) for q in questions}
-    singles = [q.id for q in questions if q.kind == "single"]
-    scored = [q.id for q in questions if q.kind in ("scale5", "enps")]
-    overall = session.execute(  # single choices: per value, no join
-        select(SurveyAnswer.question_id, SurveyAnswer.value, func.count())
-        .where(SurveyAnswer.survey_id == survey.id, SurveyAnswer.question_id.in_(singles), SurveyAnswer.value.is_not(None))
-        .group_by(SurveyAnswer.question_id, SurveyAnswer.value)).all() if singles else []
-    for qid, value, n in overall:
-        counts = per_q[qid]
-        index = value - offset[qid]
-        if 0 <= index < len(counts):
-            counts[index] += n
-            answered[qid] += n
-    # scales and eNPS per value and the answer sets' labels: their distribution and the breakdowns in one
-    # pass. The answers are reached from the survey's answer sets through their key (answer set, question),
-    # not through the answers' survey index: on SQLite, one key seek per answer set instead of one per answer.
-    grouped = session.execute(
-        select(SurveyAnswer.question_id, SurveyAnswer.value, SurveyAnswerSet.user_type, SurveyAnswerSet.department,
-               SurveyAnswerSet.site, func.count())
-        .select_from(SurveyAnswerSet).join(SurveyAnswer, SurveyAnswer.answer_set == SurveyAnswerSet.token)
-        .where(SurveyAnswerSet.survey_id == survey.id, SurveyAnswer.question_id.in_(scored),
-               SurveyAnswer.value.is_not(None))
-        .group_by(SurveyAnswer.question_id, SurveyAnswer.value, SurveyAnswerSet.user_type,
-                  SurveyAnswerSet.department, SurveyAnswerSet.site)).all() if scored else []
-    for qid, value, kind, department, site, n in grouped:
-        size = len(per_q[qid])
-        index = value - offset[qid]
+    shape = {q.id: (q.kind, 1 if q.kind == "scale5" else 0, len(per_q[q.id])) for q in questions}  # kind, offset, options
+    for qid, value, kind, department, site, n in tallies:
+        if qid not in shape:
+            continue
+        qkind, offset, size = shape[qid]
+        if qkind == "multiple":  # -1: answered it; else a chosen index
+            if value == -1:
+                answered[qid] += n
+            elif 0 <= value < size:
+                per_q[qid][value] += n
+            continue
+        index = value - offset
         if not 0 <= index < size:
             continue
         per_q[qid][index] += n
         answered[qid] += n
-        for dimension, label in zip(DIMENSIONS, (kind, department, site)):
-            cell = per_seg.get((qid, dimension, label or ""))
-            if cell is None:
-                cell = per_seg[(qid, dimension, label or "")] = [0] * size
-            cell[index] += n
-    multiple = [q for q in questions if q.kind == "multiple"]
-    if multiple:
-        stored = cast(SurveyAnswer.choices, String)  # the JSON text: a few distinct sets of choices, counted by the database
-        for qid, text, n in session.execute(select(SurveyAnswer.question_id, stored, func.count()).where(
-                SurveyAnswer.survey_id == survey.id, SurveyAnswer.question_id.in_([q.id for q in multiple]),
-                SurveyAnswer.choices.is_not(None)).group_by(SurveyAnswer.question_id, stored)):
-            choices = json.loads(text) if text else None
-            if not choices:
-                continue
-            answered[qid] += n
-            for value in set(choices):
-                index = _index(by_id[qid], int(value))
-                if index is not None:
-                    per_q[qid][index] += n
+        if qkind in ("scale5", "enps"):
+            for dimension, label in (("user_type", kind), ("department", department), ("site", site)):
+                key = (qid, dimension, label or "")
+                cell = per_seg.get(key)
+                if cell is None:
+                    cell = per_seg[key] = [0] * size
+                cell[index] += n
     texts: dict[int, list[str]] = defaultdict(list)
     text_ids = [q.id for q in questions if q.kind == "text"]
     if text_ids:
@@ -256,10 +233,9 @@ def results(session: Session, viewer: Viewer, survey_id: int) -> Results | None:
     out: list[QuestionResult] = []
     for q in questions:
         if q.kind == "text":
-            found = texts.get(q.id, [])
-            _SHUFFLE.shuffle(found)
+            found = texts.get(q.id, [])  # a uniform random order of MAX_TEXTS of them, fresh per read
             out.append(QuestionResult(q.id, q.position, q.kind, q.text, (), len(found), True,
-                                      texts=tuple(found[:MAX_TEXTS])))
+                                      texts=tuple(_SHUFFLE.sample(found, min(len(found), MAX_TEXTS)))))
             continue
         n = answered.get(q.id, 0)
         counts = per_q[q.id]

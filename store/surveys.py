@@ -56,20 +56,21 @@ API (every function takes a tenant-scoped session)
 """
 from __future__ import annotations
 
+import json
 import secrets
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import delete as sql_delete, false, func, literal, select, update
+from sqlalchemy import String, cast, delete as sql_delete, false, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from store.analytics import min_group
 from store.models.analytics import ActivityDay
 from store.models.core import ConversationMember, Person, Role
 from store.models.surveys import (Survey, SurveyAnswer, SurveyAnswerSet, SurveyNamedAnswer, SurveyParticipant,
-                                  SurveyQuestion)
+                                  SurveyQuestion, SurveyTally)
 
 MAX_QUESTIONS = 20
 KINDS = ("scale5", "enps", "single", "multiple", "text")
@@ -156,6 +157,7 @@ def create(session: Session, *, author_id: int, title: str, questions: Sequence[
         session.add(SurveyQuestion(survey_id=survey.id, position=position, kind=draft.kind,
                                    text=draft.text.strip()[:500], choices=list(draft.choices)))
     _invite_all(session, survey, people, today)
+    survey.asked = size
     return survey
 
 
@@ -176,6 +178,8 @@ def invite(session: Session, survey: Survey, person_ids: Iterable[int], today: d
              "reminded": 0, "claim": None, "tenant": survey.tenant} for pid in person_ids if pid not in known]
     if rows:
         session.execute(SurveyParticipant.__table__.insert(), rows)
+        if survey.asked is not None:
+            survey.asked += len(rows)
     return len(rows)
 
 
@@ -376,6 +380,7 @@ def record_answer(session: Session, survey: Survey, person: Person, answers: dic
         old = session.scalar(select(SurveyNamedAnswer.answer_set).where(
             SurveyNamedAnswer.survey_id == survey.id, SurveyNamedAnswer.person_id == person.id))
         if old is not None:
+            _tally(session, survey.id, _answer_set_counts(session, old), -1)
             session.execute(sql_delete(SurveyAnswerSet).where(SurveyAnswerSet.token == old))
             session.execute(sql_delete(SurveyAnswer).where(SurveyAnswer.answer_set == old))
             session.execute(sql_delete(SurveyNamedAnswer).where(SurveyNamedAnswer.answer_set == old))
@@ -389,6 +394,9 @@ def record_answer(session: Session, survey: Survey, person: Person, answers: dic
                                  value=value, choices=choices, text=text))
     if not survey.anonymous:
         session.add(SurveyNamedAnswer(answer_set=token, survey_id=survey.id, person_id=person.id))
+    kinds = {q.id: q.kind for q in questions(session, survey.id)}
+    _tally(session, survey.id, _counts_of((kind, department, site),
+                                          [(qid, kinds.get(qid, ""), v, c) for qid, (v, c, _t) in clean.items()]), +1)
     row.state = "answered"
     row.day = today
     session.flush()
@@ -468,6 +476,89 @@ def generalise_answer_labels(session: Session, survey_id: int) -> None:
     for token, (k, d, s) in labels.items():
         session.execute(update(SurveyAnswerSet).where(SurveyAnswerSet.token == token)
                         .values(user_type=k, department=d, site=s).execution_options(synchronize_session=False))
+    rebuild_tallies(session, survey_id)
+
+
+# Tallies: the answers counted for the results ----------------------------------------------
+Labels = tuple[str, str, str]
+TallyKey = tuple[int, int, str, str, str]  # question (0: answer sets), value, user type, department, site
+
+
+def _counts_of(labels: Labels, answers: Iterable[tuple[int, str, int | None, list[int] | None]]) -> Counter[TallyKey]:
+    """What one answer set adds to the tallies: itself (question 0), each scale, eNPS or
+    single answer by value, each multiple choice by chosen index plus -1 for answering it."""
+    labels = (labels[0] or "", labels[1] or "", labels[2] or "")
+    out: Counter[TallyKey] = Counter({(0, 0, *labels): 1})
+    for qid, kind, value, choices in answers:
+        if kind in ("scale5", "enps", "single") and value is not None:
+            out[(qid, value, *labels)] += 1
+        elif kind == "multiple" and choices:
+            out[(qid, -1, *labels)] += 1
+            for index in set(choices):
+                out[(qid, int(index), *labels)] += 1
+    return out
+
+
+def _answer_set_counts(session: Session, token: str) -> Counter[TallyKey]:
+    labels = session.execute(select(SurveyAnswerSet.user_type, SurveyAnswerSet.department, SurveyAnswerSet.site)
+                             .where(SurveyAnswerSet.token == token)).one()
+    rows = session.execute(select(SurveyAnswer.question_id, SurveyQuestion.kind, SurveyAnswer.value, SurveyAnswer.choices)
+                           .join(SurveyQuestion, SurveyQuestion.id == SurveyAnswer.question_id)
+                           .where(SurveyAnswer.answer_set == token)).all()
+    return _counts_of(tuple(labels), [tuple(r) for r in rows])  # type: ignore[arg-type]
+
+
+def _tally(session: Session, survey_id: int, counts: Counter[TallyKey], sign: int) -> None:
+    """Add (`sign` 1) or take away (-1) `counts`: one upsert per row, in key order (two
+    answers in flight lock the rows they share in the same order: no deadlock)."""
+    if not counts:
+        return
+    table = SurveyTally.__table__
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(table)
+    statement = statement.on_conflict_do_update(index_elements=[c.name for c in table.primary_key.columns],
+                                                set_={"count": table.c.count + statement.excluded.count})
+    tenant = session.info["tenant"]
+    session.execute(statement, [{"tenant": tenant, "survey_id": survey_id, "question_id": q, "value": v, "user_type": k,
+                                 "department": d, "site": si, "count": sign * n}
+                                for (q, v, k, d, si), n in sorted(counts.items())])
+
+
+def rebuild_tallies(session: Session, survey_id: int) -> None:
+    """The survey's tallies counted again from its answers (after closing rewrote the labels,
+    or after answers were written in bulk): grouped in the database, no answer set leaves it."""
+    session.execute(sql_delete(SurveyTally).where(SurveyTally.survey_id == survey_id))
+    kinds = {q.id: q.kind for q in questions(session, survey_id)}
+    labels = (SurveyAnswerSet.user_type, SurveyAnswerSet.department, SurveyAnswerSet.site)
+    counts: Counter[TallyKey] = Counter()
+    for kind, department, site, n in session.execute(select(*labels, func.count()).where(
+            SurveyAnswerSet.survey_id == survey_id).group_by(*labels)):
+        counts[(0, 0, kind or "", department or "", site or "")] += n
+    valued = [q for q, k in kinds.items() if k in ("scale5", "enps", "single")]
+    if valued:
+        for qid, value, kind, department, site, n in session.execute(
+                select(SurveyAnswer.question_id, SurveyAnswer.value, *labels, func.count())
+                .select_from(SurveyAnswerSet).join(SurveyAnswer, SurveyAnswer.answer_set == SurveyAnswerSet.token)
+                .where(SurveyAnswerSet.survey_id == survey_id, SurveyAnswer.question_id.in_(valued),
+                       SurveyAnswer.value.is_not(None))
+                .group_by(SurveyAnswer.question_id, SurveyAnswer.value, *labels)):
+            counts[(qid, value, kind or "", department or "", site or "")] += n
+    multiple = [q for q, k in kinds.items() if k == "multiple"]
+    if multiple:
+        stored = cast(SurveyAnswer.choices, String)  # a few distinct sets of choices, counted by the database
+        for qid, text, kind, department, site, n in session.execute(
+                select(SurveyAnswer.question_id, stored, *labels, func.count())
+                .select_from(SurveyAnswerSet).join(SurveyAnswer, SurveyAnswer.answer_set == SurveyAnswerSet.token)
+                .where(SurveyAnswerSet.survey_id == survey_id, SurveyAnswer.question_id.in_(multiple),
+                       SurveyAnswer.choices.is_not(None))
+                .group_by(SurveyAnswer.question_id, stored, *labels)):
+            for key, m in _counts_of((kind, department, site), [(qid, "multiple", None, json.loads(text) if text else None)]).items():
+                if key[0]:
+                    counts[key] += m * n
+    _tally(session, survey_id, counts, +1)
 
 
 def open_surveys(session: Session) -> list[Survey]:
@@ -483,7 +574,7 @@ def visible_to(session: Session, person: Person, is_admin: bool) -> list[Survey]
 
 
 def delete(session: Session, survey: Survey) -> None:
-    for model in (SurveyAnswer, SurveyNamedAnswer, SurveyAnswerSet, SurveyParticipant, SurveyQuestion):
+    for model in (SurveyTally, SurveyAnswer, SurveyNamedAnswer, SurveyAnswerSet, SurveyParticipant, SurveyQuestion):
         session.execute(sql_delete(model).where(model.survey_id == survey.id))
     session.delete(survey)
     session.flush()
