@@ -1,7 +1,7 @@
 """Pulse survey benchmark (issue 18): a survey to everyone (BENCH_PEOPLE, default 100,000) with
 30 % of them answering (30,000), on SQLite (or any database: `prepare(url, n)` and `measure(url,
-survey_id)` take a URL; PostgreSQL at 100,000 on the loaded machine: results p50 483 ms wall, 57 ms
-of this process's CPU, the rest the server's grouped join).
+survey_id)` take a URL; figures before and after the tallies, SQLite and PostgreSQL, wall and
+CPU: docs/surveys.md).
 
 - `survey_fanout_s`: the database work of scheduling the sends: `store.surveys.create` to
   everyone (audience count, one INSERT … SELECT of the participants, invitations pending for

@@ -38,12 +38,17 @@ API (every function takes a tenant-scoped session)
   `QuestionDraft(kind, text, choices)`. Checks: 1–MAX_QUESTIONS questions, at most
   MAX_FORM_FIELDS answer fields (each choice of a multiple choice is one), closes_on after
   today, reminders 0–2, an anonymous survey's audience at least min_group. It writes the
-  participants (state invited, `invited` False): the invitation DMs are sent by the job.
+  participants (state invited, `invited` False) with one INSERT … SELECT of the audience, and
+  their number in `Survey.asked`: the invitation DMs are sent by the job.
 - `audience(session, kind, value)` → person ids (active, non-bot): channel (value = the
   conversation id) | department | site (case-insensitive) | all.
 - `invite(session, survey, person_ids, today)` → how many participants were added.
 - `pending_invitations(session, survey_id, limit)` / `claim_invitation(session, participant_id)`:
-  a conditional update; True for the one process that sends that DM.
+  a conditional update; True for the one process that sends that DM. `claim_invitations` /
+  `claim_reminders`: the same for many rows (one UPDATE … RETURNING per 900), what the job uses.
+- Tallies (`survey_tallies`, read by the results): `record_answer` adds its answer set's counts
+  (and takes a replaced one's away) in its transaction; `rebuild_tallies(session, survey_id)`
+  counts them again from the answers (closing's generalisation, answers written in bulk).
 - `reminder_due(session, survey, today)` / `claim_reminder(session, participant_id, number)`.
 - `record_answer(session, survey, person_id, answers, today)` → (token, replaced): `answers`
   maps question id → int | list[int] | str; refuses closed surveys, people outside the
