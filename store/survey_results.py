@@ -148,12 +148,6 @@ def _options(question: SurveyQuestion) -> tuple[str, ...]:
     return ()
 
 
-def _index(question: SurveyQuestion, value: int) -> int | None:
-    """The option index of a stored value (scale5 is stored 1..5, enps 0..10, a choice by index)."""
-    index = value - 1 if question.kind == "scale5" else value
-    return index if 0 <= index < len(_options(question)) else None
-
-
 def _score(kind: str, counts: Sequence[int]) -> float | int | None:
     total = sum(counts)
     if not total:
@@ -194,7 +188,6 @@ def results(session: Session, viewer: Viewer, survey_id: int) -> Results | None:
                        tuple(QuestionResult(q.id, q.position, q.kind, q.text, _options(q), 0, False) for q in questions), {})
 
     # counts per question and option, per question and segment (scales and eNPS)
-    by_id = {q.id: q for q in questions}
     per_q: dict[int, list[int]] = {q.id: [0] * len(_options(q)) for q in questions}
     per_seg: dict[tuple[int, str, str], list[int]] = {}
     answered: dict[int, int] = defaultdict(int)
