@@ -36,6 +36,7 @@ asked are `Survey.asked`, written with the participants.
 from __future__ import annotations
 
 import random
+import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -163,6 +164,24 @@ def _partition(sizes: dict[str, int], minimum: int) -> list[tuple[str, int | Non
     return [(g, c, c is None and sizes[g] < minimum) for g, c in zip(labels, cells)]
 
 
+def _text_sample(session: Session, survey_id: int, question_id: int) -> list[str]:
+    """MAX_TEXTS of a question's texts (all when fewer), in a fresh random order. The answer
+    sets' tokens are random (secrets), so their order is a random permutation that says nothing
+    of who or when: the texts from a random token on (wrapping round) are a random subset, read
+    through the index without fetching the others, then shuffled."""
+    start = secrets.token_hex(16)
+    base = select(SurveyAnswer.text).where(SurveyAnswer.survey_id == survey_id, SurveyAnswer.question_id == question_id,
+                                           SurveyAnswer.text.is_not(None), SurveyAnswer.text != "")
+    found = [t for t in session.scalars(base.where(SurveyAnswer.answer_set >= start)
+                                        .order_by(SurveyAnswer.answer_set).limit(MAX_TEXTS)) if t.strip()]
+    if len(found) < MAX_TEXTS:
+        found += [t for t in session.scalars(base.where(SurveyAnswer.answer_set < start)
+                                             .order_by(SurveyAnswer.answer_set).limit(MAX_TEXTS - len(found))) if t.strip()]
+    found = [t.strip() for t in found]
+    _SHUFFLE.shuffle(found)
+    return found
+
+
 def results(session: Session, viewer: Viewer, survey_id: int) -> Results | None:
     """The survey's results as `viewer` may see them; None when the survey does not exist or
     the viewer may not read it."""
@@ -196,6 +215,10 @@ def results(session: Session, viewer: Viewer, survey_id: int) -> Results | None:
         if qid not in shape:
             continue
         qkind, offset, size = shape[qid]
+        if qkind == "text":  # -1: wrote something
+            if value == -1:
+                answered[qid] += n
+            continue
         if qkind == "multiple":  # -1: answered it; else a chosen index
             if value == -1:
                 answered[qid] += n
@@ -214,21 +237,16 @@ def results(session: Session, viewer: Viewer, survey_id: int) -> Results | None:
                 if cell is None:
                     cell = per_seg[key] = [0] * size
                 cell[index] += n
-    texts: dict[int, list[str]] = defaultdict(list)
-    text_ids = [q.id for q in questions if q.kind == "text"]
-    if text_ids:
-        for qid, text in session.execute(select(SurveyAnswer.question_id, SurveyAnswer.text).where(
-                SurveyAnswer.survey_id == survey.id, SurveyAnswer.question_id.in_(text_ids),
-                SurveyAnswer.text.is_not(None))):
-            if text and text.strip():
-                texts[qid].append(text.strip())
+    texts: dict[int, list[str]] = {}
+    for q in questions:
+        if q.kind == "text" and answered.get(q.id):
+            texts[q.id] = _text_sample(session, survey.id, q.id)
 
     out: list[QuestionResult] = []
     for q in questions:
         if q.kind == "text":
-            found = texts.get(q.id, [])  # a uniform random order of MAX_TEXTS of them, fresh per read
-            out.append(QuestionResult(q.id, q.position, q.kind, q.text, (), len(found), True,
-                                      texts=tuple(_SHUFFLE.sample(found, min(len(found), MAX_TEXTS)))))
+            out.append(QuestionResult(q.id, q.position, q.kind, q.text, (), answered.get(q.id, 0), True,
+                                      texts=tuple(texts.get(q.id, ()))))
             continue
         n = answered.get(q.id, 0)
         counts = per_q[q.id]

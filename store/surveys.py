@@ -401,7 +401,7 @@ def record_answer(session: Session, survey: Survey, person: Person, answers: dic
         session.add(SurveyNamedAnswer(answer_set=token, survey_id=survey.id, person_id=person.id))
     kinds = {q.id: q.kind for q in questions(session, survey.id)}
     _tally(session, survey.id, _counts_of((kind, department, site),
-                                          [(qid, kinds.get(qid, ""), v, c) for qid, (v, c, _t) in clean.items()]), +1)
+                                          [(qid, kinds.get(qid, ""), v, c, bool(t)) for qid, (v, c, t) in clean.items()]), +1)
     row.state = "answered"
     row.day = today
     session.flush()
@@ -489,12 +489,15 @@ Labels = tuple[str, str, str]
 TallyKey = tuple[int, int, str, str, str]  # question (0: answer sets), value, user type, department, site
 
 
-def _counts_of(labels: Labels, answers: Iterable[tuple[int, str, int | None, list[int] | None]]) -> Counter[TallyKey]:
+def _counts_of(labels: Labels, answers: Iterable[tuple[int, str, int | None, list[int] | None, bool]]) -> Counter[TallyKey]:
     """What one answer set adds to the tallies: itself (question 0), each scale, eNPS or
-    single answer by value, each multiple choice by chosen index plus -1 for answering it."""
+    single answer by value, each multiple choice by chosen index plus -1 for answering it, and
+    a free text by -1 alone, without labels (texts are never counted by segment)."""
     labels = (labels[0] or "", labels[1] or "", labels[2] or "")
     out: Counter[TallyKey] = Counter({(0, 0, *labels): 1})
-    for qid, kind, value, choices in answers:
+    for qid, kind, value, choices, wrote in answers:
+        if kind == "text" and wrote:
+            out[(qid, -1, "", "", "")] += 1
         if kind in ("scale5", "enps", "single") and value is not None:
             out[(qid, value, *labels)] += 1
         elif kind == "multiple" and choices:
@@ -507,10 +510,11 @@ def _counts_of(labels: Labels, answers: Iterable[tuple[int, str, int | None, lis
 def _answer_set_counts(session: Session, token: str) -> Counter[TallyKey]:
     labels = session.execute(select(SurveyAnswerSet.user_type, SurveyAnswerSet.department, SurveyAnswerSet.site)
                              .where(SurveyAnswerSet.token == token)).one()
-    rows = session.execute(select(SurveyAnswer.question_id, SurveyQuestion.kind, SurveyAnswer.value, SurveyAnswer.choices)
+    rows = session.execute(select(SurveyAnswer.question_id, SurveyQuestion.kind, SurveyAnswer.value, SurveyAnswer.choices,
+                                  SurveyAnswer.text)
                            .join(SurveyQuestion, SurveyQuestion.id == SurveyAnswer.question_id)
                            .where(SurveyAnswer.answer_set == token)).all()
-    return _counts_of(tuple(labels), [tuple(r) for r in rows])  # type: ignore[arg-type]
+    return _counts_of(tuple(labels), [(q, k, v, c, bool(t)) for q, k, v, c, t in rows])  # type: ignore[arg-type]
 
 
 def _tally(session: Session, survey_id: int, counts: Counter[TallyKey], sign: int) -> None:
@@ -560,9 +564,15 @@ def rebuild_tallies(session: Session, survey_id: int) -> None:
                 .where(SurveyAnswerSet.survey_id == survey_id, SurveyAnswer.question_id.in_(multiple),
                        SurveyAnswer.choices.is_not(None))
                 .group_by(SurveyAnswer.question_id, stored, *labels)):
-            for key, m in _counts_of((kind, department, site), [(qid, "multiple", None, json.loads(text) if text else None)]).items():
+            for key, m in _counts_of((kind, department, site), [(qid, "multiple", None, json.loads(text) if text else None, False)]).items():
                 if key[0]:
                     counts[key] += m * n
+    texts = [q for q, k in kinds.items() if k == "text"]
+    if texts:
+        for qid, n in session.execute(select(SurveyAnswer.question_id, func.count()).where(
+                SurveyAnswer.survey_id == survey_id, SurveyAnswer.question_id.in_(texts), SurveyAnswer.text.is_not(None),
+                SurveyAnswer.text != "").group_by(SurveyAnswer.question_id)):
+            counts[(qid, -1, "", "", "")] += n
     _tally(session, survey_id, counts, +1)
 
 

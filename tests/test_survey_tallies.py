@@ -37,8 +37,12 @@ def test_tallies_kept_by_answers_equal_the_answers_counted_again(bot: Bot) -> No
         d.say(who, "dm", "survey submit 1", form_values=answer_values(d, scale=str(1 + i % 5), **extra))
     kept = tallies(d, 1)
     assert sum(n for k, n in kept.items() if k[0] == 0) == len(PEOPLE)
-    multiple = [k for k in kept if k[1] == -1]
+    with d.session() as s:
+        kinds = {q.id: q.kind for q in surveys.questions(s, 1)}
+    multiple = [k for k in kept if k[1] == -1 and kinds[k[0]] == "multiple"]
     assert multiple and sum(kept[k] for k in multiple) == len(PEOPLE)  # every one chose something
+    written = [k for k in kept if kinds.get(k[0]) == "text"]  # texts: counted once, never by segment
+    assert written == [(next(q for q, k in kinds.items() if k == "text"), -1, "", "", "")] and kept[written[0]] == len(PEOPLE)
     assert kept == rebuilt(d, 1)
     with d.session() as s:  # closing generalises the labels: the tallies follow
         surveys.close(s, surveys.get(s, 1), d.clock.now().date())

@@ -95,7 +95,7 @@ class SurveyAnswer(TenantScoped, Base):
     key order — the random token's — so not even the file's row order follows the answers'."""
 
     __tablename__ = "survey_answers"
-    __table_args__ = (Index("ix_survey_answers_survey_question", "survey_id", "question_id"), {"sqlite_with_rowid": False})
+    __table_args__ = (Index("ix_survey_answers_survey_question_set", "survey_id", "question_id", "answer_set"), {"sqlite_with_rowid": False})
     answer_set: Mapped[str] = mapped_column(ForeignKey("survey_answer_sets.token", ondelete="CASCADE"), primary_key=True)
     question_id: Mapped[int] = mapped_column(ForeignKey("survey_questions.id", ondelete="CASCADE"), primary_key=True)
     survey_id: Mapped[int] = mapped_column(ForeignKey("surveys.id", ondelete="CASCADE"))
@@ -121,7 +121,8 @@ class SurveyTally(TenantScoped, Base):
     from the answers when closing generalises the labels (`rebuild_tallies`). Like the answer
     sets it names no person, no token and no time. Rows: `question_id` 0 counts answer sets
     (`value` 0); a scale, eNPS or single choice counts per stored value; a multiple choice per
-    chosen index, and `value` -1 counts the sets that chose anything; free text is not counted."""
+    chosen index, and `value` -1 counts the sets that chose anything; a free text is counted
+    at -1 alone, without labels (texts are never shown by segment)."""
 
     __tablename__ = "survey_tallies"
     __table_args__ = ({"sqlite_with_rowid": False},)

@@ -1,4 +1,4 @@
-"""surveys: survey_tallies (the answers counted, read by the results) and surveys.asked
+"""surveys: survey_tallies (the answers counted, read by the results), surveys.asked, answers indexed to the token
 
 Revision ID: surveys_0002
 Revises: surveys_0001
@@ -34,6 +34,11 @@ def upgrade() -> None:
                                 name=op.f("pk_survey_tallies")),
         sqlite_with_rowid=False,
     )
+    # The texts shown are read in the answer sets' (random) token order from a random point:
+    # the index ends with the token (SQLite's already did: WITHOUT ROWID indexes carry the key).
+    op.drop_index("ix_survey_answers_survey_question", table_name="survey_answers")
+    op.create_index("ix_survey_answers_survey_question_set", "survey_answers", ["survey_id", "question_id", "answer_set"],
+                    unique=False)
     _backfill(op.get_bind())
 
 
@@ -45,12 +50,14 @@ def _backfill(conn: sa.Connection) -> None:
     for tenant, survey, kind, department, site in conn.execute(sa.text(
             "SELECT tenant, survey_id, user_type, department, site FROM survey_answer_sets")):
         counts[(tenant, survey, 0, 0, kind or "", department or "", site or "")] += 1
-    for tenant, survey, qid, value, choices, kind, department, site in conn.execute(sa.text(
-            "SELECT a.tenant, a.survey_id, a.question_id, a.value, a.choices, s.user_type, s.department, s.site "
+    for tenant, survey, qid, value, choices, text, kind, department, site in conn.execute(sa.text(
+            "SELECT a.tenant, a.survey_id, a.question_id, a.value, a.choices, a.text, s.user_type, s.department, s.site "
             "FROM survey_answers a JOIN survey_answer_sets s ON s.token = a.answer_set")):
         labels = (kind or "", department or "", site or "")
         if kinds.get(qid) in ("scale5", "enps", "single") and value is not None:
             counts[(tenant, survey, qid, value, *labels)] += 1
+        elif kinds.get(qid) == "text" and text:
+            counts[(tenant, survey, qid, -1, "", "", "")] += 1
         elif kinds.get(qid) == "multiple":
             chosen = json.loads(choices) if isinstance(choices, str) else choices
             if chosen:
@@ -65,5 +72,7 @@ def _backfill(conn: sa.Connection) -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_survey_answers_survey_question_set", table_name="survey_answers")
+    op.create_index("ix_survey_answers_survey_question", "survey_answers", ["survey_id", "question_id"], unique=False)
     op.drop_table("survey_tallies")
     op.drop_column("surveys", "asked")
