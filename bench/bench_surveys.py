@@ -1,16 +1,18 @@
 """Pulse survey benchmark (issue 18): a survey to everyone (BENCH_PEOPLE, default 100,000) with
 30 % of them answering (30,000), on SQLite (or any database: `prepare(url, n)` and `measure(url,
-survey_id)` take a URL; PostgreSQL at 100,000 on the loaded machine: results p50 483 ms wall, 57 ms
-of this process's CPU, the rest the server's grouped join).
+survey_id)` take a URL; figures before and after the tallies, SQLite and PostgreSQL, wall and
+CPU: docs/surveys.md).
 
 - `survey_fanout_s`: the database work of scheduling the sends: `store.surveys.create` to
-  everyone (audience query, one participant row per person, invitations pending for the
-  `surveys.send` job). The sends' own bookkeeping is timed apart: `survey_claims_per_run_s`
-  is one `surveys.send` run's claims (`store.surveys.claim_invitation`, PER_RUN conditional
-  updates, one per DM), and `survey_claims_all_s` that figure times the runs everyone needs
+  everyone (audience count, one INSERT … SELECT of the participants, invitations pending for
+  the `surveys.send` job). The sends' own bookkeeping is timed apart: `survey_claims_per_run_s`
+  is one `surveys.send` run's claims (`store.surveys.claim_invitations`, one conditional
+  UPDATE … RETURNING per 900 of its PER_RUN DMs), and `survey_claims_all_s` that figure times the runs everyone needs
   (computed, not timed). The platform pacing is computed too: `survey_pacing_min` = people /
   PER_RUN (one run a minute).
-- Answers are generated with Core bulk inserts into the real tables (answer sets with labels
+- The database: SQLite in a temporary file, or `BENCH_SURVEYS_URL` (an empty database).
+- Answers are generated with Core bulk inserts into the real tables, then tallied as closing
+  does (`store.surveys.rebuild_tallies`), since they did not go through `record_answer` (answer sets with labels
   drawn from the organisation's departments and sites and the four kinds of member; answers to
   a 1–5 scale, a 0–10 eNPS question with 5 % skipped, a single choice, a multiple choice and a
   free-text question answered by one in five).
@@ -72,9 +74,9 @@ def prepare(url: str, n_people: int) -> dict[str, Any]:
         survey_id, questions = survey.id, [q.id for q in surveys.questions(s, survey.id)]
     created = time.perf_counter() - started
     started = time.perf_counter()
-    with db.session(TENANT) as s:
+    with db.session(TENANT) as s:  # as one `surveys.send` run claims them: in batches
         pending = surveys.pending_invitations(s, survey_id, PER_RUN)
-        claimed = sum(surveys.claim_invitation(s, p.id) for p in pending)
+        claimed = len(surveys.claim_invitations(s, [p.id for p in pending]))
     claims = time.perf_counter() - started
     print(f"# survey created for everyone in {created:.2f} s; {claimed} invitations claimed in {claims:.2f} s", flush=True)
 
@@ -102,6 +104,10 @@ def prepare(url: str, n_people: int) -> dict[str, Any]:
             conn.execute(insert(SurveyAnswerSet.__table__), sets[start:start + 10000])
         for start in range(0, len(answers), 10000):
             conn.execute(insert(SurveyAnswer.__table__), answers[start:start + 10000])
+    started = time.perf_counter()
+    with db.session(TENANT) as s:  # written in bulk, not through record_answer: counted as closing would
+        surveys.rebuild_tallies(s, survey_id)
+    print(f"# tallies of {n_answers} answers rebuilt in {time.perf_counter() - started:.2f} s", flush=True)
     with db.engine.connect() as conn:  # the statistics autovacuum would have gathered after such a load (PostgreSQL
         conn.exec_driver_sql("ANALYZE")  # plans a nested loop on rows=1 estimates otherwise: 2.9 s instead of 0.5 s)
         conn.commit()
@@ -138,7 +144,8 @@ def measure(url: str, survey_id: int) -> dict[str, Any]:
 def run(report: Any) -> None:
     n_people = report.people()
     with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{Path(tmp) / 'surveys.db'}"
+        # BENCH_SURVEYS_URL: another (empty) database, e.g. postgresql://postgres@127.0.0.1:5432/bench_surveys
+        url = os.environ.get("BENCH_SURVEYS_URL") or f"sqlite:///{Path(tmp) / 'surveys.db'}"
         prepared = prepare(url, n_people)
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
         out = subprocess.run([sys.executable, "-m", "bench.bench_surveys", url, str(prepared["survey_id"])],

@@ -28,23 +28,25 @@ What is shown (`results`)
   order (a fresh shuffle per read: never the storage order), and never by segment (no function
   takes a segment).
 
-Cost: grouped queries (answer sets per label, single choices per value, scale and eNPS answers
-per value and labels, multiple choices, texts when shown) whatever the audience; Python sums a few thousand grouped rows.
+Cost: the survey's tallies (`survey_tallies`, store/surveys.py `_tally`: counts per question,
+value and labels, kept by the transactions that store answers) — a few hundred to a few thousand
+rows whatever the number of answers — summed in Python, and the texts when shown. The people
+asked are `Survey.asked`, written with the participants.
 """
 from __future__ import annotations
 
-import json
 import random
+import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from sqlalchemy import String, and_, cast, func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from store.analytics import Viewer, min_group, suppress_partition
 from store.models.core import Person, Role
-from store.models.surveys import Survey, SurveyAnswer, SurveyAnswerSet, SurveyParticipant, SurveyQuestion
+from store.models.surveys import Survey, SurveyAnswer, SurveyParticipant, SurveyQuestion, SurveyTally
 
 DIMENSIONS = ("user_type", "department", "site")
 USER_TYPES = ("contributor", "animator", "referent", "silent")
@@ -147,12 +149,6 @@ def _options(question: SurveyQuestion) -> tuple[str, ...]:
     return ()
 
 
-def _index(question: SurveyQuestion, value: int) -> int | None:
-    """The option index of a stored value (scale5 is stored 1..5, enps 0..10, a choice by index)."""
-    index = value - 1 if question.kind == "scale5" else value
-    return index if 0 <= index < len(_options(question)) else None
-
-
 def _score(kind: str, counts: Sequence[int]) -> float | int | None:
     total = sum(counts)
     if not total:
@@ -168,6 +164,24 @@ def _partition(sizes: dict[str, int], minimum: int) -> list[tuple[str, int | Non
     return [(g, c, c is None and sizes[g] < minimum) for g, c in zip(labels, cells)]
 
 
+def _text_sample(session: Session, survey_id: int, question_id: int) -> list[str]:
+    """MAX_TEXTS of a question's texts (all when fewer), in a fresh random order. The answer
+    sets' tokens are random (secrets), so their order is a random permutation that says nothing
+    of who or when: the texts from a random token on (wrapping round) are a random subset, read
+    through the index without fetching the others, then shuffled."""
+    start = secrets.token_hex(16)
+    base = select(SurveyAnswer.text).where(SurveyAnswer.survey_id == survey_id, SurveyAnswer.question_id == question_id,
+                                           SurveyAnswer.text.is_not(None), SurveyAnswer.text != "")
+    found = [t for t in session.scalars(base.where(SurveyAnswer.answer_set >= start)
+                                        .order_by(SurveyAnswer.answer_set).limit(MAX_TEXTS)) if t.strip()]
+    if len(found) < MAX_TEXTS:
+        found += [t for t in session.scalars(base.where(SurveyAnswer.answer_set < start)
+                                             .order_by(SurveyAnswer.answer_set).limit(MAX_TEXTS - len(found))) if t.strip()]
+    found = [t.strip() for t in found]
+    _SHUFFLE.shuffle(found)
+    return found
+
+
 def results(session: Session, viewer: Viewer, survey_id: int) -> Results | None:
     """The survey's results as `viewer` may see them; None when the survey does not exist or
     the viewer may not read it."""
@@ -175,11 +189,14 @@ def results(session: Session, viewer: Viewer, survey_id: int) -> Results | None:
     if survey is None or not may_read(session, viewer, survey):
         return None
     minimum = min_group(session)
-    asked = session.scalar(select(func.count()).select_from(SurveyParticipant).where(
-        SurveyParticipant.survey_id == survey.id)) or 0
-    sets = session.execute(select(SurveyAnswerSet.user_type, SurveyAnswerSet.department, SurveyAnswerSet.site,
-                                  func.count()).where(SurveyAnswerSet.survey_id == survey.id)
-                           .group_by(SurveyAnswerSet.user_type, SurveyAnswerSet.department, SurveyAnswerSet.site)).all()
+    asked = survey.asked if survey.asked is not None else session.scalar(
+        select(func.count()).select_from(SurveyParticipant).where(SurveyParticipant.survey_id == survey.id)) or 0
+    # Everything counted comes from the tallies (store/surveys.py `_tally`): a few hundred rows
+    # per survey, kept by the transactions that store the answers, whatever the audience.
+    tallies = [row for row in session.execute(
+        select(SurveyTally.question_id, SurveyTally.value, SurveyTally.user_type, SurveyTally.department,
+               SurveyTally.site, SurveyTally.count).where(SurveyTally.survey_id == survey.id)) if row[5] > 0]
+    sets = [(kind, department, site, n) for qid, _v, kind, department, site, n in tallies if qid == 0]
     answers = sum(n for *_, n in sets)
     rate = min(answers / asked, 1.0) if asked else None
     enough = answers >= minimum
@@ -189,77 +206,47 @@ def results(session: Session, viewer: Viewer, survey_id: int) -> Results | None:
         return Results(survey, minimum, asked, answers, rate, False,
                        tuple(QuestionResult(q.id, q.position, q.kind, q.text, _options(q), 0, False) for q in questions), {})
 
-    # counts per question and option, per question and segment (summed in Python from grouped rows)
-    by_id = {q.id: q for q in questions}
+    # counts per question and option, per question and segment (scales and eNPS)
     per_q: dict[int, list[int]] = {q.id: [0] * len(_options(q)) for q in questions}
     per_seg: dict[tuple[int, str, str], list[int]] = {}
     answered: dict[int, int] = defaultdict(int)
-    offset = {q.id: (1 if q.kind == "scale5" else 0) for q in questions}
-    singles = [q.id for q in questions if q.kind == "single"]
-    scored = [q.id for q in questions if q.kind in ("scale5", "enps")]
-    overall = session.execute(  # single choices: per value, no join
-        select(SurveyAnswer.question_id, SurveyAnswer.value, func.count())
-        .where(SurveyAnswer.survey_id == survey.id, SurveyAnswer.question_id.in_(singles), SurveyAnswer.value.is_not(None))
-        .group_by(SurveyAnswer.question_id, SurveyAnswer.value)).all() if singles else []
-    for qid, value, n in overall:
-        counts = per_q[qid]
-        index = value - offset[qid]
-        if 0 <= index < len(counts):
-            counts[index] += n
-            answered[qid] += n
-    # scales and eNPS per value and the answer sets' labels: their distribution and the breakdowns in one
-    # pass. The answers are reached from the survey's answer sets through their key (answer set, question),
-    # not through the answers' survey index: on SQLite, one key seek per answer set instead of one per answer.
-    grouped = session.execute(
-        select(SurveyAnswer.question_id, SurveyAnswer.value, SurveyAnswerSet.user_type, SurveyAnswerSet.department,
-               SurveyAnswerSet.site, func.count())
-        .select_from(SurveyAnswerSet).join(SurveyAnswer, SurveyAnswer.answer_set == SurveyAnswerSet.token)
-        .where(SurveyAnswerSet.survey_id == survey.id, SurveyAnswer.question_id.in_(scored),
-               SurveyAnswer.value.is_not(None))
-        .group_by(SurveyAnswer.question_id, SurveyAnswer.value, SurveyAnswerSet.user_type,
-                  SurveyAnswerSet.department, SurveyAnswerSet.site)).all() if scored else []
-    for qid, value, kind, department, site, n in grouped:
-        size = len(per_q[qid])
-        index = value - offset[qid]
+    shape = {q.id: (q.kind, 1 if q.kind == "scale5" else 0, len(per_q[q.id])) for q in questions}  # kind, offset, options
+    for qid, value, kind, department, site, n in tallies:
+        if qid not in shape:
+            continue
+        qkind, offset, size = shape[qid]
+        if qkind == "text":  # -1: wrote something
+            if value == -1:
+                answered[qid] += n
+            continue
+        if qkind == "multiple":  # -1: answered it; else a chosen index
+            if value == -1:
+                answered[qid] += n
+            elif 0 <= value < size:
+                per_q[qid][value] += n
+            continue
+        index = value - offset
         if not 0 <= index < size:
             continue
         per_q[qid][index] += n
         answered[qid] += n
-        for dimension, label in zip(DIMENSIONS, (kind, department, site)):
-            cell = per_seg.get((qid, dimension, label or ""))
-            if cell is None:
-                cell = per_seg[(qid, dimension, label or "")] = [0] * size
-            cell[index] += n
-    multiple = [q for q in questions if q.kind == "multiple"]
-    if multiple:
-        stored = cast(SurveyAnswer.choices, String)  # the JSON text: a few distinct sets of choices, counted by the database
-        for qid, text, n in session.execute(select(SurveyAnswer.question_id, stored, func.count()).where(
-                SurveyAnswer.survey_id == survey.id, SurveyAnswer.question_id.in_([q.id for q in multiple]),
-                SurveyAnswer.choices.is_not(None)).group_by(SurveyAnswer.question_id, stored)):
-            choices = json.loads(text) if text else None
-            if not choices:
-                continue
-            answered[qid] += n
-            for value in set(choices):
-                index = _index(by_id[qid], int(value))
-                if index is not None:
-                    per_q[qid][index] += n
-    texts: dict[int, list[str]] = defaultdict(list)
-    text_ids = [q.id for q in questions if q.kind == "text"]
-    if text_ids:
-        for qid, text in session.execute(select(SurveyAnswer.question_id, SurveyAnswer.text).where(
-                SurveyAnswer.survey_id == survey.id, SurveyAnswer.question_id.in_(text_ids),
-                SurveyAnswer.text.is_not(None))):
-            if text and text.strip():
-                texts[qid].append(text.strip())
+        if qkind in ("scale5", "enps"):
+            for dimension, label in (("user_type", kind), ("department", department), ("site", site)):
+                key = (qid, dimension, label or "")
+                cell = per_seg.get(key)
+                if cell is None:
+                    cell = per_seg[key] = [0] * size
+                cell[index] += n
+    texts: dict[int, list[str]] = {}
+    for q in questions:
+        if q.kind == "text" and answered.get(q.id):
+            texts[q.id] = _text_sample(session, survey.id, q.id)
 
     out: list[QuestionResult] = []
     for q in questions:
         if q.kind == "text":
-            found = texts.get(q.id, [])
-            _SHUFFLE.shuffle(found)
-            out.append(QuestionResult(q.id, q.position, q.kind, q.text, (), len(found), True,
-                                      texts=tuple(found[:MAX_TEXTS])))
+            out.append(QuestionResult(q.id, q.position, q.kind, q.text, (), answered.get(q.id, 0), True,
+                                      texts=tuple(texts.get(q.id, ()))))
             continue
         n = answered.get(q.id, 0)
         counts = per_q[q.id]

@@ -38,12 +38,17 @@ API (every function takes a tenant-scoped session)
   `QuestionDraft(kind, text, choices)`. Checks: 1–MAX_QUESTIONS questions, at most
   MAX_FORM_FIELDS answer fields (each choice of a multiple choice is one), closes_on after
   today, reminders 0–2, an anonymous survey's audience at least min_group. It writes the
-  participants (state invited, `invited` False): the invitation DMs are sent by the job.
+  participants (state invited, `invited` False) with one INSERT … SELECT of the audience, and
+  their number in `Survey.asked`: the invitation DMs are sent by the job.
 - `audience(session, kind, value)` → person ids (active, non-bot): channel (value = the
   conversation id) | department | site (case-insensitive) | all.
 - `invite(session, survey, person_ids, today)` → how many participants were added.
 - `pending_invitations(session, survey_id, limit)` / `claim_invitation(session, participant_id)`:
-  a conditional update; True for the one process that sends that DM.
+  a conditional update; True for the one process that sends that DM. `claim_invitations` /
+  `claim_reminders`: the same for many rows (one UPDATE … RETURNING per 900), what the job uses.
+- Tallies (`survey_tallies`, read by the results): `record_answer` adds its answer set's counts
+  (and takes a replaced one's away) in its transaction; `rebuild_tallies(session, survey_id)`
+  counts them again from the answers (closing's generalisation, answers written in bulk).
 - `reminder_due(session, survey, today)` / `claim_reminder(session, participant_id, number)`.
 - `record_answer(session, survey, person_id, answers, today)` → (token, replaced): `answers`
   maps question id → int | list[int] | str; refuses closed surveys, people outside the
@@ -56,20 +61,21 @@ API (every function takes a tenant-scoped session)
 """
 from __future__ import annotations
 
+import json
 import secrets
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import delete as sql_delete, func, select, update
+from sqlalchemy import String, cast, delete as sql_delete, false, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from store.analytics import min_group
 from store.models.analytics import ActivityDay
 from store.models.core import ConversationMember, Person, Role
 from store.models.surveys import (Survey, SurveyAnswer, SurveyAnswerSet, SurveyNamedAnswer, SurveyParticipant,
-                                  SurveyQuestion)
+                                  SurveyQuestion, SurveyTally)
 
 MAX_QUESTIONS = 20
 KINDS = ("scale5", "enps", "single", "multiple", "text")
@@ -97,17 +103,24 @@ class QuestionDraft:
     choices: tuple[str, ...] = field(default=())
 
 
-def audience(session: Session, kind: str, value: str) -> list[int]:
-    query = select(Person.id).where(Person.active.is_(True), Person.is_bot.is_(False))
+def _audience_query(tenant: str, kind: str, value: str) -> Any:
+    """SELECT of the audience's person ids (active, non-bot), each once. The tenant is named
+    here, not left to the session's guard: the guard scopes ORM reads, and this SELECT also
+    feeds an INSERT (`_invite_all`), which it does not touch."""
+    query = select(Person.id).where(Person.tenant == tenant, Person.active.is_(True), Person.is_bot.is_(False))
     if kind == "channel":
         query = query.join(ConversationMember, ConversationMember.person_id == Person.id).where(
-            ConversationMember.conversation_id == int(value))
+            ConversationMember.tenant == tenant, ConversationMember.conversation_id == int(value)).distinct()
     elif kind in ("department", "site"):
         column = Person.department if kind == "department" else Person.site
         query = query.where(func.lower(column) == value.strip().lower())
     elif kind != "all":
         raise SurveyError("surveys.error.audience_kind")
-    return sorted(set(session.scalars(query)))
+    return query
+
+
+def audience(session: Session, kind: str, value: str) -> list[int]:
+    return sorted(set(session.scalars(_audience_query(session.info["tenant"], kind, value))))
 
 
 def create(session: Session, *, author_id: int, title: str, questions: Sequence[QuestionDraft], audience_kind: str,
@@ -133,12 +146,13 @@ def create(session: Session, *, author_id: int, title: str, questions: Sequence[
         raise SurveyError("surveys.error.reminders")
     if recurrence not in RECURRENCES:
         raise SurveyError("surveys.error.recurrence")
-    people = audience(session, audience_kind, audience_value)
-    if not people:
+    people = _audience_query(session.info["tenant"], audience_kind, audience_value)
+    size = session.scalar(select(func.count()).select_from(people.subquery())) or 0
+    if not size:
         raise SurveyError("surveys.error.audience_empty")
     minimum = min_group(session)
-    if anonymous and len(people) < minimum:
-        raise SurveyError("surveys.error.audience_small", count=len(people), minimum=minimum)
+    if anonymous and size < minimum:
+        raise SurveyError("surveys.error.audience_small", count=size, minimum=minimum)
     survey = Survey(author_id=author_id, title=title.strip()[:200], audience_kind=audience_kind,
                     audience_value=audience_value, anonymous=anonymous, closes_on=closes_on, reminders=reminders,
                     reminders_sent=0, recurrence=recurrence, status="open", created_on=today)
@@ -147,8 +161,20 @@ def create(session: Session, *, author_id: int, title: str, questions: Sequence[
     for position, draft in enumerate(questions, start=1):
         session.add(SurveyQuestion(survey_id=survey.id, position=position, kind=draft.kind,
                                    text=draft.text.strip()[:500], choices=list(draft.choices)))
-    invite(session, survey, people, today)
+    _invite_all(session, survey, people, today)
+    survey.asked = size
     return survey
+
+
+def _invite_all(session: Session, survey: Survey, people: Any, today: date) -> None:
+    """One participant row per person of the audience query, in one INSERT … SELECT: the
+    database copies the ids (100,000 people: no row travels through Python)."""
+    ids = people.subquery()
+    table = SurveyParticipant.__table__
+    rows = select(literal(survey.tenant), literal(survey.id), ids.c.id, literal(today), literal("invited"),
+                  false(), literal(0)).where(ids.c.id.is_not(None)).order_by(ids.c.id)
+    session.execute(table.insert().from_select(
+        ["tenant", "survey_id", "person_id", "day", "state", "invited", "reminded"], rows))
 
 
 def invite(session: Session, survey: Survey, person_ids: Iterable[int], today: date) -> int:
@@ -157,6 +183,8 @@ def invite(session: Session, survey: Survey, person_ids: Iterable[int], today: d
              "reminded": 0, "claim": None, "tenant": survey.tenant} for pid in person_ids if pid not in known]
     if rows:
         session.execute(SurveyParticipant.__table__.insert(), rows)
+        if survey.asked is not None:
+            survey.asked += len(rows)
     return len(rows)
 
 
@@ -189,6 +217,31 @@ def claim_invitation(session: Session, participant_id: int) -> bool:
         .values(invited=True, claim=token).returning(SurveyParticipant.id)
         .execution_options(synchronize_session=False)).first()
     return moved is not None
+
+
+def claim_invitations(session: Session, participant_ids: Sequence[int]) -> set[int]:
+    """`claim_invitation` for many rows: one conditional UPDATE … RETURNING per chunk of 900
+    ids; the ids this caller moved from not invited to invited (it sends those DMs)."""
+    return _claimed(session, participant_ids, lambda chunk: update(SurveyParticipant).where(
+        SurveyParticipant.id.in_(chunk), SurveyParticipant.invited.is_(False))
+        .values(invited=True, claim=secrets.token_hex(8)))
+
+
+def claim_reminders(session: Session, participant_ids: Sequence[int], number: int) -> set[int]:
+    """`claim_reminder` for many rows, the same way."""
+    return _claimed(session, participant_ids, lambda chunk: update(SurveyParticipant).where(
+        SurveyParticipant.id.in_(chunk), SurveyParticipant.reminded < number, SurveyParticipant.state == "invited")
+        .values(reminded=number))
+
+
+def _claimed(session: Session, ids: Sequence[int], statement: Any) -> set[int]:
+    moved: set[int] = set()
+    ids = list(ids)
+    for start in range(0, len(ids), 900):
+        chunk = ids[start:start + 900]
+        moved.update(session.scalars(statement(chunk).returning(SurveyParticipant.id)
+                                     .execution_options(synchronize_session=False)))
+    return moved
 
 
 def reminder_days(survey: Survey) -> list[date]:
@@ -332,6 +385,7 @@ def record_answer(session: Session, survey: Survey, person: Person, answers: dic
         old = session.scalar(select(SurveyNamedAnswer.answer_set).where(
             SurveyNamedAnswer.survey_id == survey.id, SurveyNamedAnswer.person_id == person.id))
         if old is not None:
+            _tally(session, survey.id, _answer_set_counts(session, old), -1)
             session.execute(sql_delete(SurveyAnswerSet).where(SurveyAnswerSet.token == old))
             session.execute(sql_delete(SurveyAnswer).where(SurveyAnswer.answer_set == old))
             session.execute(sql_delete(SurveyNamedAnswer).where(SurveyNamedAnswer.answer_set == old))
@@ -345,6 +399,9 @@ def record_answer(session: Session, survey: Survey, person: Person, answers: dic
                                  value=value, choices=choices, text=text))
     if not survey.anonymous:
         session.add(SurveyNamedAnswer(answer_set=token, survey_id=survey.id, person_id=person.id))
+    kinds = {q.id: q.kind for q in questions(session, survey.id)}
+    _tally(session, survey.id, _counts_of((kind, department, site),
+                                          [(qid, kinds.get(qid, ""), v, c, bool(t)) for qid, (v, c, t) in clean.items()]), +1)
     row.state = "answered"
     row.day = today
     session.flush()
@@ -424,6 +481,99 @@ def generalise_answer_labels(session: Session, survey_id: int) -> None:
     for token, (k, d, s) in labels.items():
         session.execute(update(SurveyAnswerSet).where(SurveyAnswerSet.token == token)
                         .values(user_type=k, department=d, site=s).execution_options(synchronize_session=False))
+    rebuild_tallies(session, survey_id)
+
+
+# Tallies: the answers counted for the results ----------------------------------------------
+Labels = tuple[str, str, str]
+TallyKey = tuple[int, int, str, str, str]  # question (0: answer sets), value, user type, department, site
+
+
+def _counts_of(labels: Labels, answers: Iterable[tuple[int, str, int | None, list[int] | None, bool]]) -> Counter[TallyKey]:
+    """What one answer set adds to the tallies: itself (question 0), each scale, eNPS or
+    single answer by value, each multiple choice by chosen index plus -1 for answering it, and
+    a free text by -1 alone, without labels (texts are never counted by segment)."""
+    labels = (labels[0] or "", labels[1] or "", labels[2] or "")
+    out: Counter[TallyKey] = Counter({(0, 0, *labels): 1})
+    for qid, kind, value, choices, wrote in answers:
+        if kind == "text" and wrote:
+            out[(qid, -1, "", "", "")] += 1
+        if kind in ("scale5", "enps", "single") and value is not None:
+            out[(qid, value, *labels)] += 1
+        elif kind == "multiple" and choices:
+            out[(qid, -1, *labels)] += 1
+            for index in set(choices):
+                out[(qid, int(index), *labels)] += 1
+    return out
+
+
+def _answer_set_counts(session: Session, token: str) -> Counter[TallyKey]:
+    labels = session.execute(select(SurveyAnswerSet.user_type, SurveyAnswerSet.department, SurveyAnswerSet.site)
+                             .where(SurveyAnswerSet.token == token)).one()
+    rows = session.execute(select(SurveyAnswer.question_id, SurveyQuestion.kind, SurveyAnswer.value, SurveyAnswer.choices,
+                                  SurveyAnswer.text)
+                           .join(SurveyQuestion, SurveyQuestion.id == SurveyAnswer.question_id)
+                           .where(SurveyAnswer.answer_set == token)).all()
+    return _counts_of(tuple(labels), [(q, k, v, c, bool(t)) for q, k, v, c, t in rows])  # type: ignore[arg-type]
+
+
+def _tally(session: Session, survey_id: int, counts: Counter[TallyKey], sign: int) -> None:
+    """Add (`sign` 1) or take away (-1) `counts`: one upsert per row, in key order (two
+    answers in flight lock the rows they share in the same order: no deadlock)."""
+    if not counts:
+        return
+    table = SurveyTally.__table__
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(table)
+    statement = statement.on_conflict_do_update(index_elements=[c.name for c in table.primary_key.columns],
+                                                set_={"count": table.c.count + statement.excluded.count})
+    tenant = session.info["tenant"]
+    session.execute(statement, [{"tenant": tenant, "survey_id": survey_id, "question_id": q, "value": v, "user_type": k,
+                                 "department": d, "site": si, "count": sign * n}
+                                for (q, v, k, d, si), n in sorted(counts.items())])
+
+
+def rebuild_tallies(session: Session, survey_id: int) -> None:
+    """The survey's tallies counted again from its answers (after closing rewrote the labels,
+    or after answers were written in bulk): grouped in the database, no answer set leaves it."""
+    session.execute(sql_delete(SurveyTally).where(SurveyTally.survey_id == survey_id))
+    kinds = {q.id: q.kind for q in questions(session, survey_id)}
+    labels = (SurveyAnswerSet.user_type, SurveyAnswerSet.department, SurveyAnswerSet.site)
+    counts: Counter[TallyKey] = Counter()
+    for kind, department, site, n in session.execute(select(*labels, func.count()).where(
+            SurveyAnswerSet.survey_id == survey_id).group_by(*labels)):
+        counts[(0, 0, kind or "", department or "", site or "")] += n
+    valued = [q for q, k in kinds.items() if k in ("scale5", "enps", "single")]
+    if valued:
+        for qid, value, kind, department, site, n in session.execute(
+                select(SurveyAnswer.question_id, SurveyAnswer.value, *labels, func.count())
+                .select_from(SurveyAnswerSet).join(SurveyAnswer, SurveyAnswer.answer_set == SurveyAnswerSet.token)
+                .where(SurveyAnswerSet.survey_id == survey_id, SurveyAnswer.question_id.in_(valued),
+                       SurveyAnswer.value.is_not(None))
+                .group_by(SurveyAnswer.question_id, SurveyAnswer.value, *labels)):
+            counts[(qid, value, kind or "", department or "", site or "")] += n
+    multiple = [q for q, k in kinds.items() if k == "multiple"]
+    if multiple:
+        stored = cast(SurveyAnswer.choices, String)  # a few distinct sets of choices, counted by the database
+        for qid, text, kind, department, site, n in session.execute(
+                select(SurveyAnswer.question_id, stored, *labels, func.count())
+                .select_from(SurveyAnswerSet).join(SurveyAnswer, SurveyAnswer.answer_set == SurveyAnswerSet.token)
+                .where(SurveyAnswerSet.survey_id == survey_id, SurveyAnswer.question_id.in_(multiple),
+                       SurveyAnswer.choices.is_not(None))
+                .group_by(SurveyAnswer.question_id, stored, *labels)):
+            for key, m in _counts_of((kind, department, site), [(qid, "multiple", None, json.loads(text) if text else None, False)]).items():
+                if key[0]:
+                    counts[key] += m * n
+    texts = [q for q, k in kinds.items() if k == "text"]
+    if texts:
+        for qid, n in session.execute(select(SurveyAnswer.question_id, func.count()).where(
+                SurveyAnswer.survey_id == survey_id, SurveyAnswer.question_id.in_(texts), SurveyAnswer.text.is_not(None),
+                SurveyAnswer.text != "").group_by(SurveyAnswer.question_id)):
+            counts[(qid, -1, "", "", "")] += n
+    _tally(session, survey_id, counts, +1)
 
 
 def open_surveys(session: Session) -> list[Survey]:
@@ -439,7 +589,7 @@ def visible_to(session: Session, person: Person, is_admin: bool) -> list[Survey]
 
 
 def delete(session: Session, survey: Survey) -> None:
-    for model in (SurveyAnswer, SurveyNamedAnswer, SurveyAnswerSet, SurveyParticipant, SurveyQuestion):
+    for model in (SurveyTally, SurveyAnswer, SurveyNamedAnswer, SurveyAnswerSet, SurveyParticipant, SurveyQuestion):
         session.execute(sql_delete(model).where(model.survey_id == survey.id))
     session.delete(survey)
     session.flush()

@@ -453,6 +453,8 @@ class SlackAdapter:
         # when the work commits (RowWork): the pair is rare, reading first for it is not worth it.
         if msg.addressed and not self._claim(tenant, f"slack:msg:{msg.conversation.id}:{msg.id}", check=False):
             return
+        if msg.addressed:  # a form answering it comes with a button that opens it (no trigger_id here)
+            origin = replace(origin, command_text=msg.text)
         self.run_message(self.settled(msg, origin, told), origin)
 
     # Interactivity --------------------------------------------------------------

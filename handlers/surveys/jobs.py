@@ -1,6 +1,6 @@
 """The surveys' jobs: invitations and reminders (`surveys.send`, every minute) and closing
 (`surveys.close`). Each DM is claimed by a conditional update of its participant row
-(store/surveys.py `claim_invitation` / `claim_reminder`), so several worker processes send
+(store/surveys.py `claim_invitations` / `claim_reminders`, one UPDATE per batch), so several worker processes send
 each one once; with a running adapter the DMs go to the durable outbox in the transaction
 that claims them (bot/outbox.py), leased to this process, which sends them right after the
 commit; the sweeper (`outbox.send`) retries what the platform refused or a crash left.
@@ -33,10 +33,12 @@ def working_hour(person: Person, now: datetime) -> bool:
     return local.weekday() < 5 and WORK_START <= local.hour < WORK_END
 
 
-def invitation(ctx: Ctx, survey: Survey, person: Person, *, reminder: bool = False) -> Outbound:
-    """The DM: what the survey is, whether it is anonymous, until when; Answer / Decline."""
+def invitation(ctx: Ctx, survey: Survey, person: Person, *, reminder: bool = False, count: int | None = None) -> Outbound:
+    """The DM: what the survey is, whether it is anonymous, until when; Answer / Decline.
+    `count`: the number of questions, when the caller already knows it (a run sends many)."""
     t = ctx.t_for
-    count = len(store.questions(ctx.session, survey.id))
+    if count is None:
+        count = len(store.questions(ctx.session, survey.id))
     notice = t(person, "surveys.anonymous_notice" if survey.anonymous else "surveys.named_notice")
     body = t(person, "surveys.invite_body", count=count, day=survey.closes_on) + "\n" + notice
     actions = (Action(t(person, "surveys.button.answer"), f"survey answer {survey.id}", "primary"),
@@ -57,17 +59,22 @@ def _send_in(jctx: JobCtx, session: Session, survey: Survey, budget: int) -> lis
     if number and len(rows) < budget:
         rows += [(p, number) for p in store.reminder_targets(session, survey, number, budget * 4)]
     people = {p.id: p for p in session.scalars(select(Person).where(Person.id.in_({r.person_id for r, _ in rows})))}
+    due: list[tuple[SurveyParticipant, int, Person]] = []
     for row, reminder in rows:
-        if len(effects) >= budget:
+        if len(due) >= budget:
             break
         person = people.get(row.person_id)
-        if person is None or not person.active or not working_hour(person, jctx.now):
-            continue
-        claimed = store.claim_reminder(session, row.id, reminder) if reminder else store.claim_invitation(session, row.id)
-        if not claimed:
-            continue
-        ctx = jctx.acting_as(session, workspace, person)
-        effects.append(invitation(ctx, survey, person, reminder=bool(reminder)))
+        if person is not None and person.active and working_hour(person, jctx.now):
+            due.append((row, reminder, person))
+    # claimed in batches (one conditional UPDATE per kind and chunk), then sent
+    claimed = store.claim_invitations(session, [r.id for r, reminder, _ in due if not reminder])
+    for number_due in {reminder for _, reminder, _ in due if reminder}:
+        claimed |= store.claim_reminders(session, [r.id for r, reminder, _ in due if reminder == number_due], number_due)
+    count = len(store.questions(session, survey.id))
+    for row, reminder, person in due:
+        if row.id in claimed:
+            ctx = jctx.acting_as(session, workspace, person)
+            effects.append(invitation(ctx, survey, person, reminder=bool(reminder), count=count))
     if number > survey.reminders_sent and not store.reminder_targets(session, survey, number, 1):
         survey.reminders_sent = number
     return effects

@@ -39,6 +39,7 @@ class Survey(TenantScoped, Base):
     created_on: Mapped[date] = mapped_column(Date)
     closed_on: Mapped[date | None] = mapped_column(Date, nullable=True)
     parent_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    asked: Mapped[int | None] = mapped_column(Integer, nullable=True)  # participants written (None: count them)
 
 
 class SurveyQuestion(TenantScoped, Base):
@@ -94,7 +95,7 @@ class SurveyAnswer(TenantScoped, Base):
     key order — the random token's — so not even the file's row order follows the answers'."""
 
     __tablename__ = "survey_answers"
-    __table_args__ = (Index("ix_survey_answers_survey_question", "survey_id", "question_id"), {"sqlite_with_rowid": False})
+    __table_args__ = (Index("ix_survey_answers_survey_question_set", "survey_id", "question_id", "answer_set"), {"sqlite_with_rowid": False})
     answer_set: Mapped[str] = mapped_column(ForeignKey("survey_answer_sets.token", ondelete="CASCADE"), primary_key=True)
     question_id: Mapped[int] = mapped_column(ForeignKey("survey_questions.id", ondelete="CASCADE"), primary_key=True)
     survey_id: Mapped[int] = mapped_column(ForeignKey("surveys.id", ondelete="CASCADE"))
@@ -111,3 +112,24 @@ class SurveyNamedAnswer(TenantScoped, Base):
     answer_set: Mapped[str] = mapped_column(ForeignKey("survey_answer_sets.token", ondelete="CASCADE"), primary_key=True)
     survey_id: Mapped[int] = mapped_column(ForeignKey("surveys.id", ondelete="CASCADE"))
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+
+
+class SurveyTally(TenantScoped, Base):
+    """The answers counted, for the results (store/survey_results.py reads these, not the
+    answers): per survey, question, value and the answer sets' coarse labels, how many. Kept
+    by the transaction that stores or replaces an answer (store/surveys.py `_tally`), rebuilt
+    from the answers when closing generalises the labels (`rebuild_tallies`). Like the answer
+    sets it names no person, no token and no time. Rows: `question_id` 0 counts answer sets
+    (`value` 0); a scale, eNPS or single choice counts per stored value; a multiple choice per
+    chosen index, and `value` -1 counts the sets that chose anything; a free text is counted
+    at -1 alone, without labels (texts are never shown by segment)."""
+
+    __tablename__ = "survey_tallies"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+    survey_id: Mapped[int] = mapped_column(ForeignKey("surveys.id", ondelete="CASCADE"), primary_key=True)
+    question_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_type: Mapped[str] = mapped_column(String(20), primary_key=True, default="")
+    department: Mapped[str] = mapped_column(String(200), primary_key=True, default="")
+    site: Mapped[str] = mapped_column(String(200), primary_key=True, default="")
+    count: Mapped[int] = mapped_column(Integer, default=0)

@@ -6,6 +6,11 @@ scenario steps: a slash command in a channel, a DM, or a plain channel message (
 `@causette` it is delivered as Slack does: an `app_mention` plus a `message` event).
 It reports, for every Outbound the core produced, its prompt key and the plain text of
 what was actually posted to the mock API: one post per reply, or the step fails.
+
+Buttons and forms (tests/scenarios `Step.press` / `Step.submit`) as Slack does them: a press
+is a signed `block_actions` payload for a button found in what the mock received for that
+person; a form is the modal `views.open` received, sent back as a signed `view_submission`
+(its `private_metadata`, and `state.values` from the values it showed and the step's).
 """
 from __future__ import annotations
 
@@ -238,6 +243,11 @@ def is_commented_upload(call: Call) -> bool:
     return call.method == "files.completeUploadExternal" and bool(call.args.get("initial_comment"))
 
 
+def _view(call: Call) -> dict[str, Any]:
+    view = call.args.get("view") or {}
+    return view if isinstance(view, dict) else json.loads(view)
+
+
 def rendered_text(call: Call) -> str:
     args = call.args
     if is_commented_upload(call):
@@ -271,6 +281,11 @@ class SlackHarness:
             self.handles = {p.handle for p in s.scalars(select(Person))}
             self.kinds = {c.name: c.kind for c in s.scalars(select(Conversation).where(Conversation.kind != "dm"))}
         self.channels = set(self.kinds)
+        self.triggers: dict[str, str] = {}  # trigger_id → handle of who acted
+        self.responders: dict[str, str] = {}  # response_url key → handle
+        self.form_buttons: dict[str, tuple[int, str]] = {}  # handle → (call index, value) of a form's "open" button
+        self.sent_views: set[int] = set()  # views.open calls (their index) whose modal was sent
+        self.set_aside: set[int] = set()  # calls that are no step's replies (a form's opening click)
         for name, kind in self.kinds.items():
             self.server.mock.channels[channel_id(name)] = {"id": channel_id(name), "name": name, "is_private": kind == "private"}
 
@@ -301,6 +316,129 @@ class SlackHarness:
         self.recorded = []
         mock = self.server.mock
         first_call = len(mock.calls)
+        if step.text:
+            self._type(step)
+        if step.press:
+            self._press(step)
+        if step.submit is not None:
+            self._submit(step)
+        calls = [c for i, c in enumerate(mock.calls) if i >= first_call and i not in self.set_aside
+                 and (c.method in REPLY_METHODS or is_commented_upload(c))]
+        assert not mock.violations, mock.violations
+        texts = [rendered_text(c) for c in calls]
+        keys = [o.reply.key for o in self.recorded]
+        assert len(texts) == len(keys), f"{step}: {len(keys)} replies {keys} but {len(texts)} posts: {texts}"
+        return [Seen(key, text) for key, text in zip(keys, texts)]
+
+    # Buttons and forms ---------------------------------------------------------------
+    def _reader(self, call: Call) -> str | None:
+        """Who alone reads what `call` posted (a handle), None for a channel post, "?" for
+        anything else (not a message)."""
+        args = call.args
+        if call.method in ("chat.postMessage", "chat.update") or is_commented_upload(call):
+            channel = str(args.get("channel") or args.get("channel_id") or "")
+            return channel[1:].lower() if channel[:1] in ("U", "D") else None
+        if call.method == "chat.postEphemeral":
+            return str(args.get("user", ""))[1:].lower()
+        if call.method == "response_url":
+            return self.responders.get(str(args.get("key", "")), "?")
+        if call.method == "views.open":
+            return self.triggers.get(str(args.get("trigger_id", "")), "?")
+        return "?"
+
+    def _shown_to(self, user: str) -> list[Call]:
+        return [c for c in self.server.mock.calls if self._reader(c) in (None, user)]
+
+    def _click(self, user: str, where: str, value: str, channel: str = "") -> None:
+        """`user` clicks a button carrying `value`: a signed block_actions payload."""
+        server = self.server
+        n = next(server._ids)
+        trigger, key = f"{n}.click.trigger", f"click{n}"
+        self.triggers[trigger], self.responders[key] = user, user
+        channel = channel or ("D" + user.upper() if where == "dm" else channel_id(where.lstrip("#")))
+        ts = server.next_ts()
+        click = {"type": "block_actions", "team": {"id": TEAM, "domain": "demo"}, "api_app_id": "A0CAUSETTE", "token": "legacy",
+                 "user": {"id": user_id(user), "username": user, "team_id": TEAM}, "trigger_id": trigger,
+                 "response_url": server.mock.response_url(key),
+                 "channel": {"id": channel, "name": "directmessage" if channel.startswith("D") else channel[1:].lower()},
+                 "container": {"type": "message", "message_ts": ts}, "message": {"ts": ts, "text": "card"},
+                 "actions": [{"type": "button", "action_id": "causette_action:0", "block_id": "b", "value": value,
+                              "action_ts": ts}]}
+        result = server.post_interactive(click)
+        assert result.status == 200, result
+        server.drain()
+
+    @staticmethod
+    def _buttons(call: Call) -> list[str]:
+        blocks = call.args.get("blocks") or []
+        if isinstance(blocks, str):
+            blocks = json.loads(blocks)
+        return [str(e.get("value", "")) for b in blocks for e in b.get("elements", []) if e.get("type") == "button"]
+
+    def _press(self, step: Step) -> None:
+        for call in reversed(self._shown_to(step.user)):
+            value = next((v for v in self._buttons(call) if v.startswith(step.press)), None)
+            if value is not None:
+                channel = str(call.args.get("channel", ""))
+                channel = "D" + channel[1:] if channel.startswith("U") else channel
+                self._click(step.user, step.where, value, channel)
+                return
+        raise AssertionError(f"no button {step.press!r} was shown to {step.user} on Slack")
+
+    def _submit(self, step: Step) -> None:
+        """Send `step.user`'s latest modal not sent yet; a form that came as a message with its
+        "open" button (answering a typed message) is opened first by clicking it, and that
+        click's reply (the modal) is not one of the step's (its calls are set aside)."""
+        mock = self.server.mock
+        calls = list(mock.calls)
+        modals = [i for i, c in enumerate(calls) if c.method == "views.open" and i not in self.sent_views
+                  and self._reader(c) == step.user and _view(c).get("callback_id") == "causette_form"]
+        latest = modals[-1] if modals else -1
+        opener = self.form_buttons.get(step.user)
+        if opener is not None and opener[0] > latest:
+            recorded, start = list(self.recorded), len(mock.calls)
+            self._click(step.user, step.where, opener[1])
+            opened = [i for i in range(start, len(mock.calls)) if mock.calls[i].method == "views.open"]
+            assert len(opened) == 1, f"the form's button opened {len(opened)} modals"
+            del self.form_buttons[step.user]
+            self.recorded = recorded  # that click's reply is the form itself, now a modal
+            self.set_aside.update(range(start, len(mock.calls)))
+            latest = opened[0]
+        assert latest >= 0, f"no form was shown to {step.user} on Slack (or all were sent)"
+        self.sent_views.add(latest)
+        view_call = mock.calls[latest]
+        view = _view(view_call)
+        values = dict(step.submit or {})
+        blocks = [b for b in view.get("blocks", []) if b.get("type") == "input"]
+        unknown = set(values) - {b["block_id"] for b in blocks}
+        assert not unknown, f"the modal has no field {unknown}"
+        state: dict[str, Any] = {}
+        for block in blocks:
+            element, name = block["element"], block["block_id"]
+            if element["type"] == "checkboxes":
+                chosen = element.get("initial_options", [])
+                if name in values:
+                    chosen = element["options"][:1] if values[name].lower() in ("1", "true", "yes", "on") else []
+                state[name] = {"value": {"type": "checkboxes", "selected_options": chosen}}
+            elif element["type"] == "static_select":
+                option = element.get("initial_option")
+                if name in values:
+                    option = next((o for o in element["options"] if o["value"] == values[name]), None)
+                    assert option is not None, f"{values[name]!r} is not an option of {name}"
+                state[name] = {"value": {"type": "static_select", "selected_option": option}}
+            else:
+                state[name] = {"value": {"type": "plain_text_input", "value": values.get(name, element.get("initial_value"))}}
+        n = next(self.server._ids)
+        payload = {"type": "view_submission", "team": {"id": TEAM, "domain": "demo"}, "api_app_id": "A0CAUSETTE",
+                   "token": "legacy", "user": {"id": user_id(step.user), "username": step.user, "team_id": TEAM},
+                   "trigger_id": f"{n}.view.trigger",
+                   "view": {**view, "id": f"VH{n}", "hash": f"{n}.hash", "state": {"values": state}}}
+        self.triggers[payload["trigger_id"]] = step.user
+        result = self.server.post_interactive(payload)
+        assert result.status == 200, result
+        self.server.drain()
+
+    def _type(self, step: Step) -> None:
         uid = user_id(step.user)
         if step.where == "dm":
             event = {"type": "message", "channel": "D" + step.user.upper(), "channel_type": "im", "user": uid,
@@ -311,17 +449,29 @@ class SlackHarness:
             name = step.where.lstrip("#")
             fields = self.server.command_fields(uid, channel_id(name), self._slack_text(step.text, labelled=True),
                                                 channel_name=name, user_name=step.user)
+            self.triggers[fields["trigger_id"]] = step.user
+            self.responders[fields["response_url"].rsplit("/", 1)[-1]] = step.user
             result = self.server.post_form(fields)
             assert result.status == 200, result
         else:
             self._channel_message(step)
+        start = len(self.server.mock.calls)
         self.server.drain()
-        calls = [c for c in mock.calls[first_call:] if c.method in REPLY_METHODS or is_commented_upload(c)]
-        assert not mock.violations, mock.violations
-        texts = [rendered_text(c) for c in calls]
-        keys = [o.reply.key for o in self.recorded]
-        assert len(texts) == len(keys), f"{step}: {len(keys)} replies {keys} but {len(texts)} posts: {texts}"
-        return [Seen(key, text) for key, text in zip(keys, texts)]
+        self._note_form_button(step.user, start)
+
+    def _note_form_button(self, user: str, start: int) -> None:
+        """A form answering a typed message comes as a message with a button that opens it:
+        remember that button (the last one of the post), to click it when the form is sent."""
+        forms = [o for o in self.recorded if o.reply.form is not None]
+        if not forms:
+            return
+        for index in range(len(self.server.mock.calls) - 1, start - 1, -1):
+            call = self.server.mock.calls[index]
+            if call.method == "views.open":
+                return
+            if self._reader(call) in (None, user) and self._buttons(call):
+                self.form_buttons[user] = (index, self._buttons(call)[-1])
+                return
 
     def _channel_message(self, step: Step) -> None:
         name = step.where.lstrip("#")

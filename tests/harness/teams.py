@@ -3,6 +3,10 @@ TestAdapter and the real Teams turn logic (parsing, dedup, core, rendering, deli
 
 It reports, for every reply the delivery rendered (seen through its observer), its prompt
 key and the plain text of the activity.
+
+Buttons and forms (tests/scenarios `Step.press` / `Step.submit`) as Teams does them: the
+rendered Adaptive Card's `Action.Submit` comes back as a message activity whose `value` is the
+action's data (`command`) plus, for a form, every input's value (the card's own, or the step's).
 """
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ import asyncio
 import html
 import itertools
 import re
-from typing import Any, Mapping
+from dataclasses import replace
+from typing import Any, Iterator, Mapping
 
 from botbuilder.core.adapters import TestAdapter
 from botbuilder.schema import Activity, ChannelAccount, ConversationAccount
@@ -20,10 +25,10 @@ from adapters.console.seed import seed_demo
 from adapters.teams import references as refs
 from adapters.teams.delivery import Delivery
 from adapters.teams.pacing import Pacer
-from adapters.teams.render import plain_text
+from adapters.teams.render import cards_of, plain_text
 from adapters.teams.turn import TeamsTurn
 from bot.core import Bot
-from bot.types import Effect, Outbound
+from bot.types import ConversationRef, Effect, Outbound, UserRef
 from store.models.core import Conversation, Person
 from tests.harness import advance
 from tests.scenarios import Seen, Step
@@ -53,6 +58,8 @@ class TeamsHarness:
             from_property=ChannelAccount(id="29:nobody"), conversation=ConversationAccount(id="none")))
         self.recorded: list[Outbound] = []  # every reply delivery rendered, in order
         self.rendered: list[str] = []  # and the plain text of its activity
+        self.shown: list[tuple[str | None, Outbound, Mapping[str, Any]]] = []  # (who alone reads it, reply, activity)
+        self.sent_forms: set[int] = set()  # indexes in `shown` of the forms sent
         self.delivery = Delivery(bot.services, self.adapter, "", pacer=Pacer(windows=()), observer=self._observe)
         self.turn = TeamsTurn(bot, self.delivery)
         self.adapter.logic = self.turn.on_turn
@@ -85,6 +92,7 @@ class TeamsHarness:
         """Delivery's observer: each reply as rendered for Teams (nothing of the bot is wrapped)."""
         self.recorded.append(outbound)
         self.rendered.append(plain_text(activity))
+        self.shown.append((_reader(outbound), outbound, activity))
 
     # Activities ------------------------------------------------------------
     def activity(self, step: Step) -> dict[str, Any]:
@@ -134,10 +142,89 @@ class TeamsHarness:
 
         advance(self.bot, spec, deliver)
 
+    # Buttons and forms -----------------------------------------------------------
+    def _card_submit(self, step: Step, reader: str | None, outbound: Outbound, value: Mapping[str, Any]) -> None:
+        """An Action.Submit pressed on a card: a message activity with `value` and no text, in
+        the conversation the card is in (a DM for what only `step.user` reads)."""
+        where = "dm" if reader is not None else step.where
+        if reader is None and isinstance(outbound.to, ConversationRef) and outbound.to.name:
+            where = "#" + outbound.to.name
+        activity = self.activity(replace(step, where=where, text="", command=False))
+        activity.update(text="", entities=[], value=dict(value))
+        self.send(activity)
+
+    def _press(self, step: Step) -> None:
+        for reader, outbound, activity in reversed(self.shown):
+            if reader not in (None, step.user):
+                continue
+            data = next((a["data"] for a in _submits(activity)
+                         if str((a.get("data") or {}).get("command", "")).startswith(step.press)), None)
+            if data is not None:
+                self._card_submit(step, reader, outbound, data)
+                return
+        raise AssertionError(f"no button {step.press!r} was shown to {step.user} on Teams")
+
+    def _submit(self, step: Step) -> None:
+        forms = [i for i, (reader, outbound, _) in enumerate(self.shown)
+                 if reader in (None, step.user) and outbound.reply.form is not None]
+        assert forms, f"no form was shown to {step.user} on Teams"
+        unsent = [i for i in forms if i not in self.sent_forms]
+        index = (unsent or forms)[-1]  # a card stays in the chat: it can be sent again
+        self.sent_forms.add(index)
+        reader, outbound, activity = self.shown[index]
+        form = outbound.reply.form
+        assert form is not None
+        inputs = {el["id"]: el for card in cards_of(activity) for el in _elements(card.get("body") or [])
+                  if str(el.get("type", "")).startswith("Input.")}
+        values = dict(step.submit or {})
+        assert set(values) <= set(inputs), f"the card has no input {set(values) - set(inputs)}"
+        [data] = [a["data"] for a in _submits(activity) if (a.get("data") or {}).get("command") == form.submit_command]
+        submitted: dict[str, Any] = {**data, **{name: str(el.get("value", "")) for name, el in inputs.items()}}
+        for name, value in values.items():
+            if inputs[name]["type"] == "Input.Toggle":
+                value = inputs[name]["valueOn"] if value.lower() in ("1", "true", "yes", "on") else inputs[name]["valueOff"]
+            elif inputs[name]["type"] == "Input.ChoiceSet":
+                assert value in {c["value"] for c in inputs[name]["choices"]}, f"{value!r} is not a choice of {name}"
+            submitted[name] = value
+        self._card_submit(step, reader, outbound, submitted)
+
     # Harness protocol -----------------------------------------------------------
     def run_step(self, step: Step) -> list[Seen]:
         if step.advance:
             self._advance(step.advance)
         self.recorded, self.rendered = [], []
-        self.send(self.activity(step))
+        if step.text:
+            self.send(self.activity(step))
+        if step.press:
+            self._press(step)
+        if step.submit is not None:
+            self._submit(step)
         return [Seen(o.reply.key, text) for o, text in zip(self.recorded, self.rendered)]
+
+
+def _reader(outbound: Outbound) -> str | None:
+    """Who alone reads `outbound` (a handle), None for a channel post."""
+    if outbound.private_for is not None:
+        return outbound.private_for.id.removeprefix("29:")
+    to = outbound.to
+    if isinstance(to, UserRef):
+        return to.id.removeprefix("29:")
+    if to.kind == "dm":
+        return to.id.removeprefix("a:dm-")
+    return None
+
+
+def _elements(elements: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for el in elements:
+        yield el
+        yield from _elements(el.get("items") or [])
+        yield from _elements(el.get("actions") or [])
+
+
+def _submits(activity: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every Action.Submit of the activity's cards (the card's actions and its ActionSets)."""
+    out: list[dict[str, Any]] = []
+    for card in cards_of(activity):
+        out += [a for a in card.get("actions") or [] if a.get("type") == "Action.Submit"]
+        out += [el for el in _elements(card.get("body") or []) if el.get("type") == "Action.Submit"]
+    return out

@@ -8,13 +8,35 @@ every reply the step produced.
 Every step states the prompt keys of its replies (`expect=()` when it gets none), and
 `play` checks them on every adapter, so all adapters answer every step with the same keys.
 A step that truly differs on one platform says so with `Differs(platform, keys, reason)`.
+
+Buttons and forms (every harness must honour these two fields; both default to "not used",
+so existing steps are unchanged). A step does, in order: types `text` (when not empty), then
+presses `press`, then sends `submit`; `expect` lists the keys of all the replies together.
+
+- `press="survey answer"`: `user` presses a button, natively on each platform (console:
+  `/click N` on the card just printed, else the command the card prints beside the button;
+  Slack: a signed `block_actions` payload; Teams: the card's `Action.Submit`, a message
+  activity carrying its `value`). The button is the most recent one shown to `user` (their
+  DM, a reply only they see, or a channel post) whose command starts with `press`: commands,
+  not labels, so one step works in every language.
+- `submit={"q1": "4"}`: `user` fills and sends the most recent form the bot showed them that
+  they have not sent yet (on a platform where a sent form stays on screen — the console's
+  last form, a Teams card — the last one again when none is left). Fields not named keep the
+  value the form showed (a template's questions, a default closing day); a checkbox takes
+  "true"/"false". Natively: console `/form a=1 | b=2` (so no `|` or newline in a value);
+  Slack the modal that `views.open` received, sent back as a signed `view_submission` with
+  its `private_metadata` and `state.values`; Teams an `Action.Submit` whose `value` holds the
+  card's inputs and the form's command. On Slack a form answering a typed message arrives as
+  a message with an "open the form" button (no trigger_id to open a modal with): the harness
+  clicks it first, as a person would, and does not report that click's reply (the same form,
+  now as a modal) as one of the step's replies.
 """
 from __future__ import annotations
 
 import importlib
 import pkgutil
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Mapping, Protocol
 
 
 @dataclass(frozen=True)
@@ -36,6 +58,8 @@ class Step:
     command: bool = True           # slash command (True) or a plain channel message (False)
     advance: str = ""              # move the clock first, e.g. "+2h"
     differs: tuple[Differs, ...] = ()  # platform-specific keys, each with its reason
+    press: str = ""                # then press the latest button shown to `user` whose command starts so
+    submit: Mapping[str, str] | None = None  # then send `user`'s latest form with these field values
 
     def expected_on(self, platform: str) -> tuple[str, ...] | None:
         return next((d.expect for d in self.differs if d.platform == platform), self.expect)
@@ -74,7 +98,9 @@ def play(harness: Harness, scenario: Scenario) -> list[list[Seen]]:
     for i, step in enumerate(scenario.steps):
         seen = harness.run_step(step)
         transcript.append(seen)
-        where = f"{scenario.name} step {i + 1} ({step.user} in {step.where}: {step.text!r})"
+        acts = "".join([f", press {step.press!r}" if step.press else "",
+                        f", submit {dict(step.submit)!r}" if step.submit is not None else ""])
+        where = f"{scenario.name} step {i + 1} ({step.user} in {step.where}: {step.text!r}{acts})"
         keys = tuple(s.key for s in seen)
         expected = step.expected_on(harness.platform)
         assert expected is not None, f"{where}: the step states no expected keys"
