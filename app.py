@@ -46,6 +46,7 @@ def run_console(settings: Settings, args: argparse.Namespace) -> int:
     from adapters.console.messenger import ConsoleMessenger
     from adapters.console.seed import demo_history, seed_demo
     from handlers.expertise import meaning
+    from handlers.expertise.lookup import ExpertiseCache
     from store.demo import DEMO_ADMIN, DEMO_TENANT
 
     if not settings.admins:
@@ -53,7 +54,12 @@ def run_console(settings: Settings, args: argparse.Namespace) -> int:
     start = datetime.fromisoformat(args.clock) if args.clock else None
     clock = FixedClock(start) if start else OffsetClock()
     bot = Bot(build_services(settings, clock))
-    meaning.load_in_background()  # while the demo is seeded; the console's first lookup waits for the rest
+    # As a server does (adapters/server.py, warm_in_background): the model loads in a thread while
+    # the demo is seeded, and a lookup never waits for it inside its transaction; until it is
+    # there, lookups answer by spelling.
+    cache = bot.services.extras.setdefault("expertise", ExpertiseCache.for_files(settings.aliases_file))
+    cache.background_model = True
+    meaning.load_in_background()
     if args.demo:
         seed_demo(bot)
     messenger = ConsoleMessenger(bot, DEMO_TENANT, args.as_user, history=demo_history, lang=settings.default_locale)

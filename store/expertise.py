@@ -333,19 +333,33 @@ def all_skills(session: Session) -> dict[int, tuple[str, str]]:
     return {i: (k, n) for i, k, n in session.execute(select(Skill.id, Skill.key, Skill.name))}
 
 
-def skill_links(session: Session, tenant: str) -> Iterable[tuple[int, int, float]]:
-    """(skill_id, person_id, confirmed_at as epoch seconds) of every declared skill, streamed.
+def skill_links(session: Session, tenant: str) -> "np.ndarray":
+    """(skill_id, person_id, confirmed_at as epoch seconds) of every declared skill, as one
+    float64 array of three columns (ids and whole seconds are exact in a float64).
 
-    The one bulk read of the index build (500,000 rows for 100,000 people): a Core
-    statement on the table, so it carries its own tenant filter (the session's guard only
-    scopes ORM entities), and the database computes the epoch (an int on SQLite, a
-    Decimal on PostgreSQL) instead of Python parsing 500,000 datetimes.
+    The one bulk read of the index build (500,000 rows for 100,000 people): plain SQL on the
+    table with its own tenant filter (the session's guard only scopes ORM entities), fetched
+    by the driver in one call, in the session's transaction (SQLAlchemy's row objects would
+    cost more than the query), and the database computes the epoch instead of Python parsing
+    500,000 datetimes.
     """
-    table = PersonSkill.__table__
-    return session.execute(  # type: ignore[return-value]
-        select(table.c.skill_id, table.c.person_id, extract("epoch", table.c.confirmed_at)).where(table.c.tenant == tenant),
-        execution_options={"yield_per": 50000},
-    )
+    import numpy as np
+
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        epoch = "EXTRACT(EPOCH FROM confirmed_at)::float8"
+    else:
+        epoch = "CAST(STRFTIME('%s', confirmed_at) AS INTEGER)"
+    sql = f"SELECT skill_id, person_id, {epoch} FROM person_skills WHERE tenant = ?"
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(driver_sql._native(sql, connection.dialect.paramstyle), (tenant,))  # noqa: SLF001
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    if not rows:
+        return np.zeros((0, 3), dtype=np.float64)
+    return np.array(rows, dtype=np.float64)
 
 
 def evidence_topics(session: Session) -> list[tuple[str, str]]:

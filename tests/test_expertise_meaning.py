@@ -225,3 +225,39 @@ def test_a_server_answers_by_spelling_while_the_model_loads_then_by_meaning(
     assert meaning.loaded() is not None
     result = find_experts(session_ctx("asker"), "gestion de projet")
     assert "marc" in names(result.candidates)  # the index takes the vectors once the model is there
+
+
+def test_the_token_table_is_read_from_a_checked_file_and_embeds_exactly_as_in_memory(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    import numpy as np
+
+    files = meaning.model_files()
+    if files is None:
+        pytest.skip("the model's package is not installed")
+    monkeypatch.setattr(meaning, "table_cache_dir", lambda: None)
+    plain = meaning.Encoder(*files)  # no cache directory: the table stays in memory
+    assert isinstance(plain._backend.table, np.ndarray)
+    monkeypatch.setattr(meaning, "table_cache_dir", lambda: tmp_path)
+    filed = meaning.Encoder(*files)
+    assert isinstance(filed._backend.table, meaning.TableFile)
+    texts = ["gestion de projet", "programmable logic controller", "ressources humaines", "日本語"]
+    assert np.array_equal(filed.encode(texts), plain.encode(texts))
+    rows = [5, len(plain._backend.table) - 1, 5, 77777]
+    assert np.array_equal(filed._backend.table[rows], plain._backend.table[rows])
+    with pytest.raises(IndexError):
+        filed._backend.table[[len(plain._backend.table)]]
+    (path,) = tmp_path.glob("use3-table-*.npy")
+    damaged = bytearray(path.read_bytes())
+    damaged[-7000] ^= 0xFF  # a corrupt (or planted) file is noticed at the next start and written again
+    path.write_bytes(bytes(damaged))
+    again = meaning.Encoder(*files)
+    assert np.array_equal(np.load(path), plain._backend.table)
+    assert np.array_equal(again.encode(texts), plain.encode(texts))
+
+
+def test_spelling_suggestions_are_computed_only_when_read(bot: Bot, team: dict[str, int], session_ctx) -> None:  # noqa: ANN001
+    result = find_experts(session_ctx("asker"), "xylophone")
+    assert not result.candidates and callable(result.suggest)
+    first = result.suggestions
+    assert isinstance(first, tuple) and result.suggest == first and result.suggestions is first
+    found = find_experts(session_ctx("asker"), "project management")
+    assert found.candidates and found.suggestions == ()

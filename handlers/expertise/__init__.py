@@ -48,7 +48,7 @@ def who_knows_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     result = find_experts(ctx, topic, exclude=(ctx.actor.id,))  # the asker knows what they know
     shown = topic[:80]
     if not result.candidates:
-        return _nobody(ctx, shown, result.suggestions)
+        return _nobody(ctx, shown, result)
     sections = []
     if result.exact:
         sections.append((ctx.t("expert.exact", topic=shown), _lines(ctx, result.exact)))
@@ -63,20 +63,23 @@ def who_knows_command(ctx: Ctx, msg: IncomingMessage, args: str) -> Reply:
     return ctx.reply("expert.results", private=True, card=card, count=len(result.candidates), topic=shown)
 
 
-def closest_topics(ctx: Ctx, topic: str, by_spelling: Sequence[str], limit: int = 3) -> list[str]:
+def closest_topics(ctx: Ctx, topic: str, by_spelling: "Sequence[str] | lookup.ExpertResult", limit: int = 3) -> list[str]:
     """Topics to suggest when nobody matches: by meaning when the lookup offers it
-    (`lookup.nearest_topics`), else the spelling suggestions the lookup already made.
-    Only topics the asker may see: declared skills, or evidence they may read."""
+    (`lookup.nearest_topics`), else the spelling suggestions the lookup made (a result's
+    `suggestions`, computed only then). Only topics the asker may see: declared skills, or
+    evidence they may read."""
     nearest = getattr(lookup, "nearest_topics", None)  # (label, similarity, tier), best first
     found = [label for label, _, _ in nearest(ctx, topic, limit=limit + 1)] if nearest is not None else []
-    found = [label for label in found or by_spelling if topic_key(label) != topic_key(topic)]
+    if not found:
+        found = list(by_spelling.suggestions if isinstance(by_spelling, lookup.ExpertResult) else by_spelling)
+    found = [label for label in found if topic_key(label) != topic_key(topic)]
     return found[:limit]
 
 
-def _nobody(ctx: Ctx, shown: str, by_spelling: Sequence[str]) -> Reply:
+def _nobody(ctx: Ctx, shown: str, result: lookup.ExpertResult) -> Reply:
     """Nobody (else) matches: the closest topics, and a button that posts the question as a
     help request, so the people who know can still answer it."""
-    suggestions = closest_topics(ctx, shown, by_spelling)
+    suggestions = closest_topics(ctx, shown, result)
     if suggestions:
         reply_key, params = "expert.none", {"suggestions": ", ".join(suggestions)}
     else:

