@@ -14,8 +14,15 @@ from acknowledgement to indexed.
       the real server (aiohttp + Bolt + inbox + worker threads) fed 100 signed events a
       second for INBOX_PACED_SECONDS; per event, from the inbox write just before the ack to
       its work committed (the row's done_at - received_at).
+  inbox_{worker,server}_cpu_ms_per_msg_*, inbox_statements_per_msg_*, inbox_commits_per_msg_*
+      what each drain cost per message, steadier than its rate on a shared machine: CPU of
+      the worker processes (user + system, from "go" to the last row done) and of the
+      PostgreSQL backends serving them (application name WORKER_APP, read from /proc when the
+      server runs here), statements they sent (BEGIN/COMMIT and pool pings not included) and
+      commits.
 PostgreSQL: BENCH_PG_URL (a disposable database, created when missing); skipped with the
-reason when unreachable.
+reason when unreachable. INBOX_PARTS (default sqlite,pg,paced), INBOX_PG_WORKERS (default
+1,2,4) and INBOX_RAW=0 (no raw-insert comparison) run a part of it.
 """
 from __future__ import annotations
 
