@@ -14,8 +14,15 @@ from acknowledgement to indexed.
       the real server (aiohttp + Bolt + inbox + worker threads) fed 100 signed events a
       second for INBOX_PACED_SECONDS; per event, from the inbox write just before the ack to
       its work committed (the row's done_at - received_at).
+  inbox_{worker,server}_cpu_ms_per_msg_*, inbox_statements_per_msg_*, inbox_commits_per_msg_*
+      what each drain cost per message, steadier than its rate on a shared machine: CPU of
+      the worker processes (user + system, from "go" to the last row done) and of the
+      PostgreSQL backends serving them (application name WORKER_APP, read from /proc when the
+      server runs here), statements they sent (BEGIN/COMMIT and pool pings not included) and
+      commits.
 PostgreSQL: BENCH_PG_URL (a disposable database, created when missing); skipped with the
-reason when unreachable.
+reason when unreachable. INBOX_PARTS (default sqlite,pg,paced), INBOX_PG_WORKERS (default
+1,2,4) and INBOX_RAW=0 (no raw-insert comparison) run a part of it.
 """
 from __future__ import annotations
 
@@ -26,10 +33,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 
 from bench.bench_social import _pg_problem
 from bench.org import build_org
@@ -46,6 +54,7 @@ PEOPLE = 2000
 CHANNELS = 20
 MESSAGES = int(os.environ.get("INBOX_MESSAGES", "3000"))
 PACED_SECONDS = float(os.environ.get("INBOX_PACED_SECONDS", "10"))
+WORKER_APP = "causette-bench-inbox-worker"  # the workers' PostgreSQL application_name (libpq's PGAPPNAME)
 TOPICS = ("rollout", "pricing", "kubernetes", "rgpd", "onboarding", "salon", "qualite", "support")
 
 
@@ -83,15 +92,49 @@ def _fill(db: Database, n: int) -> None:
         conn.execute(insert(InboxEvent), rows)
 
 
-def _drain_with(url: str, workers: int, threads: int) -> float:
-    """Start `workers` processes, wait until they are warm, then time the drain."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+@dataclass
+class Drain:
+    """One timed drain: its rate, and what it cost per message (None where not measured)."""
+
+    rate: float
+    worker_cpu_ms: float
+    server_cpu_ms: float | None
+    statements: float
+    commits: float
+
+
+def _backends_cpu(db: Database) -> dict[int, float] | None:
+    """CPU seconds (user + system) so far of every PostgreSQL backend serving the worker
+    processes (application name WORKER_APP), read from /proc (None: not PostgreSQL, or not on
+    this machine). The bench's own polling is not counted."""
+    if db.dialect != "postgresql":
+        return None
+    with db.engine.connect() as conn:
+        pids = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                                 "AND application_name = :app"), {"app": WORKER_APP}).scalars().all()
+    tick = os.sysconf("SC_CLK_TCK")
+    cpu: dict[int, float] = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        cpu[pid] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return cpu if cpu or not pids else None
+
+
+def _drain_with(url: str, workers: int, threads: int) -> Drain:
+    """Start `workers` processes, wait until they are warm, then time the drain; their CPU and
+    that of the PostgreSQL backends serving them, from "go" to the last row done."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PGAPPNAME": WORKER_APP}
     procs = [subprocess.Popen([sys.executable, "-m", "bench.inbox_worker", url, str(threads)], cwd=ROOT, env=env,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(workers)]
     db = Database(url)
+    costs: list[list[float]] = []
     try:
         for p in procs:
             assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        before = _backends_cpu(db)
         started = time.perf_counter()
         for p in procs:
             assert p.stdin is not None
@@ -105,11 +148,25 @@ def _drain_with(url: str, workers: int, threads: int) -> float:
                 break
             time.sleep(0.02)
         elapsed = time.perf_counter() - started
+        after = _backends_cpu(db)
+        for p in procs:
+            assert p.stdin is not None and p.stdout is not None
+            p.stdin.write("stop\n")
+            p.stdin.flush()
+        for p in procs:
+            assert p.stdout is not None
+            line = p.stdout.readline().split()
+            if line and line[0] == "cost":
+                costs.append([float(v) for v in line[1:]])
         with db.session(ALL_TENANTS, readonly=True) as s:
             done = s.scalar(select(func.count(InboxEvent.id)).where(InboxEvent.state == "done")) or 0
             indexed = s.scalar(select(func.count(Message.id))) or 0
         assert indexed >= done > 0, (indexed, done)
-        return done / elapsed
+        server = None
+        if before is not None and after is not None:
+            server = sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items()) * 1000 / done
+        total = [sum(c[i] for c in costs) for i in range(4)] if costs else [0.0] * 4
+        return Drain(done / elapsed, total[0] * 1000 / done, server, total[1] / done, total[2] / done)
     finally:
         for p in procs:
             if p.stdin is not None:
@@ -155,9 +212,17 @@ def _throughput(report: Any, url: str, label: str, worker_counts: tuple[int, ...
         db = _fresh(url)
         _fill(db, MESSAGES)
         db.dispose()
-        rates[workers] = _drain_with(url, workers, threads=2)
-        suffix = f"_w{workers}" if len(worker_counts) > 1 else ""
-        report.figure(f"inbox_msgs_per_s_{label}{suffix}", round(rates[workers], 1))
+        drain = _drain_with(url, workers, threads=2)
+        rates[workers] = drain.rate
+        suffix = f"_w{workers}" if label != "sqlite" else ""
+        report.figure(f"inbox_msgs_per_s_{label}{suffix}", round(drain.rate, 1))
+        report.figure(f"inbox_worker_cpu_ms_per_msg_{label}{suffix}", round(drain.worker_cpu_ms, 2))
+        if drain.server_cpu_ms is not None:
+            report.figure(f"inbox_server_cpu_ms_per_msg_{label}{suffix}", round(drain.server_cpu_ms, 2))
+        report.figure(f"inbox_statements_per_msg_{label}{suffix}", round(drain.statements, 2))
+        report.figure(f"inbox_commits_per_msg_{label}{suffix}", round(drain.commits, 3))
+    if os.environ.get("INBOX_RAW", "1") == "0":
+        return
     db = _fresh(url)
     db.dispose()
     raw = _raw_insert_rate(url, min(MESSAGES, 2000))
@@ -204,11 +269,15 @@ def _paced(report: Any, url: str) -> None:
 
 def run(report: Any) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        _throughput(report, f"sqlite:///{tmp}/inbox.db", "sqlite", (1,))
+        parts = set(os.environ.get("INBOX_PARTS", "sqlite,pg,paced").split(","))
+        if "sqlite" in parts:
+            _throughput(report, f"sqlite:///{tmp}/inbox.db", "sqlite", (1,))
         pg = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test_inbox_bench")
-        problem = _pg_problem(pg)
+        problem = _pg_problem(pg) if "pg" in parts else None
         if problem:
             print(f"# inbox_msgs_per_s_pg skipped: PostgreSQL unreachable at {pg} ({problem})", flush=True)
-        else:
-            _throughput(report, pg, "pg", (1, 2, 4))
-        _paced(report, f"sqlite:///{tmp}/paced.db")
+        elif "pg" in parts:
+            workers = tuple(int(n) for n in os.environ.get("INBOX_PG_WORKERS", "1,2,4").split(","))
+            _throughput(report, pg, "pg", workers)
+        if "paced" in parts:
+            _paced(report, f"sqlite:///{tmp}/paced.db")

@@ -33,6 +33,7 @@ from bot.clock import Clock
 from bot.metrics import Metrics
 from bot.unit import Batch, batch_row, batchable, run_kept, unit
 from store import inbox as inbox_store
+from store import memo
 from store.db import ALL_TENANTS, Database
 from store.inbox import Claimed, LeaseLost
 from store.transient import is_transient
@@ -52,16 +53,23 @@ CPU and 10.6 statements, 16 → 3.0 ms and 9.2 (the claim, the commit and the re
 makes once shared by twice as many), 32 → 2.5 ms and 8.4, but a batch twice as long holds
 SQLite's write turn twice as long before an acknowledgement gets it, and keeps its
 conversations from the other workers twice as long."""
+DEEP_BATCH = 64
+"""On PostgreSQL, where a batch holds no lock others wait for (its conversations aside), a
+thread whose claim came back full takes twice as many rows next time, up to this: a deep
+backlog is worked in fewer, longer transactions (the claim, the commit and the batch's
+shared reads and held writes spread over more messages), and a shallow one as before."""
 
 
 class InboxWorker:
     def __init__(self, db: Database, clock: Clock, processors: dict[str, Processor], *, threads: int = 4,
-                 batch: int = BATCH, poll_seconds: float = 0.5, metrics: Metrics | None = None, name: str = "") -> None:
+                 batch: int = BATCH, deep_batch: int | None = None, poll_seconds: float = 0.5,
+                 metrics: Metrics | None = None, name: str = "") -> None:
         self.db = db
         self.clock = clock
         self.processors = processors
         self.threads = threads
         self.batch = batch
+        self.deep_batch = max(batch, deep_batch or DEEP_BATCH) if db.dialect == "postgresql" else batch
         self.poll_seconds = poll_seconds
         self.metrics = metrics
         self.name = name or f"{os.uname().nodename}:{os.getpid()}"
@@ -142,10 +150,11 @@ class InboxWorker:
 
     # Work ---------------------------------------------------------------------------
     def _loop(self) -> None:
+        limit = self.batch
         while not self._stop.is_set():
             try:
                 self._record_failures()
-                done = self.run_once()
+                done = self.run_once(limit)
             except Exception as exc:  # noqa: BLE001 - the database may be away: keep polling
                 if not is_transient(exc):
                     log.exception("inbox: claiming failed")
@@ -153,17 +162,20 @@ class InboxWorker:
                     log.warning("inbox: database unavailable while claiming: %s", str(exc).splitlines()[0][:200])
                 done = 0
                 self._stop.wait(min(5.0, self.poll_seconds * 8))
+            limit = min(self.deep_batch, limit * 2) if done >= limit else self.batch
             if done >= self.batch:  # a burst: another thread helps
                 self.wake()
             elif done == 0:
                 self._rest()
 
-    def run_once(self) -> int:
-        """Claim one batch and process it; the number of rows claimed."""
+    def run_once(self, limit: int | None = None) -> int:
+        """Claim one batch (of `limit` rows at most, `batch` by default) and process it; the
+        number of rows claimed."""
         with self._lock:
             self._inflight += 1
         try:
-            rows = inbox_store.claim(self.db, self.name, self.batch, self.clock.now(), platforms=list(self.processors))
+            rows = inbox_store.claim(self.db, self.name, limit or self.batch, self.clock.now(),
+                                     platforms=list(self.processors))
             with self._lock:
                 self._held.update((row.id, row) for row in rows)
             try:
@@ -226,6 +238,12 @@ class InboxWorker:
 
                 def settle() -> None:
                     """Before a commit: the done rows marked (optimistic: all at once) or stamped."""
+                    try:
+                        memo.flush_deferred(session)  # writes its rows held back (store/memo.py)
+                    except Exception as exc:  # an optimistic batch: redone, each row alone, holding nothing
+                        assert batch is not None
+                        batch.doomed = True
+                        raise _Doomed from exc
                     if not done:
                         return
                     if not optimistic:

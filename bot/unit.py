@@ -213,6 +213,14 @@ def after_commit(action: Action) -> None:
         batch.row.append(action)
 
 
+def deferring() -> bool:
+    """Whether the current work may hold writes back until the batch ends (store/memo.py
+    `defer`): in an optimistic batch, where any failure, a held write's included, rolls the
+    whole attempt back and its rows are done again each alone, in savepoints, without holding."""
+    batch = _BATCH.get()
+    return batch is not None and batch.optimistic
+
+
 def before_waiting() -> None:
     """About to wait for the network: in a batch, commit what it did so far (the finished rows,
     and what this row wrote before its main event, as it would have been without a batch)."""

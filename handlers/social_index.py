@@ -13,6 +13,7 @@ from bot.context import Ctx, UserError
 from handlers.notifications.budget import notify
 from bot.registry import CommandSpec, Registry
 from bot.text import extract_hashtags, norm_key, sanitize, shorten, strip_markers
+from bot.unit import deferring
 from bot.types import (
     Effect,
     FetchHistory,
@@ -92,6 +93,10 @@ def on_message(ctx: Ctx, msg: IncomingMessage) -> list[Effect]:
     thread = msg.thread_id or msg.conversation.thread_id
     post = post_of(ctx, msg.id, msg.text, msg.hashtags, msg.mentions, sent_at=msg.sent_at, permalink=msg.permalink,
                    thread=thread)
+    if deferring() and (msg.backfill or not social.any_subscriber(ctx.session, ctx.tenant)):
+        # No ping can follow: written with the inbox batch's other posts, in one statement.
+        social.ingest_later(ctx.session, ctx.tenant, post, ctx.now())
+        return []
     done = social.ingest(ctx.session, ctx.tenant, [post], ctx.now())
     if not done or msg.backfill:
         return []

@@ -177,22 +177,24 @@ def claim(db: Database, worker: str, limit: int, now: datetime, lease: timedelta
             # previous one committed, or two workers could take rows of one conversation
             # at once. SQLite's single writer gives the same order for free.
             session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK})
+        # No row lock on the candidates (FOR UPDATE would write each of them, four times the
+        # rows taken): claims take turns, and the UPDATE below takes only rows still due when
+        # it runs (READ COMMITTED re-checks a row another transaction just changed: one a
+        # batch marked done, or a failure backed off, is left alone).
         due = (select(InboxEvent.id, InboxEvent.attempts, InboxEvent.order_key)
                .where(_due(now, platforms, _busy(session, now)))
                .order_by(InboxEvent.id).limit(limit * CANDIDATES))
-        if postgresql:
-            due = due.with_for_update(skip_locked=True)
         found = session.execute(due).all()
         if not found:
             return []
         crashed = [r.id for r in found if r.attempts >= MAX_ATTEMPTS]
         if crashed:
-            _set_aside_crashed(session, crashed)
+            _set_aside_crashed(session, crashed, now)
         chosen = _by_conversation([r for r in found if r.attempts < MAX_ATTEMPTS], limit)
         if not chosen:
             return []
         rows = session.execute(
-            update(InboxEvent).where(InboxEvent.id.in_(chosen))
+            update(InboxEvent).where(InboxEvent.id.in_(chosen), _due(now))
             .values(locked_by=token, locked_until=now + lease, attempts=InboxEvent.attempts + 1)
             .returning(InboxEvent.id, InboxEvent.platform, InboxEvent.kind, InboxEvent.tenant, InboxEvent.order_key,
                        InboxEvent.payload, InboxEvent.attempts, InboxEvent.received_at)
@@ -219,11 +221,11 @@ def _by_conversation(rows: Sequence[Any], limit: int) -> list[int]:
     return chosen
 
 
-def _set_aside_crashed(session: Session, ids: list[int]) -> None:
+def _set_aside_crashed(session: Session, ids: list[int], now: datetime) -> None:
     """Rows that reached MAX_ATTEMPTS without any attempt finishing: every worker that took
     them died (a delivery that crashes the process, e.g. by exhausting its memory)."""
     rows = session.execute(
-        update(InboxEvent).where(InboxEvent.id.in_(ids))
+        update(InboxEvent).where(InboxEvent.id.in_(ids), _due(now))
         .values(state="poison", locked_until=None, last_error="the worker died on every attempt")
         .returning(InboxEvent.id, InboxEvent.platform, InboxEvent.dedupe_key)
         .execution_options(synchronize_session=False)

@@ -13,7 +13,7 @@ from sqlalchemy import Integer, Select, and_, bindparam, delete, func, or_, sele
 from sqlalchemy.orm import Session, aliased
 
 from bot.text import shorten, topic_key
-from store import analytics, cursor_sql, driver_sql, evidence_log
+from store import analytics, cursor_sql, driver_sql, evidence_log, memo as memos
 from store.db import ALL_TENANTS
 from store.expertise import bump_version
 from store.idempotency import claim, insert_ignore
@@ -145,6 +145,168 @@ def ingest(session: Session, tenant: str, posts: Sequence[Post], now: datetime) 
     _attach(session, tenant, done, now)
     _count_replies(session, done)
     return done
+
+
+_HELD_POSTS = "social_held_posts"  # session.info: [(tenant, Post, now)] held for one `ingest` (store/memo.py)
+_TOUCHES = ("message", "evidence", "topic")  # the tables a held post writes (a statement naming one sees them)
+
+
+def ingest_later(session: Session, tenant: str, post: Post, now: datetime) -> None:
+    """`ingest` of a post whose outcome nobody waits for (nobody in the workspace subscribes to
+    anything, so it pings no one): held back, then written with every post this transaction
+    holds, in one multi-row `ingest` per workspace instead of one per post. Written before
+    any statement that names the tables it writes (or could see them missing) runs in this
+    transaction, before a savepoint, before the commit (store/memo.py `defer`); a rollback
+    drops it with the transaction. The inbox worker's batch writes it before marking its rows
+    done, so a post that fails there fails its batch's optimistic attempt, whose rows are then
+    done again each alone (bot/inbox.py)."""
+    session.info.setdefault(_HELD_POSTS, []).append((tenant, post, now))
+    memos.defer(session, "social.ingest", _TOUCHES, lambda: _write_held(session))
+
+
+def _write_held(session: Session) -> None:
+    held = session.info.pop(_HELD_POSTS, None)
+    if not held:
+        return
+    by_tenant: dict[str, tuple[list[Post], datetime]] = {}
+    seen: set[tuple[str, int, str]] = set()
+    for tenant, post, now in held:
+        if (tenant, post.conversation_id, post.external_id) in seen:  # one delivery twice in a batch: once
+            continue
+        seen.add((tenant, post.conversation_id, post.external_id))
+        posts = by_tenant.setdefault(tenant, ([], now))[0]
+        posts.append(post)
+        by_tenant[tenant] = (posts, now)
+    outer = session.info.get("tenant")
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    try:
+        for tenant, (posts, now) in by_tenant.items():
+            session.info["tenant"] = tenant  # the tenant guard reads (topics) in the posts' workspace
+            if postgresql and len(posts) > 1:
+                _ingest_many_pg(session, tenant, posts, now)
+            else:
+                ingest(session, tenant, posts, now)
+    finally:
+        session.info["tenant"] = outer
+
+
+# `_INGEST_ONE_PG` for many live messages at once, each array one column of the posts (`n`:
+# the post's place), the topic links, mentions and evidence naming their post by place. Back:
+# per message stored now, its place and id, and for all of them the topics that exist and
+# which of the `ekeys` topics had evidence before (the statement's snapshot is the one before).
+_INGEST_MANY_PG = """
+WITH p AS (
+  SELECT * FROM unnest(%(conv)s::integer[], %(ext)s::varchar[], %(author)s::integer[], %(thread)s::varchar[],
+                       %(text)s::text[], %(permalink)s::varchar[], %(sent_at)s::timestamptz[], %(ref)s::varchar[],
+                       %(snippet)s::text[])
+         WITH ORDINALITY AS p(conversation_id, external_id, author_id, thread, text, permalink, sent_at, ref, snippet, n)
+), tp AS (
+  SELECT id, key FROM topics WHERE tenant = %(tenant)s AND key = ANY(%(keys)s::varchar[])
+), m AS (
+  INSERT INTO messages (tenant, conversation_id, external_id, author_id, thread_external_id, text, permalink,
+                        sent_at, edited_at, reply_count, reaction_count, deleted)
+  SELECT %(tenant)s, conversation_id, external_id, author_id, thread, text, permalink, sent_at, NULL, 0, 0, false
+  FROM p ORDER BY n
+  ON CONFLICT DO NOTHING RETURNING id, conversation_id, external_id
+), mp AS (
+  SELECT m.id, p.n, p.sent_at, p.conversation_id, p.ref, p.snippet FROM m JOIN p USING (conversation_id, external_id)
+), mt AS (
+  INSERT INTO message_topics (tenant, message_id, topic_id, sent_at, conversation_id)
+  SELECT %(tenant)s, mp.id, tp.id, mp.sent_at, mp.conversation_id
+  FROM unnest(%(t_n)s::bigint[], %(t_key)s::varchar[]) AS t(n, key) JOIN mp USING (n) JOIN tp USING (key)
+  ON CONFLICT DO NOTHING
+), mm AS (
+  INSERT INTO message_mentions (tenant, message_id, person_id)
+  SELECT %(tenant)s, mp.id, x.person_id FROM unnest(%(m_n)s::bigint[], %(m_person)s::integer[]) AS x(n, person_id)
+  JOIN mp USING (n)
+  ON CONFLICT DO NOTHING
+), ev AS (
+  INSERT INTO evidence (tenant, batch, person_id, topic_key, topic_label, kind, weight, occurred_at, source_ref,
+                        conversation_id, snippet)
+  SELECT %(tenant)s, %(batch)s, g.person_id, g.topic_key, g.topic_label, g.kind, g.weight, mp.sent_at, mp.ref,
+         mp.conversation_id, mp.snippet
+  FROM unnest(%(e_n)s::bigint[], %(e_person)s::integer[], %(e_key)s::varchar[], %(e_label)s::varchar[],
+              %(e_kind)s::varchar[], %(e_weight)s::float8[]) AS g(n, person_id, topic_key, topic_label, kind, weight)
+  JOIN mp USING (n)
+  ON CONFLICT DO NOTHING
+)
+SELECT mp.n, mp.id,
+       (SELECT array_agg(key ORDER BY key) FROM tp), (SELECT array_agg(id ORDER BY key) FROM tp),
+       ARRAY(SELECT DISTINCT topic_key FROM evidence WHERE tenant = %(tenant)s AND topic_key = ANY(%(ekeys)s::varchar[]))
+FROM mp ORDER BY mp.n
+"""
+
+
+def _ingest_many_pg(session: Session, tenant: str, posts: Sequence[Post], now: datetime) -> list[Indexed]:
+    """`ingest` of several live messages on PostgreSQL in one statement (`_INGEST_MANY_PG`),
+    run at the driver level; its text never changes, so the server plans it once per
+    connection. Topics used for the first time are then created and linked as
+    `_ingest_one_pg` does."""
+    columns: dict[str, list[Any]] = {name: [] for name in (
+        "conv", "ext", "author", "thread", "text", "permalink", "sent_at", "ref", "snippet", "t_n", "t_key", "m_n",
+        "m_person", "e_n", "e_person", "e_key", "e_label", "e_kind", "e_weight")}
+    labels_of: list[dict[str, str]] = []
+    keys: dict[str, None] = {}
+    for n, p in enumerate(posts, 1):
+        labels = _labels(p)
+        labels_of.append(labels)
+        keys.update(dict.fromkeys(labels))
+        mentioned = list(dict.fromkeys(p.mention_ids))
+        grants = _grants(p, labels, mentioned)
+        for name, value in (("conv", p.conversation_id), ("ext", p.external_id), ("author", p.author_id),
+                            ("thread", p.thread_external_id), ("text", p.text), ("permalink", p.permalink[:500]),
+                            ("sent_at", p.sent_at), ("ref", source_ref(p.conversation_id, p.external_id)),
+                            ("snippet", shorten(p.text, SNIPPET_CHARS) if grants else "")):
+            columns[name].append(value)
+        for key in labels:
+            columns["t_n"].append(n)
+            columns["t_key"].append(key)
+        for pid in mentioned:
+            columns["m_n"].append(n)
+            columns["m_person"].append(pid)
+        for pid, key, label, kind in grants:
+            for name, value in (("e_n", n), ("e_person", pid), ("e_key", key), ("e_label", label), ("e_kind", kind),
+                                ("e_weight", WEIGHTS[kind])):
+                columns[name].append(value)
+    evidenced = list(dict.fromkeys(columns["e_key"]))
+    seen = memo(session, _KNOWN_EVIDENCE)
+    unread = [key for key in evidenced if (tenant, key) not in seen]
+    batch = evidence_log.token(session) if evidenced else None
+    rows = cursor_sql.all_rows(session, _INGEST_MANY_PG, {
+        **columns, "tenant": tenant, "keys": list(keys), "batch": batch, "ekeys": unread})
+    if not rows:  # every one stored already
+        return []
+    topic_ids = dict(zip(rows[0][2] or (), rows[0][3] or ()))
+    had_evidence = rows[0][4] or []
+    done = [Indexed(posts[n - 1], message_id) for n, message_id, *_ in rows]
+    missing = [key for key in keys if key not in topic_ids]
+    if missing:  # first use of a topic: create it, then link the messages stored now that use it
+        tags = [tag for item in done for tag in item.post.hashtags if topic_key(tag) in missing]
+        topic_ids.update(topics_for(session, tenant, tags, now))
+        links = [{"tenant": tenant, "message_id": item.message_id, "topic_id": topic_ids[key],
+                  "sent_at": item.post.sent_at, "conversation_id": item.post.conversation_id}
+                 for item in done for key in _labels(item.post) if key in missing and key in topic_ids]
+        if links:
+            session.execute(_insert(session)(MessageTopic.__table__).on_conflict_do_nothing(), links)
+    for item in done:
+        item.topic_ids = [topic_ids[key] for key in _labels(item.post) if key in topic_ids]
+    stored = {n for n, *_ in rows}
+    if any(n in stored for n in columns["e_n"]):  # evidence written
+        evidence_log.touched(session, tenant)
+        seen.update(((tenant, key), True) for key in had_evidence)
+        if set(unread) - set(had_evidence):
+            bump_version(session, tenant)
+    _count_replies(session, done)
+    return done
+
+
+def any_subscriber(session: Session, tenant: str) -> bool:
+    """Whether anyone in `tenant` subscribes to anyone or anything (read once per session)."""
+    known = memo(session, _SUBSCRIBED)
+    if (tenant, "any") not in known:
+        sql = "SELECT 1 FROM follows WHERE tenant = ? AND level = 'subscribe' LIMIT 1"
+        known[(tenant, "any")] = bool(driver_sql.fetch(session, sql, [tenant]))
+    return bool(known[(tenant, "any")])
 
 
 def _count_replies(session: Session, done: list[Indexed]) -> None:
@@ -491,12 +653,9 @@ def _any_subscriber(session: Session, author_id: int, topic_ids: Sequence[int]) 
         return session.scalar(select(Follow.id).where(Follow.level == "subscribe", target).limit(1)) is not None
     # Every indexed message asks: at the driver level, and each answer once per session (an
     # inbox batch: store/memo.py; `follow` forgets them). A stale True only costs the full query.
-    known = memo(session, _SUBSCRIBED)
-    if (tenant, "any") not in known:
-        sql = "SELECT 1 FROM follows WHERE tenant = ? AND level = 'subscribe' LIMIT 1"
-        known[(tenant, "any")] = bool(driver_sql.fetch(session, sql, [tenant]))
-    if not known[(tenant, "any")]:
+    if not any_subscriber(session, tenant):
         return False
+    known = memo(session, _SUBSCRIBED)
     keys = [(tenant, "p", author_id), *((tenant, "t", t) for t in topic_ids)]
     if any(known.get(k) for k in keys):
         return True

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from bot.clock import FixedClock
 from bot.context import Services
 from bot.core import Bot
 from bot.inbox import InboxWorker
-from bot.types import ConversationRef, IncomingMessage, UserRef
+from bot.types import ConversationRef, IncomingMessage, ReactionAdded, UserRef
 from bot.unit import after_commit, batched, before_waiting, unit
+from store import cursor_sql
 from store import inbox as inbox_store
 from store import people as people_store
 from store import social
@@ -269,3 +271,141 @@ def test_a_subscription_made_in_a_batch_pings_for_its_later_rows(services: Servi
     with db.session("acme", readonly=True) as s:
         pinged = s.execute(text("SELECT p.external_id, n.params FROM notifications n JOIN people p ON p.id = n.person_id")).all()
     assert [who for who, _params in pinged] == ["carol"] and "is done" in str(pinged[0][1])
+
+
+def _ambient_worker(bot: Bot, clock: FixedClock):  # type: ignore[no-untyped-def]
+    """A console processor: "who|text" is an ambient message in #general, "who|+id" a reaction
+    to message id, "who|>root|text" a reply in root's thread."""
+
+    @batched
+    def work(row, finish) -> None:  # type: ignore[no-untyped-def]
+        who, rest = row.payload.split("|", 1)
+        user = UserRef("console", "acme", who, who.title())
+        where = ConversationRef("console", "acme", "C1", "public", name="general")
+        if rest.startswith("+"):
+            bot.handle(ReactionAdded(rest[1:], where, user, "tada"), in_transaction=finish)
+            return
+        thread = None
+        if rest.startswith(">"):
+            thread, rest = rest[1:].split("|", 1)
+        msg = IncomingMessage(id=f"m{row.id}", text=rest, sender=user, conversation=replace(where, thread_id=thread),
+                              addressed=False, sent_at=clock.now())
+        bot.handle(msg, in_transaction=finish)
+
+    return work
+
+
+def test_a_batch_writes_its_ambient_messages_in_one_statement(services: Services, bot: Bot, clock: FixedClock,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nobody subscribes: a batch's posts are held and written together, before its rows are
+    marked done, with their topics and evidence (sequenced for the other processes' indexes)."""
+    db = services.db
+    lines = ["bob|shipping the #rollout today", "carol|the #pricing page is live, #rollout next", "bob|no tag here"]
+    for n, line in enumerate(lines):
+        inbox_store.put(db, "console", f"line-{n}", "message", line, clock.now(), order_key="C1")
+    inserts: list[str] = []
+
+    def seen(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        if "INSERT INTO MESSAGES" in statement.upper():
+            inserts.append(statement)
+
+    run = cursor_sql._run  # noqa: SLF001 - statements run straight on the driver (PostgreSQL)
+
+    def direct(session, sql, params, **kw):  # type: ignore[no-untyped-def]
+        seen(None, None, sql)
+        return run(session, sql, params, **kw)
+
+    monkeypatch.setattr(cursor_sql, "_run", direct)
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        worker = InboxWorker(db, clock, {"console": _ambient_worker(bot, clock)}, batch=10)
+        assert worker.run_once() == 3
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    assert set(_states(db).values()) == {"done"}
+    assert len(inserts) == 1
+    with db.session("acme", readonly=True) as s:
+        assert sorted(s.execute(text("SELECT text FROM messages")).scalars()) == sorted(line.split("|")[1] for line in lines)
+        links = s.execute(text("SELECT t.key, m.text FROM message_topics mt JOIN topics t ON t.id = mt.topic_id "
+                               "JOIN messages m ON m.id = mt.message_id")).all()
+        assert len(links) == 3
+        batches = set(s.execute(text("SELECT token FROM evidence_batches")).scalars())
+        stamped = set(s.execute(text("SELECT DISTINCT batch FROM evidence")).scalars())
+        assert stamped and stamped <= batches  # every evidence row's batch is sequenced
+
+
+def test_a_later_row_sees_the_messages_held_by_earlier_ones(services: Services, bot: Bot, clock: FixedClock) -> None:
+    """A reaction and a thread reply to a message held earlier in the batch count on it: a
+    statement naming the messages table writes what is held first."""
+    db = services.db
+    first = inbox_store.put(db, "console", "line-0", "message", "bob|the #rollout plan", clock.now(), order_key="C1")
+    assert first
+    with db.session(ALL_TENANTS, readonly=True) as s:
+        root_id = s.scalar(select(InboxEvent.id).where(InboxEvent.dedupe_key == "line-0"))
+    for n, line in enumerate([f"carol|+m{root_id}", f"dave|>m{root_id}|agreed on #rollout"], 1):
+        inbox_store.put(db, "console", f"line-{n}", "message", line, clock.now(), order_key="C1")
+    worker = InboxWorker(db, clock, {"console": _ambient_worker(bot, clock)}, batch=10)
+    assert worker.run_once() == 3
+    assert set(_states(db).values()) == {"done"}
+    with db.session("acme", readonly=True) as s:
+        assert s.execute(text(f"SELECT reaction_count, reply_count FROM messages WHERE external_id = 'm{root_id}'")).one() == (1, 1)
+
+
+def test_a_held_message_failing_to_be_written_fails_its_batch_attempt_not_the_other_rows(
+        services: Services, bot: Bot, clock: FixedClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writing the held posts fails: the optimistic attempt is rolled back and its rows are done
+    again each alone (nothing held then), so only the failing message is lost to its hook."""
+    db = services.db
+    for n, line in enumerate(["bob|the #rollout plan", "carol|boom #pricing", "dave|the #rollout date"]):
+        inbox_store.put(db, "console", f"line-{n}", "message", line, clock.now(), order_key="C1")
+    calls: list[int] = []
+
+    def failing(real):  # type: ignore[no-untyped-def]
+        def ingest(session, tenant, posts, now):  # type: ignore[no-untyped-def]
+            calls.append(len(posts))
+            if any("boom" in p.text for p in posts):
+                raise RuntimeError("cannot write this one")
+            return real(session, tenant, posts, now)
+        return ingest
+
+    monkeypatch.setattr(social, "ingest", failing(social.ingest))
+    monkeypatch.setattr(social, "_ingest_many_pg", failing(social._ingest_many_pg))  # noqa: SLF001
+    worker = InboxWorker(db, clock, {"console": _ambient_worker(bot, clock)}, batch=10)
+    assert worker.run_once() == 3
+    assert calls[0] == 3 and calls[1:] == [1, 1, 1]  # held together, then each alone
+    assert set(_states(db).values()) == {"done"}
+    with db.session("acme", readonly=True) as s:
+        assert sorted(s.execute(text("SELECT text FROM messages")).scalars()) == ["the #rollout date", "the #rollout plan"]
+
+
+def test_a_deep_backlog_is_claimed_in_growing_batches_on_postgresql(db: Database, clock: FixedClock,
+                                                                      backend: str) -> None:
+    """A thread whose claim came back full doubles its next one, up to `deep_batch` (PostgreSQL;
+    SQLite keeps `batch`: a batch holds its only write turn)."""
+    for n in range(20):
+        inbox_store.put(db, "test", f"e{n}", "event", f"p{n}", clock.now(), order_key="C")
+    sizes: list[int] = []
+    current: list[int] = []
+
+    @batched
+    def work(row, finish) -> None:  # type: ignore[no-untyped-def]
+        _write(db, row, finish)
+        current.append(row.id)
+
+    worker = InboxWorker(db, clock, {"test": work}, threads=1, batch=2, deep_batch=8, poll_seconds=0.01)
+    real = worker._process_together  # noqa: SLF001
+
+    def counted(rows):  # type: ignore[no-untyped-def]
+        sizes.append(len(rows))
+        real(rows)
+
+    worker._process_together = counted  # type: ignore[method-assign]  # noqa: SLF001
+    worker.start()
+    try:
+        deadline = time.monotonic() + 20
+        while len(current) < 20 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        worker.stop()
+    assert len(current) == 20 and set(_states(db).values()) == {"done"}
+    assert sizes == ([2, 4, 8, 6] if backend == "postgresql" else [2] * 10)
