@@ -68,11 +68,12 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Iterable, Sequence
 
 from rapidfuzz import fuzz, process
-from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from store.idempotency import insert_ignore
-from store.models.analytics import ActivityDay, AnalyticsSetting, FirstContribution, MessageReaction, RollupDay
+from store.models.analytics import (CONTRIBUTING, PART_CONTRIBUTED, PART_REACTED, REACTING, ActivityDay, AnalyticsSetting,
+                                    FirstContribution, MessageReaction, RollupDay, part_of)
 from store.models.contribution import HelpRequest, Idea, IdeaVote, Kudos
 from store.models.core import Conversation, ConversationMember, Person, Role, Workspace
 from store.models.social import Message
@@ -81,8 +82,6 @@ SCOPE_KINDS = ("channel", "department", "site", "language", "all", "me")
 PROFILE_KINDS = ("department", "site", "language")
 ROLES = ("animator", "referent")
 KINDS = ("posts", "replies", "reactions", "ideas", "votes", "help_asked", "help_answered", "kudos_given")
-CONTRIBUTING = ("posts", "replies", "ideas", "help_asked", "help_answered", "kudos_given")
-REACTING = ("reactions", "votes")
 SHARED_KINDS = ("public", "dm")  # conversation kinds that count in organisation scopes
 FORWARD_STATUSES = ("under_review", "accepted", "in_progress", "done")
 DEFAULT_MIN_GROUP = 5
@@ -441,6 +440,11 @@ def _compute(session: Session, start: date, end: date, conversation_id: int | No
     return rows
 
 
+def _as_flags(part: int) -> tuple[int, int]:
+    """A `part` (2, 1, 0) as (contributed, reacted) for `_Tally.count`."""
+    return int(part == PART_CONTRIBUTED), int(part >= PART_REACTED)
+
+
 def _contributed(counts: dict[str, int] | Any) -> bool:
     get = counts.get if isinstance(counts, dict) else lambda k: getattr(counts, k)
     return any(get(k) for k in CONTRIBUTING)
@@ -476,7 +480,7 @@ def rollup_day(session: Session, tenant: str, day: date, *, redo: bool = False) 
     rows = _compute(session, day, day)
     if rows:
         session.execute(ActivityDay.__table__.insert(), [
-            {"tenant": tenant, "day": d, "conversation_id": conv, "person_id": person, **counts}
+            {"tenant": tenant, "day": d, "conversation_id": conv, "person_id": person, **counts, "part": part_of(counts)}
             for (d, conv, person), counts in rows.items()])
     _record_firsts(session, tenant, day, [(conv, person) for (_, conv, person), counts in rows.items()
                                           if _contributed(counts)])
@@ -683,17 +687,18 @@ class _Reader:
         return [or_(conv == NO_CHANNEL, conv.in_(select(Conversation.id).where(Conversation.kind.in_(SHARED_KINDS))))]
 
     def _flags(self, periods: Sequence[Period], people: Sequence[int] | None = None) -> Any:
-        """Per person of the scope's roll-up rows over the span: whether they contributed (c<i>)
-        and reacted (r<i>) in each period, summed by the database (one grouped scan)."""
-        contributing = sum((getattr(ActivityDay, k) for k in CONTRIBUTING[1:]), getattr(ActivityDay, CONTRIBUTING[0]))
-        reacting = ActivityDay.reactions + ActivityDay.votes
-        columns = []
-        for i, p in enumerate(periods):
-            inside = and_(ActivityDay.day >= p.start, ActivityDay.day <= p.end)
-            columns.append(func.max(case((and_(inside, contributing > 0), 1), else_=0)).label(f"c{i}"))
-            columns.append(func.max(case((and_(inside, reacting > 0), 1), else_=0)).label(f"r{i}"))
+        """Per person of the scope's roll-up rows over the span: the strongest part they took in
+        each period (f<i>: 2 contributed, 1 only reacted or voted, 0 nothing), the maximum of
+        the rows' `part`, summed by the database in one grouped scan of the day index (which
+        holds the conversation, the person and `part`: the rows themselves are not read)."""
         lo = min(p.start for p in periods)
         hi = max(p.end for p in periods)
+        columns = []
+        for i, p in enumerate(periods):
+            inside = [c for c in (ActivityDay.day >= p.start if p.start > lo else None,
+                                  ActivityDay.day <= p.end if p.end < hi else None) if c is not None]
+            value = case((and_(*inside), ActivityDay.part), else_=0) if inside else ActivityDay.part
+            columns.append(func.max(value).label(f"f{i}"))
         query = select(ActivityDay.person_id.label("pid"), *columns).where(
             ActivityDay.day >= lo, ActivityDay.day <= hi, *self._scope_rows())
         if people is not None:
@@ -702,52 +707,87 @@ class _Reader:
             query = query.where(ActivityDay.person_id.in_(select(Person.id).where(*self._in_scope())))
         return query.group_by(ActivityDay.person_id)
 
-    def tallies(self, periods: Sequence[Period]) -> list["_Tally"]:
+    def _contributor_weeks(self, periods: Sequence[Period]) -> Any:
+        """For consecutive disjoint periods (the chart's weeks): each (period index, person) who
+        contributed in it, once — the contributing rows of the span read once from the day
+        index, each put in its period by its day."""
+        segment = case(*[(ActivityDay.day >= p.start, i) for i, p in reversed(list(enumerate(periods)))][:-1],
+                       else_=0) if len(periods) > 1 else literal(0)
+        query = select(ActivityDay.person_id.label("pid"), segment.label("seg")).where(
+            ActivityDay.day >= periods[0].start, ActivityDay.day <= periods[-1].end,
+            ActivityDay.part == PART_CONTRIBUTED, *self._scope_rows())
+        if self.scope.kind in PROFILE_KINDS:
+            query = query.where(ActivityDay.person_id.in_(select(Person.id).where(*self._in_scope())))
+        return query.distinct()
+
+    def _joined(self, query: Any, pid: Any) -> Any:
+        """`query` (over a subquery of person ids `pid`) with each person's row and, for a
+        channel, their membership (outer joins: a forgotten person or one who left is no member)."""
+        query = query.outerjoin(Person, Person.id == pid)
+        if self.channel is not None:
+            query = query.outerjoin(ConversationMember, and_(ConversationMember.person_id == pid,
+                                                             ConversationMember.conversation_id == self.channel))
+        return query
+
+    def _member_by(self, bound: Any) -> ColumnElement[bool]:
+        conds = [*self._in_scope(), self._since() < bound]
+        if self.channel is not None:
+            conds.append(ConversationMember.id.is_not(None))
+        return and_(*conds)
+
+    def tallies(self, periods: Sequence[Period], *, contributors_only: bool = False) -> list["_Tally"]:
         """Each period's people counts (contributors and reactors-only who are members, per
         breakdown label; contributors who are not) and activity totals. The database groups the
         roll-up rows per person and then per label, so a report reads a few rows whatever the
-        scope's size; people active on days not rolled up yet are corrected in Python."""
+        scope's size; people active on days not rolled up yet are corrected in Python.
+        `contributors_only` (consecutive disjoint periods, the chart's weeks): only the
+        contributors who are members are counted (reactors, outsiders and totals are left out)."""
         periods = list(periods)
         out = [_Tally() for _ in periods]
-        flags = self._flags(periods).subquery()
-        query = select(self._label(), *[
-            agg for i, p in enumerate(periods) for agg in self._member_sums(flags, i, p)])
-        query = query.select_from(flags).outerjoin(Person, Person.id == flags.c.pid)
-        if self.channel is not None:
-            query = query.outerjoin(ConversationMember, and_(ConversationMember.person_id == flags.c.pid,
-                                                             ConversationMember.conversation_id == self.channel))
-        for label, *sums in self.session.execute(query.group_by(self._label())):
-            key = (label or "").strip()
-            for i, tally in enumerate(out):
-                cm, rm, c = (int(v or 0) for v in sums[3 * i:3 * i + 3])
-                if cm:
-                    tally.active[key] = tally.active.get(key, 0) + cm
-                tally.reactors += rm
-                tally.outsiders += c - cm
-        # activity totals per day (the scope's rows; an organisation part: its people's)
-        totals = select(ActivityDay.day, *[func.sum(getattr(ActivityDay, k)) for k in KINDS]).where(
-            ActivityDay.day >= min(p.start for p in periods), ActivityDay.day <= max(p.end for p in periods),
-            *self._scope_rows())
-        if self.scope.kind in PROFILE_KINDS:
-            totals = totals.where(ActivityDay.person_id.in_(select(Person.id).where(*self._in_scope())))
-        for day, *sums in self.session.execute(totals.group_by(ActivityDay.day)):
-            for tally, p in zip(out, periods):
-                if p.start <= day <= p.end:
-                    for k, v in zip(KINDS, sums):
-                        tally.totals[k] += int(v or 0)
+        consecutive = all(b.start == a.end + timedelta(days=1) for a, b in zip(periods, periods[1:]))
+        if contributors_only and consecutive:
+            weeks = self._contributor_weeks(periods).subquery()
+            bound = case(*[(weeks.c.seg == i, _bounds(p.end, p.end)[1]) for i, p in enumerate(periods)])
+            query = self._joined(select(weeks.c.seg, self._label(), func.sum(case((self._member_by(bound), 1), else_=0)))
+                                 .select_from(weeks), weeks.c.pid)
+            for seg, label, n in self.session.execute(query.group_by(weeks.c.seg, self._label())):
+                if n:
+                    key = (label or "").strip()
+                    out[seg].active[key] = out[seg].active.get(key, 0) + int(n)
+        else:
+            flags = self._flags(periods).subquery()
+            query = self._joined(select(self._label(), *[
+                agg for i, p in enumerate(periods) for agg in self._member_sums(flags, i, p)]).select_from(flags),
+                flags.c.pid)
+            for label, *sums in self.session.execute(query.group_by(self._label())):
+                key = (label or "").strip()
+                for i, tally in enumerate(out):
+                    cm, rm, c = (int(v or 0) for v in sums[3 * i:3 * i + 3])
+                    if cm:
+                        tally.active[key] = tally.active.get(key, 0) + cm
+                    tally.reactors += rm
+                    tally.outsiders += c - cm
+        if not contributors_only:
+            # activity totals per day (the scope's rows; an organisation part: its people's)
+            totals = select(ActivityDay.day, *[func.sum(getattr(ActivityDay, k)) for k in KINDS]).where(
+                ActivityDay.day >= min(p.start for p in periods), ActivityDay.day <= max(p.end for p in periods),
+                *self._scope_rows())
+            if self.scope.kind in PROFILE_KINDS:
+                totals = totals.where(ActivityDay.person_id.in_(select(Person.id).where(*self._in_scope())))
+            for day, *sums in self.session.execute(totals.group_by(ActivityDay.day)):
+                for tally, p in zip(out, periods):
+                    if p.start <= day <= p.end:
+                        for k, v in zip(KINDS, sums):
+                            tally.totals[k] += int(v or 0)
         self._correct_live(periods, out)
         return out
 
     def _member_sums(self, flags: Any, i: int, period: Period) -> list[Any]:
-        bound = _bounds(period.end, period.end)[1]
-        conds = [*self._in_scope(), self._since() < bound]
-        if self.channel is not None:
-            conds.append(ConversationMember.id.is_not(None))
-        member = and_(*conds)
-        c, r = flags.c[f"c{i}"], flags.c[f"r{i}"]
-        return [func.sum(case((and_(c == 1, member), 1), else_=0)),
-                func.sum(case((and_(c == 0, r == 1, member), 1), else_=0)),
-                func.sum(c)]
+        member = self._member_by(_bounds(period.end, period.end)[1])
+        f = flags.c[f"f{i}"]
+        return [func.sum(case((and_(f == PART_CONTRIBUTED, member), 1), else_=0)),
+                func.sum(case((and_(f == PART_REACTED, member), 1), else_=0)),
+                func.sum(case((f == PART_CONTRIBUTED, 1), else_=0))]
 
     def _correct_live(self, periods: Sequence[Period], out: list["_Tally"]) -> None:
         """Add the activity of days not rolled up yet: totals as they are; a person active on
@@ -756,33 +796,31 @@ class _Reader:
         live, who = self.live()
         if not live:
             return
-        per_person: dict[int, list[list[int]]] = {}
+        per_person: dict[int, list[int]] = {}
         for (day, _conv, person), counts in live.items():
-            flags = per_person.setdefault(person, [[0, 0] for _ in periods])
+            parts = per_person.setdefault(person, [0] * len(periods))
             for i, (tally, p) in enumerate(zip(out, periods)):
                 if p.start <= day <= p.end:
                     for k in KINDS:
                         tally.totals[k] += counts[k]
-                    if _contributed(counts):
-                        flags[i][0] = 1
+                    part = part_of(counts)
+                    if part == PART_CONTRIBUTED:
                         tally.live_contributed.add(person)
-                    elif _reacted(counts):
-                        flags[i][1] = 1
+                    parts[i] = max(parts[i], part)
         people = sorted(per_person)
         rolled: dict[int, tuple[int, ...]] = {}
         for chunk in range(0, len(people), 500):
             for pid, *values in self.session.execute(self._flags(periods, people[chunk:chunk + 500])):
                 rolled[pid] = tuple(int(v or 0) for v in values)
-        for person, live_flags in per_person.items():
+        for person, live_parts in per_person.items():
             w = who.get(person, _Who(None, None, False))
-            old = rolled.get(person, (0,) * (2 * len(periods)))
+            old = rolled.get(person, (0,) * len(periods))
             for i, (tally, p) in enumerate(zip(out, periods)):
-                before = (old[2 * i], old[2 * i + 1])
-                after = (before[0] | live_flags[i][0], before[1] | live_flags[i][1])
+                before, after = old[i], max(old[i], live_parts[i])
                 if after != before:
                     member = w.member_by(_bounds(p.end, p.end)[1])
-                    tally.count(before, member, w.label, -1)
-                    tally.count(after, member, w.label, 1)
+                    tally.count(_as_flags(before), member, w.label, -1)
+                    tally.count(_as_flags(after), member, w.label, 1)
 
     def first_timers(self, period: Period, tally: "_Tally") -> int:
         """People whose first contribution in the scope (the channel, or the shared spaces) fell
@@ -1028,7 +1066,7 @@ def weekly_series(session: Session, viewer: Viewer, scope: Scope, end: date, wee
     reader.prepare_counts(min(first_monday + timedelta(weeks=i, days=6), end) for i in range(weeks))
     spans = [Period(first_monday + timedelta(weeks=i), min(first_monday + timedelta(weeks=i, days=6), end))
              for i in range(weeks)]
-    tallies = reader.tallies(spans)  # contributors who are members by each week's end
+    tallies = reader.tallies(spans, contributors_only=True)  # contributors who are members by each week's end
     points = []
     for (start, stop), tally in zip(((p.start, p.end) for p in spans), tallies):
         n = sum(reader.member_counts(stop).values())  # a channel's by join date; profiles: as first seen
