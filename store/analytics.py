@@ -583,6 +583,8 @@ class _Reader:
         self._shared: set[int] | None = None
         self._help: list[tuple[int, datetime, datetime | None, datetime | None, int | None]] | None = None
         self._ideas: list[tuple[int, datetime]] | None = None
+        self._firsts: dict[Period, int] = {}
+        self._known: set[int] | None = None
         self._default = _workspace_locale(session) if scope.kind == "language" else ""
 
     # who belongs to the scope
@@ -822,26 +824,42 @@ class _Reader:
                     tally.count(_as_flags(before), member, w.label, -1)
                     tally.count(_as_flags(after), member, w.label, 1)
 
+    def prepare_firsts(self, periods: Iterable[Period]) -> None:
+        """The first-contribution counts (rolled up) of several periods in one grouped query."""
+        wanted = [p for p in dict.fromkeys(periods) if p not in self._firsts]
+        if not wanted:
+            return
+        conv = self.channel if self.channel is not None else NO_CHANNEL
+        query = select(*[func.sum(case((and_(FirstContribution.day >= p.start, FirstContribution.day <= p.end), 1),
+                                       else_=0)) for p in wanted]).where(
+            FirstContribution.conversation_id == conv, FirstContribution.day >= min(p.start for p in wanted),
+            FirstContribution.day <= max(p.end for p in wanted))
+        if self.scope.kind in PROFILE_KINDS:
+            query = query.join(Person, Person.id == FirstContribution.person_id).where(*self._in_scope())
+        for p, n in zip(wanted, self.session.execute(query).one()):
+            self._firsts[p] = int(n or 0)
+
+    def _known_firsts(self) -> set[int]:
+        """Of the people contributing on days not rolled up yet, those with a first day already."""
+        if self._known is None:
+            live, _ = self.live()
+            conv = self.channel if self.channel is not None else NO_CHANNEL
+            people = sorted({person for (_d, _c, person), c in live.items() if _contributed(c)})
+            self._known = set()
+            for chunk in range(0, len(people), 500):
+                self._known.update(self.session.scalars(select(FirstContribution.person_id).where(
+                    FirstContribution.conversation_id == conv, FirstContribution.person_id.in_(people[chunk:chunk + 500]))))
+        return self._known
+
     def first_timers(self, period: Period, tally: "_Tally") -> int:
         """People whose first contribution in the scope (the channel, or the shared spaces) fell
         in the period; one contributing only on a day not rolled up yet, with no earlier first
         day, is a first-timer too."""
-        conv = self.channel if self.channel is not None else NO_CHANNEL
-        query = select(func.count(FirstContribution.id)).where(
-            FirstContribution.conversation_id == conv, FirstContribution.day >= period.start,
-            FirstContribution.day <= period.end)
-        if self.scope.kind in PROFILE_KINDS:
-            query = query.join(Person, Person.id == FirstContribution.person_id).where(*self._in_scope())
-        count = int(self.session.scalar(query) or 0)
+        self.prepare_firsts([period])
         live, _ = self.live()
-        fresh = sorted({person for (day, _c, person), c in live.items()
-                        if period.start <= day <= period.end and person in tally.live_contributed and _contributed(c)})
-        for chunk in range(0, len(fresh), 500):
-            ids = fresh[chunk:chunk + 500]
-            known = set(self.session.scalars(select(FirstContribution.person_id).where(
-                FirstContribution.conversation_id == conv, FirstContribution.person_id.in_(ids))))
-            count += len(set(ids) - known)
-        return count
+        fresh = {person for (day, _c, person), c in live.items()
+                 if period.start <= day <= period.end and person in tally.live_contributed and _contributed(c)}
+        return self._firsts[period] + len(fresh - self._known_firsts())
 
     def _of_scope(self, model: Any, person_column: Any) -> list[ColumnElement[bool]]:
         if self.channel is not None:
@@ -984,25 +1002,42 @@ def _breakdown(counts: dict[str, int], active: dict[str, int], minimum: int) -> 
 
 
 def _threads(session: Session, conversation_id: int, period: Period, limit: int = 3) -> tuple[Thread, ...]:
-    lo, hi = _bounds(period.start, period.end)
+    return _threads_of(session, conversation_id, [period], limit)[period]
+
+
+def _threads_of(session: Session, conversation_id: int, periods: Sequence[Period],
+                limit: int = 3) -> dict[Period, tuple[Thread, ...]]:
+    """The busiest threads (most replies) of each period, from one grouped read of the
+    channel's replies over the longest span and one read of their roots."""
+    periods = list(dict.fromkeys(periods))
+    if not periods:
+        return {}
+    lo, hi = _bounds(min(p.start for p in periods), max(p.end for p in periods))
     reply = and_(Message.thread_external_id.is_not(None), Message.thread_external_id != Message.external_id)
-    counted = list(session.execute(
-        select(Message.thread_external_id, func.count(Message.id)).where(
+    counts = [func.sum(case((and_(Message.sent_at >= a, Message.sent_at < b), 1), else_=0))
+              for a, b in (_bounds(p.start, p.end) for p in periods)]
+    rows = list(session.execute(
+        select(Message.thread_external_id, *counts).where(
             Message.conversation_id == conversation_id, Message.sent_at >= lo, Message.sent_at < hi, reply)
-        .group_by(Message.thread_external_id).order_by(func.count(Message.id).desc(), Message.thread_external_id)
-        .limit(limit)))
-    if not counted:
-        return ()
+        .group_by(Message.thread_external_id)))
+    top: dict[Period, list[tuple[str, int]]] = {}
+    for i, p in enumerate(periods):
+        ranked = sorted(((thread, int(n[i] or 0)) for thread, *n in rows if n[i]), key=lambda t: (-t[1], t[0]))
+        top[p] = ranked[:limit]
+    wanted = sorted({thread for found in top.values() for thread, _ in found})
     roots = {m.external_id: m for m in session.scalars(select(Message).where(
-        Message.conversation_id == conversation_id, Message.external_id.in_([t for t, _ in counted])))}
-    out = []
-    for thread_id, n in counted:
-        root = roots.get(thread_id)
-        if root is None or root.deleted:
-            continue  # the root is gone (deleted, forgotten author, retention): nothing to name
-        title = (root.text or "").strip().splitlines()[0][:80] if (root.text or "").strip() else ""
-        out.append(Thread(conversation_id, title, int(n), root.permalink))
-    return tuple(out)
+        Message.conversation_id == conversation_id, Message.external_id.in_(wanted)))} if wanted else {}
+    out: dict[Period, tuple[Thread, ...]] = {}
+    for p, found in top.items():
+        threads = []
+        for thread_id, n in found:
+            root = roots.get(thread_id)
+            if root is None or root.deleted:
+                continue  # the root is gone (deleted, forgotten author, retention): nothing to name
+            title = (root.text or "").strip().splitlines()[0][:80] if (root.text or "").strip() else ""
+            threads.append(Thread(conversation_id, title, n, root.permalink))
+        out[p] = tuple(threads)
+    return out
 
 
 def period_ending(end: date, days: int) -> Period:
@@ -1041,13 +1076,17 @@ def reports(session: Session, viewer: Viewer, scope: Scope, end: date,
     reader.prepare_counts([end, *(end - timedelta(days=d) for d in periods)])
     spans = [p for days in periods for p in (period_ending(end, days), period_ending(end, days).before())]
     tallies = dict(zip(spans, reader.tallies(spans)))
+    reader.prepare_firsts(spans)
     out = []
+    figures = {days: reader.figures(period_ending(end, days), minimum, tallies[period_ending(end, days)])
+               for days in periods}
+    shown = [period_ending(end, days) for days in periods if not figures[days][0].too_small]
+    threads_of = _threads_of(session, int(scope.value), shown) if scope.kind == "channel" else {}  # type: ignore[arg-type]
     for days in periods:
         period = period_ending(end, days)
-        current, members = reader.figures(period, minimum, tallies[period])
+        current, members = figures[days]
         previous, _ = reader.figures(period.before(), minimum, tallies[period.before()])
-        threads = _threads(session, int(scope.value), period) \
-            if scope.kind == "channel" and not current.too_small else ()  # type: ignore[arg-type]
+        threads = threads_of.get(period, ())
         rows = _breakdown(members, tallies[period].active, minimum) if current.members is not None else ()
         out.append(ScopeReport(scope, label, current, previous, minimum, by, rows, threads, kind))
     return out
