@@ -359,12 +359,22 @@ def resolve_channel_name(session: Session, text: str) -> str | None:
     return best[0] if best else None
 
 
+def counts_as_member() -> ColumnElement[bool]:
+    """The one rule of who counts as a person in the figures (a condition on `Person`): an
+    active person who is not a bot. Members, contributors-who-are-members, reactors-only and
+    silent members of every scope are such people; a bot's posts count nowhere (the roll-up
+    skips them), a person who left or was forgotten counts only among a channel's or the
+    organisation's contributors (no longer members). Other modules that count "people who
+    could take part" (survey audiences, for one) can use it to agree with the reports."""
+    return and_(Person.active, Person.is_bot.is_(False))
+
+
 def profile_values(session: Session, kind: str) -> list[str]:
     """The distinct non-empty departments, sites or languages of active people."""
     if kind == "language":
         return sorted(set(_language_of_people(session).values()) - {""})
     column = Person.department if kind == "department" else Person.site
-    values = session.scalars(select(column).where(Person.active, Person.is_bot.is_(False), column != "").distinct())
+    values = session.scalars(select(column).where(counts_as_member(), column != "").distinct())
     by_fold: dict[str, str] = {}
     for v in values:
         by_fold.setdefault(_fold(v), v.strip())
@@ -379,7 +389,7 @@ def _workspace_locale(session: Session) -> str:
 def _language_of_people(session: Session) -> dict[int, str]:
     default = _workspace_locale(session)
     return {pid: (loc or default) for pid, loc in session.execute(
-        select(Person.id, Person.locale).where(Person.active, Person.is_bot.is_(False)))}
+        select(Person.id, Person.locale).where(counts_as_member()))}
 
 
 # Roll-up -------------------------------------------------------------------------------------
@@ -596,7 +606,7 @@ class _Reader:
 
     def _in_scope(self) -> list[ColumnElement[bool]]:
         """Conditions on Person (and, for a channel, ConversationMember) for a member."""
-        conds: list[ColumnElement[bool]] = [Person.active, Person.is_bot.is_(False)]
+        conds: list[ColumnElement[bool]] = [counts_as_member()]
         value = _fold(str(self.scope.value))
         if self.scope.kind == "department":
             conds.append(func.lower(func.trim(Person.department)) == value)
@@ -1169,7 +1179,7 @@ def dormant_channels(session: Session, viewer: Viewer, today: date) -> list[Dorm
         last[conv] = max(last.get(conv, date.min), _day(sent))
     members = dict(session.execute(
         select(ConversationMember.conversation_id, func.count(ConversationMember.id))
-        .join(Person, Person.id == ConversationMember.person_id).where(Person.active, Person.is_bot.is_(False))
+        .join(Person, Person.id == ConversationMember.person_id).where(counts_as_member())
         .group_by(ConversationMember.conversation_id)).all())
     out = []
     for conv in session.scalars(select(Conversation).where(Conversation.kind == "public")):
@@ -1234,13 +1244,13 @@ def _public_channel_figures(session: Session, period: Period, today: date, minim
     public = select(Conversation.id).where(Conversation.kind == "public")
     bound = _bounds(period.end, period.end)[1]
     lo, hi = _bounds(period.start, period.end)
-    is_member = and_(Person.active, Person.is_bot.is_(False), ConversationMember.id.is_not(None),
+    is_member = and_(counts_as_member(), ConversationMember.id.is_not(None),
                      ConversationMember.joined_at < bound)
     members = dict(session.execute(
         select(ConversationMember.conversation_id, func.count(ConversationMember.id))
         .join(Person, Person.id == ConversationMember.person_id)
         .where(ConversationMember.conversation_id.in_(public), ConversationMember.joined_at < bound,
-               Person.active, Person.is_bot.is_(False))
+               counts_as_member())
         .group_by(ConversationMember.conversation_id)).all())
     pairs: dict[tuple[int, int], list[int]] = {}
     member_pairs: set[tuple[int, int]] = set()
@@ -1274,7 +1284,7 @@ def _public_channel_figures(session: Session, period: Period, today: date, minim
                     select(ConversationMember.conversation_id, ConversationMember.person_id)
                     .join(Person, Person.id == ConversationMember.person_id)
                     .where(ConversationMember.person_id.in_(people[chunk:chunk + 500]), ConversationMember.joined_at < bound,
-                           Person.active, Person.is_bot.is_(False))):
+                           counts_as_member())):
                 member_pairs.add((conv, person))
     firsts = dict(session.execute(
         select(FirstContribution.conversation_id, func.count(FirstContribution.id))
@@ -1341,5 +1351,5 @@ __all__ = [
     "MyActivity", "DormantChannel", "min_group", "set_min_group", "may_read", "readable_scopes", "who_may_read",
     "resolve_scope", "resolve_channel_name", "profile_values", "rollup_day", "pending_days", "is_rolled",
     "report", "reports", "weekly_series", "my_activity", "dormant_channels", "export_rows", "EXPORT_COLUMNS",
-    "suppress_partition", "period_ending", "record_reaction", "SCOPE_KINDS", "MAX_DAYS", "REFERENCE_RATE",
+    "suppress_partition", "period_ending", "record_reaction", "counts_as_member", "SCOPE_KINDS", "MAX_DAYS", "REFERENCE_RATE",
 ]
