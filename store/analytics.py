@@ -57,7 +57,10 @@ Suppression (`min_group`: default 5, admins set 3–10)
 Cost (see bench/bench_analytics.py): a report reads the scope's roll-up rows for the span of
 its two periods, one grouped member count, the day's live part, help requests and ideas of the
 span — a channel's grows with its activity and (the count) its size; an organisation report
-with the activity of everyone over 56 days.
+with the activity of everyone over 56 days. That last read is one scan of the covering index
+(day, conversation, person, part) grouped per person (`max(part)` per period: each row is read
+once, not the eight counts of each); the chart's weeks read only the contributing rows, each put
+in its week by one CASE on its day and counted once per (week, person).
 """
 from __future__ import annotations
 
