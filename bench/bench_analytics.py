@@ -31,7 +31,7 @@ grew (`*_growth_x4`: value at full size / value at a quarter). SQLite in a tempo
 PostgreSQL in its own database (BENCH_ANALYTICS_PG_URL, default `bench_analytics` on the local
 server, recreated; BENCH_ANALYTICS_PG=0 or BENCH_ANALYTICS_BACKENDS=sqlite skips it). BENCH_ANALYTICS_DIR keeps the prepared
 databases (SQLite files there, PostgreSQL databases suffixed with the size) and measures them
-again on a later run instead of loading them anew.
+again on a later run instead of loading them anew (migrated to the current schema first).
 """
 from __future__ import annotations
 
@@ -242,6 +242,12 @@ def _one(url: str, n_people: int, label: str) -> dict[str, Any]:
     kept = Path(os.environ["BENCH_ANALYTICS_DIR"]) / f"prepared-{label}-{n_people}.json" if os.environ.get("BENCH_ANALYTICS_DIR") else None
     if kept is not None and kept.exists():  # a database prepared by an earlier run, kept: measured again as it is
         prep = json.loads(kept.read_text())
+        from store.db import Database
+
+        db = Database(url)  # brought to the code's schema (a later migration), its statistics refreshed
+        db.upgrade()
+        db.analyze()
+        db.dispose()
     else:
         prep = prepare(url, n_people)
         if kept is not None:

@@ -57,7 +57,10 @@ Suppression (`min_group`: default 5, admins set 3–10)
 Cost (see bench/bench_analytics.py): a report reads the scope's roll-up rows for the span of
 its two periods, one grouped member count, the day's live part, help requests and ideas of the
 span — a channel's grows with its activity and (the count) its size; an organisation report
-with the activity of everyone over 56 days.
+with the activity of everyone over 56 days. That last read is one scan of the covering index
+(day, conversation, person, part) grouped per person (`max(part)` per period: each row is read
+once, not the eight counts of each); the chart's weeks read only the contributing rows, each put
+in its week by one CASE on its day and counted once per (week, person).
 """
 from __future__ import annotations
 
@@ -68,11 +71,12 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Iterable, Sequence
 
 from rapidfuzz import fuzz, process
-from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, func, literal, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from store.idempotency import insert_ignore
-from store.models.analytics import ActivityDay, AnalyticsSetting, FirstContribution, MessageReaction, RollupDay
+from store.models.analytics import (CONTRIBUTING, PART_CONTRIBUTED, PART_REACTED, REACTING, ActivityDay, AnalyticsSetting,
+                                    FirstContribution, MessageReaction, RollupDay, part_of)
 from store.models.contribution import HelpRequest, Idea, IdeaVote, Kudos
 from store.models.core import Conversation, ConversationMember, Person, Role, Workspace
 from store.models.social import Message
@@ -81,8 +85,6 @@ SCOPE_KINDS = ("channel", "department", "site", "language", "all", "me")
 PROFILE_KINDS = ("department", "site", "language")
 ROLES = ("animator", "referent")
 KINDS = ("posts", "replies", "reactions", "ideas", "votes", "help_asked", "help_answered", "kudos_given")
-CONTRIBUTING = ("posts", "replies", "ideas", "help_asked", "help_answered", "kudos_given")
-REACTING = ("reactions", "votes")
 SHARED_KINDS = ("public", "dm")  # conversation kinds that count in organisation scopes
 FORWARD_STATUSES = ("under_review", "accepted", "in_progress", "done")
 DEFAULT_MIN_GROUP = 5
@@ -360,12 +362,22 @@ def resolve_channel_name(session: Session, text: str) -> str | None:
     return best[0] if best else None
 
 
+def counts_as_member() -> ColumnElement[bool]:
+    """The one rule of who counts as a person in the figures (a condition on `Person`): an
+    active person who is not a bot. Members, contributors-who-are-members, reactors-only and
+    silent members of every scope are such people; a bot's posts count nowhere (the roll-up
+    skips them), a person who left or was forgotten counts only among a channel's or the
+    organisation's contributors (no longer members). Other modules that count "people who
+    could take part" (survey audiences, for one) can use it to agree with the reports."""
+    return and_(Person.active, Person.is_bot.is_(False))
+
+
 def profile_values(session: Session, kind: str) -> list[str]:
     """The distinct non-empty departments, sites or languages of active people."""
     if kind == "language":
         return sorted(set(_language_of_people(session).values()) - {""})
     column = Person.department if kind == "department" else Person.site
-    values = session.scalars(select(column).where(Person.active, Person.is_bot.is_(False), column != "").distinct())
+    values = session.scalars(select(column).where(counts_as_member(), column != "").distinct())
     by_fold: dict[str, str] = {}
     for v in values:
         by_fold.setdefault(_fold(v), v.strip())
@@ -380,7 +392,7 @@ def _workspace_locale(session: Session) -> str:
 def _language_of_people(session: Session) -> dict[int, str]:
     default = _workspace_locale(session)
     return {pid: (loc or default) for pid, loc in session.execute(
-        select(Person.id, Person.locale).where(Person.active, Person.is_bot.is_(False)))}
+        select(Person.id, Person.locale).where(counts_as_member()))}
 
 
 # Roll-up -------------------------------------------------------------------------------------
@@ -441,6 +453,11 @@ def _compute(session: Session, start: date, end: date, conversation_id: int | No
     return rows
 
 
+def _as_flags(part: int) -> tuple[int, int]:
+    """A `part` (2, 1, 0) as (contributed, reacted) for `_Tally.count`."""
+    return int(part == PART_CONTRIBUTED), int(part >= PART_REACTED)
+
+
 def _contributed(counts: dict[str, int] | Any) -> bool:
     get = counts.get if isinstance(counts, dict) else lambda k: getattr(counts, k)
     return any(get(k) for k in CONTRIBUTING)
@@ -476,7 +493,7 @@ def rollup_day(session: Session, tenant: str, day: date, *, redo: bool = False) 
     rows = _compute(session, day, day)
     if rows:
         session.execute(ActivityDay.__table__.insert(), [
-            {"tenant": tenant, "day": d, "conversation_id": conv, "person_id": person, **counts}
+            {"tenant": tenant, "day": d, "conversation_id": conv, "person_id": person, **counts, "part": part_of(counts)}
             for (d, conv, person), counts in rows.items()])
     _record_firsts(session, tenant, day, [(conv, person) for (_, conv, person), counts in rows.items()
                                           if _contributed(counts)])
@@ -579,6 +596,8 @@ class _Reader:
         self._shared: set[int] | None = None
         self._help: list[tuple[int, datetime, datetime | None, datetime | None, int | None]] | None = None
         self._ideas: list[tuple[int, datetime]] | None = None
+        self._firsts: dict[Period, int] = {}
+        self._known: set[int] | None = None
         self._default = _workspace_locale(session) if scope.kind == "language" else ""
 
     # who belongs to the scope
@@ -590,7 +609,7 @@ class _Reader:
 
     def _in_scope(self) -> list[ColumnElement[bool]]:
         """Conditions on Person (and, for a channel, ConversationMember) for a member."""
-        conds: list[ColumnElement[bool]] = [Person.active, Person.is_bot.is_(False)]
+        conds: list[ColumnElement[bool]] = [counts_as_member()]
         value = _fold(str(self.scope.value))
         if self.scope.kind == "department":
             conds.append(func.lower(func.trim(Person.department)) == value)
@@ -683,17 +702,18 @@ class _Reader:
         return [or_(conv == NO_CHANNEL, conv.in_(select(Conversation.id).where(Conversation.kind.in_(SHARED_KINDS))))]
 
     def _flags(self, periods: Sequence[Period], people: Sequence[int] | None = None) -> Any:
-        """Per person of the scope's roll-up rows over the span: whether they contributed (c<i>)
-        and reacted (r<i>) in each period, summed by the database (one grouped scan)."""
-        contributing = sum((getattr(ActivityDay, k) for k in CONTRIBUTING[1:]), getattr(ActivityDay, CONTRIBUTING[0]))
-        reacting = ActivityDay.reactions + ActivityDay.votes
-        columns = []
-        for i, p in enumerate(periods):
-            inside = and_(ActivityDay.day >= p.start, ActivityDay.day <= p.end)
-            columns.append(func.max(case((and_(inside, contributing > 0), 1), else_=0)).label(f"c{i}"))
-            columns.append(func.max(case((and_(inside, reacting > 0), 1), else_=0)).label(f"r{i}"))
+        """Per person of the scope's roll-up rows over the span: the strongest part they took in
+        each period (f<i>: 2 contributed, 1 only reacted or voted, 0 nothing), the maximum of
+        the rows' `part`, summed by the database in one grouped scan of the day index (which
+        holds the conversation, the person and `part`: the rows themselves are not read)."""
         lo = min(p.start for p in periods)
         hi = max(p.end for p in periods)
+        columns = []
+        for i, p in enumerate(periods):
+            inside = [c for c in (ActivityDay.day >= p.start if p.start > lo else None,
+                                  ActivityDay.day <= p.end if p.end < hi else None) if c is not None]
+            value = case((and_(*inside), ActivityDay.part), else_=0) if inside else ActivityDay.part
+            columns.append(func.max(value).label(f"f{i}"))
         query = select(ActivityDay.person_id.label("pid"), *columns).where(
             ActivityDay.day >= lo, ActivityDay.day <= hi, *self._scope_rows())
         if people is not None:
@@ -702,52 +722,87 @@ class _Reader:
             query = query.where(ActivityDay.person_id.in_(select(Person.id).where(*self._in_scope())))
         return query.group_by(ActivityDay.person_id)
 
-    def tallies(self, periods: Sequence[Period]) -> list["_Tally"]:
+    def _contributor_weeks(self, periods: Sequence[Period]) -> Any:
+        """For consecutive disjoint periods (the chart's weeks): each (period index, person) who
+        contributed in it, once — the contributing rows of the span read once from the day
+        index, each put in its period by its day."""
+        segment = case(*[(ActivityDay.day >= p.start, i) for i, p in reversed(list(enumerate(periods)))][:-1],
+                       else_=0) if len(periods) > 1 else literal(0)
+        query = select(ActivityDay.person_id.label("pid"), segment.label("seg")).where(
+            ActivityDay.day >= periods[0].start, ActivityDay.day <= periods[-1].end,
+            ActivityDay.part == PART_CONTRIBUTED, *self._scope_rows())
+        if self.scope.kind in PROFILE_KINDS:
+            query = query.where(ActivityDay.person_id.in_(select(Person.id).where(*self._in_scope())))
+        return query.distinct()
+
+    def _joined(self, query: Any, pid: Any) -> Any:
+        """`query` (over a subquery of person ids `pid`) with each person's row and, for a
+        channel, their membership (outer joins: a forgotten person or one who left is no member)."""
+        query = query.outerjoin(Person, Person.id == pid)
+        if self.channel is not None:
+            query = query.outerjoin(ConversationMember, and_(ConversationMember.person_id == pid,
+                                                             ConversationMember.conversation_id == self.channel))
+        return query
+
+    def _member_by(self, bound: Any) -> ColumnElement[bool]:
+        conds = [*self._in_scope(), self._since() < bound]
+        if self.channel is not None:
+            conds.append(ConversationMember.id.is_not(None))
+        return and_(*conds)
+
+    def tallies(self, periods: Sequence[Period], *, contributors_only: bool = False) -> list["_Tally"]:
         """Each period's people counts (contributors and reactors-only who are members, per
         breakdown label; contributors who are not) and activity totals. The database groups the
         roll-up rows per person and then per label, so a report reads a few rows whatever the
-        scope's size; people active on days not rolled up yet are corrected in Python."""
+        scope's size; people active on days not rolled up yet are corrected in Python.
+        `contributors_only` (consecutive disjoint periods, the chart's weeks): only the
+        contributors who are members are counted (reactors, outsiders and totals are left out)."""
         periods = list(periods)
         out = [_Tally() for _ in periods]
-        flags = self._flags(periods).subquery()
-        query = select(self._label(), *[
-            agg for i, p in enumerate(periods) for agg in self._member_sums(flags, i, p)])
-        query = query.select_from(flags).outerjoin(Person, Person.id == flags.c.pid)
-        if self.channel is not None:
-            query = query.outerjoin(ConversationMember, and_(ConversationMember.person_id == flags.c.pid,
-                                                             ConversationMember.conversation_id == self.channel))
-        for label, *sums in self.session.execute(query.group_by(self._label())):
-            key = (label or "").strip()
-            for i, tally in enumerate(out):
-                cm, rm, c = (int(v or 0) for v in sums[3 * i:3 * i + 3])
-                if cm:
-                    tally.active[key] = tally.active.get(key, 0) + cm
-                tally.reactors += rm
-                tally.outsiders += c - cm
-        # activity totals per day (the scope's rows; an organisation part: its people's)
-        totals = select(ActivityDay.day, *[func.sum(getattr(ActivityDay, k)) for k in KINDS]).where(
-            ActivityDay.day >= min(p.start for p in periods), ActivityDay.day <= max(p.end for p in periods),
-            *self._scope_rows())
-        if self.scope.kind in PROFILE_KINDS:
-            totals = totals.where(ActivityDay.person_id.in_(select(Person.id).where(*self._in_scope())))
-        for day, *sums in self.session.execute(totals.group_by(ActivityDay.day)):
-            for tally, p in zip(out, periods):
-                if p.start <= day <= p.end:
-                    for k, v in zip(KINDS, sums):
-                        tally.totals[k] += int(v or 0)
+        consecutive = all(b.start == a.end + timedelta(days=1) for a, b in zip(periods, periods[1:]))
+        if contributors_only and consecutive:
+            weeks = self._contributor_weeks(periods).subquery()
+            bound = case(*[(weeks.c.seg == i, _bounds(p.end, p.end)[1]) for i, p in enumerate(periods)])
+            query = self._joined(select(weeks.c.seg, self._label(), func.sum(case((self._member_by(bound), 1), else_=0)))
+                                 .select_from(weeks), weeks.c.pid)
+            for seg, label, n in self.session.execute(query.group_by(weeks.c.seg, self._label())):
+                if n:
+                    key = (label or "").strip()
+                    out[seg].active[key] = out[seg].active.get(key, 0) + int(n)
+        else:
+            flags = self._flags(periods).subquery()
+            query = self._joined(select(self._label(), *[
+                agg for i, p in enumerate(periods) for agg in self._member_sums(flags, i, p)]).select_from(flags),
+                flags.c.pid)
+            for label, *sums in self.session.execute(query.group_by(self._label())):
+                key = (label or "").strip()
+                for i, tally in enumerate(out):
+                    cm, rm, c = (int(v or 0) for v in sums[3 * i:3 * i + 3])
+                    if cm:
+                        tally.active[key] = tally.active.get(key, 0) + cm
+                    tally.reactors += rm
+                    tally.outsiders += c - cm
+        if not contributors_only:
+            # activity totals per day (the scope's rows; an organisation part: its people's)
+            totals = select(ActivityDay.day, *[func.sum(getattr(ActivityDay, k)) for k in KINDS]).where(
+                ActivityDay.day >= min(p.start for p in periods), ActivityDay.day <= max(p.end for p in periods),
+                *self._scope_rows())
+            if self.scope.kind in PROFILE_KINDS:
+                totals = totals.where(ActivityDay.person_id.in_(select(Person.id).where(*self._in_scope())))
+            for day, *sums in self.session.execute(totals.group_by(ActivityDay.day)):
+                for tally, p in zip(out, periods):
+                    if p.start <= day <= p.end:
+                        for k, v in zip(KINDS, sums):
+                            tally.totals[k] += int(v or 0)
         self._correct_live(periods, out)
         return out
 
     def _member_sums(self, flags: Any, i: int, period: Period) -> list[Any]:
-        bound = _bounds(period.end, period.end)[1]
-        conds = [*self._in_scope(), self._since() < bound]
-        if self.channel is not None:
-            conds.append(ConversationMember.id.is_not(None))
-        member = and_(*conds)
-        c, r = flags.c[f"c{i}"], flags.c[f"r{i}"]
-        return [func.sum(case((and_(c == 1, member), 1), else_=0)),
-                func.sum(case((and_(c == 0, r == 1, member), 1), else_=0)),
-                func.sum(c)]
+        member = self._member_by(_bounds(period.end, period.end)[1])
+        f = flags.c[f"f{i}"]
+        return [func.sum(case((and_(f == PART_CONTRIBUTED, member), 1), else_=0)),
+                func.sum(case((and_(f == PART_REACTED, member), 1), else_=0)),
+                func.sum(case((f == PART_CONTRIBUTED, 1), else_=0))]
 
     def _correct_live(self, periods: Sequence[Period], out: list["_Tally"]) -> None:
         """Add the activity of days not rolled up yet: totals as they are; a person active on
@@ -756,54 +811,68 @@ class _Reader:
         live, who = self.live()
         if not live:
             return
-        per_person: dict[int, list[list[int]]] = {}
+        per_person: dict[int, list[int]] = {}
         for (day, _conv, person), counts in live.items():
-            flags = per_person.setdefault(person, [[0, 0] for _ in periods])
+            parts = per_person.setdefault(person, [0] * len(periods))
             for i, (tally, p) in enumerate(zip(out, periods)):
                 if p.start <= day <= p.end:
                     for k in KINDS:
                         tally.totals[k] += counts[k]
-                    if _contributed(counts):
-                        flags[i][0] = 1
+                    part = part_of(counts)
+                    if part == PART_CONTRIBUTED:
                         tally.live_contributed.add(person)
-                    elif _reacted(counts):
-                        flags[i][1] = 1
+                    parts[i] = max(parts[i], part)
         people = sorted(per_person)
         rolled: dict[int, tuple[int, ...]] = {}
         for chunk in range(0, len(people), 500):
             for pid, *values in self.session.execute(self._flags(periods, people[chunk:chunk + 500])):
                 rolled[pid] = tuple(int(v or 0) for v in values)
-        for person, live_flags in per_person.items():
+        for person, live_parts in per_person.items():
             w = who.get(person, _Who(None, None, False))
-            old = rolled.get(person, (0,) * (2 * len(periods)))
+            old = rolled.get(person, (0,) * len(periods))
             for i, (tally, p) in enumerate(zip(out, periods)):
-                before = (old[2 * i], old[2 * i + 1])
-                after = (before[0] | live_flags[i][0], before[1] | live_flags[i][1])
+                before, after = old[i], max(old[i], live_parts[i])
                 if after != before:
                     member = w.member_by(_bounds(p.end, p.end)[1])
-                    tally.count(before, member, w.label, -1)
-                    tally.count(after, member, w.label, 1)
+                    tally.count(_as_flags(before), member, w.label, -1)
+                    tally.count(_as_flags(after), member, w.label, 1)
+
+    def prepare_firsts(self, periods: Iterable[Period]) -> None:
+        """The first-contribution counts (rolled up) of several periods in one grouped query."""
+        wanted = [p for p in dict.fromkeys(periods) if p not in self._firsts]
+        if not wanted:
+            return
+        conv = self.channel if self.channel is not None else NO_CHANNEL
+        query = select(*[func.sum(case((and_(FirstContribution.day >= p.start, FirstContribution.day <= p.end), 1),
+                                       else_=0)) for p in wanted]).where(
+            FirstContribution.conversation_id == conv, FirstContribution.day >= min(p.start for p in wanted),
+            FirstContribution.day <= max(p.end for p in wanted))
+        if self.scope.kind in PROFILE_KINDS:
+            query = query.join(Person, Person.id == FirstContribution.person_id).where(*self._in_scope())
+        for p, n in zip(wanted, self.session.execute(query).one()):
+            self._firsts[p] = int(n or 0)
+
+    def _known_firsts(self) -> set[int]:
+        """Of the people contributing on days not rolled up yet, those with a first day already."""
+        if self._known is None:
+            live, _ = self.live()
+            conv = self.channel if self.channel is not None else NO_CHANNEL
+            people = sorted({person for (_d, _c, person), c in live.items() if _contributed(c)})
+            self._known = set()
+            for chunk in range(0, len(people), 500):
+                self._known.update(self.session.scalars(select(FirstContribution.person_id).where(
+                    FirstContribution.conversation_id == conv, FirstContribution.person_id.in_(people[chunk:chunk + 500]))))
+        return self._known
 
     def first_timers(self, period: Period, tally: "_Tally") -> int:
         """People whose first contribution in the scope (the channel, or the shared spaces) fell
         in the period; one contributing only on a day not rolled up yet, with no earlier first
         day, is a first-timer too."""
-        conv = self.channel if self.channel is not None else NO_CHANNEL
-        query = select(func.count(FirstContribution.id)).where(
-            FirstContribution.conversation_id == conv, FirstContribution.day >= period.start,
-            FirstContribution.day <= period.end)
-        if self.scope.kind in PROFILE_KINDS:
-            query = query.join(Person, Person.id == FirstContribution.person_id).where(*self._in_scope())
-        count = int(self.session.scalar(query) or 0)
+        self.prepare_firsts([period])
         live, _ = self.live()
-        fresh = sorted({person for (day, _c, person), c in live.items()
-                        if period.start <= day <= period.end and person in tally.live_contributed and _contributed(c)})
-        for chunk in range(0, len(fresh), 500):
-            ids = fresh[chunk:chunk + 500]
-            known = set(self.session.scalars(select(FirstContribution.person_id).where(
-                FirstContribution.conversation_id == conv, FirstContribution.person_id.in_(ids))))
-            count += len(set(ids) - known)
-        return count
+        fresh = {person for (day, _c, person), c in live.items()
+                 if period.start <= day <= period.end and person in tally.live_contributed and _contributed(c)}
+        return self._firsts[period] + len(fresh - self._known_firsts())
 
     def _of_scope(self, model: Any, person_column: Any) -> list[ColumnElement[bool]]:
         if self.channel is not None:
@@ -946,31 +1015,56 @@ def _breakdown(counts: dict[str, int], active: dict[str, int], minimum: int) -> 
 
 
 def _threads(session: Session, conversation_id: int, period: Period, limit: int = 3) -> tuple[Thread, ...]:
-    lo, hi = _bounds(period.start, period.end)
+    return _threads_of(session, conversation_id, [period], limit)[period]
+
+
+def _threads_of(session: Session, conversation_id: int, periods: Sequence[Period],
+                limit: int = 3) -> dict[Period, tuple[Thread, ...]]:
+    """The busiest threads (most replies) of each period, from one grouped read of the
+    channel's replies over the longest span and one read of their roots."""
+    periods = list(dict.fromkeys(periods))
+    if not periods:
+        return {}
+    lo, hi = _bounds(min(p.start for p in periods), max(p.end for p in periods))
     reply = and_(Message.thread_external_id.is_not(None), Message.thread_external_id != Message.external_id)
-    counted = list(session.execute(
-        select(Message.thread_external_id, func.count(Message.id)).where(
+    counts = [func.sum(case((and_(Message.sent_at >= a, Message.sent_at < b), 1), else_=0))
+              for a, b in (_bounds(p.start, p.end) for p in periods)]
+    rows = list(session.execute(
+        select(Message.thread_external_id, *counts).where(
             Message.conversation_id == conversation_id, Message.sent_at >= lo, Message.sent_at < hi, reply)
-        .group_by(Message.thread_external_id).order_by(func.count(Message.id).desc(), Message.thread_external_id)
-        .limit(limit)))
-    if not counted:
-        return ()
+        .group_by(Message.thread_external_id)))
+    top: dict[Period, list[tuple[str, int]]] = {}
+    for i, p in enumerate(periods):
+        ranked = sorted(((thread, int(n[i] or 0)) for thread, *n in rows if n[i]), key=lambda t: (-t[1], t[0]))
+        top[p] = ranked[:limit]
+    wanted = sorted({thread for found in top.values() for thread, _ in found})
     roots = {m.external_id: m for m in session.scalars(select(Message).where(
-        Message.conversation_id == conversation_id, Message.external_id.in_([t for t, _ in counted])))}
-    out = []
-    for thread_id, n in counted:
-        root = roots.get(thread_id)
-        if root is None or root.deleted:
-            continue  # the root is gone (deleted, forgotten author, retention): nothing to name
-        title = (root.text or "").strip().splitlines()[0][:80] if (root.text or "").strip() else ""
-        out.append(Thread(conversation_id, title, int(n), root.permalink))
-    return tuple(out)
+        Message.conversation_id == conversation_id, Message.external_id.in_(wanted)))} if wanted else {}
+    out: dict[Period, tuple[Thread, ...]] = {}
+    for p, found in top.items():
+        threads = []
+        for thread_id, n in found:
+            root = roots.get(thread_id)
+            if root is None or root.deleted:
+                continue  # the root is gone (deleted, forgotten author, retention): nothing to name
+            title = (root.text or "").strip().splitlines()[0][:80] if (root.text or "").strip() else ""
+            threads.append(Thread(conversation_id, title, n, root.permalink))
+        out[p] = tuple(threads)
+    return out
 
 
 def period_ending(end: date, days: int) -> Period:
     if not 1 <= days <= MAX_DAYS:
         raise ValueError(days)
     return Period(end - timedelta(days=days - 1), end)
+
+
+def _no_jit(session: Session) -> None:
+    """PostgreSQL: no JIT compilation for the rest of this transaction. An organisation
+    report's grouped scan costs past the JIT threshold, and compiling it (≈ 0.3 s at 100,000
+    people) costs more than it saves on a query run once; SQLite: nothing."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL jit = off"))
 
 
 def report(session: Session, viewer: Viewer, scope: Scope, end: date, days: int) -> ScopeReport | None:
@@ -989,6 +1083,8 @@ def reports(session: Session, viewer: Viewer, scope: Scope, end: date,
         raise ValueError(scope.kind)
     if not may_read(session, viewer, scope):
         return None
+    if scope.kind != "channel":
+        _no_jit(session)
     minimum = min_group(session)
     longest = max(periods)
     reader = _Reader(session, scope, Period(end - timedelta(days=2 * longest - 1), end), end)
@@ -1003,13 +1099,17 @@ def reports(session: Session, viewer: Viewer, scope: Scope, end: date,
     reader.prepare_counts([end, *(end - timedelta(days=d) for d in periods)])
     spans = [p for days in periods for p in (period_ending(end, days), period_ending(end, days).before())]
     tallies = dict(zip(spans, reader.tallies(spans)))
+    reader.prepare_firsts(spans)
     out = []
+    figures = {days: reader.figures(period_ending(end, days), minimum, tallies[period_ending(end, days)])
+               for days in periods}
+    shown = [period_ending(end, days) for days in periods if not figures[days][0].too_small]
+    threads_of = _threads_of(session, int(scope.value), shown) if scope.kind == "channel" else {}  # type: ignore[arg-type]
     for days in periods:
         period = period_ending(end, days)
-        current, members = reader.figures(period, minimum, tallies[period])
+        current, members = figures[days]
         previous, _ = reader.figures(period.before(), minimum, tallies[period.before()])
-        threads = _threads(session, int(scope.value), period) \
-            if scope.kind == "channel" and not current.too_small else ()  # type: ignore[arg-type]
+        threads = threads_of.get(period, ())
         rows = _breakdown(members, tallies[period].active, minimum) if current.members is not None else ()
         out.append(ScopeReport(scope, label, current, previous, minimum, by, rows, threads, kind))
     return out
@@ -1021,6 +1121,8 @@ def weekly_series(session: Session, viewer: Viewer, scope: Scope, end: date, wee
     `viewer` may not read the scope."""
     if scope.kind == "me" or scope.kind not in SCOPE_KINDS or not may_read(session, viewer, scope):
         return []
+    if scope.kind != "channel":
+        _no_jit(session)
     minimum = min_group(session)
     last_monday = end - timedelta(days=end.weekday())
     first_monday = last_monday - timedelta(weeks=weeks - 1)
@@ -1028,7 +1130,7 @@ def weekly_series(session: Session, viewer: Viewer, scope: Scope, end: date, wee
     reader.prepare_counts(min(first_monday + timedelta(weeks=i, days=6), end) for i in range(weeks))
     spans = [Period(first_monday + timedelta(weeks=i), min(first_monday + timedelta(weeks=i, days=6), end))
              for i in range(weeks)]
-    tallies = reader.tallies(spans)  # contributors who are members by each week's end
+    tallies = reader.tallies(spans, contributors_only=True)  # contributors who are members by each week's end
     points = []
     for (start, stop), tally in zip(((p.start, p.end) for p in spans), tallies):
         n = sum(reader.member_counts(stop).values())  # a channel's by join date; profiles: as first seen
@@ -1092,7 +1194,7 @@ def dormant_channels(session: Session, viewer: Viewer, today: date) -> list[Dorm
         last[conv] = max(last.get(conv, date.min), _day(sent))
     members = dict(session.execute(
         select(ConversationMember.conversation_id, func.count(ConversationMember.id))
-        .join(Person, Person.id == ConversationMember.person_id).where(Person.active, Person.is_bot.is_(False))
+        .join(Person, Person.id == ConversationMember.person_id).where(counts_as_member())
         .group_by(ConversationMember.conversation_id)).all())
     out = []
     for conv in session.scalars(select(Conversation).where(Conversation.kind == "public")):
@@ -1157,13 +1259,13 @@ def _public_channel_figures(session: Session, period: Period, today: date, minim
     public = select(Conversation.id).where(Conversation.kind == "public")
     bound = _bounds(period.end, period.end)[1]
     lo, hi = _bounds(period.start, period.end)
-    is_member = and_(Person.active, Person.is_bot.is_(False), ConversationMember.id.is_not(None),
+    is_member = and_(counts_as_member(), ConversationMember.id.is_not(None),
                      ConversationMember.joined_at < bound)
     members = dict(session.execute(
         select(ConversationMember.conversation_id, func.count(ConversationMember.id))
         .join(Person, Person.id == ConversationMember.person_id)
         .where(ConversationMember.conversation_id.in_(public), ConversationMember.joined_at < bound,
-               Person.active, Person.is_bot.is_(False))
+               counts_as_member())
         .group_by(ConversationMember.conversation_id)).all())
     pairs: dict[tuple[int, int], list[int]] = {}
     member_pairs: set[tuple[int, int]] = set()
@@ -1197,7 +1299,7 @@ def _public_channel_figures(session: Session, period: Period, today: date, minim
                     select(ConversationMember.conversation_id, ConversationMember.person_id)
                     .join(Person, Person.id == ConversationMember.person_id)
                     .where(ConversationMember.person_id.in_(people[chunk:chunk + 500]), ConversationMember.joined_at < bound,
-                           Person.active, Person.is_bot.is_(False))):
+                           counts_as_member())):
                 member_pairs.add((conv, person))
     firsts = dict(session.execute(
         select(FirstContribution.conversation_id, func.count(FirstContribution.id))
@@ -1264,5 +1366,5 @@ __all__ = [
     "MyActivity", "DormantChannel", "min_group", "set_min_group", "may_read", "readable_scopes", "who_may_read",
     "resolve_scope", "resolve_channel_name", "profile_values", "rollup_day", "pending_days", "is_rolled",
     "report", "reports", "weekly_series", "my_activity", "dormant_channels", "export_rows", "EXPORT_COLUMNS",
-    "suppress_partition", "period_ending", "record_reaction", "SCOPE_KINDS", "MAX_DAYS", "REFERENCE_RATE",
+    "suppress_partition", "period_ending", "record_reaction", "counts_as_member", "SCOPE_KINDS", "MAX_DAYS", "REFERENCE_RATE",
 ]

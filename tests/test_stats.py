@@ -281,6 +281,24 @@ def test_the_roll_up_counts_a_day_once_and_forgetting_keeps_counts(d: Driver, bo
     assert r is not None and r.current.contributors == 6 and r.current.posts == 6
 
 
+def test_each_roll_up_row_says_what_part_the_person_took(d: Driver) -> None:
+    """`part` (what organisation reports group by) follows the row's counts: 2 for a
+    contribution, 1 for a reaction alone."""
+    root = post(d, "sophie", "#sales", "bonjour")
+    react(d, "chloe", "#sales", root)
+    post(d, "nathan", "#sales", "merci", thread_id=root)
+    react(d, "nathan", "#sales", root)
+    day = d.clock.now().date()
+    d.clock.advance(timedelta(days=1))
+    with d.session() as s:
+        analytics.rollup_day(s, DEMO_TENANT, day)
+    with d.session() as s:
+        rows = s.scalars(select(ActivityDay).where(ActivityDay.day == day)).all()
+        names = {p.id: p.handle for p in s.scalars(select(Person))}
+        parts = {names[r.person_id]: r.part for r in rows}
+    assert parts == {"sophie": 2, "chloe": 1, "nathan": 2}
+
+
 def test_minimum_group_size_is_an_admin_setting(d: Driver) -> None:
     for who in ("sophie", "chloe", "nathan", "sarah"):
         post(d, who, "#sales", "bonjour")
