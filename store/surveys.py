@@ -71,8 +71,8 @@ from typing import Any, Iterable, Sequence
 from sqlalchemy import String, cast, delete as sql_delete, false, func, literal, select, update
 from sqlalchemy.orm import Session
 
-from store.analytics import min_group
-from store.models.analytics import ActivityDay
+from store.analytics import counts_as_member, min_group
+from store.models.analytics import PART_CONTRIBUTED, ActivityDay
 from store.models.core import ConversationMember, Person, Role
 from store.models.surveys import (Survey, SurveyAnswer, SurveyAnswerSet, SurveyNamedAnswer, SurveyParticipant,
                                   SurveyQuestion, SurveyTally)
@@ -107,7 +107,7 @@ def _audience_query(tenant: str, kind: str, value: str) -> Any:
     """SELECT of the audience's person ids (active, non-bot), each once. The tenant is named
     here, not left to the session's guard: the guard scopes ORM reads, and this SELECT also
     feeds an INSERT (`_invite_all`), which it does not touch."""
-    query = select(Person.id).where(Person.tenant == tenant, Person.active.is_(True), Person.is_bot.is_(False))
+    query = select(Person.id).where(Person.tenant == tenant, counts_as_member())
     if kind == "channel":
         query = query.join(ConversationMember, ConversationMember.person_id == Person.id).where(
             ConversationMember.tenant == tenant, ConversationMember.conversation_id == int(value)).distinct()
@@ -309,8 +309,8 @@ def user_types(session: Session, person_ids: Sequence[int], today: date) -> dict
 
 
 def _contributed() -> Any:
-    return (ActivityDay.posts + ActivityDay.replies + ActivityDay.ideas + ActivityDay.help_asked
-            + ActivityDay.help_answered + ActivityDay.kudos_given) > 0
+    """A roll-up row where the person contributed (analytics' own rule, not only reacted)."""
+    return ActivityDay.part == PART_CONTRIBUTED
 
 
 def user_type(session: Session, person_id: int, today: date) -> str:
