@@ -66,7 +66,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Iterable, Sequence
 
@@ -74,6 +74,7 @@ from rapidfuzz import fuzz, process
 from sqlalchemy import ColumnElement, and_, case, delete, func, literal, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from store import readers
 from store.idempotency import insert_ignore
 from store.models.analytics import (CONTRIBUTING, PART_CONTRIBUTED, PART_REACTED, REACTING, ActivityDay, AnalyticsSetting,
                                     FirstContribution, MessageReaction, RollupDay, part_of)
@@ -157,6 +158,10 @@ class Figures:
     help_asked: int = 0
     help_answered: int = 0
     help_unanswered: int = 0
+    # Members who read the channel in the period, where its messenger says (Matrix read
+    # receipts): None when not measured there or under the minimum group.
+    readers: int | None = None
+    readers_measured: bool = False
     reply_median: timedelta | None = None
     reply_slowest: timedelta | None = None
     withheld: tuple[str, ...] = ()  # people counts hidden only so a small one cannot be worked out
@@ -968,6 +973,13 @@ class _Who:
         return self.member and (self.since is None or self.since < bound)
 
 
+def _with_readers(session: Session, conversation_id: int, f: Figures, minimum: int) -> Figures:
+    since = datetime.combine(f.period.start, time.min, tzinfo=timezone.utc)
+    until = datetime.combine(f.period.end + timedelta(days=1), time.min, tzinfo=timezone.utc)
+    n = readers.member_readers(session, conversation_id, since, until, counts_as_member())
+    return replace(f, readers=None if f.members is None else _hide(n, minimum), readers_measured=True)
+
+
 def _hide(value: int, minimum: int) -> int | None:
     return None if 0 < value < minimum else value
 
@@ -1110,6 +1122,9 @@ def reports(session: Session, viewer: Viewer, scope: Scope, end: date,
         current, members = figures[days]
         previous, _ = reader.figures(period.before(), minimum, tallies[period.before()])
         threads = threads_of.get(period, ())
+        if scope.kind == "channel" and readers.measured(session, int(scope.value)):  # type: ignore[arg-type]
+            current, previous = (_with_readers(session, int(scope.value), f, minimum)  # type: ignore[arg-type]
+                                 for f in (current, previous))
         rows = _breakdown(members, tallies[period].active, minimum) if current.members is not None else ()
         out.append(ScopeReport(scope, label, current, previous, minimum, by, rows, threads, kind))
     return out

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from typing import Any
+
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from store.idempotency import insert_ignore
+from store.models.core import ConversationMember, Person
 from store.models.readers import MessageRead
 
 
@@ -31,3 +34,20 @@ def readers_since(session: Session, conversation_id: int, since: datetime) -> in
     """How many people read the conversation at least once since `since` (a real readers count)."""
     return int(session.scalar(select(func.count(func.distinct(MessageRead.person_id))).where(
         MessageRead.conversation_id == conversation_id, MessageRead.read_at >= since)) or 0)
+
+
+def measured(session: Session, conversation_id: int) -> bool:
+    """Whether the conversation's messenger tells who reads (any receipt ever recorded there)."""
+    return bool(session.scalar(select(exists().where(MessageRead.conversation_id == conversation_id))))
+
+
+def member_readers(session: Session, conversation_id: int, since: datetime, until: datetime, who: Any) -> int:
+    """How many of the conversation's members read it at least once in [since, until): people
+    the condition `who` (on Person: analytics' `counts_as_member`) counts, each once."""
+    return int(session.scalar(
+        select(func.count(func.distinct(MessageRead.person_id)))
+        .join(Person, Person.id == MessageRead.person_id)
+        .join(ConversationMember, (ConversationMember.person_id == MessageRead.person_id)
+              & (ConversationMember.conversation_id == MessageRead.conversation_id))
+        .where(MessageRead.conversation_id == conversation_id, MessageRead.read_at >= since,
+               MessageRead.read_at < until, who)) or 0)

@@ -57,6 +57,8 @@ def people_section(t: Translate, periods: list[tuple[Figures, Figures]], minimum
                          change=_rate_change(t, cur.rate, prev.rate)) for cur, prev in periods)
     low, high = (round(v * 100) for v in REFERENCE_RATE)
     lines.insert(2, t("stats.line.rate", values=rates, low=low, high=high))
+    if any(cur.readers_measured for cur, _ in periods):
+        lines.append(_people_line(t, "stats.line.readers", periods, "readers", minimum))
     return "\n".join(lines)
 
 
