@@ -6,7 +6,7 @@ import os
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import pytest
 from sqlalchemy import text
@@ -19,6 +19,10 @@ from bot.i18n import Prompts
 from handlers import build_registry
 from store.db import Database, unreachable
 from store.models import Base
+
+if TYPE_CHECKING:
+    from tests.matrix.homeserver import Homeserver
+    from tests.matrix.world import World
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = Path(__file__).resolve().parent / "specs"  # vendored from ../shared/specs, with their licences
@@ -138,3 +142,31 @@ def spec_file(name: str) -> Path:
     if not path.exists():
         pytest.fail(f"{path} is missing: the vendored platform specs live in tests/specs")
     return path
+
+
+# Matrix: a real Synapse, installed and started by the suite (tests/matrix/homeserver.py) -------
+@pytest.fixture(scope="session")
+def matrix_homeserver() -> Iterator["Homeserver"]:
+    """One Synapse for the whole session (on loopback, its own port and directory). Where it
+    cannot be installed or started the Matrix tests skip with the reason; under CI=true that
+    is a failure, as for PostgreSQL."""
+    from tests.matrix.homeserver import Homeserver, SynapseUnavailable, scratch_dir
+
+    hs = Homeserver(scratch_dir())
+    try:
+        hs.start()
+    except SynapseUnavailable as exc:
+        hs.remove()
+        if IN_CI:
+            pytest.fail(f"CI=true but the Matrix homeserver is unavailable: {exc}")
+        pytest.skip(f"Matrix tests skipped: {exc}")
+    yield hs
+    hs.remove()
+
+
+@pytest.fixture(scope="session")
+def matrix_world(matrix_homeserver: "Homeserver") -> "World":
+    """The demo organisation's people, rooms and direct chats on that homeserver (made once)."""
+    from tests.matrix.world import World
+
+    return World.build(matrix_homeserver)
