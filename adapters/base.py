@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from bot.types import Effect
 
 # Module paths, imported when first read (adapters/<platform>/__init__.py: REGISTRATION).
-REGISTERED: tuple[str, ...] = ("adapters.slack", "adapters.teams", "adapters.console")
+REGISTERED: tuple[str, ...] = ("adapters.slack", "adapters.teams", "adapters.matrix", "adapters.console")
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from bot.registry import Job, Registry
 from bot.types import ConversationRef, Effect, Outbound, Reply, UserRef
 
 ROOT = Path(__file__).resolve().parent.parent
-SDKS = ("slack_bolt", "slack_sdk", "botbuilder", "aiohttp")
+SDKS = ("slack_bolt", "slack_sdk", "botbuilder", "aiohttp", "nio")
 
 
 def test_the_settings_and_the_list_load_no_platform_sdk() -> None:
@@ -40,7 +40,7 @@ def test_the_settings_and_the_list_load_no_platform_sdk() -> None:
 
 def test_every_messenger_is_registered_once_with_its_own_settings() -> None:
     found = base.registrations()
-    assert [r.platform for r in found] == ["slack", "teams", "console"]
+    assert [r.platform for r in found] == ["slack", "teams", "matrix", "console"]
     for registration in found:
         for field, info in (registration.settings_model.model_fields.items() if registration.settings_model else ()):
             assert Settings.model_fields[field].validation_alias == info.validation_alias
@@ -145,7 +145,7 @@ def test_a_registered_messenger_is_configured_served_and_described(
     out = capsys.readouterr().out
     assert "  Echo    configured: token (ECHO_TOKEN)" in out
     assert "serves Echo on http://" in out
-    assert base.titles() == "Slack, Teams or Echo"
+    assert base.titles() == "Slack, Teams, Matrix or Echo"
 
 
 # The console: a messenger with a ticker of its own ---------------------------------------------
