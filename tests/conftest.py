@@ -22,7 +22,7 @@ from store.models import Base
 
 if TYPE_CHECKING:
     from tests.matrix.homeserver import Homeserver
-    from tests.matrix.world import World
+    from tests.matrix.world import Humans, World
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = Path(__file__).resolve().parent / "specs"  # vendored from ../shared/specs, with their licences
@@ -170,3 +170,14 @@ def matrix_world(matrix_homeserver: "Homeserver") -> "World":
     from tests.matrix.world import World
 
     return World.build(matrix_homeserver)
+
+
+@pytest.fixture(scope="session")
+def matrix_humans(matrix_world: "World", tmp_path_factory: pytest.TempPathFactory) -> Iterator["Humans"]:
+    """The people's Matrix clients (matrix-nio, each with its encryption store), opened on first use."""
+    from tests.matrix.world import Humans
+
+    humans = Humans(matrix_world, tmp_path_factory.mktemp("matrix-humans"))
+    yield humans
+    humans.close()
+

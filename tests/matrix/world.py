@@ -51,6 +51,7 @@ class World:
     rooms: dict[str, str] = field(default_factory=dict)         # channel name → room id
     dms: dict[str, str] = field(default_factory=dict)           # handle → direct chat with the bot
     names: dict[str, str] = field(default_factory=dict)         # handle → display name
+    members: dict[str, set[str]] = field(default_factory=dict)  # room id → handles joined (besides the bot)
     seconds: float = 0.0
     _direct_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -62,6 +63,9 @@ class World:
 
     def handle_of(self, user_id: str) -> str:
         return user_id.split(":", 1)[0].lstrip("@")
+
+    def member_of(self, room_id: str) -> list[str]:
+        return sorted(self.members.get(room_id, ()))
 
     @classmethod
     def build(cls, hs: Homeserver, *, talkers: Iterable[str] | None = None) -> "World":
@@ -94,9 +98,19 @@ class World:
             joins += [(world.accounts[h], world.rooms[name]) for name, handles in members.items()
                       for h in dict.fromkeys(handles) if h != DEMO_ADMIN and (h in chosen or name == "direction")]
             list(pool.map(lambda j: world.join(j[0], j[1]), joins))
+            for account, room in joins:
+                if account is not world.bot:
+                    world.members.setdefault(room, set()).add(account.localpart)
+            for name, room in world.rooms.items():
+                world.members.setdefault(room, set()).add(DEMO_ADMIN)
             world.dms = dict(pool.map(lambda h: (h, world.open_dm(world.accounts[h])), chosen))
         world.seconds = time.monotonic() - started
         return world
+
+    def bot_device(self) -> Account:
+        """A new login of the bot: a new device and access token."""
+        assert self.bot is not None
+        return self.hs.login(self.bot.localpart, self.bot.password)
 
     def join(self, account: Account, room_id: str) -> None:
         self.hs.api("POST", f"/_matrix/client/v3/join/{room_id}", {}, token=account.access_token)
@@ -111,6 +125,7 @@ class World:
         self._mark_direct(account, self.bot.user_id, room)
         self.join(self.bot, room)
         self._mark_direct(self.bot, account.user_id, room)  # as a client accepting a direct invite does
+        self.members[room] = {account.localpart}
         return room
 
     def _mark_direct(self, account: Account, other: str, room: str) -> None:
@@ -144,6 +159,7 @@ class World:
             self.join(m, room)
         if with_bot:
             self.join(self.bot, room)
+        self.members[room] = {owner.localpart, *(m.localpart for m in members)}
         return room
 
 
@@ -175,6 +191,7 @@ class Received:
     content: dict[str, Any]
     decrypted: bool
     at: float          # time.perf_counter() when this client's sync returned it
+    ts: int = 0        # origin_server_ts
 
     @property
     def body(self) -> str:
@@ -228,8 +245,10 @@ class Human:
                 undecrypted = isinstance(event, MegolmEvent)
                 decrypted = bool(getattr(event, "decrypted", False))
                 content = source.get("content", {}) if not decrypted else _decrypted_content(event)
+                ts = source.get("origin_server_ts")
                 item = Received(room_id, source["event_id"], source.get("sender", ""),
-                                "m.room.encrypted" if undecrypted else source.get("type", ""), content, decrypted, now)
+                                "m.room.encrypted" if undecrypted else source.get("type", ""), content, decrypted, now,
+                                ts if isinstance(ts, int) else 0)
                 if item.event_id not in self.received:
                     self.received[item.event_id] = item
                     self.order.append(item.event_id)

@@ -1,0 +1,28 @@
+"""Every scenario of tests/scenarios through Matrix: real people's clients (matrix-nio) on a
+real Synapse started by the suite, Causette's Matrix adapter answering (tests/harness/matrix.py).
+Each step's replies have the keys the scenario states (the same as on the console, Slack and
+Teams), and each reply reached the person's client in the room it was meant for."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.clock import FixedClock
+from bot.core import Bot
+from tests.harness.matrix import MatrixHarness, server_time_as_test_clock
+from tests.matrix.world import Humans, World
+from tests.scenarios import Scenario, all_scenarios, play
+
+
+@pytest.mark.parametrize("scenario", all_scenarios(), ids=lambda s: s.name)
+def test_scenario_through_matrix(bot: Bot, clock: FixedClock, scenario: Scenario, matrix_world: World,
+                                 matrix_humans: Humans, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    server_time_as_test_clock(monkeypatch, clock)
+    harness = MatrixHarness(bot, matrix_world, matrix_humans, tmp_path / "bot-store")
+    try:
+        play(harness, scenario)
+    finally:
+        harness.close()
+    replies = sum(1 for step in scenario.steps for _ in (step.expected_on("matrix") or ()))
+    assert len(harness.received) >= replies and (replies == 0 or harness.received), "nothing reached Matrix"
