@@ -41,6 +41,19 @@ def speakers() -> list[str]:
     return sorted({step.user for scenario in all_scenarios() for step in scenario.steps})
 
 
+def speakers_in() -> dict[str, set[str]]:
+    """Channel name → who types in it in some scenario step (on Matrix one must have joined a
+    room to write there; the console lets anyone write anywhere)."""
+    from tests.scenarios import all_scenarios
+
+    found: dict[str, set[str]] = {}
+    for scenario in all_scenarios():
+        for step in scenario.steps:
+            if step.where != "dm":
+                found.setdefault(step.where.lstrip("#"), set()).add(step.user)
+    return found
+
+
 @dataclass
 class World:
     """The organisation as it exists on the homeserver (made once per test session)."""
@@ -97,6 +110,11 @@ class World:
             # store who never opened Matrix): a join costs the homeserver ~40 ms, 200 of them seconds.
             joins += [(world.accounts[h], world.rooms[name]) for name, handles in members.items()
                       for h in dict.fromkeys(handles) if h != DEMO_ADMIN and (h in chosen or name == "direction")]
+            if talkers is None:  # and those who write in a public room of which they are not a member
+                kinds = {name: kind for name, kind, _ in CHANNELS}
+                joins += [(world.accounts[h], world.rooms[name]) for name, handles in sorted(speakers_in().items())
+                          for h in sorted(handles) if kinds.get(name) == "public" and h != DEMO_ADMIN
+                          and h not in members.get(name, [])]
             list(pool.map(lambda j: world.join(j[0], j[1]), joins))
             for account, room in joins:
                 if account is not world.bot:
