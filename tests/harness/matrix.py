@@ -90,9 +90,7 @@ class BotRunner:
     `seen` holds every reply the sender rendered: (Outbound, content)."""
 
     def __init__(self, bot: Bot, world: World, store: Path, *, device: tuple[str, str] | None = None,
-                 allowed_servers: str = "", encryption: bool = True) -> None:
-        from tests.matrix.world import LoopThread
-
+                 allowed_servers: str = "", encryption: bool = True, loop: Any = None) -> None:
         assert world.bot is not None
         token, device_id = device or (world.bot.access_token, world.bot.device_id)
         self.bot = bot
@@ -104,7 +102,12 @@ class BotRunner:
             "matrix_allowed_servers": allowed_servers})
         self.seen: list[tuple[Outbound, Mapping[str, Any]]] = []
         self._lock = threading.Lock()
-        self.loop: LoopThread | None = None
+        # matrix-nio's encryption stores (peewee) bind their models to a database for each
+        # query: two clients with stores in two threads of one process race on that binding
+        # ("Query must be bound to a database"). So the bot shares the people's loop thread when
+        # given (one process holds both here; a deployed bot is alone in its process).
+        self.shared_loop = loop
+        self.loop: Any = None
         self.runtime: Any = None
 
     def _observe(self, outbound: Outbound, content: Mapping[str, Any]) -> None:
@@ -115,7 +118,7 @@ class BotRunner:
         from adapters.matrix.runtime import MatrixRuntime
         from tests.matrix.world import LoopThread
 
-        self.loop = LoopThread("matrix-bot")
+        self.loop = self.shared_loop or LoopThread("matrix-bot")
         self.runtime = MatrixRuntime(self.bot, self.settings, observer=self._observe, sync_timeout_ms=2000)
         self.loop.run(self.runtime.start(), timeout)
         return self
@@ -126,7 +129,8 @@ class BotRunner:
         try:
             self.loop.run(self.runtime.stop(), 60)
         finally:
-            self.loop.stop()
+            if self.loop is not self.shared_loop:
+                self.loop.stop()
             self.loop = None
             if self.bot.services.deliver == self.runtime.deliver:
                 self.bot.services.deliver = None
@@ -168,7 +172,8 @@ class MatrixHarness:
         # device, filter and `since`: the previous test's, whose token predates that test's
         # messages, and they would all be answered again: see the report on issue 19.)
         device = world.bot_device()
-        self.runner = BotRunner(bot, world, store, device=(device.access_token, device.device_id)).start()
+        self.runner = BotRunner(bot, world, store, device=(device.access_token, device.device_id),
+                                loop=humans.loop).start()
         self.received: list[Received] = []  # every reply the people's clients received, in order
 
     def close(self) -> None:

@@ -234,6 +234,7 @@ class Human:
         self.received: dict[str, Received] = {}
         self.order: list[str] = []
         self.token = ""
+        self._undecrypted: dict[str, Any] = {}
 
     async def open(self) -> None:
         self.client.restore_login(self.account.user_id, self.account.device_id, self.account.access_token)
@@ -254,7 +255,7 @@ class Human:
         self.token = resp.next_batch
         if client.olm is not None:
             await self._keys()
-        got: list[Received] = []
+        got: list[Received] = self._retry_decryption(now)
         for room_id, room in resp.rooms.join.items():
             for event in room.timeline.events:
                 source = getattr(event, "source", {}) or {}
@@ -270,8 +271,25 @@ class Human:
                 if item.event_id not in self.received:
                     self.received[item.event_id] = item
                     self.order.append(item.event_id)
+                    if undecrypted:  # its room key may come in a later sync, as Element retries
+                        self._undecrypted[item.event_id] = event
                 got.append(item)
         return got
+
+    def _retry_decryption(self, now: float) -> list[Received]:
+        done: list[Received] = []
+        for eid, event in list(self._undecrypted.items()):
+            try:
+                clear = self.client.decrypt_event(event)
+            except Exception:  # noqa: BLE001 - still no key
+                continue
+            old = self.received[eid]
+            item = Received(old.room_id, eid, old.sender, str(clear.source.get("type", "m.room.message")),
+                            _decrypted_content(clear), True, now, old.ts)
+            self.received[eid] = item
+            del self._undecrypted[eid]
+            done.append(item)
+        return done
 
     async def _keys(self) -> None:
         client = self.client
