@@ -96,7 +96,8 @@ def test_encrypted_room_and_direct_chat_round_trip(live: dict[str, Any], matrix_
         eid = humans.run(human.send(where, text))
         runner.wait_for(eid)
         assert _keys(runner) == ["help.overview"], f"{who} in {where}"
-        got: list[Received] = humans.run(human.wait_for(_from_bot(world, where, started)))
+        answer = _from_bot(world, where, started)
+        got: list[Received] = humans.run(human.wait_for(lambda r: answer(r) and r.decrypted))
         assert got[0].decrypted and got[0].content.get("msgtype") == "m.notice" and got[0].body
         stored = world.hs.api("GET", f"/_matrix/client/v3/rooms/{where}/event/{got[0].event_id}", token=account.access_token)
         assert stored["type"] == "m.room.encrypted" and "body" not in stored["content"]
@@ -137,9 +138,6 @@ def test_restart_in_the_middle(live: dict[str, Any], matrix_world: World, matrix
     assert len(answers) >= 3, f"an answer did not reach the room: {answers}"
 
 
-@pytest.mark.xfail(reason="seen here: after a restart with the same store and device the person's client could not "
-                          "decrypt the bot's answers within 20 s (the adapter's room-key sharing after a restart)",
-                   strict=False)
 def test_restart_keeps_the_encrypted_room_readable(live: dict[str, Any], matrix_world: World,
                                                    matrix_humans: Humans) -> None:
     human, _bot, answers = _restart(live, matrix_world, matrix_humans)
@@ -183,8 +181,10 @@ def test_bad_input_from_the_real_server(live: dict[str, Any], matrix_world: Worl
         assert "<script" not in html and "<img" not in html and "javascript:" not in html and "<b>" not in html
     assert any("&lt;b&gt;Bold&lt;/b&gt;" in str(content.get("formatted_body", "")) for _, content in seen)
     humans.run(lucas.wait_for(_from_bot(world, room, started)))
-    # A redaction of an event the bot never saw.
-    redaction = hs.api("PUT", f"/_matrix/client/v3/rooms/{room}/redact/$unknown{secrets.token_hex(4)}/r{secrets.token_hex(4)}",
+    # A redaction of an event the bot never recorded (a notice: the bot leaves other bots' posts
+    # alone; Synapse refuses to redact an event id it does not know at all).
+    notice = humans.run(lucas.send(room, "a notice", msgtype="m.notice"))
+    redaction = hs.api("PUT", f"/_matrix/client/v3/rooms/{room}/redact/{notice}/r{secrets.token_hex(4)}",
                        {"reason": "test"}, token=world.accounts["lucas"].access_token)["event_id"]
     runner.wait_for(redaction)
     assert _keys(runner) == []
