@@ -15,7 +15,20 @@ from tests.matrix.world import Humans, World
 from tests.scenarios import Scenario, all_scenarios, play
 
 
-@pytest.mark.parametrize("scenario", all_scenarios(), ids=lambda s: s.name)
+# What the Matrix adapter does not do yet, seen by these tests (strict: once fixed, remove the line).
+ADAPTER_GAPS = {
+    "who knows, profile, skills, in both languages":
+        "a reply with a card loses its text on Matrix (adapters/matrix/render.py shows the card's title, body and "
+        "actions only): expert.none's 'compétences ajouter …' hint is not shown",
+}
+
+
+def _cases() -> list[object]:
+    return [pytest.param(s, marks=pytest.mark.xfail(reason=ADAPTER_GAPS[s.name], strict=True))
+            if s.name in ADAPTER_GAPS else s for s in all_scenarios()]
+
+
+@pytest.mark.parametrize("scenario", _cases(), ids=lambda s: getattr(s, "name", ""))
 def test_scenario_through_matrix(bot: Bot, clock: FixedClock, scenario: Scenario, matrix_world: World,
                                  matrix_humans: Humans, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     server_time_as_test_clock(monkeypatch, clock)
