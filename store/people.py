@@ -340,10 +340,12 @@ def _tenant_of(session: Session, ref_tenant: str) -> str:
 
 def find_person(session: Session, token: str) -> Person | None:
     """By platform id, @handle, display name or e-mail (case- and accent-insensitive for names)."""
-    token = token.strip().lstrip("@")
+    raw = token.strip()
+    token = raw.lstrip("@")
     if not token:
         return None
-    found = session.scalar(select(Person).where(Person.external_id == token))
+    # A Matrix user id starts with "@" (@thomas:example.org): the raw token is tried as an id too.
+    found = session.scalar(select(Person).where(Person.external_id.in_({raw, token})).order_by(Person.id))
     if found is not None:
         return found
     lowered = token.casefold()

@@ -174,8 +174,8 @@ def _build(reply: Reply, names: Names, t: Translate, prefix: str, limit: int | N
     actions: tuple[str, ...] = ()
     if reply.card is not None:
         actions = _card(doc, reply.card, t, prefix)
-        if reply.text and not reply.card.title:
-            p, r = doc.text(reply.text)
+        if reply.text and reply.text.strip() not in (reply.card.title.strip(), reply.card.body.strip()):
+            p, r = doc.text(reply.text)  # the reply's own text leads, as on Slack and Teams
             doc.plain.insert(0, p)
             doc.rich.insert(0, f"<p>{r}</p>")
     else:

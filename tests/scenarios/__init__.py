@@ -47,6 +47,10 @@ class Differs:
     reason: str
 
 
+# A reply carrying a form (Slack's modal, Teams' card form) on Matrix, which has neither.
+MATRIX_FORM = "Matrix has no modal: a form is a guided exchange in the direct chat, whose first question follows"
+
+
 @dataclass(frozen=True)
 class Step:
     user: str                      # demo handle of who speaks

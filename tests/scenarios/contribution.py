@@ -5,7 +5,7 @@ Léa Moreau (`lea`) posts the anonymous idea: her family name must appear nowher
 the admins' audited look-up. Jobs' output during `advance` is not recorded by the harnesses,
 so escalation is observed through `ask show`, which renders the request's card.
 """
-from tests.scenarios import Scenario, Step
+from tests.scenarios import MATRIX_FORM, Differs, Scenario, Step
 
 ANON = "Moreau"  # Léa Moreau, author of the anonymous idea
 
@@ -39,7 +39,8 @@ SCENARIOS = [
              expect=("idea.campaign_card", "idea.campaign_started"), contains=("Cut travel costs",)),
         Step("thomas", "#general", "idea Shared taxis from the airport #travel", expect=("idea.card", "idea.posted"),
              contains=("Cut travel costs", "#sales")),
-        Step("thomas", "#general", "idea", expect=("idea.form",)),
+        Step("thomas", "#general", "idea", expect=("idea.form",),
+             differs=(Differs("matrix", ("idea.form", "matrix.form_question"), MATRIX_FORM),)),
         Step("thomas", "#general", "idea — only details", expect=("idea.title_required",)),
         # Idea 1 went to the campaign's channel, #sales, whose animator is Julien.
         Step("thomas", "#general", "idea status 1 under review", expect=("error.not_allowed",)),
@@ -56,7 +57,8 @@ SCENARIOS = [
         Step("lucas", "#sales", "ask take 1", expect=("help_requests.card", "help_requests.taken"), contains=("Lucas",)),
         Step("emma", "#sales", "ask take 1", expect=("help_requests.already_taken",), contains=("Lucas",)),
         Step("emma", "#sales", "ask resolve 1 it is done", expect=("help_requests.resolve_not_allowed",)),
-        Step("sophie", "#sales", "ask resolve 1", expect=("help_requests.resolve_form",)),
+        Step("sophie", "#sales", "ask resolve 1", expect=("help_requests.resolve_form",),
+             differs=(Differs("matrix", ("help_requests.resolve_form", "matrix.form_question"), MATRIX_FORM),)),
         Step("sophie", "#sales", "ask resolve 1 Use the 2025 Airbus template in the shared drive",
              expect=("help_requests.card", "help_requests.resolved_post", "help_requests.resolved"), contains=("Airbus template", "Lucas")),
         Step("sophie", "#sales", "ask thank 1", expect=("kudos.card",)),

@@ -1,0 +1,1 @@
+"""A real Matrix homeserver (Synapse) and real Matrix clients for the tests and the benchmark."""
