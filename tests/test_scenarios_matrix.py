@@ -16,16 +16,23 @@ from tests.scenarios import Scenario, all_scenarios, play
 
 
 # What the Matrix adapter does not do yet, seen by these tests (strict: once fixed, remove the line).
-ADAPTER_GAPS = {
-    "who knows, profile, skills, in both languages":
-        "a reply with a card loses its text on Matrix (adapters/matrix/render.py shows the card's title, body and "
-        "actions only): expert.none's 'compétences ajouter …' hint is not shown",
-}
+ADAPTER_GAPS: dict[str, str] = {}
+# Steps that press a button or submit a form (Step.press / Step.submit): on Matrix that is typing the
+# card's command and answering the guided exchange, which this harness does not drive yet (the
+# adapter's side is tested in tests/test_matrix_processor.py and tests/test_matrix_forms.py).
+NOT_DRIVEN = "the Matrix harness does not yet press buttons or answer guided forms (Step.press / Step.submit)"
 
 
 def _cases() -> list[object]:
-    return [pytest.param(s, marks=pytest.mark.xfail(reason=ADAPTER_GAPS[s.name], strict=True))
-            if s.name in ADAPTER_GAPS else s for s in all_scenarios()]
+    cases: list[object] = []
+    for s in all_scenarios():
+        if any(step.press or step.submit for step in s.steps):
+            cases.append(pytest.param(s, marks=pytest.mark.skip(reason=NOT_DRIVEN)))
+        elif s.name in ADAPTER_GAPS:
+            cases.append(pytest.param(s, marks=pytest.mark.xfail(reason=ADAPTER_GAPS[s.name], strict=True)))
+        else:
+            cases.append(s)
+    return cases
 
 
 @pytest.mark.parametrize("scenario", _cases(), ids=lambda s: getattr(s, "name", ""))
