@@ -82,6 +82,18 @@ def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(0, limit - 1)].rstrip() + "…"
 
 
+def shorten_marked(text: str, limit: int | None) -> str:
+    """Shorten text that may hold markers or code spans without cutting one in half."""
+    if limit is None or len(text) <= limit:
+        return text
+    cut = text[: max(0, limit - 1)]
+    if cut.rfind(MARK_OPEN) > cut.rfind(MARK_CLOSE):
+        cut = cut[: cut.rfind(MARK_OPEN)]
+    if cut.rfind(CODE_OPEN[0]) > cut.rfind(CODE_CLOSE[-1]):
+        cut = cut[: cut.rfind(CODE_OPEN[0])]
+    return cut.rstrip() + "…"
+
+
 def mention_marker(platform_user_id: str) -> str:
     """Names a person (a mention someone typed): rendered as their name, never a ping."""
     return f"{MARK_OPEN}@{platform_user_id}{MARK_CLOSE}"

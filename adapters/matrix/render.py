@@ -26,7 +26,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from bot.text import CODE_CLOSE, CODE_OPEN, MARK_CLOSE, MARK_OPEN, NO_NAMES, Names, split_markers
+from bot.text import NO_NAMES, Names, shorten_marked, split_markers
 from bot.types import Card, Reply
 
 __all__ = ["NO_NAMES", "Names", "Rendered", "render", "render_text", "plain_of", "KEYCAPS", "number_of"]
@@ -100,18 +100,6 @@ def render_text(text: str, names: Names, pings: list[str] | None = None, command
             plain.append(_literal("#" + names.channel(value)))
             rich.append(_html("#" + names.channel(value)))
     return "".join(plain), "".join(rich)
-
-
-def shorten_marked(text: str, limit: int | None) -> str:
-    """Shorten text that may hold markers without cutting one in half."""
-    if limit is None or len(text) <= limit:
-        return text
-    cut = text[: max(0, limit - 1)]
-    if cut.rfind(MARK_OPEN) > cut.rfind(MARK_CLOSE):
-        cut = cut[: cut.rfind(MARK_OPEN)]
-    if cut.rfind(CODE_OPEN[0]) > cut.rfind(CODE_CLOSE[-1]):
-        cut = cut[: cut.rfind(CODE_OPEN[0])]
-    return cut.rstrip() + "…"
 
 
 class _Doc:

@@ -26,7 +26,7 @@ import re
 from dataclasses import replace
 from typing import Any, Callable, Mapping
 
-from bot.text import CODE_CLOSE, CODE_OPEN, MARK_CLOSE, MARK_OPEN, NO_NAMES, Names, split_markers, strip_markers
+from bot.text import NO_NAMES, Names, shorten_marked, split_markers, strip_markers
 from bot.types import Action, Card, Form, Picture, Reply
 
 __all__ = ["NO_NAMES", "Names", "build_card", "cards_of", "plain_text", "render", "render_text"]
@@ -106,18 +106,6 @@ def shorten(text: str, limit: int | None) -> str:
     if limit is None or len(text) <= limit:
         return text
     return text[: max(0, limit - 1)].rstrip() + "…"
-
-
-def shorten_marked(text: str, limit: int | None) -> str:
-    """Shorten text that may hold mention markers without cutting one in half."""
-    if limit is None or len(text) <= limit:
-        return text
-    cut = text[: max(0, limit - 1)]
-    if cut.rfind(MARK_OPEN) > cut.rfind(MARK_CLOSE):
-        cut = cut[: cut.rfind(MARK_OPEN)]
-    if cut.rfind(CODE_OPEN[0]) > cut.rfind(CODE_CLOSE[-1]):
-        cut = cut[: cut.rfind(CODE_OPEN[0])]
-    return cut.rstrip() + "…"
 
 
 def _block(text: str, **style: Any) -> dict[str, Any]:
