@@ -1117,12 +1117,13 @@ def reports(session: Session, viewer: Viewer, scope: Scope, end: date,
                for days in periods}
     shown = [period_ending(end, days) for days in periods if not figures[days][0].too_small]
     threads_of = _threads_of(session, int(scope.value), shown) if scope.kind == "channel" else {}  # type: ignore[arg-type]
+    read_measured = scope.kind == "channel" and readers.measured(session, int(scope.value))  # type: ignore[arg-type]
     for days in periods:
         period = period_ending(end, days)
         current, members = figures[days]
         previous, _ = reader.figures(period.before(), minimum, tallies[period.before()])
         threads = threads_of.get(period, ())
-        if scope.kind == "channel" and readers.measured(session, int(scope.value)):  # type: ignore[arg-type]
+        if read_measured:
             current, previous = (_with_readers(session, int(scope.value), f, minimum)  # type: ignore[arg-type]
                                  for f in (current, previous))
         rows = _breakdown(members, tallies[period].active, minimum) if current.members is not None else ()
