@@ -159,6 +159,25 @@ def _due(now: datetime, platforms: Sequence[str] | None = None, busy: Sequence[s
     return clause if platforms is None else and_(clause, InboxEvent.platform.in_(list(platforms)))
 
 
+@cache
+def _due_peek(platforms: tuple[str, ...] | None) -> Any:
+    clause = and_(InboxEvent.state == "pending", InboxEvent.next_attempt_at <= bindparam("now"),
+                  or_(InboxEvent.locked_until.is_(None), InboxEvent.locked_until < bindparam("now")))
+    if platforms is not None:
+        clause = and_(clause, InboxEvent.platform.in_(platforms))
+    return select(InboxEvent.id).where(clause).limit(1)
+
+
+def has_due(db: Database, now: datetime, platforms: Sequence[str] | None = None) -> bool:
+    """Whether any delivery is due and not leased (a conversation busy elsewhere is not
+    excluded: a superset of what `claim` takes). An idle worker's poll: one indexed read on a
+    pooled connection, without the ORM session and the busy-conversation read of `claim`
+    (a quarter of its cost; idle pollers held Python's lock 17 ms per second, which a
+    request's acknowledgement then waited for)."""
+    with db.engine.connect() as conn:
+        return conn.execute(_due_peek(None if platforms is None else tuple(platforms)), {"now": now}).first() is not None
+
+
 def claim(db: Database, worker: str, limit: int, now: datetime, lease: timedelta = LEASE, *,
           platforms: Sequence[str] | None = None) -> list[Claimed]:
     """Lease up to `limit` due rows, oldest first, whole conversations at a time (see
