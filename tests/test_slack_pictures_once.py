@@ -245,3 +245,22 @@ def test_a_delivery_note_older_than_its_effect_is_ignored_and_purged(bot: Bot) -
     assert outbox_store.purge_steps(db, now - timedelta(days=2)) == 1
     assert outbox_store.recall_step(db, "outbox:1:0", "slack.picture") is not None
     assert outbox_store.recall_step(db, "outbox:2:0", "slack.picture") is None
+
+
+@pytest.mark.parametrize("answer", [500, "reset"])
+def test_a_labelled_post_whose_answer_failed_is_looked_for_before_posting_again(slack: SlackServer, bot: Bot,
+                                                                              answer: int | str) -> None:
+    """slack_sdk would repeat a chat.postMessage answered 500 (or cut): Slack may have posted it.
+    The sender looks for its labelled post first, at once, and goes on with the picture."""
+    slack.mock.fail_after("chat.postMessage", answer)
+    slash(slack, "james", GENERAL, "chart card")
+    [card, picture] = slack.mock.visible(GENERAL)
+    assert "Stats #sales" in json.dumps(card["blocks"]) and len(picture["files"]) == 1
+    assert calls(slack, "chat.postMessage") == 1 and pending(bot) == 0
+
+
+def test_a_labelled_post_refused_with_5xx_is_tried_again_at_once(slack: SlackServer, bot: Bot) -> None:
+    slack.mock.fail_http("chat.postMessage", 503, times=2)  # nothing posted: as slack_sdk's retries would
+    slash(slack, "james", GENERAL, "chart card")
+    assert calls(slack, "chat.postMessage") == 3 and len(slack.mock.visible(GENERAL)) == 2
+    assert len(slack.mock.files_in(GENERAL)) == 1 and pending(bot) == 0

@@ -68,6 +68,7 @@ PICTURE_STEP = "slack.picture"  # delivery steps (store/outbox.py) of an effect'
 ATTACHMENT_STEP = "slack.attachment"
 SHARE_SETTLE = 15.0  # seconds Slack may take to show a completed upload in its channel
 GONE_FILE = ("file_not_found", "file_deleted")
+POST_TRIES = 3  # a labelled post after a 5xx: as many tries as slack_sdk's (1 + 2 retries)
 
 
 def _labelled(message: dict[str, Any], key: str) -> bool:
@@ -431,7 +432,9 @@ class SlackSender:
             kwargs["metadata"] = {"event_type": META_EVENT, "event_payload": {"id": attempt.key}}
         self.pacer.wait(channel)
         try:
-            resp = client.chat_postMessage(**kwargs)
+            resp = client.chat_postMessage(**kwargs) if attempt is None else self._post_labelled(client, kwargs, thread_ts, attempt)
+        except DeliveryFailed:
+            raise
         except Exception as exc:  # noqa: BLE001
             code = self._failed("chat.postMessage", exc, channel=channel)
             if code in HINTS and origin is not None:
@@ -444,6 +447,27 @@ class SlackSender:
         if anchor and resp.get("ts"):
             self._remember(tenant, anchor, channel, posted_channel, str(resp["ts"]))
         return posted_channel
+
+    def _post_labelled(self, client: Any, kwargs: dict[str, Any], thread_ts: str | None, attempt: Attempt) -> Any:
+        """chat.postMessage of a post labelled with `attempt.key`, tried up to POST_TRIES times
+        like slack_sdk's own 5xx retries, but never blindly: after a 5xx or a dropped connection
+        (Slack may have posted it) the labelled post is looked for first. The response of the
+        post, or of the earlier try found posted (its channel and ts: the same message)."""
+        once = self.clients.single_shot(client)
+        for tries in range(1, POST_TRIES + 1):
+            try:
+                return once.chat_postMessage(**kwargs)
+            except Exception as exc:  # noqa: BLE001
+                retry, _ = transient(exc)
+                if not retry or tries == POST_TRIES or error_code(exc) == "ratelimited":
+                    raise
+                log_api_error("chat.postMessage", exc, channel=kwargs["channel"])
+                found = self._find_message(client, str(kwargs["channel"]), thread_ts, attempt,
+                                           lambda m: _labelled(m, attempt.key))
+                if found is not None:
+                    log.info("slack: %s was posted although its answer failed: not posted again", attempt.key)
+                    return {"channel": found[0], "ts": found[1]}
+        raise AssertionError("unreachable")
 
     def _failed(self, method: str, exc: BaseException, **where: object) -> str:
         """Log a failed call; raise DeliveryFailed when it is worth retrying later, else return
