@@ -27,7 +27,10 @@ thread's. Files (`files`) go through the external-upload flow as on Slack: creat
 files.getUploadURLExternal, filled by the upload, shown by files.completeUploadExternal, which
 shares them into the channel as a message carrying the file (`files_in(channel)`) each time
 it is called, even for a file already shared; files.info tells where a file is shared
-(`shares`, `channels`/`groups`/`ims`).
+(`shares`, `channels`/`groups`/`ims`). files.info and conversations.replies are checked against
+the spec like every method; the spec's `shares` schema (generated from samples) admits no
+channel key, so that answer follows Slack's method reference (`shares.public|private.<channel>`
+→ a list of {ts, thread_ts, channel_name…}).
 """
 from __future__ import annotations
 
