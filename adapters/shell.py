@@ -1,6 +1,7 @@
 """The chores every messenger does against the store, written once. Sending: the language of
 a message (the one locale rule, bot/locale.py), a lazy translator in it, the display names
-that markers carry, and the anchors of messages updated in place (PostedMessage rows).
+that markers carry, the anchors of messages updated in place (PostedMessage rows), and the
+steps a sending did before its visible step (`note_step`, `recall_step`: store/outbox.py).
 Receiving: whether a person or a conversation's kind is known already, and the idempotency
 claims that give a delivery exactly one effect (`claim`, `seen`, `RowWork`).
 
@@ -10,8 +11,10 @@ inbox batch they read in the batch's transaction.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from datetime import datetime
+from typing import Any, Callable, Mapping, Sequence
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -22,6 +25,7 @@ from bot.outbox import Leased
 from bot.text import Names, marker_ids
 from bot.unit import reading
 from store import driver_sql, idempotency
+from store import outbox as outbox_store
 from store.idempotency import insert_ignore
 from store.models.core import Conversation, Person, PostedMessage, ProcessedEvent, Workspace
 from store.transient import Abandon
@@ -121,6 +125,23 @@ class DeliveryShell:
                     PostedMessage.tenant == tenant, PostedMessage.anchor == values["anchor"],
                     PostedMessage.conversation_external_id == values["conversation_external_id"])
                     .values(message_ref=values["message_ref"], updated_at=values["updated_at"]))
+
+    # Delivery steps -----------------------------------------------------------
+    def note_step(self, key: str, step: str, value: Mapping[str, Any]) -> None:
+        """Remember, committed now, that the sending of delivery `key` did `step` (`value`: what a
+        retry needs to finish it). Called before the visible step that may go unanswered."""
+        outbox_store.note_step(self.services.db, key, step, json.dumps(dict(value), ensure_ascii=False), self.services.clock.now())
+
+    def recall_step(self, key: str, step: str, since: datetime | None) -> tuple[dict[str, Any], datetime] | None:
+        """What `note_step` kept for `key`'s `step` (and when), unless older than `since`."""
+        found = outbox_store.recall_step(self.services.db, key, step, since)
+        if found is None:
+            return None
+        try:
+            value = json.loads(found[0])
+        except ValueError:
+            return None
+        return (value, found[1]) if isinstance(value, dict) else None
 
     # Receiving --------------------------------------------------------------
     def known_person(self, tenant: str, person_id: str) -> bool:

@@ -12,8 +12,11 @@ The caller tells the sender, through `attempt(...)`, the durable identity of wha
 attempt of it may have reached the platform (`retry`): a sender that can label what it posts
 (Slack message metadata) labels it with `key`, and on a retry looks for the labelled post
 before posting again, so a crash between the platform's answer and "mark sent" leaves one
-post, updated in place, never two. `context` carries what a platform stored to answer an
-interaction later (Slack: response_url, channel, user; never a token).
+post, updated in place, never two. A sender whose visible step follows invisible ones (a Slack
+upload: the file, then its sharing) notes what it did under `key` (`store.outbox.note_step`)
+before that step, and a retry finishes the work rather than starting it again. `context`
+carries what a platform stored to answer an interaction later (Slack: response_url, channel,
+user; never a token).
 """
 from __future__ import annotations
 

@@ -11,8 +11,9 @@ to the process that sends them right after the commit. `deliver` sends each effe
 on `DeliveryFailed` it remembers which went out and backs off (the platform's Retry-After
 first). A process killed in between loses its lease; `sweep` (the `outbox.send` job, every
 tick) sends what is due, as retries: on Slack, a post an earlier attempt made is found by its
-metadata label and updated in place rather than posted twice. Ephemerals and response_url
-answers cannot be looked up: those are at-least-once.
+metadata label and updated in place rather than posted twice, and an upload whose file id the
+sender noted for the key (`store.outbox.note_step`) is completed only if Slack does not show it
+yet. Ephemerals and response_url answers cannot be looked up: those are at-least-once.
 
 Live pings: effects are stored with `bot/effects_json.py`, which seals this process's live
 markers so the process that resends them pings the same people (see that module).

@@ -19,6 +19,7 @@ def send(jctx: JobCtx) -> Sequence[Effect]:
     services = jctx.services
     effects = outbox.sweep(services.db, services.clock, services.deliver)
     store.purge_sent(services.db, jctx.now - KEEP_SENT, limit=500)
+    store.purge_steps(services.db, jctx.now - KEEP_SENT)
     return effects
 
 

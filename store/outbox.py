@@ -6,6 +6,11 @@ MAX_ATTEMPTS.
 At-least-once, deduplicated where the platform allows: a process killed after the platform
 took an effect but before "sent" leaves the row pending; its next attempt is a retry, sent
 under `bot.delivery.attempt(key, retry=True)` so Slack updates the earlier post in place.
+
+Delivery steps (`note_step`, `recall_step`): what a sender did on the platform before an
+effect's visible step, kept per delivery key outside the sending's fate (its own short
+transaction), so a retry finishes that work rather than starting it again (Slack: the file
+uploaded but maybe not yet shared into its channel).
 """
 from __future__ import annotations
 
@@ -19,13 +24,14 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from store.db import ALL_TENANTS, Database
-from store.models.outbox import OutboxEntry
+from store.models.outbox import DeliveryStep, OutboxEntry
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
 LEASE = timedelta(minutes=2)  # the sender after the commit, or a sweeper, has this long before another takes over
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 600.0
+STEP_SKEW = timedelta(minutes=1)  # clocks of the process that recorded an effect and of the one sending it
 
 
 @dataclass(frozen=True)
@@ -137,4 +143,36 @@ def purge_sent(db: Database, before: datetime, limit: int = 5000) -> int:
     with db.session(ALL_TENANTS) as session:
         old = select(OutboxEntry.id).where(OutboxEntry.state == "sent", OutboxEntry.sent_at < before).limit(limit)
         result = session.execute(delete(OutboxEntry).where(OutboxEntry.id.in_(old)).execution_options(synchronize_session=False))
+        return int(result.rowcount or 0)
+
+
+def note_step(db: Database, key: str, step: str, value: str, now: datetime) -> None:
+    """Remember (committed at once) that the sending of `key` did `step`, with `value` (JSON);
+    a later note of the same step replaces it."""
+    with db.session(ALL_TENANTS) as session:
+        session.execute(delete(DeliveryStep).where(DeliveryStep.key == key[:200], DeliveryStep.step == step[:40])
+                        .execution_options(synchronize_session=False))
+        session.add(DeliveryStep(key=key[:200], step=step[:40], value=value, noted_at=now))
+
+
+def recall_step(db: Database, key: str, step: str, since: datetime | None = None) -> tuple[str, datetime] | None:
+    """(value, when) of the note `note_step` left for `key`'s `step`, if any. With `since` (when
+    the effect was first recorded), a note older than the effect is someone else's: ignored."""
+    with db.session(ALL_TENANTS, readonly=True) as session:
+        row = session.execute(select(DeliveryStep.value, DeliveryStep.noted_at)
+                              .where(DeliveryStep.key == key[:200], DeliveryStep.step == step[:40])).first()
+    if row is None or (since is not None and row.noted_at < since - STEP_SKEW):
+        return None
+    return str(row.value), row.noted_at
+
+
+def purge_steps(db: Database, before: datetime) -> int:
+    """Forget delivery steps noted before `before` (their effects are long sent or given up).
+    Nothing to forget costs one read (no write turn on SQLite)."""
+    with db.session(ALL_TENANTS, readonly=True) as session:
+        if session.execute(select(DeliveryStep.key).where(DeliveryStep.noted_at < before).limit(1)).first() is None:
+            return 0
+    with db.session(ALL_TENANTS) as session:
+        result = session.execute(delete(DeliveryStep).where(DeliveryStep.noted_at < before)
+                                 .execution_options(synchronize_session=False))
         return int(result.rowcount or 0)

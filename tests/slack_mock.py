@@ -14,12 +14,23 @@ method reference, and so are the arguments newer than the spec that Causette use
 
 Faults: `failures` answers Slack error codes (HTTP 200, `ok: false`), `rate_limits` answers
 429s, `fail_http(method, status, times, retry_after=…)` answers HTTP 500/503/429… (with
-`Retry-After`) a given number of times, and `delays[method]` holds the answer that many
-seconds after the call took effect (a worker can be killed while Slack "is answering").
+`Retry-After`) a given number of times before the call does anything, `fail_after(method,
+status or "reset", times)` lets the call take effect and then answers HTTP `status` or drops
+the connection without an answer (the caller cannot tell what happened), and
+`delays[method]` holds the answer that many seconds after the call took effect (a worker can
+be killed while Slack "is answering").
 The mock keeps the messages the bot posted per channel (`posts`, `visible(channel)`):
 chat.update edits them in place, and conversations.history asked with
 `include_all_metadata` lists them, newest first, with their metadata (the backfill
-fixtures of `history` stay as they are for other calls).
+fixtures of `history` stay as they are for other calls); conversations.replies lists a
+thread's. Files (`files`) go through the external-upload flow as on Slack: created by
+files.getUploadURLExternal, filled by the upload, shown by files.completeUploadExternal, which
+shares them into the channel as a message carrying the file (`files_in(channel)`) each time
+it is called, even for a file already shared; files.info tells where a file is shared
+(`shares`, `channels`/`groups`/`ims`). files.info and conversations.replies are checked against
+the spec like every method; the spec's `shares` schema (generated from samples) admits no
+channel key, so that answer follows Slack's method reference (`shares.public|private.<channel>`
+→ a list of {ts, thread_ts, channel_name…}).
 """
 from __future__ import annotations
 
@@ -167,6 +178,8 @@ class SlackMock:
     http_failures: dict[str, list[tuple[int, str | None]]] = field(default_factory=dict)  # method → (status, Retry-After)
     delays: dict[str, float] = field(default_factory=dict)  # method → seconds before answering
     posts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # channel → messages the bot posted
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # file id → the file (its `shares`…)
+    after_failures: dict[str, list[int | str]] = field(default_factory=dict)  # method → HTTP status or "reset", after the effect
     url: str = ""
 
     def __post_init__(self) -> None:
@@ -238,6 +251,15 @@ class SlackMock:
         """Answer `method` with HTTP `status` (and `Retry-After`) the next `times` calls."""
         self.http_failures.setdefault(method, []).extend([(status, retry_after)] * times)
 
+    def fail_after(self, method: str, status: int | str = 500, times: int = 1) -> None:
+        """Let the next `times` calls of `method` take effect, then answer HTTP `status`, or
+        close the connection without answering when `status` is "reset"."""
+        self.after_failures.setdefault(method, []).extend([status] * times)
+
+    def files_in(self, channel: str) -> list[str]:
+        """Ids of the files a person sees in `channel` (every message that carries one), oldest first."""
+        return [f["id"] for m in self.posts.get(channel, []) for f in m.get("files") or []]
+
     def visible(self, channel: str) -> list[dict[str, Any]]:
         """The bot's messages a person sees in `channel` (a DM's channel is D…), oldest first."""
         return list(self.posts.get(channel, []))
@@ -276,6 +298,13 @@ class SlackMock:
             error = self.failures[method].pop(0)
             return web.json_response({"ok": False, "error": error, **({"needed": "chat:write"} if error == "missing_scope" else {})})
         answer = self.answer(method, args)
+        if self.after_failures.get(method):
+            status = self.after_failures[method].pop(0)
+            if status == "reset":
+                assert request.transport is not None
+                request.transport.abort()  # the effect happened; the caller never hears of it
+                raise asyncio.CancelledError
+            return web.json_response({"ok": False, "error": "internal_error"}, status=int(status))
         if self.delays.get(method):
             try:  # cut short when the mock stops (a delayed answer must not hold the test's teardown)
                 await asyncio.wait_for(self._stopping().wait(), self.delays[method])
@@ -389,13 +418,56 @@ class SlackMock:
         if method == "chat.getPermalink":
             ts = str(args.get("message_ts", "")).replace(".", "")
             return {"ok": True, "channel": args.get("channel"), "permalink": f"https://demo.slack.com/archives/{args.get('channel')}/p{ts}"}
+        if method == "conversations.replies":
+            thread = str(args.get("ts", ""))
+            mine = [m for m in self.posts.get(str(args.get("channel")), []) if thread in (m.get("ts"), m.get("thread_ts"))]
+            return {"ok": True, "messages": mine[: int(args.get("limit") or 100)], "has_more": False}
         if method == "files.getUploadURLExternal":
-            fid = f"F{next(self._ts)}"
+            fid = f"F{next(self._ts):07d}"
+            self.files[fid] = {"id": fid, "name": str(args["filename"]), "title": str(args["filename"]), "size": 0,
+                               "length": int(args["length"]), "alt_txt": args.get("alt_txt"), "uploaded": False,
+                               "created": int(time.time()), "user": self.bot_user, "mimetype": "image/png",
+                               "channels": [], "groups": [], "ims": [], "shares": {}}
             return {"ok": True, "upload_url": f"{self.url}/upload/{fid}", "file_id": fid}
         if method == "files.completeUploadExternal":
-            files = args["files"] if isinstance(args["files"], list) else json.loads(args["files"])
-            return {"ok": True, "files": [{"id": f["id"], "title": f.get("title", "")} for f in files]}
+            return self._complete(args)
+        if method == "files.info":
+            file = self.files.get(str(args.get("file")))
+            if file is None or not file["uploaded"]:
+                return {"ok": False, "error": "file_not_found"}
+            public = {k: v for k, v in file.items() if k not in ("uploaded", "length", "alt_txt")}
+            return {"ok": True, "file": public, "comments": [], "response_metadata": {"next_cursor": ""}}
         return {"ok": True}
+
+    def _complete(self, args: dict[str, Any]) -> dict[str, Any]:
+        """files.completeUploadExternal: every file uploaded in full is shared into the channel,
+        one message carrying them (with the comment), each call, as Slack does."""
+        listed = args["files"] if isinstance(args["files"], list) else json.loads(args["files"])
+        files = [self.files.get(str(f.get("id"))) for f in listed]
+        if any(f is None or not f["uploaded"] for f in files):
+            return {"ok": False, "error": "file_not_found"}
+        channel = str(args.get("channel_id") or args.get("channels") or "").split(",")[0]
+        if not channel:  # uploaded, shared nowhere: a private file only its owner sees
+            return {"ok": True, "files": [{"id": f["id"], "title": f["title"]} for f in files if f]}
+        ts = self.next_ts()
+        private = channel[:1] in ("D", "G") or bool(self.channels.get(channel, {}).get("is_private"))
+        share = {"ts": ts, "channel_name": self.channels.get(channel, {}).get("name", channel), "reply_count": 0}
+        if args.get("thread_ts"):
+            share["thread_ts"] = str(args["thread_ts"])
+        for f, asked in zip(files, listed):
+            assert f is not None
+            f["title"] = str(asked.get("title") or f["title"])
+            f["shares"].setdefault("private" if private else "public", {}).setdefault(channel, []).append(share)
+            kind = "ims" if channel[:1] == "D" else "groups" if private else "channels"
+            if channel not in f[kind]:
+                f[kind].append(channel)
+        message = {"type": "message", "ts": ts, "text": str(args.get("initial_comment") or ""), "upload": True,
+                   "files": [{"id": f["id"], "name": f["name"], "title": f["title"]} for f in files if f],
+                   "bot_id": self.bot_id, "user": self.bot_user}
+        if args.get("thread_ts"):
+            message["thread_ts"] = str(args["thread_ts"])
+        self.posts.setdefault(channel, []).append(message)
+        return {"ok": True, "files": [{"id": f["id"], "title": f["title"]} for f in files if f]}
 
     def _keep(self, method: str, channel: str, ts: str, args: dict[str, Any]) -> None:
         """The channel's state: a post adds a message, an update edits it in place."""
@@ -446,8 +518,19 @@ class SlackMock:
 
     async def _upload(self, request: web.Request) -> web.Response:
         data = await request.read()
-        self._record(Call("upload", {"file": request.match_info["file"], "size": len(data)}, "", time.monotonic()))
-        return web.Response(text="OK")
+        fid = request.match_info["file"]
+        self._record(Call("upload", {"file": fid, "size": len(data)}, "", time.monotonic()))
+        if self.http_failures.get("upload"):  # fail_http("upload", 500): the bytes did not arrive
+            status, _ = self.http_failures["upload"].pop(0)
+            return web.Response(status=status, text="upload failed")
+        file = self.files.get(fid)
+        if file is None:
+            return web.Response(status=404, text="unknown upload")
+        if len(data) != file["length"]:  # Slack refuses bytes that are not the announced length
+            self.violations.append(f"upload: {len(data)} bytes, {file['length']} announced")
+            return web.Response(status=400, text="length mismatch")
+        file.update(uploaded=True, size=len(data))
+        return web.Response(text="OK - " + str(len(data)))
 
 
 class LoopThread:

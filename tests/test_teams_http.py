@@ -7,6 +7,7 @@ import json
 import logging
 import time
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any, AsyncIterator
 
 import aiohttp
@@ -487,3 +488,53 @@ def test_an_app_id_without_its_secret_is_refused_at_start(bot: Bot, settings: Se
     broken = settings.model_copy(update={"teams_app_id": "00000000-0000-0000-0000-000000000001", "teams_app_password": ""})
     with pytest.raises(ValueError, match="MicrosoftAppPassword"):
         build_app(bot, broken, Outbox())
+
+
+class _Killed(BaseException):
+    """The process died here (not an Exception: nothing on the way catches it)."""
+
+
+def test_a_proactive_send_retried_after_a_crash_updates_the_activity_it_sent(bot: Bot, settings: Settings,
+                                                                            clock: FixedClock) -> None:
+    """Under the outbox, the Bot Connector took the message and answered its id; the process died
+    before the row was marked sent. The sweeper's retry updates that activity: no second message."""
+    from bot import outbox as durable_outbox
+    from store import outbox as outbox_store
+    from store.db import ALL_TENANTS
+
+    channel = ConversationRef("teams", TENANT, "19:team@thread.tacv2", "public")
+    effect = Outbound(Reply("Weekly digest", key="digest.test"), channel)
+
+    async def run() -> tuple[MockConnector, int]:
+        mock = MockConnector()
+        service = await mock.start()
+        try:
+            async with serving(bot, local(settings)) as (url, outbox):
+                await post(url, bot_added_to_team(service, TENANT, "19:team@thread.tacv2", "r1"))
+                await drained(url)
+                before = len(mock.messages())  # the welcome
+
+                def send_then_die(items: Any) -> None:
+                    outbox.send(items)
+                    raise _Killed()
+
+                def record_and_die() -> None:
+                    with bot.services.db.session(ALL_TENANTS) as s:
+                        leased = durable_outbox.record(s, [effect], clock.now(), token=durable_outbox.new_token("dying"))
+                    assert leased is not None
+                    with pytest.raises(_Killed):
+                        durable_outbox.deliver(bot.services.db, clock, leased, send_then_die, [effect])
+
+                await asyncio.to_thread(record_and_die)
+                clock.advance(outbox_store.LEASE + timedelta(seconds=1))
+                assert await asyncio.to_thread(durable_outbox.sweep, bot.services.db, clock, outbox.send) == []
+                await mock.wait_for(before + 2)
+                assert outbox_store.pending_count(bot.services.db) == 0
+        finally:
+            await mock.stop()
+        return mock, before
+
+    mock, before = asyncio.run(run())
+    sent, again = mock.messages()[before:]
+    assert sent.kind in ("send", "reply") and sent.conversation_id == "19:team@thread.tacv2"
+    assert (again.kind, again.activity_id, again.body["text"]) == ("update", digest_id(mock, sent), "Weekly digest")

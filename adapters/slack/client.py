@@ -45,6 +45,15 @@ def make_client(token: str | None, base_url: str, timeout: int = 10) -> WebClien
     return with_retries(WebClient(token=token or None, base_url=_slash(base_url), timeout=timeout))
 
 
+def make_single_shot(token: str | None, base_url: str, timeout: int = 10) -> WebClient:
+    """A client for a call that must not be repeated blindly (files.completeUploadExternal
+    shares the file again each time): only 429s are retried (Slack did nothing); a 5xx or a
+    connection dropped after the request was sent leaves the outcome unknown, which the
+    caller settles by asking Slack before trying again."""
+    return WebClient(token=token or None, base_url=_slash(base_url), timeout=timeout,
+                     retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=3)])
+
+
 def make_webhook(url: str, timeout: int = 10) -> WebhookClient:
     return with_retries(WebhookClient(url, timeout=timeout))
 
@@ -127,6 +136,7 @@ class Clients:
 
     base_url: str
     _cache: dict[str, WebClient] = field(default_factory=dict)
+    _single: dict[str, WebClient] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def get(self, token: str | None) -> WebClient:
@@ -136,6 +146,15 @@ class Clients:
             if client is None:
                 client = self._cache[key] = make_client(token, self.base_url)
             return client
+
+    def single_shot(self, client: WebClient) -> WebClient:
+        """The same token's client without 5xx / connection retries (`make_single_shot`)."""
+        key = client.token or ""
+        with self._lock:
+            single = self._single.get(key)
+            if single is None:
+                single = self._single[key] = make_single_shot(client.token, self.base_url, client.timeout)
+            return single
 
 
 @dataclass

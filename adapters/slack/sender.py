@@ -6,23 +6,38 @@ Failures are told truthfully (bot/delivery.py): `deliver` tries every effect, th
 timeout after slack_sdk's own retries); a permanent refusal (not_in_channel, missing_scope…)
 is logged, hinted to the person when there is one, and counts as done.
 
-A reply's picture (a chart) is uploaded through files_upload_v2 with its alt text (`alt_txt`):
-with the reply's text as the upload's comment when the reply is plain text (one message), else
-after the message, in the same channel and thread. An ephemeral cannot carry a file: a private
-reply's picture goes to the person's DM with the bot, and the ephemeral says so. Where files are
-refused (uploads disabled, no files:write), the text goes with the chart in words (its alt text).
+A reply's picture (a chart) is uploaded through the external-upload flow with its alt text
+(`alt_txt`): with the reply's text as the upload's comment when the reply is plain text (one
+message), else after the message, in the same channel and thread. An ephemeral cannot carry a
+file: a private reply's picture goes to the person's DM with the bot, and the ephemeral says so.
+Where files are refused (uploads disabled, no files:write), the text goes with the chart in words
+(its alt text).
 
 Under `bot.delivery.attempt(key, retry=…)` (the durable outbox, digest deliveries) every
 message posted carries `key` in its Slack metadata (`event_type` "causette_delivery"); a retry
 first looks for a message so labelled in the channel's recent history and updates it in place
-instead of posting a second one. Ephemerals, response_url answers and uploads cannot be looked up:
-those are at-least-once (a retry after an unknown outcome may show them twice, to one person).
+instead of posting a second one. Uploads (pictures, attachments) are exactly-once too: the
+sender does the three steps itself (files.getUploadURLExternal, the bytes, then
+files.completeUploadExternal, the only step anyone sees) and notes the file id for `key`
+(`DeliveryShell.note_step`, table `delivery_steps`) before completing; the completion is never
+repeated blindly (no slack_sdk retry on its 5xx or dropped connection), and a retry that finds
+the note asks Slack whether the file is in the channel (files.info; without files:read, which
+Causette does not ask for, the channel's or thread's recent messages) and completes the upload
+only if it is not, with the same file. A card then its picture: the card through its label,
+the picture through its note; neither is shown twice.
+
+What stays at-least-once (a retry after an unknown outcome may show it twice, to one person):
+ephemerals and response_url answers (Slack keeps no trace a bot can look up, and gives no key
+to label them with), and anything sent outside an attempt (nothing durable to note the file
+id in). A completion whose answer was lost is asked about only SHARE_SETTLE seconds later (Slack
+may still be sharing the file), and if it never appears the upload is completed again.
 """
 from __future__ import annotations
 
 import logging
 import re
 import time
+import urllib.request
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
@@ -49,6 +64,17 @@ TRIGGER_SECONDS = 3.0  # a trigger_id older than this cannot open a modal any mo
 LOOKBACK = 100  # messages searched for an earlier attempt's post
 ALT_MAX = 1000  # files.getUploadURLExternal refuses a longer alt_txt (alt_txt_too_large)
 TITLE_MAX = 120
+PICTURE_STEP = "slack.picture"  # delivery steps (store/outbox.py) of an effect's uploads
+ATTACHMENT_STEP = "slack.attachment"
+SHARE_SETTLE = 15.0  # seconds Slack may take to show a completed upload in its channel
+GONE_FILE = ("file_not_found", "file_deleted")
+POST_TRIES = 3  # a labelled post after a 5xx: as many tries as slack_sdk's (1 + 2 retries)
+
+
+def _labelled(message: dict[str, Any], key: str) -> bool:
+    """The message was posted with delivery `key` in its metadata (`_post`)."""
+    meta = message.get("metadata") or {}
+    return meta.get("event_type") == META_EVENT and (meta.get("event_payload") or {}).get("id") == key
 
 
 def is_ts(value: str | None) -> bool:
@@ -217,24 +243,123 @@ class SlackSender:
             self.respond(origin, message, "ephemeral")
 
     def _upload_picture(self, client: Any, channel: str, picture: Picture, thread_ts: str | None, comment: str | None) -> bool:
-        """Upload a PNG through the external-upload flow (files.getUploadURLExternal with the
-        alt text as `alt_txt`, at most 1,000 characters; files.completeUploadExternal with the
-        comment). A transient failure raises DeliveryFailed (the outbox sends the effect again);
-        a refusal (uploads disabled, missing scope…) is logged and answers False."""
+        """Upload a PNG with its alt text (`alt_txt`, at most 1,000 characters) and the comment,
+        exactly once per delivery key (`_upload_file`). A transient failure raises DeliveryFailed
+        (the outbox sends the effect again); a refusal (uploads disabled, missing scope…) is
+        logged and answers False."""
         title = shorten(picture.alt.split(". ")[0].rstrip("."), TITLE_MAX) or picture.filename
-        kwargs: dict[str, Any] = {"channel": channel, "filename": picture.filename, "content": picture.png,
-                                  "title": title, "alt_txt": shorten(picture.alt, ALT_MAX)}
+        return self._upload_file(client, channel, picture.filename, picture.png, title, shorten(picture.alt, ALT_MAX),
+                                 thread_ts, comment, PICTURE_STEP)
+
+    def _upload_file(self, client: Any, channel: str, filename: str, content: bytes, title: str, alt: str | None,
+                     thread_ts: str | None, comment: str | None, step: str) -> bool:
+        """The external-upload flow, step by step: files.getUploadURLExternal (`alt_txt`), the
+        bytes to the upload URL, then, under a delivery attempt, the file id noted durably
+        (`DeliveryShell.note_step`), and only then files.completeUploadExternal, the step that
+        shows the file. A retry of the same delivery key that finds the note asks Slack whether
+        the file is in the channel (`_shared`) and completes the upload only if it is not.
+        True when the file is (or was already) shown; False when Slack refused it for good."""
+        attempt = current_attempt()
+        if attempt is not None and attempt.retry:
+            earlier = self._earlier_upload(client, attempt, step, channel, thread_ts, title, comment)
+            if earlier is not None:
+                return earlier
+        self.pacer.wait(channel)
+        method = "files.getUploadURLExternal"
+        try:
+            kwargs: dict[str, Any] = {"filename": filename, "length": len(content)}
+            if alt:
+                kwargs["alt_txt"] = alt
+            got = client.files_getUploadURLExternal(**kwargs)
+            file_id, url = str(got["file_id"]), str(got["upload_url"])
+            method = "files.upload"  # the bytes, to the upload URL
+            self._put_bytes(client, url, content)
+        except Exception as exc:  # noqa: BLE001
+            self._failed(method, exc, channel=channel)
+            return False
+        if attempt is not None:
+            self.shell.note_step(attempt.key, step, {"file": file_id, "channel": channel, "thread_ts": thread_ts or ""})
+        return self._complete(client, file_id, title, channel, thread_ts, comment) == ""
+
+    @staticmethod
+    def _put_bytes(client: Any, url: str, content: bytes) -> None:
+        """POST the bytes to files.getUploadURLExternal's URL (as slack_sdk's files_upload_v2
+        does). Nothing is shown until the upload is completed, so this may be repeated."""
+        handlers: list[Any] = [urllib.request.HTTPSHandler(context=client.ssl)] if client.ssl is not None else []
+        if client.proxy:
+            handlers.append(urllib.request.ProxyHandler({"http": client.proxy, "https": client.proxy}))
+        opener = urllib.request.build_opener(*handlers)
+        with opener.open(urllib.request.Request(url, data=content, method="POST"), timeout=client.timeout) as resp:
+            resp.read()
+
+    def _complete(self, client: Any, file_id: str, title: str, channel: str, thread_ts: str | None,
+                  comment: str | None) -> str:
+        """files.completeUploadExternal, through a client that never repeats it on its own (a 5xx
+        or a dropped connection may come after Slack shared the file). "" when done, else the
+        error code of a refusal; an unknown outcome raises DeliveryFailed (the retry asks)."""
+        kwargs: dict[str, Any] = {"files": [{"id": file_id, "title": title}], "channel_id": channel}
         if comment:
             kwargs["initial_comment"] = comment
         if thread_ts:
             kwargs["thread_ts"] = thread_ts
-        self.pacer.wait(channel)
         try:
-            client.files_upload_v2(**kwargs)
+            self.clients.single_shot(client).files_completeUploadExternal(**kwargs)
         except Exception as exc:  # noqa: BLE001
-            self._failed("files.upload", exc, channel=channel)
-            return False
-        return True
+            return self._failed("files.completeUploadExternal", exc, channel=channel) or "refused"
+        return ""
+
+    def _earlier_upload(self, client: Any, attempt: Attempt, step: str, channel: str, thread_ts: str | None,
+                        title: str, comment: str | None) -> bool | None:
+        """What an earlier attempt of this delivery uploaded (None: nothing usable, upload afresh).
+        Shared into `channel` already: True, nothing is sent again. Uploaded but not shared: the
+        upload is completed now, unless the earlier completion is so recent that Slack may still
+        be sharing it (then DeliveryFailed: asked again in a while)."""
+        noted = self.shell.recall_step(attempt.key, step, attempt.since)
+        if noted is None:
+            return None
+        value, at = noted
+        file_id = str(value.get("file") or "")
+        if not file_id or value.get("channel") != channel:
+            return None
+        shared = self._shared(client, file_id, channel, thread_ts, attempt)
+        if shared is None:
+            log.info("slack: %s: %s uploaded by an earlier attempt is gone: uploaded again", attempt.key, file_id)
+            return None
+        if shared:
+            log.info("slack: %s: %s was shared in %s by an earlier attempt: not again", attempt.key, file_id, channel)
+            return True
+        age = (self.services.clock.now() - at).total_seconds()
+        if age < SHARE_SETTLE:
+            raise DeliveryFailed(f"slack: {file_id} not seen in {channel} yet", retry_after=SHARE_SETTLE - age)
+        log.info("slack: %s: %s was uploaded by an earlier attempt, never shown: completed now", attempt.key, file_id)
+        code = self._complete(client, file_id, title, channel, thread_ts, comment)
+        if code in GONE_FILE:
+            return None
+        return code == ""
+
+    def _shared(self, client: Any, file_id: str, channel: str, thread_ts: str | None, attempt: Attempt) -> bool | None:
+        """Whether Slack shows `file_id` in `channel` (None: the file is gone). files.info says it
+        (`shares`, `channels`/`groups`/`ims`) when the app has files:read, which Causette does
+        not ask for; without it, the channel's recent messages (or the thread's) are searched
+        for the message that carries the file."""
+        try:
+            resp = client.files_info(file=file_id)
+        except Exception as exc:  # noqa: BLE001
+            retry, wait = transient(exc)
+            if retry:
+                log_api_error("files.info", exc, file=file_id)
+                raise DeliveryFailed(f"slack files.info: {error_code(exc) or type(exc).__name__}", retry_after=wait) from exc
+            code = error_code(exc)
+            if code in GONE_FILE:
+                return None
+            log.debug("slack: files.info %s refused (%s): looking in %s's messages", file_id, code, channel)
+            return self._find_message(client, channel, thread_ts, attempt,
+                                      lambda m: any(f.get("id") == file_id for f in m.get("files") or [])) is not None
+        file = resp.get("file") or {}
+        shares = file.get("shares") or {}
+        if any(channel in (shares.get(kind) or {}) for kind in ("public", "private")):
+            return True
+        return any(channel in (file.get(kind) or []) for kind in ("channels", "groups", "ims"))
 
     def _payload(self, message: SlackMessage) -> dict[str, Any]:
         payload: dict[str, Any] = {"text": message.text}
@@ -288,7 +413,7 @@ class SlackSender:
                         return None
         attempt = current_attempt()
         if attempt is not None and attempt.retry:
-            found = self._find_labelled(client, channel, thread_ts, attempt)
+            found = self._find_message(client, channel, thread_ts, attempt, lambda m: _labelled(m, attempt.key))
             if found is not None:
                 where, ts = found
                 log.info("slack: %s was posted by an earlier attempt (%s %s): updated in place", attempt.key, where, ts)
@@ -307,7 +432,9 @@ class SlackSender:
             kwargs["metadata"] = {"event_type": META_EVENT, "event_payload": {"id": attempt.key}}
         self.pacer.wait(channel)
         try:
-            resp = client.chat_postMessage(**kwargs)
+            resp = client.chat_postMessage(**kwargs) if attempt is None else self._post_labelled(client, kwargs, thread_ts, attempt)
+        except DeliveryFailed:
+            raise
         except Exception as exc:  # noqa: BLE001
             code = self._failed("chat.postMessage", exc, channel=channel)
             if code in HINTS and origin is not None:
@@ -321,6 +448,27 @@ class SlackSender:
             self._remember(tenant, anchor, channel, posted_channel, str(resp["ts"]))
         return posted_channel
 
+    def _post_labelled(self, client: Any, kwargs: dict[str, Any], thread_ts: str | None, attempt: Attempt) -> Any:
+        """chat.postMessage of a post labelled with `attempt.key`, tried up to POST_TRIES times
+        like slack_sdk's own 5xx retries, but never blindly: after a 5xx or a dropped connection
+        (Slack may have posted it) the labelled post is looked for first. The response of the
+        post, or of the earlier try found posted (its channel and ts: the same message)."""
+        once = self.clients.single_shot(client)
+        for tries in range(1, POST_TRIES + 1):
+            try:
+                return once.chat_postMessage(**kwargs)
+            except Exception as exc:  # noqa: BLE001
+                retry, _ = transient(exc)
+                if not retry or tries == POST_TRIES or error_code(exc) == "ratelimited":
+                    raise
+                log_api_error("chat.postMessage", exc, channel=kwargs["channel"])
+                found = self._find_message(client, str(kwargs["channel"]), thread_ts, attempt,
+                                           lambda m: _labelled(m, attempt.key))
+                if found is not None:
+                    log.info("slack: %s was posted although its answer failed: not posted again", attempt.key)
+                    return {"channel": found[0], "ts": found[1]}
+        raise AssertionError("unreachable")
+
     def _failed(self, method: str, exc: BaseException, **where: object) -> str:
         """Log a failed call; raise DeliveryFailed when it is worth retrying later, else return
         the Slack error code (a permanent refusal: the caller hints it or lets it go)."""
@@ -330,8 +478,10 @@ class SlackSender:
             raise DeliveryFailed(f"slack {method}: {code or type(exc).__name__}", retry_after=wait) from exc
         return code
 
-    def _find_labelled(self, client: Any, channel: str, thread_ts: str | None, attempt: Attempt) -> tuple[str, str] | None:
-        """(channel, ts) of a message an earlier attempt posted with `attempt.key`, if any.
+    def _find_message(self, client: Any, channel: str, thread_ts: str | None, attempt: Attempt,
+                      match: Callable[[dict[str, Any]], bool]) -> tuple[str, str] | None:
+        """(channel, ts) of the newest message of the channel's (or thread's) recent history since
+        the effect was recorded that `match`es: an earlier attempt's post or upload.
         A DM's history is read from its D… channel (conversations.open)."""
         where: str | None = channel
         if channel[:1] in ("U", "W"):
@@ -350,8 +500,7 @@ class SlackSender:
             self._failed("conversations.replies" if thread_ts else "conversations.history", exc, channel=where)
             return None
         for message in resp.get("messages") or []:
-            meta = message.get("metadata") or {}
-            if meta.get("event_type") == META_EVENT and (meta.get("event_payload") or {}).get("id") == attempt.key and message.get("ts"):
+            if message.get("ts") and match(message):
                 return where, str(message["ts"])
         return None
 
@@ -378,15 +527,10 @@ class SlackSender:
             return None
 
     def _upload(self, client: Any, channel: str, attachment: tuple[str, bytes], thread_ts: str | None) -> None:
-        """files.upload v1 was retired by Slack in 2025: upload through the external-upload flow."""
+        """A file (an export) through the same exactly-once external-upload flow as pictures
+        (`_upload_file`): a transient failure is retried by the outbox, a refusal is logged."""
         name, content = attachment
-        kwargs: dict[str, Any] = {"channel": channel, "filename": name, "content": content, "title": name}
-        if thread_ts:
-            kwargs["thread_ts"] = thread_ts
-        try:
-            client.files_upload_v2(**kwargs)
-        except Exception as exc:  # noqa: BLE001
-            log_api_error("files.upload", exc, channel=channel)
+        self._upload_file(client, channel, name, content, name, None, thread_ts, None, ATTACHMENT_STEP)
 
     def _open_form(self, client: Any, ob: Outbound, origin: Origin | None) -> bool:
         """A form opens as a modal while the interaction's trigger_id is fresh (one use), for the

@@ -5,6 +5,12 @@
 - `Outbound.to=UserRef` → the personal chat (stored reference, or a new 1:1 conversation
   when the tenant's service URL is known).
 - `Outbound.anchor` → the earlier activity is updated in place (ids kept in PostedMessage).
+- Under a delivery attempt (bot/delivery.py: the outbox, digests), the id of each activity sent
+  is noted for the attempt's key (store/outbox.py `note_step`) as soon as the Bot Connector
+  answers; a retry of the key updates that activity in place instead of sending it again (a
+  process killed before "sent" was written). A send whose answer never came (a 5xx or 504
+  after the Connector took it, a dropped connection) has no id to note: its retry sends again,
+  at least once, since a bot cannot read a chat's messages without Graph to look for it.
 - `FetchHistory` → a localized explanation: Bot Framework cannot read history without Graph.
 - `SpaceChange` → the person who approved it is told what to click (`manual_key`): a bot cannot
   create channels nor add members without Graph.
@@ -13,6 +19,7 @@ Every call is paced per conversation and retried on 429/412/502/504.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 
@@ -25,7 +32,7 @@ from adapters.teams.pacing import RETRY_STATUSES, Pacer, Retrying, http_status
 from adapters.teams.render import NO_NAMES, render
 from adapters.teams.wire import to_wire
 from bot.context import Services
-from bot.delivery import DeliveryFailed
+from bot.delivery import DeliveryFailed, current_attempt
 from bot.text import marker_ids, ping_marker, reply_texts
 from bot.types import ConversationRef, Effect, FetchHistory, Outbound, Reply, SpaceChange, UserRef
 
@@ -42,6 +49,12 @@ def to_activity(data: Mapping[str, Any]) -> Activity:
     attachments = [Attachment(content_type=a["contentType"], content=a["content"]) for a in data.get("attachments") or []]
     return Activity(type=data.get("type") or "message", text=data.get("text"), text_format=data.get("textFormat"),
                     entities=mentions or None, attachments=attachments or None)
+
+
+def sent_step(conversation_id: str) -> str:
+    """The delivery step (store/outbox.py) of what an attempt sent to `conversation_id`: an
+    effect may send to two conversations (a private answer and its public acknowledgement)."""
+    return "teams.sent:" + hashlib.sha1(conversation_id.encode()).hexdigest()[:20]
 
 
 def base_conversation_id(conversation_id: str) -> str:
@@ -201,10 +214,22 @@ class Delivery:
         return kind == "personal" and act.from_property.id == user_id
 
     async def _send_in(self, turn: TurnContext, tenant: str, conversation_id: str, activity: Mapping[str, Any], anchor: str | None) -> None:
+        """Send `activity`, or update the activity it was sent as before: `anchor`'s, or, on a
+        retry of a delivery attempt, the one an earlier attempt sent (its id noted once the Bot
+        Connector answered: a process killed before the outbox marked the row sent leaves it)."""
         previous = await asyncio.to_thread(self.shell.anchor, tenant, anchor, conversation_id) if anchor else None
+        attempt = current_attempt()
+        step = sent_step(conversation_id)
+        if previous is None and attempt is not None and attempt.retry:
+            noted = await asyncio.to_thread(self.shell.recall_step, attempt.key, step, attempt.since)
+            if noted is not None and noted[0].get("id"):
+                previous = str(noted[0]["id"])
+                log.info("teams: %s was sent by an earlier attempt (%s): updated in place", attempt.key, previous)
         sent_id = await self._send(turn, conversation_id, activity, previous)
         if anchor and sent_id and sent_id != previous:
             await asyncio.to_thread(self.shell.remember_anchor, tenant, anchor, conversation_id, sent_id)
+        if attempt is not None and sent_id and sent_id != previous:
+            await asyncio.to_thread(self.shell.note_step, attempt.key, step, {"id": sent_id})
 
     async def _continue(self, reference: Mapping[str, Any], tenant: str, conversation_id: str,
                         activity: Mapping[str, Any], anchor: str | None) -> None:

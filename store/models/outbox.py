@@ -40,3 +40,21 @@ class OutboxEntry(Base):
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_error: Mapped[str] = mapped_column(String(500), default="")
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class DeliveryStep(Base):
+    """What the sending of one effect did on the platform before its visible step, so that a
+    retry of the same delivery key (`bot.delivery.Attempt.key`: "outbox:<row>:<index>",
+    "digest:<id>") finishes that work instead of doing it again. Slack: the id of a file
+    uploaded but maybe not yet shared into its channel (adapters/slack/sender.py).
+
+    One row per (key, step); `value` is a small JSON document the adapter reads back.
+    `noted_at` lets a reader ignore a note older than the effect it is sending (a SQLite row
+    id reused after the outbox was purged) and lets the sweeper purge old notes."""
+
+    __tablename__ = "delivery_steps"
+    __table_args__ = (Index("ix_delivery_steps_noted_at", "noted_at"),)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    step: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, default="{}")
+    noted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
