@@ -68,14 +68,21 @@ def put(db: Database, platform: str, dedupe_key: str, kind: str, payload: str, n
         tenant: str = "", order_key: str = "") -> bool:
     """Write one delivery (a short transaction of its own). False when the same delivery was
     already written: the caller acknowledges it again and does nothing more."""
+    with db.session(ALL_TENANTS) as session:
+        return put_in(session, platform, dedupe_key, kind, payload, now, tenant=tenant, order_key=order_key)
+
+
+def put_in(session: Session, platform: str, dedupe_key: str, kind: str, payload: str, now: datetime, *,
+           tenant: str = "", order_key: str = "") -> bool:
+    """`put` inside the caller's transaction (durable when it commits: the Matrix sync loop
+    writes a sync's events and the token after them in one commit). False for a duplicate."""
     values = {
         "platform": platform, "dedupe_key": dedupe_key[:300], "kind": kind[:40], "tenant": tenant[:120],
         "order_key": order_key[:300], "payload": payload, "state": "pending", "attempts": 0,
         "received_at": now, "next_attempt_at": now, "locked_by": "", "locked_until": None, "last_error": "",
         "done_at": None,
     }
-    with db.session(ALL_TENANTS) as session:
-        return insert_ignore(session, InboxEvent, values)
+    return insert_ignore(session, InboxEvent, values)
 
 
 _PUT_COLUMNS = ("platform", "dedupe_key", "kind", "tenant", "order_key", "payload", "state", "attempts", "received_at",
