@@ -124,13 +124,16 @@ class InboxWorker:
                 self._wakes += 1
             self._idle.notify()
 
-    def _rest(self) -> None:
-        """Nothing was due: wait for a wake or the next poll."""
+    def _rest(self) -> bool:
+        """Nothing was due: wait for a wake or the next poll. True when woken (a delivery was
+        just written: the next claim need not look before it writes)."""
         with self._idle:
             if not self._wakes and not self._stop.is_set():
                 self._idle.wait(self.poll_seconds)
             if self._wakes:
                 self._wakes -= 1
+                return True
+            return False
 
     def drain(self, timeout: float = 30.0) -> bool:
         """Process until nothing is due and nothing is in flight (tests, shutdown, the console).
@@ -151,10 +154,11 @@ class InboxWorker:
     # Work ---------------------------------------------------------------------------
     def _loop(self) -> None:
         limit = self.batch
+        woken = False  # after a wake or a full claim there is work: the claim does not look first
         while not self._stop.is_set():
             try:
                 self._record_failures()
-                done = self.run_once(limit)
+                done = self.run_once(limit, look_first=not woken)
             except Exception as exc:  # noqa: BLE001 - the database may be away: keep polling
                 if not is_transient(exc):
                     log.exception("inbox: claiming failed")
@@ -162,20 +166,21 @@ class InboxWorker:
                     log.warning("inbox: database unavailable while claiming: %s", str(exc).splitlines()[0][:200])
                 done = 0
                 self._stop.wait(min(5.0, self.poll_seconds * 8))
+            woken = done >= limit
             limit = min(self.deep_batch, limit * 2) if done >= limit else self.batch
             if done >= self.batch:  # a burst: another thread helps
                 self.wake()
             elif done == 0:
-                self._rest()
+                woken = self._rest()
 
-    def run_once(self, limit: int | None = None) -> int:
+    def run_once(self, limit: int | None = None, *, look_first: bool = True) -> int:
         """Claim one batch (of `limit` rows at most, `batch` by default) and process it; the
-        number of rows claimed."""
+        number of rows claimed. `look_first=False`: work is known to be there (store/inbox.py `claim`)."""
         with self._lock:
             self._inflight += 1
         try:
             rows = inbox_store.claim(self.db, self.name, limit or self.batch, self.clock.now(),
-                                     platforms=list(self.processors))
+                                     platforms=list(self.processors), look_first=look_first)
             with self._lock:
                 self._held.update((row.id, row) for row in rows)
             try:

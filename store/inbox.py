@@ -167,12 +167,14 @@ def _due(now: datetime, platforms: Sequence[str] | None = None, busy: Sequence[s
 
 
 def claim(db: Database, worker: str, limit: int, now: datetime, lease: timedelta = LEASE, *,
-          platforms: Sequence[str] | None = None) -> list[Claimed]:
+          platforms: Sequence[str] | None = None, look_first: bool = True) -> list[Claimed]:
     """Lease up to `limit` due rows, oldest first, whole conversations at a time (see
     `_by_conversation`). Rows whose earlier attempts all died with their worker (kill -9
-    mid-work) are set aside once they reach MAX_ATTEMPTS. An idle inbox costs one indexed read."""
+    mid-work) are set aside once they reach MAX_ATTEMPTS. An idle inbox costs one indexed read.
+    `look_first=False` (a worker woken because a delivery was just written): no read-only look
+    before the write on SQLite, whose answer is known (about 1.5 ms of a 5 ms claim)."""
     token = f"{worker[:40]}:{uuid.uuid4().hex[:16]}"
-    if db.dialect == "sqlite":  # a writing session waits for the file's write turn: look first
+    if db.dialect == "sqlite" and look_first:  # a writing session waits for the file's write turn: look first
         with db.session(ALL_TENANTS, readonly=True) as session:
             if session.execute(select(InboxEvent.id).where(_due(now, platforms, _busy(session, now)))
                                .limit(1)).first() is None:
