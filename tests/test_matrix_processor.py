@@ -209,19 +209,18 @@ def test_a_syncs_events_and_the_token_after_them_commit_together(runtime: tuple[
     rt.pipeline = Pipeline(bot, threads=1)  # not started: the rows stay pending
     rows = [(f"matrix:$w{n}", "m.room.message", json.dumps({"room": ROOM, "event": text("hello", f"$w{n}")}), ROOM["id"])
             for n in (1, 2)]
-    real = rt.state.put_in
+    real = rt.state.put_all_in
 
-    def failing(session: Any, name: str, value: str) -> None:
-        if name == "sync_token":
-            raise RuntimeError("killed before the token")
-        real(session, name, value)
+    def failing(session: Any, values: dict[str, str]) -> None:
+        raise RuntimeError("killed before the token")
 
-    monkeypatch.setattr(rt.state, "put_in", failing)
+    monkeypatch.setattr(rt.state, "put_all_in", failing)
     with pytest.raises(RuntimeError):
         rt._write(rows, "s2")
     now = datetime.now(timezone.utc)
     assert inbox_store.stats(bot.services.db, now).pending == 0 and rt.state.get("sync_token") is None
-    monkeypatch.setattr(rt.state, "put_in", real)
+    monkeypatch.setattr(rt.state, "put_all_in", real)
     assert rt._write(rows, "s2") == [True, True]
     assert rt._write(rows, "s2") == [False, False]
     assert inbox_store.stats(bot.services.db, now).pending == 2 and rt.state.get("sync_token") == "s2"
+    assert rt._write([], "s3") == [] and rt.state.get("sync_token") == "s3"  # the token row updated in place

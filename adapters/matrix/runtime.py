@@ -650,8 +650,7 @@ class MatrixRuntime:
         with db.priority(), db.session(ALL_TENANTS) as s:  # priority: ahead of the workers' transactions
             written = [inbox_store.put_in(s, PLATFORM, key, kind, payload, now, tenant=self.tenant,
                                           order_key=f"{self.tenant}:{room}") for key, kind, payload, room in rows]
-            self.state.put_in(s, "sync_token", next_batch)
-            self.state.put_in(s, "synced_at", str(now_ms))
+            self.state.put_all_in(s, {"sync_token": next_batch, "synced_at": str(now_ms)})
         self._synced_at_ms = now_ms
         if any(written):
             self.pipeline.worker.wake()
@@ -660,8 +659,7 @@ class MatrixRuntime:
     def _store_token(self, next_batch: str) -> None:
         now_ms = int(time.time() * 1000)
         with self.services.db.session(ALL_TENANTS) as s:
-            self.state.put_in(s, "sync_token", next_batch)
-            self.state.put_in(s, "synced_at", str(now_ms))
+            self.state.put_all_in(s, {"sync_token": next_batch, "synced_at": str(now_ms)})
         self._synced_at_ms = now_ms
 
     def _room_snapshot(self, room: Any, event: Mapping[str, Any]) -> dict[str, Any]:
