@@ -126,7 +126,8 @@ class InboxWorker:
             self._idle.notify()
 
     def _rest(self) -> bool:
-        """Wait for a wake or `poll_seconds`; True when woken."""
+        """Wait for a wake or `poll_seconds`; True when woken (a delivery was just written: the
+        next claim need not look before it writes)."""
         with self._idle:
             if not self._wakes and not self._stop.is_set():
                 self._idle.wait(self.poll_seconds)
@@ -135,25 +136,27 @@ class InboxWorker:
                 return True
             return False
 
-    def _idle_until_due(self) -> None:
+    def _idle_until_due(self) -> bool:
         """Nothing was due: wait until a wake (a delivery this process wrote) or until the
         database has something due that no wake announces (another process's delivery, a retry
         whose backoff ended, a dead process's rows). Those are polled for by one thread of the
         process per `poll_seconds`, with a cheap read (`inbox_store.has_due`); the other idle
         threads only sleep. (Every thread claiming twice a second kept Python's lock 1.7 % of
-        an idle server's time, and an acknowledgement arriving then waited for it.)"""
+        an idle server's time, and an acknowledgement arriving then waited for it.) True when
+        woken."""
         while not self._stop.is_set():
             if self._rest():
-                return
+                return True
             if not self._poll_turn():
                 continue
             if self._unrecorded:
-                return
+                return False
             try:
                 if inbox_store.has_due(self.db, self.clock.now(), list(self.processors)):
-                    return
+                    return False
             except Exception:  # noqa: BLE001 - the claim says why (logged there), then backs off
-                return
+                return False
+        return False
 
     def _poll_turn(self) -> bool:
         """Whether this idle thread polls now: at most one poll per `poll_seconds` per process."""
@@ -183,10 +186,11 @@ class InboxWorker:
     # Work ---------------------------------------------------------------------------
     def _loop(self) -> None:
         limit = self.batch
+        woken = False  # after a wake or a full claim there is work: the claim does not look first
         while not self._stop.is_set():
             try:
                 self._record_failures()
-                done = self.run_once(limit)
+                done = self.run_once(limit, look_first=not woken)
             except Exception as exc:  # noqa: BLE001 - the database may be away: keep polling
                 if not is_transient(exc):
                     log.exception("inbox: claiming failed")
@@ -194,20 +198,21 @@ class InboxWorker:
                     log.warning("inbox: database unavailable while claiming: %s", str(exc).splitlines()[0][:200])
                 done = 0
                 self._stop.wait(min(5.0, self.poll_seconds * 8))
+            woken = done >= limit
             limit = min(self.deep_batch, limit * 2) if done >= limit else self.batch
             if done >= self.batch:  # a burst: another thread helps
                 self.wake()
             elif done == 0:
-                self._idle_until_due()
+                woken = self._idle_until_due()
 
-    def run_once(self, limit: int | None = None) -> int:
+    def run_once(self, limit: int | None = None, *, look_first: bool = True) -> int:
         """Claim one batch (of `limit` rows at most, `batch` by default) and process it; the
-        number of rows claimed."""
+        number of rows claimed. `look_first=False`: work is known to be there (store/inbox.py `claim`)."""
         with self._lock:
             self._inflight += 1
         try:
             rows = inbox_store.claim(self.db, self.name, limit or self.batch, self.clock.now(),
-                                     platforms=list(self.processors))
+                                     platforms=list(self.processors), look_first=look_first)
             with self._lock:
                 self._held.update((row.id, row) for row in rows)
             try:

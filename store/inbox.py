@@ -68,14 +68,21 @@ def put(db: Database, platform: str, dedupe_key: str, kind: str, payload: str, n
         tenant: str = "", order_key: str = "") -> bool:
     """Write one delivery (a short transaction of its own). False when the same delivery was
     already written: the caller acknowledges it again and does nothing more."""
+    with db.session(ALL_TENANTS) as session:
+        return put_in(session, platform, dedupe_key, kind, payload, now, tenant=tenant, order_key=order_key)
+
+
+def put_in(session: Session, platform: str, dedupe_key: str, kind: str, payload: str, now: datetime, *,
+           tenant: str = "", order_key: str = "") -> bool:
+    """`put` inside the caller's transaction (durable when it commits: the Matrix sync loop
+    writes a sync's events and the token after them in one commit). False for a duplicate."""
     values = {
         "platform": platform, "dedupe_key": dedupe_key[:300], "kind": kind[:40], "tenant": tenant[:120],
         "order_key": order_key[:300], "payload": payload, "state": "pending", "attempts": 0,
         "received_at": now, "next_attempt_at": now, "locked_by": "", "locked_until": None, "last_error": "",
         "done_at": None,
     }
-    with db.session(ALL_TENANTS) as session:
-        return insert_ignore(session, InboxEvent, values)
+    return insert_ignore(session, InboxEvent, values)
 
 
 _PUT_COLUMNS = ("platform", "dedupe_key", "kind", "tenant", "order_key", "payload", "state", "attempts", "received_at",
@@ -179,12 +186,14 @@ def has_due(db: Database, now: datetime, platforms: Sequence[str] | None = None)
 
 
 def claim(db: Database, worker: str, limit: int, now: datetime, lease: timedelta = LEASE, *,
-          platforms: Sequence[str] | None = None) -> list[Claimed]:
+          platforms: Sequence[str] | None = None, look_first: bool = True) -> list[Claimed]:
     """Lease up to `limit` due rows, oldest first, whole conversations at a time (see
     `_by_conversation`). Rows whose earlier attempts all died with their worker (kill -9
-    mid-work) are set aside once they reach MAX_ATTEMPTS. An idle inbox costs one indexed read."""
+    mid-work) are set aside once they reach MAX_ATTEMPTS. An idle inbox costs one indexed read.
+    `look_first=False` (a worker woken because a delivery was just written): no read-only look
+    before the write on SQLite, whose answer is known (about 1.5 ms of a 5 ms claim)."""
     token = f"{worker[:40]}:{uuid.uuid4().hex[:16]}"
-    if db.dialect == "sqlite":  # a writing session waits for the file's write turn: look first
+    if db.dialect == "sqlite" and look_first:  # a writing session waits for the file's write turn: look first
         with db.session(ALL_TENANTS, readonly=True) as session:
             if session.execute(select(InboxEvent.id).where(_due(now, platforms, _busy(session, now)))
                                .limit(1)).first() is None:

@@ -195,3 +195,32 @@ def test_an_event_undecryptable_on_arrival_is_handled_once_its_key_comes(runtime
     assert [r[0] for r in rows] == ["matrix:$enc"] and "$enc" not in rt._undecrypted
     payload = json.loads(rows[0][2])
     assert payload["event"]["content"]["body"] == "!causette help" and payload["room"]["kind"] == "public"
+
+
+def test_a_syncs_events_and_the_token_after_them_commit_together(runtime: tuple[MatrixRuntime, Recorder],
+                                                                 bot: Bot, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sync loop's write (runtime `_write`): the events to the inbox and the sync token in
+    one transaction. A failure before the commit leaves neither (the batch is replayed, from the
+    old token); the replay writes them once; a second replay writes nothing new."""
+    from adapters.server import Pipeline
+    from store import inbox as inbox_store
+
+    rt, _rec = runtime
+    rt.pipeline = Pipeline(bot, threads=1)  # not started: the rows stay pending
+    rows = [(f"matrix:$w{n}", "m.room.message", json.dumps({"room": ROOM, "event": text("hello", f"$w{n}")}), ROOM["id"])
+            for n in (1, 2)]
+    real = rt.state.put_all_in
+
+    def failing(session: Any, values: dict[str, str]) -> None:
+        raise RuntimeError("killed before the token")
+
+    monkeypatch.setattr(rt.state, "put_all_in", failing)
+    with pytest.raises(RuntimeError):
+        rt._write(rows, "s2")
+    now = datetime.now(timezone.utc)
+    assert inbox_store.stats(bot.services.db, now).pending == 0 and rt.state.get("sync_token") is None
+    monkeypatch.setattr(rt.state, "put_all_in", real)
+    assert rt._write(rows, "s2") == [True, True]
+    assert rt._write(rows, "s2") == [False, False]
+    assert inbox_store.stats(bot.services.db, now).pending == 2 and rt.state.get("sync_token") == "s2"
+    assert rt._write([], "s3") == [] and rt.state.get("sync_token") == "s3"  # the token row updated in place

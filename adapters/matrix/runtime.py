@@ -11,8 +11,9 @@ logs that it stays idle for Matrix, and retries), then the first sync:
 Then the loop: `sync` (long poll), the encryption chores (keys upload/query/claim, to-device
 messages), invites (joined when the inviter's server is allowed, refused otherwise), then
 every timeline event worth handling is written to the durable inbox (store/inbox.py, dedupe
-key = the event id), and only after those writes committed is the sync token stored
-(`matrix_state`). A kill between the two replays the batch: the inbox deduplicates it. A
+key = the event id) and the sync token after them (`matrix_state`) in ONE transaction: the
+token never commits without its events. A kill before that commit replays the batch: the inbox
+deduplicates it. A
 limited timeline (more events than a sync returns) is completed with `room_messages` back to
 the previous sync (`_gap`); a room just joined starts at the bot's own join (what was said
 before is history: the core's backfill imports it, nothing of it is answered).
@@ -55,6 +56,7 @@ from bot import outbox
 from bot.core import Bot
 from bot.types import ConversationRef, Effect, FetchHistory, IncomingMessage, MembersChanged, Outbound, Reply, UserRef
 from store.db import ALL_TENANTS
+from store import inbox as inbox_store
 from store.inbox import Claimed
 
 log = logging.getLogger("adapters.matrix")
@@ -557,7 +559,6 @@ class MatrixRuntime:
             for (key, _kind, _payload, _room), fresh in zip(rows, written):
                 if not fresh:
                     self._processed(key.removeprefix("matrix:"))
-            self.pipeline.worker.wake()
         else:
             await asyncio.to_thread(self._store_token, response.next_batch)
         for eid in skipped:
@@ -638,17 +639,27 @@ class MatrixRuntime:
         return list(reversed(found))
 
     def _write(self, rows: Sequence[tuple[str, str, str, str]], next_batch: str) -> list[bool]:
-        """Each event to the inbox (a duplicate writes nothing), THEN the token after them."""
-        written = [self.pipeline.put(PLATFORM, key, kind, payload, tenant=self.tenant, order_key=f"{self.tenant}:{room}",
-                                     wake=False) for key, kind, payload, room in rows]
-        self._store_token(next_batch)
+        """Each event to the inbox (a duplicate writes nothing) and the token after them, in ONE
+        transaction: the token never commits without its events (a kill before the commit
+        replays the batch; the inbox drops what an earlier attempt wrote), and one commit
+        instead of one per event plus one for the token. Then a worker is woken from this
+        thread, without a hop back to the event loop first."""
+        db = self.services.db
+        now = self.services.clock.now()
+        now_ms = int(time.time() * 1000)
+        with db.priority(), db.session(ALL_TENANTS) as s:  # priority: ahead of the workers' transactions
+            written = [inbox_store.put_in(s, PLATFORM, key, kind, payload, now, tenant=self.tenant,
+                                          order_key=f"{self.tenant}:{room}") for key, kind, payload, room in rows]
+            self.state.put_all_in(s, {"sync_token": next_batch, "synced_at": str(now_ms)})
+        self._synced_at_ms = now_ms
+        if any(written):
+            self.pipeline.worker.wake()
         return written
 
     def _store_token(self, next_batch: str) -> None:
         now_ms = int(time.time() * 1000)
         with self.services.db.session(ALL_TENANTS) as s:
-            self.state.put_in(s, "sync_token", next_batch)
-            self.state.put_in(s, "synced_at", str(now_ms))
+            self.state.put_all_in(s, {"sync_token": next_batch, "synced_at": str(now_ms)})
         self._synced_at_ms = now_ms
 
     def _room_snapshot(self, room: Any, event: Mapping[str, Any]) -> dict[str, Any]:
