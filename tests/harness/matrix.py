@@ -221,7 +221,7 @@ class MatrixHarness:
         # device, Synapse would answer the first sync from its 2-minute sync cache, keyed by
         # device, filter and `since`: the previous test's, whose token predates that test's
         # messages, and they would all be answered again: see the report on issue 19.)
-        device = world.bot_device()
+        self.device = device = world.bot_device()
         self.runner = BotRunner(bot, world, store, device=(device.access_token, device.device_id),
                                 loop=humans.loop).start()
         self.received: list[Received] = []  # every reply the people's clients received, in order
@@ -230,7 +230,10 @@ class MatrixHarness:
         self.reacted: set[tuple[str, str, str]] = set()  # (handle, card, keycap) reactions already put
 
     def close(self) -> None:
-        self.runner.stop()
+        try:
+            self.runner.stop()
+        finally:
+            self.world.sign_out(self.device)  # an uninstalled bot's device is signed out
 
     # Where a reply goes, and who can see it arrive --------------------------------------------
     def _destination(self, outbound: Outbound, step: Step) -> tuple[str, str] | None:
