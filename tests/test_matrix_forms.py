@@ -69,3 +69,21 @@ def test_a_session_survives_a_restart_as_json() -> None:
     again = forms.loads(forms.dumps(session))
     assert again == session and again is not None and again.field() == FORM.fields[1]
     assert forms.loads("not json") is None and forms.loads("[1]") is None
+
+
+def test_a_score_is_answered_as_it_reads_not_by_its_place_in_the_list(t: Any) -> None:
+    """An eNPS question's choices are 0 … 10: numbered, "9" would have meant the 9th choice (8)."""
+    score = FormField("q3", "Would you recommend us?", kind="select", options=tuple((str(v), str(v)) for v in range(11)))
+    scale = FormField("q1", "Satisfied?", kind="select", options=(("1", "1 – pas du tout"), ("2", "2"), ("3", "3 – tout à fait")))
+    form = Form(title="Pulse", submit_command="survey submit 1", fields=(score, scale))
+    session = forms.FormSession.start(form, "!dm:example.org", ORIGIN)
+    text, _ = forms.question(session, t)
+    assert "0 · 1 · 2" in text and "10" in text and "1. 0" not in text and "l'une de ces valeurs" in text
+    bad = forms.answer(session, "11")
+    assert bad.error is not None and bad.error[0] == "matrix.form_bad_value" and "0 · 1" in str(bad.error[1]["values"])
+    assert forms.answer(session, "9").error is None and session.values["q3"] == "9"
+    text, _ = forms.question(session, t)
+    assert "1. 1 – pas du tout" in text and "3. 3 – tout à fait" in text  # other selects stay numbered
+    assert forms.answer(session, "3").error is None and session.values["q1"] == "3"
+    again = forms.FormSession.start(form, "!dm:example.org", ORIGIN)
+    assert forms.answer(again, "0").error is None and again.values["q3"] == "0"

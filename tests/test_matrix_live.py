@@ -24,13 +24,13 @@ def test_homeserver_rate_limits_are_relaxed(matrix_homeserver: Homeserver) -> No
             hs.api("POST", f"/_matrix/client/v3/rooms/{rooms[0]}/invite", {"user_id": user.user_id}, token=owner.access_token)
         for user in users[1:]:
             hs.api("POST", f"/_matrix/client/v3/join/{rooms[0]}", {}, token=user.access_token)
-        for i in range(40):
+        for i in range(15):  # Synapse's default rc_message: a burst of 10, then one every 5 s
             hs.api("PUT", f"/_matrix/client/v3/rooms/{rooms[0]}/send/m.room.message/burst{i}",
                    {"msgtype": "m.text", "body": f"burst {i}"}, token=owner.access_token)
     except MatrixError as exc:
         raise AssertionError(f"the homeserver refused a burst: {exc}") from None
     messages = hs.api("GET", f"/_matrix/client/v3/rooms/{rooms[0]}/messages?dir=b&limit=100", token=owner.access_token)
-    assert sum(1 for e in messages["chunk"] if e["type"] == "m.room.message") == 40
+    assert sum(1 for e in messages["chunk"] if e["type"] == "m.room.message") == 15
 
 
 # The bot live ----------------------------------------------------------------------------------
@@ -69,11 +69,16 @@ def live(bot: Bot, clock: FixedClock, matrix_world: World, matrix_humans: Humans
     yield {"start": start, "device": device}
     for runner in runners:
         runner.stop()
+    matrix_world.sign_out(device)
 
 
 def _from_bot(world: World, room: str, since_ms: int) -> Any:
+    """What the bot said in `room` since `since_ms` (its messages, read or not: not its own
+    membership, a state event that is never encrypted; the room's own join falls in the
+    second of grace when the test is quick, and a plaintext join is no unreadable answer)."""
     bot_id = world.bot.user_id  # type: ignore[union-attr]
-    return lambda r: r.room_id == room and r.sender == bot_id and r.ts >= since_ms - 1000
+    return lambda r: r.room_id == room and r.sender == bot_id and r.ts >= since_ms - 1000 \
+        and r.type in ("m.room.message", "m.room.encrypted")
 
 
 def _keys(runner: BotRunner) -> list[str]:
@@ -113,6 +118,7 @@ def _restart(live: dict[str, Any], world: World, humans: Humans) -> tuple[Any, A
     first = live["start"]()
     first.settle()
     first.take()
+    identity = first.runtime.client.olm.account.identity_keys
     human = humans["sophie"]
     humans.run(human.sync(0))
     eid = humans.run(human.send(room, "!causette help"))
@@ -122,13 +128,16 @@ def _restart(live: dict[str, Any], world: World, humans: Humans) -> tuple[Any, A
     started = int(time.time() * 1000)
     while_down = [humans.run(human.send(room, text)) for text in ("!causette help", "!causette aide")]
     second = live["start"]()
+    client = second.runtime.client
+    assert (client.device_id, client.olm.account.identity_keys) == (live["device"].device_id, identity), \
+        "the restarted bot is not the same device with the same keys (its store was not reloaded)"
     for eid in while_down:
         second.wait_for(eid)
     assert _keys(second) == ["help.overview", "help.overview"]
     eid = humans.run(human.send(room, "!causette help"))  # and it goes on
     second.wait_for(eid)
     assert _keys(second) == ["help.overview"]
-    got = humans.run(human.wait_for(_from_bot(world, room, started), count=3))
+    humans.run(human.wait_for(_from_bot(world, room, started), count=3))
     humans.run(human.sync(0))
     return human, second, [r for r in human.received.values() if _from_bot(world, room, started)(r)]
 
@@ -140,20 +149,35 @@ def test_restart_in_the_middle(live: dict[str, Any], matrix_world: World, matrix
     assert len(answers) >= 3, f"an answer did not reach the room: {answers}"
 
 
-@pytest.mark.xfail(reason="open: after the bot's restart, some of its encrypted answers stay undecryptable for the person's "
-                          "client ('Missing session for device', 'undecryptable Megolm event from an unknown device'); "
-                          "the bot itself still reads the room and answers once (test_restart_in_the_middle)", strict=False)
 def test_restart_keeps_the_encrypted_room_readable(live: dict[str, Any], matrix_world: World,
                                                    matrix_humans: Humans) -> None:
+    """After a restart the bot is the same device with the same keys (its store reloaded); its
+    new outbound session is shared with the person's device before its first answer, and every
+    answer it posts is readable by the person's client (decrypted, as Element shows it)."""
     human, _bot, answers = _restart(live, matrix_world, matrix_humans)
     humans = matrix_humans
     ids = [r.event_id for r in answers]
-    for _ in range(20):  # the person's client may learn the bot's device (keys query) a few syncs later
-        humans.run(human.sync(1000))
+    for _ in range(10):  # a room key sent just before its message may come a sync later, as in Element
         if all(human.received[i].decrypted for i in ids):
             break
+        humans.run(human.sync(1000))
     answers = [human.received[i] for i in ids]
-    assert all(r.decrypted for r in answers), answers
+    unread = []
+    for r in answers:
+        if r.decrypted:
+            continue
+        raw = matrix_world.hs.api("GET", f"/_matrix/client/v3/rooms/{r.room_id}/event/{r.event_id}",
+                                  token=human.account.access_token)
+        why = ""
+        if r.event_id in human._undecrypted:
+            try:
+                human.client.decrypt_event(human._undecrypted[r.event_id])
+            except Exception as exc:  # noqa: BLE001 - said in the failure
+                why = repr(exc)
+        unread.append((r.event_id, r.type, raw.get("type"), raw.get("content", {}).get("session_id"),
+                       raw.get("content", {}).get("device_id"), why))
+    assert len(answers) >= 3 and not unread, \
+        f"the person's client cannot read {len(unread)} of {len(answers)} answers: {unread}"
 
 
 def test_bad_input_from_the_real_server(live: dict[str, Any], matrix_world: World, matrix_humans: Humans) -> None:

@@ -130,6 +130,25 @@ def test_a_form_is_answered_in_the_direct_chat_then_submitted_where_it_was_opene
     assert cards and cards[0].to.id == ROOM["id"]
 
 
+def test_a_number_in_reply_to_a_card_presses_it_even_with_a_form_in_progress(runtime: tuple[MatrixRuntime, Recorder]) -> None:
+    """A person opens a questionnaire, then presses the card's button again by replying to the
+    card with its number: that reply is a press (it names the card it answers), not the answer
+    to the form's first question; a bare number still answers the form."""
+    rt, rec = runtime
+    form = Form(title="Pulse", submit_command="idea submit", fields=(
+        FormField("q1", "How?", kind="select", options=(("1", "bad"), ("2", "good"))), FormField("title", "Title")))
+    rt.state.put("form:" + SOPHIE, forms.dumps(forms.FormSession.start(form, DM["id"], ConversationRef(
+        "matrix", "example.org", DM["id"], "dm"))))
+    rt.remember_card(DM["id"], "$card", ["help"])
+    rt.process_row(row(DM, text("1", "$p1", **{"m.relates_to": {"m.in_reply_to": {"event_id": "$card"}}})), lambda s: None)
+    assert keys(rec) == ["help.overview"]
+    session = forms.loads(rt.state.get("form:" + SOPHIE) or "")
+    assert session is not None and session.index == 0  # the form still waits for its first answer
+    rt.process_row(row(DM, text("2", "$p2")), lambda s: None)
+    session = forms.loads(rt.state.get("form:" + SOPHIE) or "")
+    assert session is not None and session.values == {"q1": "2"} and "question 2 of 2" in rec.posted[-1][1]["body"]
+
+
 def test_cancel_stops_a_form_and_a_command_in_the_dm_still_runs(runtime: tuple[MatrixRuntime, Recorder]) -> None:
     rt, rec = runtime
     form = Form(title="Suggest", submit_command="idea submit", fields=(FormField("title", "Title", required=True),))

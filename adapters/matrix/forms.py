@@ -76,8 +76,12 @@ def question(session: FormSession, t: Translate, prefix: str = "") -> tuple[str,
     lines = [t("matrix.form_question", n=session.index + 1, total=len(session.fields), label=f.label,
                title=session.title)]
     if f.kind == "select" and f.options:
-        lines += [f"{n}. {label}" for n, (_value, label) in enumerate(f.options, 1)]
-        lines.append(t("matrix.form_choose", last=len(f.options)))
+        if by_value(f):  # a score (0 … 10): numbering it would make "9" mean the 9th choice, i.e. 8
+            lines.append(" · ".join(label.strip() for _value, label in f.options))
+            lines.append(t("matrix.form_choose_value"))
+        else:
+            lines += [f"{n}. {label}" for n, (_value, label) in enumerate(f.options, 1)]
+            lines.append(t("matrix.form_choose", last=len(f.options)))
     elif f.kind == "checkbox":
         lines.append(t("matrix.form_yes_no"))
     if f.value:
@@ -123,6 +127,8 @@ def answer(session: FormSession, text: str, vocab: Vocabulary | None = None) -> 
     elif f.kind == "select":
         chosen = _choice(f, raw)
         if chosen is None:
+            if by_value(f):
+                return Step(error=("matrix.form_bad_value", {"values": " · ".join(label.strip() for _v, label in f.options)}))
             return Step(error=("matrix.form_bad_choice", {"last": len(f.options)}))
         value = chosen
     elif f.kind == "checkbox":
@@ -141,13 +147,24 @@ def answer(session: FormSession, text: str, vocab: Vocabulary | None = None) -> 
     return Step()
 
 
+def by_value(f: FormField) -> bool:
+    """A select whose every choice reads as a number (an eNPS score 0 … 10, a count): its
+    choices are shown and answered as they read, not numbered."""
+    return bool(f.options) and all(label.strip().isdigit() for _value, label in f.options)
+
+
 def _choice(f: FormField, raw: str) -> str | None:
+    """The value chosen by `raw`: its number in the list as shown (not for a select answered by
+    value, whose choices are numbers themselves), else a choice's label or value."""
     stripped = raw.strip().rstrip(".)")
-    if stripped.isdigit() and 1 <= int(stripped) <= len(f.options):
+    if not by_value(f) and stripped.isdigit() and 1 <= int(stripped) <= len(f.options):
         return f.options[int(stripped) - 1][0]
     key = norm_key(raw)
     for value, label in f.options:
-        if key in (norm_key(value), norm_key(label)):
+        if key == norm_key(label):
+            return value
+    for value, _label in f.options:
+        if key == norm_key(value):
             return value
     return None
 

@@ -987,14 +987,18 @@ class MatrixRuntime:
                 extra.append(lambda s: state.put_in(s, "reaction:" + eid, remembered))
         msg = events[0] if len(events) == 1 and isinstance(events[0], IncomingMessage) else None
         if msg is not None and msg.via not in ("button", "mention"):
-            if room.kind == "dm":
+            number = rd.number_of(msg.text)
+            # A number in reply to a card presses its button, even in the middle of a form (the
+            # reply says which message it answers); a bare number in the direct chat answers the
+            # form in progress, else presses the last card posted there.
+            pressed = state.get_json("card:" + parsed.reply_to) if number and parsed.reply_to else None
+            if room.kind == "dm" and not isinstance(pressed, list):
                 session = forms.loads(state.get("form:" + msg.sender.id) or "")
                 if session is not None and session.room_id == room.id:
                     self._form_answer(session, msg, finish)
                     return
-            number = rd.number_of(msg.text)
             card = parsed.reply_to or (state.get("lastcard:" + room.id) if room.kind == "dm" else None)
-            commands = state.get_json("card:" + card) if number and card else None
+            commands = pressed if isinstance(pressed, list) else state.get_json("card:" + card) if number and card else None
             if isinstance(commands, list) and number is not None and number <= len(commands):
                 events = [replace(msg, text=str(commands[number - 1]), addressed=True, via="button", bot_mention_at=None)]
         actor = msg.sender.id if msg is not None else None

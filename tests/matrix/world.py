@@ -130,6 +130,19 @@ class World:
         assert self.bot is not None
         return self.hs.login(self.bot.localpart, self.bot.password)
 
+    def sign_out(self, device: Account) -> None:
+        """Sign a device out, as an operator removes an old install's session: the homeserver
+        deletes the device and its keys, so nobody's client shares room keys with it any more
+        (each test's bot is a new device: kept, they would pile up and every encrypted message
+        would be shared with all of them)."""
+        from tests.matrix.homeserver import MatrixError
+
+        try:
+            self.hs.api("POST", "/_matrix/client/v3/logout", {}, token=device.access_token)
+        except MatrixError as exc:
+            if exc.status != 401:  # already signed out
+                raise
+
     def join(self, account: Account, room_id: str) -> None:
         self.hs.api("POST", f"/_matrix/client/v3/join/{room_id}", {}, token=account.access_token)
 
