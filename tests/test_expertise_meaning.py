@@ -311,3 +311,15 @@ def test_a_vector_search_finds_what_an_exact_scan_finds_as_the_vocabulary_grows(
         assert [key for key, _ in found] == best
         assert abs(found[0][1] - float(exact.max())) < 1e-3
         assert abs(index.similarity(query, best[0]) - float(exact.max())) < 1e-3
+
+
+def test_the_best_scores_are_those_a_full_partition_finds() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    for size in (300, 8191, 8192, 20000, 50000):
+        for scores in (rng.standard_normal(size), np.sort(rng.standard_normal(size)), -np.sort(rng.standard_normal(size))):
+            scores = scores.astype(np.float32)
+            found = meaning._best(scores, 256)
+            assert len(found) == 256
+            assert set(found.tolist()) == set(np.argpartition(scores, size - 256)[size - 256 :].tolist())
