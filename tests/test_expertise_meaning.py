@@ -261,3 +261,65 @@ def test_spelling_suggestions_are_computed_only_when_read(bot: Bot, team: dict[s
     assert isinstance(first, tuple) and result.suggest == first and result.suggestions is first
     found = find_experts(session_ctx("asker"), "project management")
     assert found.candidates and found.suggestions == ()
+
+
+def test_a_query_is_embedded_as_the_batch_path_embeds_it(monkeypatch) -> None:  # noqa: ANN001
+    import numpy as np
+
+    model = meaning.encoder()
+    if model is None:
+        pytest.skip("the model's package is not installed")
+    assert model._single is not None
+    single = meaning.QueryPath(model._backend)
+    monkeypatch.setattr(single, "TOKENS_KEPT", 12)  # pieces are dropped and computed again
+    texts = ["gestion de projet", "a", "kubernets", "human resource management", "ressources humaines ressources",
+             "sécurité sociale", "日本語", "x" * 200, "gestion de projet", "pythrn devops k8s"]
+    for text in texts:
+        prepared = meaning.prepare(text)
+        assert float(single.embed(prepared) @ model.encode([text])[0]) > 0.9999
+        assert len(single.kept) <= 12
+    broken = meaning.Encoder.__new__(meaning.Encoder)  # a package whose internals moved: the batch path
+    monkeypatch.setattr(meaning, "QueryPath", lambda backend: (_ for _ in ()).throw(AttributeError("w1")))
+    files = meaning.model_files()
+    assert files is not None
+    broken.__init__(*files)
+    assert broken._single is None
+    assert np.allclose(broken.query("gestion de projet"), model.query("gestion de projet"), atol=1e-5)
+
+
+def test_a_vector_search_finds_what_an_exact_scan_finds_as_the_vocabulary_grows() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    latent = rng.standard_normal((40, meaning.DIM))
+    def vectors(n: int) -> np.ndarray:
+        rows = rng.standard_normal((n, 40)) @ latent + 0.3 * rng.standard_normal((n, meaning.DIM))
+        return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+    index = meaning.TopicVectors("test")
+    added = vectors(200)
+    index.add([f"t{i}" for i in range(200)], added, ["topic"] * 200)
+    assert index.axes is None  # small: every vector is scored
+    for start in range(200, 3000, 700):  # the sketch's axes are computed past CANDIDATES, again when doubled
+        more = vectors(700)
+        index.add([f"t{i}" for i in range(start, start + 700)], more, ["topic"] * 700)
+        added = np.concatenate([added, more])
+    assert index.axes is not None and index.fitted >= 1500
+    for query in vectors(50):
+        exact = added @ query
+        best = [f"t{i}" for i in np.argsort(-exact)[:6]]
+        found = index.search(query, 6, -1.0)
+        assert [key for key, _ in found] == best
+        assert abs(found[0][1] - float(exact.max())) < 1e-3
+        assert abs(index.similarity(query, best[0]) - float(exact.max())) < 1e-3
+
+
+def test_the_best_scores_are_those_a_full_partition_finds() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    for size in (300, 8191, 8192, 20000, 50000):
+        for scores in (rng.standard_normal(size), np.sort(rng.standard_normal(size)), -np.sort(rng.standard_normal(size))):
+            scores = scores.astype(np.float32)
+            found = meaning._best(scores, 256)
+            assert len(found) == 256
+            assert set(found.tolist()) == set(np.argpartition(scores, size - 256)[size - 256 :].tolist())
