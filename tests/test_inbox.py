@@ -265,6 +265,44 @@ def test_concurrent_claims_never_take_two_rows_of_one_conversation(db: Database,
     assert len(keys) == len(set(keys)), held  # no conversation in two workers' hands
 
 
+def test_an_idle_server_polls_once_per_interval_and_still_finds_another_process_delivery(
+        db: Database, clock: FixedClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Idle threads sleep: one poll per interval for the whole process, by a read that claims
+    nothing; a delivery no wake announces (written by another process) is still taken then."""
+    claims: list[int] = []
+    peeks: list[bool] = []
+    real_claim, real_has_due = inbox_store.claim, inbox_store.has_due
+
+    def counted_claim(*args, **kwargs):  # type: ignore[no-untyped-def]
+        rows = real_claim(*args, **kwargs)
+        claims.append(len(rows))
+        return rows
+
+    def counted_peek(*args, **kwargs):  # type: ignore[no-untyped-def]
+        found = real_has_due(*args, **kwargs)
+        peeks.append(found)
+        return found
+
+    monkeypatch.setattr(inbox_store, "claim", counted_claim)
+    monkeypatch.setattr(inbox_store, "has_due", counted_peek)
+    done: list[str] = []
+    worker = InboxWorker(db, clock, {"test": lambda row, _finish: done.append(row.payload)}, threads=4,
+                         poll_seconds=0.2)
+    worker.start()
+    try:
+        time.sleep(1.1)
+        assert claims == [0, 0, 0, 0]  # each thread looked once on start, then only the polls
+        assert 3 <= len(peeks) <= 7 and not any(peeks)  # about 5 in 1.1 s, not 4 threads × 5
+        inbox_store.put(db, "test", "elsewhere", "event", "p-elsewhere", clock.now())  # no wake
+        deadline = time.monotonic() + 5
+        while not done and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert done == ["p-elsewhere"]
+        assert True in peeks
+    finally:
+        worker.stop()
+
+
 def test_a_wake_sets_off_one_idle_thread_and_a_full_claim_wakes_another(db: Database, clock: FixedClock,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """A delivery costs one claim, not one per thread (their racing claims queued on SQLite's
