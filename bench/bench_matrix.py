@@ -141,14 +141,9 @@ class Responder:
         await self.client.close()
 
     async def _chores(self) -> None:
-        client = self.client
-        if client.should_upload_keys:
-            await client.keys_upload()
-        if client.should_query_keys:
-            await client.keys_query()
-        if client.should_claim_keys:
-            await client.keys_claim(client.get_users_for_key_claiming())
-        await client.send_to_device_messages()
+        from adapters.matrix.runtime import exchange_keys
+
+        await exchange_keys(self.client)  # the bot's own chores, so both sides do the same work
 
     async def _loop(self) -> None:
         from nio import RoomMessageText, SyncResponse

@@ -168,11 +168,7 @@ def _due(now: datetime, platforms: Sequence[str] | None = None, busy: Sequence[s
 
 @cache
 def _due_peek(platforms: tuple[str, ...] | None) -> Any:
-    clause = and_(InboxEvent.state == "pending", InboxEvent.next_attempt_at <= bindparam("now"),
-                  or_(InboxEvent.locked_until.is_(None), InboxEvent.locked_until < bindparam("now")))
-    if platforms is not None:
-        clause = and_(clause, InboxEvent.platform.in_(platforms))
-    return select(InboxEvent.id).where(clause).limit(1)
+    return select(InboxEvent.id).where(_due(bindparam("now"), platforms)).limit(1)
 
 
 def has_due(db: Database, now: datetime, platforms: Sequence[str] | None = None) -> bool:

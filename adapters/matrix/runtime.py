@@ -492,13 +492,7 @@ class MatrixRuntime:
         if client.olm is None:
             return
         try:
-            if client.should_upload_keys:
-                await client.keys_upload()
-            if client.should_query_keys:
-                await client.keys_query()
-            if client.should_claim_keys:
-                await client.keys_claim(client.get_users_for_key_claiming())
-            await client.send_to_device_messages()
+            await exchange_keys(client)
         except Exception:  # noqa: BLE001 - retried after the next sync
             log.warning("matrix: encryption key exchange failed; retried after the next sync", exc_info=True)
 
@@ -1068,3 +1062,15 @@ class MatrixRuntime:
             self.state.put_in(s, name, forms.dumps(session))
             finish(s)
         self.call(lambda: self.sender.ask(person, session))
+
+
+async def exchange_keys(client: Any) -> None:
+    """One round of nio's end-to-end key chores after a sync: upload our one-time keys, query
+    and claim the devices we lack, send the to-device messages waiting (room keys among them)."""
+    if client.should_upload_keys:
+        await client.keys_upload()
+    if client.should_query_keys:
+        await client.keys_query()
+    if client.should_claim_keys:
+        await client.keys_claim(client.get_users_for_key_claiming())
+    await client.send_to_device_messages()
