@@ -40,6 +40,7 @@ KINDS: tuple[str, ...] = tuple(KIND_WEIGHT)  # the kinds counted apart; any othe
 OTHER = len(KINDS)  # the code of every kind without its own weight and count
 NO_CONVERSATION = 0
 MERGED_KEPT = 4   # merged audiences kept per topic (members of one channel share one)
+EAGER_ROWS = 64   # topics with at least this much evidence are aggregated at the build (see EvidenceBook.load)
 BUCKETS = tuple((upper * DAY, factor) for upper, factor in AGE_BUCKETS)
 INFINITY = float("inf")
 
@@ -278,14 +279,18 @@ class EvidenceBook:
 
     @classmethod
     def load(cls, session: Session, tenant: str, now: float | None = None) -> "EvidenceBook":
-        """Every piece of evidence of the workspace. With `now`, every topic is aggregated at
-        once, so no first lookup pays for it."""
+        """Every piece of evidence of the workspace. With `now`, every topic of at least
+        EAGER_ROWS rows is aggregated at once, so no first lookup pays for a popular topic; the
+        many small ones (most of a workspace's topics, half its rows) are aggregated when a
+        lookup first needs them, for a few microseconds each, instead of adding half a second
+        to every build of a large workspace."""
         book = cls()
         book.seq = evidence_log.current(session, tenant)
         book._load_rows(xstore.evidence_rows(session, tenant, book.seq))
         if now is not None:
             for topic in book.topics.values():
-                topic.aggregates(now, book.classes)
+                if len(topic.ids) >= EAGER_ROWS:
+                    topic.aggregates(now, book.classes)
         return book
 
     def _load_rows(self, rows: Iterable[xstore.EvidenceRow]) -> None:

@@ -210,9 +210,16 @@ class ExpertiseIndex:
             index._load_postings(skills[int(sorted_skills[start])],
                                  _q(people_by_time[start:end]), _d(times_by_time[start:end]),
                                  _q(people_by_id[start:end]), _d(times_by_id[start:end]))
-        for key, label in xstore.evidence_topics(session):
-            index.topic(key, label).has_evidence = True
         index.evidence = EvidenceBook.load(session, tenant, now)
+        unlabelled = []
+        for key in index.evidence.topics:
+            topic = index.topics.get(key)
+            if topic is None:
+                unlabelled.append(key)
+            else:
+                topic.has_evidence = True
+        for key, label in xstore.evidence_labels(session, unlabelled):
+            index.topic(key, label).has_evidence = True
         index.build_seconds = time.perf_counter() - started
         return index
 
