@@ -40,7 +40,7 @@ KINDS: tuple[str, ...] = tuple(KIND_WEIGHT)  # the kinds counted apart; any othe
 OTHER = len(KINDS)  # the code of every kind without its own weight and count
 NO_CONVERSATION = 0
 MERGED_KEPT = 4   # merged audiences kept per topic (members of one channel share one)
-EAGER_ROWS = 64   # topics with at least this much evidence are aggregated at the build (see EvidenceBook.load)
+EAGER_ROWS = 16   # topics with at least this much evidence are aggregated at the build (see EvidenceBook.load)
 BUCKETS = tuple((upper * DAY, factor) for upper, factor in AGE_BUCKETS)
 INFINITY = float("inf")
 
