@@ -323,3 +323,27 @@ def test_the_best_scores_are_those_a_full_partition_finds() -> None:
             found = meaning._best(scores, 256)
             assert len(found) == 256
             assert set(found.tolist()) == set(np.argpartition(scores, size - 256)[size - 256 :].tolist())
+
+
+def test_a_close_spelling_that_holds_the_people_wanted_answers_without_embedding_the_query(
+        bot: Bot, session_ctx, monkeypatch) -> None:  # noqa: ANN001
+    """A spelling match of at least STRONG_SPELLING (0.85) is trusted: when it holds the people a
+    lookup wants, the query is not embedded (most of a lookup's cost); when it does not, meaning
+    is asked too, and the mistyped words' vector cannot drop the match."""
+    model = meaning.encoder()
+    if model is None:
+        pytest.skip("the model's package is not installed")
+    make_person(bot, "asker")
+    for i in range(10):
+        make_person(bot, f"dw{i}", ("data warehouse design",), days_ago=3)
+    make_person(bot, "sc1", ("supply chain planning",), days_ago=3)
+    embedded: list[str] = []
+    query = model.query
+    monkeypatch.setattr(model, "query", lambda text: embedded.append(text) or query(text))
+    ctx = session_ctx("asker")
+    found = find_experts(ctx, "daat warehuose desgin")   # 0.86 by spelling, ten people
+    assert len(found.close) == 5 and {c.tier for c in found.close} == {"spelling"}
+    assert embedded == []
+    found = find_experts(ctx, "spuply cahin planing")    # 0.88 by spelling, one person
+    assert names(found.close) == ["sc1"] and found.close[0].tier == "spelling"
+    assert set(embedded) == {"spuply cahin planing"}  # asked twice, embedded once (cached)
