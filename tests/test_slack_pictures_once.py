@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Iterator
 
 import pytest
 
@@ -26,25 +25,14 @@ from bot.core import Bot
 from bot.types import ConversationRef, Outbound, Reply, UserRef
 from store import outbox as outbox_store
 from store.db import ALL_TENANTS
-from tests.conftest import spec_file
-from tests.harness.slack import TEAM, SlackServer, channel_id, seed_people, user_id
-from tests.test_picture_delivery import chart_command, chart_in, slash
+from tests.harness.slack import TEAM, SlackServer, channel_id, user_id
+from tests.test_picture_delivery import chart_in, slack, slash  # noqa: F401 - slack: the fixture
 
 GENERAL = channel_id("general")
 
 
 class Killed(BaseException):
     """The process died here (not an Exception: nothing on the way catches it)."""
-
-
-@pytest.fixture
-def slack(bot: Bot) -> Iterator[SlackServer]:
-    seed_people(bot)
-    chart_command(bot)
-    server = SlackServer(bot, spec_file("slack-web-openapi-v2.json"))
-    yield server
-    server.close()
-    assert server.mock.violations == [], "every Web API call must match Slack's spec"
 
 
 def retry_later(slack: SlackServer, bot: Bot, seconds: float = 600) -> None:
