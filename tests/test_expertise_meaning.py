@@ -347,3 +347,16 @@ def test_a_close_spelling_that_holds_the_people_wanted_answers_without_embedding
     found = find_experts(ctx, "spuply cahin planing")    # 0.88 by spelling, one person
     assert names(found.close) == ["sc1"] and found.close[0].tier == "spelling"
     assert set(embedded) == {"spuply cahin planing"}  # asked twice, embedded once (cached)
+
+
+def test_a_spelling_in_the_same_mould_with_other_words_must_mean_alike(bot: Bot, team: dict[str, int], session_ctx) -> None:  # noqa: ANN001
+    """"understand spoken Norwegian" is spelled close to "understand spoken Azerbaijani" (0.79),
+    but one of its words is another word, not a typo: the match must mean alike with a cosine of
+    UNLIKE_CONFIRM (these two: 0.60, enough for a mistyped match), so Lena is not named; her
+    skill is offered as a topic. A typo in every word still finds her."""
+    make_person(bot, "lena", ("understand spoken Azerbaijani",), days_ago=3)
+    ctx = session_ctx("asker")
+    result = find_experts(ctx, "understand spoken Norwegian")
+    assert "lena" not in names(result.candidates)
+    assert "understand spoken Azerbaijani" in result.suggestions
+    assert names(find_experts(ctx, "undrestand spokn Azerbaijany").candidates) == ["lena"]

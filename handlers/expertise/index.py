@@ -43,6 +43,8 @@ MAX_NGRAM = 4
 WORD_HITS = 5      # multi-word topics containing the query as a word ("kubernetes operators")
 WORD_MATCH = 0.8    # their match factor
 WIDEN_STEP = 0.08   # closest_forms widens its length window by this share of the query's length
+WORD_TYPO = 70.0    # a word of a spelling match and its counterpart: at least this fuzz.ratio (see words_align)
+MERGED_WORDS = 85.0  # ... unless the two, spaces left out, are at least this alike (a word split or merged)
 INSIDE_MATCH = 0.9  # a topic named inside a longer query (ranked after every real match)
 ABBREV_MATCH = 0.9  # an acronym and a topic whose initials fit
 MAX_EXPANSIONS = 5  # topics an acronym may stand for; more make a two-letter acronym ambiguous
@@ -83,6 +85,19 @@ def looks_like_acronym(label: str) -> bool:
     token = label.strip()
     return 2 <= len(token) <= 6 and token.isalpha() and token.isascii() and token.isupper() \
         and token.lower() not in AMBIGUOUS
+
+
+def words_align(mine: list[str], form: str) -> bool:
+    """Whether a spelling match is a mistyped version of the query's words rather than other
+    words in the same mould ("understand spoken Georgian" is no typo of "understand spoken
+    Azerbaijani", nor "assemble metal parts" of "assemble jewellery parts"): every word of
+    MIN_FUZZY_CHARS letters or more on each side (`mine`: the query's) has a counterpart on the
+    other at least WORD_TYPO alike. Short words (de, des, of, and) are left out."""
+    theirs = [w for w in form.split() if len(w) >= MIN_FUZZY_CHARS]
+    if not mine or not theirs:
+        return True
+    return (all(max(fuzz.ratio(w, t) for t in theirs) >= WORD_TYPO for w in mine)
+            and all(max(fuzz.ratio(t, w) for w in mine) >= WORD_TYPO for t in theirs))
 
 
 def sorted_form(text: str) -> str:
@@ -372,10 +387,13 @@ class ExpertiseIndex:
         return {k: 1.0 for k in seeds if k in self.topics}
 
     def close_matches(self, query: str, exact: dict[str, float], *, fuzzy_limit: int = 5,
-                      tiers: dict[str, tuple[str, str]] | None = None, weak: set[str] | None = None) -> dict[str, float]:
+                      tiers: dict[str, tuple[str, str]] | None = None, weak: set[str] | None = None,
+                      unlike: set[str] | None = None) -> dict[str, float]:
         """Topics close to the query (typos, a word of a longer topic, topics named inside it),
         with their similarity; never one of `exact`. `tiers` receives which tier found each,
-        `weak` the topics named inside the query only through an alias."""
+        `weak` the topics named inside the query only through an alias, `unlike` the spelling
+        matches whose words are others (`words_align`): a synonym or another thing in the same
+        mould, which only meaning can tell apart."""
         key = topic_key(query)
         form = sorted_form(query)
         close: dict[str, float] = {}
@@ -390,12 +408,18 @@ class ExpertiseIndex:
 
         if len(key) >= MIN_FUZZY_CHARS:
             choices, owners = self._fuzzy_choices()
+            several = len(form.split()) > 1
+            mine = [w for w in form.split() if len(w) >= MIN_FUZZY_CHARS]
             for score, i in self.closest_forms(form, fuzzy_limit):
+                # (an alias term is kept as one compact key: no words to compare)
+                other_words = several and " " in choices[i] and not words_align(mine, choices[i])
                 for k in owners[i]:
                     via = self.topics[k].label if k in self.topics else self.term_text.get(k, choices[i])
                     for syn in self.synonyms(k) | {k}:
                         if syn in self.topics and syn not in exact:
                             found(syn, score / 100.0, "spelling", via)
+                            if other_words and unlike is not None and fuzz.ratio(key, k) < MERGED_WORDS:
+                                unlike.add(syn)
         containing = [k for k in self.by_word.get(form, ()) if k not in exact]
         containing.sort(key=lambda k: (-len(self.topics[k].people), k))
         for k in containing[:WORD_HITS]:
