@@ -281,7 +281,7 @@ class EvidenceBook:
     def load(cls, session: Session, tenant: str, now: float | None = None) -> "EvidenceBook":
         """Every piece of evidence of the workspace. With `now`, every topic of at least
         EAGER_ROWS rows is aggregated at once, so no first lookup pays for a popular topic; the
-        many small ones (most of a workspace's topics, half its rows) are aggregated when a
+        many small ones (most of a workspace's topics and of its rows) are aggregated when a
         lookup first needs them, for a few microseconds each, instead of adding half a second
         to every build of a large workspace."""
         book = cls()

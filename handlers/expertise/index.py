@@ -226,7 +226,7 @@ class ExpertiseIndex:
                                  _q(people_by_time[start:end]), _d(times_by_time[start:end]),
                                  _q(people_by_id[start:end]), _d(times_by_id[start:end]))
         index.evidence = EvidenceBook.load(session, tenant, now)
-        unlabelled = []
+        unlabelled: list[str] = []
         for key in index.evidence.topics:
             topic = index.topics.get(key)
             if topic is None:

@@ -59,8 +59,8 @@ MAX_QUERY_CHARS = 200
 # match, for a label in the query's language and in the other one (tuned: bench/bench_quality.py)
 MEANING_FLOOR = 0.49
 CROSS_FLOOR = 0.46
-# When the model is there, a fuzzy match under 0.9, or a topic named inside the query only
-# through an alias of it, must also mean something alike (cosine at least this)
+# When the model is there, a fuzzy match under STRONG_SPELLING, or a topic named inside the
+# query only through an alias of it, must also mean something alike (cosine at least this)
 SPELLING_CONFIRM = 0.6
 UNLIKE_CONFIRM = 0.675  # ... for a spelling match whose words are others (index.words_align): see _close
 STRONG_SPELLING = 0.85  # see _close (0.95, then 0.9 until the bench of 2026-12-01; 0.85: a quarter of 0.9's embeddings, typo recall 0.98 -> 1.00)
