@@ -398,6 +398,7 @@ class ExpertiseIndex:
         form = sorted_form(query)
         close: dict[str, float] = {}
         tiers = {} if tiers is None else tiers
+        unlike = set() if unlike is None else unlike
         if not key:
             return close
 
@@ -415,10 +416,11 @@ class ExpertiseIndex:
                 other_words = several and " " in choices[i] and not words_align(mine, choices[i])
                 for k in owners[i]:
                     via = self.topics[k].label if k in self.topics else self.term_text.get(k, choices[i])
+                    other = other_words and fuzz.ratio(key, k) < MERGED_WORDS
                     for syn in self.synonyms(k) | {k}:
                         if syn in self.topics and syn not in exact:
                             found(syn, score / 100.0, "spelling", via)
-                            if other_words and unlike is not None and fuzz.ratio(key, k) < MERGED_WORDS:
+                            if other:
                                 unlike.add(syn)
         containing = [k for k in self.by_word.get(form, ()) if k not in exact]
         containing.sort(key=lambda k: (-len(self.topics[k].people), k))
