@@ -305,14 +305,9 @@ class Human:
         return done
 
     async def _keys(self) -> None:
-        client = self.client
-        await client.send_to_device_messages()
-        if client.should_upload_keys:
-            await client.keys_upload()
-        if client.should_query_keys:
-            await client.keys_query()
-        if client.should_claim_keys:
-            await client.keys_claim(client.get_users_for_key_claiming())
+        from adapters.matrix.runtime import exchange_keys
+
+        await exchange_keys(self.client)  # a person's client has the same key chores as the bot
 
     async def wait_for(self, match: Callable[[Received], bool], count: int = 1, timeout: float = 20.0,
                        since: int = 0) -> list[Received]:
